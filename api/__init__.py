@@ -1,0 +1,1 @@
+"""HTTP API, CLI and web pages. Nothing imports this package."""

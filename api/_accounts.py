@@ -1,0 +1,432 @@
+"""Accounts, roles, bearer tokens, passwords and console sessions (library functions; no HTTP here).
+
+Secrets are never stored: a bearer token is kept as its SHA-256, a password as an argon2id hash, a session
+cookie as its SHA-256. Every credential check takes the account's current state (disabled accounts fail
+even with a valid token).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from api._errors import Unauthenticated
+from api._storage import AccountRow, SessionRow, TokenRow
+from core.errors import BadInput, Conflict, NotFound, PermissionDenied
+
+
+class Role(StrEnum):
+    COUNTY_ADMIN = "COUNTY_ADMIN"  # county approval bureau: seals, catalogs, accounts
+    DEPARTMENT_OFFICER = "DEPARTMENT_OFFICER"  # county department: agreements, monthly reports, attestation
+    TOWNSHIP_CLERK = "TOWNSHIP_CLERK"  # window clerk, the seal user
+    TOWNSHIP_PRINCIPAL = "TOWNSHIP_PRINCIPAL"  # approver (批准人 / 首席代表)
+    SEAL_CUSTODIAN = "SEAL_CUSTODIAN"  # keeps the seal
+    AUDITOR = "AUDITOR"  # discipline inspector / auditor: reads the ledger
+
+
+class OrgKind(StrEnum):
+    COUNTY = "county"
+    DEPARTMENT = "department"
+    TOWNSHIP = "township"
+
+
+ROLE_ORG_KIND: dict[Role, OrgKind] = {
+    Role.COUNTY_ADMIN: OrgKind.COUNTY,
+    Role.AUDITOR: OrgKind.COUNTY,
+    Role.DEPARTMENT_OFFICER: OrgKind.DEPARTMENT,
+    Role.TOWNSHIP_CLERK: OrgKind.TOWNSHIP,
+    Role.TOWNSHIP_PRINCIPAL: OrgKind.TOWNSHIP,
+    Role.SEAL_CUSTODIAN: OrgKind.TOWNSHIP,
+}
+# Window staff work at one service centre; the policy engine checks it against the seal's centre.
+WINDOW_ROLES = frozenset({Role.TOWNSHIP_CLERK, Role.TOWNSHIP_PRINCIPAL})
+
+TOKEN_PREFIX = "yz_"  # noqa: S105 - a prefix, not a secret
+DEFAULT_TOKEN_TTL = timedelta(days=90)
+MAX_TOKEN_TTL = timedelta(days=366)
+SESSION_TTL = timedelta(hours=8)
+# last_used_at is written at most this often per token, so reads do not turn into writes.
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+MIN_PASSWORD_LEN = 12
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
+_CODE = re.compile(r"^[^\s/\\]{1,64}$")  # codes may be Chinese names (县行政审批局)
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: str
+    username: str
+    display_name: str
+    role: Role
+    org_code: str
+    service_centre: str | None
+    disabled: bool
+    has_password: bool
+    created_at: datetime
+    created_by: str
+
+    @classmethod
+    def from_row(cls, row: AccountRow) -> Account:
+        return cls(
+            account_id=row.account_id,
+            username=row.username,
+            display_name=row.display_name,
+            role=Role(row.role),
+            org_code=row.org_code,
+            service_centre=row.service_centre,
+            disabled=row.disabled,
+            has_password=row.password_hash is not None,
+            created_at=aware(row.created_at),
+            created_by=row.created_by,
+        )
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    token_id: str
+    account_id: str
+    name: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: TokenRow) -> ApiToken:
+        return cls(
+            token_id=row.token_id,
+            account_id=row.account_id,
+            name=row.name,
+            created_at=aware(row.created_at),
+            expires_at=aware(row.expires_at),
+            revoked_at=aware(row.revoked_at) if row.revoked_at else None,
+            last_used_at=aware(row.last_used_at) if row.last_used_at else None,
+        )
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new token: ``secret`` is shown once and never stored."""
+
+    token: ApiToken
+    secret: str
+
+
+@dataclass(frozen=True)
+class ConsoleSession:
+    account: Account
+    csrf_token: str
+    expires_at: datetime
+
+
+def aware(dt: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything here is UTC."""
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def sha256_hex(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+# --- accounts -----------------------------------------------------------------------------------------------
+
+
+def create_account(
+    session: Session,
+    *,
+    username: str,
+    display_name: str,
+    role: Role | str,
+    org_code: str,
+    service_centre: str | None = None,
+    password: str | None = None,
+    created_by: str,
+    now: datetime | None = None,
+) -> Account:
+    now = now or utcnow()
+    try:
+        role = Role(role)
+    except ValueError:
+        raise BadInput(
+            "ROLE_UNKNOWN",
+            f"unknown role {role!r}",
+            f"未知角色 {role!r}",
+            details={"roles": [r.value for r in Role]},
+        ) from None
+    if not _USERNAME.match(username):
+        raise BadInput(
+            "USERNAME_INVALID",
+            "username: 3-64 characters, lower-case letters, digits, '.', '_' or '-'",
+            "用户名须为 3–64 位小写字母、数字、'.'、'_' 或 '-'",
+        )
+    if not _CODE.match(org_code):
+        raise BadInput("ORG_CODE_INVALID", "organisation code is malformed", "机构代码格式错误")
+    if service_centre is not None and not _CODE.match(service_centre):
+        raise BadInput("SERVICE_CENTRE_INVALID", "service centre code is malformed", "服务中心代码格式错误")
+    if role in WINDOW_ROLES and not service_centre:
+        raise BadInput(
+            "SERVICE_CENTRE_REQUIRED",
+            f"a {role.value} account must be bound to a service centre",
+            "窗口人员账号须绑定便民服务中心",
+        )
+    if not display_name.strip() or len(display_name) > 128:
+        raise BadInput("DISPLAY_NAME_INVALID", "display name is empty or too long", "姓名为空或过长")
+    if session.scalar(select(AccountRow.account_id).where(AccountRow.username == username)):
+        raise Conflict("USERNAME_TAKEN", f"username {username} is taken", f"用户名 {username} 已存在")
+    row = AccountRow(
+        account_id=str(uuid.uuid4()),
+        username=username,
+        display_name=display_name.strip(),
+        role=role.value,
+        org_code=org_code,
+        service_centre=service_centre,
+        password_hash=_hash_password(password) if password is not None else None,
+        disabled=False,
+        created_at=now,
+        created_by=created_by,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return Account.from_row(row)
+
+
+def _row(session: Session, account_id: str) -> AccountRow:
+    row = session.get(AccountRow, account_id)
+    if row is None:
+        raise NotFound("ACCOUNT_NOT_FOUND", "no such account", "账号不存在")
+    return row
+
+
+def get_account(session: Session, account_id: str) -> Account:
+    return Account.from_row(_row(session, account_id))
+
+
+def get_account_by_username(session: Session, username: str) -> Account:
+    row = session.scalar(select(AccountRow).where(AccountRow.username == username))
+    if row is None:
+        raise NotFound("ACCOUNT_NOT_FOUND", "no such account", "账号不存在")
+    return Account.from_row(row)
+
+
+def list_accounts(
+    session: Session, *, org_code: str | None = None, role: Role | None = None
+) -> list[Account]:
+    stmt = select(AccountRow).order_by(AccountRow.username)
+    if org_code is not None:
+        stmt = stmt.where(AccountRow.org_code == org_code)
+    if role is not None:
+        stmt = stmt.where(AccountRow.role == role.value)
+    return [Account.from_row(r) for r in session.scalars(stmt)]
+
+
+def set_disabled(
+    session: Session, account_id: str, disabled: bool, *, now: datetime | None = None
+) -> Account:
+    """Disable (or re-enable) an account; disabling also ends its console sessions."""
+    now = now or utcnow()
+    row = _row(session, account_id)
+    row.disabled = disabled
+    row.updated_at = now
+    if disabled:
+        session.execute(
+            update(SessionRow)
+            .where(SessionRow.account_id == account_id, SessionRow.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    session.flush()
+    return Account.from_row(row)
+
+
+def _hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LEN:
+        raise BadInput(
+            "PASSWORD_TOO_SHORT",
+            f"a password needs at least {MIN_PASSWORD_LEN} characters",
+            f"密码至少 {MIN_PASSWORD_LEN} 位",
+        )
+    if len(password) > 1024:
+        raise BadInput("PASSWORD_TOO_LONG", "password too long", "密码过长")
+    return _hasher.hash(password)
+
+
+def set_password(session: Session, account_id: str, password: str, *, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    row = _row(session, account_id)
+    row.password_hash = _hash_password(password)
+    row.updated_at = now
+    # A new password ends every console session that the old one opened.
+    session.execute(
+        update(SessionRow)
+        .where(SessionRow.account_id == account_id, SessionRow.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    session.flush()
+
+
+# A dummy hash so an unknown username costs the same argon2 work as a wrong password (no user probing).
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def check_password(session: Session, username: str, password: str) -> Account:
+    """The account for a username and password; one error for every failure (no account probing)."""
+    row = session.scalar(select(AccountRow).where(AccountRow.username == username))
+    stored = row.password_hash if row is not None and row.password_hash else _DUMMY_HASH
+    try:
+        _hasher.verify(stored, password)
+        ok = row is not None and row.password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        ok = False
+    if not ok or row is None:
+        raise Unauthenticated("LOGIN_FAILED", "wrong username or password", "用户名或密码错误")
+    if row.disabled:
+        raise PermissionDenied("ACCOUNT_DISABLED", "this account is disabled", "该账号已停用")
+    if _hasher.check_needs_rehash(row.password_hash or ""):
+        row.password_hash = _hasher.hash(password)
+    return Account.from_row(row)
+
+
+# --- bearer tokens ------------------------------------------------------------------------------------------
+
+
+def issue_token(
+    session: Session,
+    account_id: str,
+    *,
+    name: str,
+    ttl: timedelta = DEFAULT_TOKEN_TTL,
+    now: datetime | None = None,
+) -> IssuedToken:
+    now = now or utcnow()
+    if ttl <= timedelta(0) or ttl > MAX_TOKEN_TTL:
+        raise BadInput(
+            "TOKEN_TTL_INVALID",
+            f"token lifetime must be between 1 second and {MAX_TOKEN_TTL.days} days",
+            f"令牌有效期须在 1 秒至 {MAX_TOKEN_TTL.days} 天之间",
+        )
+    if not name.strip() or len(name) > 128:
+        raise BadInput("TOKEN_NAME_INVALID", "token name is empty or too long", "令牌名称为空或过长")
+    account = _row(session, account_id)
+    if account.disabled:
+        raise PermissionDenied("ACCOUNT_DISABLED", "this account is disabled", "该账号已停用")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = TokenRow(
+        token_id=str(uuid.uuid4()),
+        account_id=account_id,
+        token_sha256=sha256_hex(secret),
+        name=name.strip(),
+        created_at=now,
+        expires_at=now + ttl,
+        revoked_at=None,
+        last_used_at=None,
+    )
+    session.add(row)
+    session.flush()
+    return IssuedToken(ApiToken.from_row(row), secret)
+
+
+def list_tokens(session: Session, account_id: str) -> list[ApiToken]:
+    rows = session.scalars(
+        select(TokenRow).where(TokenRow.account_id == account_id).order_by(TokenRow.created_at)
+    )
+    return [ApiToken.from_row(r) for r in rows]
+
+
+def get_token(session: Session, token_id: str) -> ApiToken:
+    row = session.get(TokenRow, token_id)
+    if row is None:
+        raise NotFound("TOKEN_NOT_FOUND", "no such token", "令牌不存在")
+    return ApiToken.from_row(row)
+
+
+def revoke_token(session: Session, token_id: str, *, now: datetime | None = None) -> ApiToken:
+    row = session.get(TokenRow, token_id)
+    if row is None:
+        raise NotFound("TOKEN_NOT_FOUND", "no such token", "令牌不存在")
+    if row.revoked_at is None:
+        row.revoked_at = now or utcnow()
+        session.flush()
+    return ApiToken.from_row(row)
+
+
+def authenticate_token(session: Session, secret: str, *, now: datetime | None = None) -> Account:
+    """The account behind a bearer token; ``401`` for unknown, expired or revoked, ``403`` if disabled."""
+    now = now or utcnow()
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        raise Unauthenticated("TOKEN_INVALID", "unknown API token", "无效的访问令牌")
+    row = session.scalar(select(TokenRow).where(TokenRow.token_sha256 == sha256_hex(secret)))
+    if row is None:
+        raise Unauthenticated("TOKEN_INVALID", "unknown API token", "无效的访问令牌")
+    if row.revoked_at is not None:
+        raise Unauthenticated("TOKEN_REVOKED", "this API token was revoked", "访问令牌已吊销")
+    if aware(row.expires_at) <= now:
+        raise Unauthenticated("TOKEN_EXPIRED", "this API token has expired", "访问令牌已过期")
+    account = _row(session, row.account_id)
+    if account.disabled:
+        raise PermissionDenied("ACCOUNT_DISABLED", "this account is disabled", "该账号已停用")
+    if row.last_used_at is None or aware(row.last_used_at) + LAST_USED_GRANULARITY <= now:
+        row.last_used_at = now
+    return Account.from_row(account)
+
+
+# --- console sessions ---------------------------------------------------------------------------------------
+
+
+def open_session(session: Session, account: Account, *, now: datetime | None = None) -> tuple[str, str]:
+    """A new console session: returns (cookie secret, CSRF token). Only the cookie's hash is stored."""
+    now = now or utcnow()
+    cookie = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    session.add(
+        SessionRow(
+            session_sha256=sha256_hex(cookie),
+            account_id=account.account_id,
+            csrf_token=csrf,
+            created_at=now,
+            expires_at=now + SESSION_TTL,
+            revoked_at=None,
+        )
+    )
+    session.flush()
+    return cookie, csrf
+
+
+def resolve_session(session: Session, cookie: str, *, now: datetime | None = None) -> ConsoleSession:
+    now = now or utcnow()
+    if len(cookie) > 200:
+        raise Unauthenticated("SESSION_INVALID", "no valid console session", "登录已失效，请重新登录")
+    row = session.get(SessionRow, sha256_hex(cookie))
+    if row is None or row.revoked_at is not None or aware(row.expires_at) <= now:
+        raise Unauthenticated("SESSION_INVALID", "no valid console session", "登录已失效，请重新登录")
+    account = _row(session, row.account_id)
+    if account.disabled:
+        raise PermissionDenied("ACCOUNT_DISABLED", "this account is disabled", "该账号已停用")
+    return ConsoleSession(Account.from_row(account), row.csrf_token, aware(row.expires_at))
+
+
+def close_session(session: Session, cookie: str, *, now: datetime | None = None) -> None:
+    row = session.get(SessionRow, sha256_hex(cookie))
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = now or utcnow()
+        session.flush()
+
+
+def csrf_matches(expected: str, presented: str | None) -> bool:
+    return presented is not None and hmac.compare_digest(expected.encode(), presented.encode())

@@ -1,0 +1,94 @@
+"""Forwarding seal lifecycle and policy changes into the ledger (a transactional outbox).
+
+The keystore records every seal transition in its append-only ``ks_seal_events`` table, and the policy store
+every change as an append-only revision, each in the same transaction as the change itself. This module
+copies them into the ledger with idempotency keys derived from their ids (``seal-event:<id>``,
+``policy-rev:<n>``), so forwarding can run any number of times, from any worker, after any crash: an event
+is never lost (it is durable with the change) and never logged twice (the ledger dedupes the key).
+It runs after each lifecycle/policy command, and before every checkpoint so a checkpoint covers them.
+Catalog and organisation revisions are versioned in the policy store but not forwarded (the ledger's entry
+kinds cover powers and agreements, which is what a township may stamp).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from core.db import transaction
+
+_lock = threading.Lock()
+_AGREEMENT_ACTIONS = (
+    "create_agreement",
+    "amend_agreement",
+    "suspend_agreement",
+    "resume_agreement",
+    "revoke_agreement",
+)
+_POWERS_ACTIONS = ("grant_powers", "revoke_powers")
+
+
+def _subject(note: str) -> str:
+    return note.split(":", 1)[0].strip()
+
+
+def pending_entries(registry: Any | None, policy_store: Any | None) -> list[tuple[Any, str]]:
+    """Every event and revision as (EntryFields, idempotency key), oldest first."""
+    from ledger import EntryFields, EntryKind
+
+    items: list[tuple[Any, str]] = []
+    if registry is not None:
+        for e in registry.lifecycle_events():
+            body = {
+                "seal_id": e.seal_id,
+                "event": str(e.event.value if hasattr(e.event, "value") else e.event),
+                "actor": e.actor,
+                "reason": e.reason or "-",
+                "approver": e.approver or "-",
+                "requested_by": e.requested_by or "-",
+                "cert_serial": e.cert_serial,
+            }
+            if e.previous_cert_serial is not None:
+                body["previous_cert_serial"] = str(e.previous_cert_serial)
+            if e.status is not None:
+                body["status"] = str(e.status.value if hasattr(e.status, "value") else e.status)
+            items.append(
+                (EntryFields(kind=EntryKind.SEAL_LIFECYCLE, at=e.at, body=body), f"seal-event:{e.event_id}")
+            )
+    if policy_store is not None:
+        for r in sorted(policy_store.revisions(limit=1_000_000), key=lambda r: r.revision):
+            if r.action in _AGREEMENT_ACTIONS:
+                body = {
+                    "agreement_id": _subject(r.note),
+                    "change": r.action,
+                    "actor": r.actor,
+                    "revision": r.revision,
+                    "note": r.note,
+                }
+                kind = EntryKind.AGREEMENT_CHANGED
+            elif r.action in _POWERS_ACTIONS:
+                body = {
+                    "township_code": _subject(r.note),
+                    "change": r.action,
+                    "actor": r.actor,
+                    "revision": r.revision,
+                    "note": r.note,
+                }
+                kind = EntryKind.POWERS_CHANGED
+            else:
+                continue
+            items.append((EntryFields(kind=kind, at=r.created_at, body=body), f"policy-rev:{r.revision}"))
+    return items
+
+
+def forward_events(engine: Any, ledger: Any, registry: Any | None, policy_store: Any | None) -> int:
+    """Append what is not in the ledger yet; returns how many entries were new."""
+    items = pending_entries(registry, policy_store)
+    if not items:
+        return 0
+    with _lock, transaction(engine) as session:
+        before = ledger.size() if hasattr(ledger, "size") else None
+        entries = ledger.append_many(session, items)
+    if before is None:
+        return len(entries)
+    return sum(1 for e in entries if e.index >= before)

@@ -1,0 +1,118 @@
+"""Request body limits, enforced before a body is read whole.
+
+A declared ``Content-Length`` over the limit is refused before a byte of the body is read; a streamed body
+(chunked, or lying about its length) is counted as it arrives and reading stops at the first chunk past the
+limit. The client gets ``413 PAYLOAD_TOO_LARGE`` in the service's usual JSON shape.
+
+The limit is chosen by path prefix: upload routes (PDFs, catalogs) get the settings' PDF limit, everything
+else a small default. It sits inside the observability layer, so a 413 is logged and counted like any
+other answer.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _body_413(request_id: str | None, limit: int) -> bytes:
+    return json.dumps(
+        {
+            "code": "PAYLOAD_TOO_LARGE",
+            "family": "payload_too_large",
+            "message": f"请求内容超过 {limit} 字节上限 / request body over the {limit} byte limit",
+            "message_en": f"request body over the {limit} byte limit",
+            "message_zh": f"请求内容超过 {limit} 字节上限",
+            "details": {"limit_bytes": limit},
+            "request_id": request_id,
+        },
+        ensure_ascii=False,
+    ).encode()
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, *, default: int, by_prefix: dict[str, int]) -> None:
+        self.app = app
+        self.default = default
+        # Longest prefix first, so "/v1/signing-requests/batch" can differ from "/v1/signing-requests".
+        self.by_prefix = sorted(by_prefix.items(), key=lambda kv: -len(kv[0]))
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.by_prefix:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return limit
+        return self.default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope.get("path", ""))
+        request_id = scope.get("state", {}).get("request_id")
+        declared: int | None = None
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = None
+                break
+        if declared is not None and declared > limit:
+            await self._refuse(send, request_id, limit)
+            return
+
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                if received > limit:
+                    # The framework turned our signal into its own error answer (FastAPI: 400 "error
+                    # parsing the body"); drop it and answer 413 instead.
+                    raise _TooLarge
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if started:
+                raise
+            await self._refuse(send, request_id, limit)
+        except BaseException as exc:
+            # Frameworks wrap errors raised while parsing a body (ExceptionGroup, "error parsing the body").
+            if received > limit and not started:
+                await self._refuse(send, request_id, limit)
+                return
+            raise exc
+
+    @staticmethod
+    async def _refuse(send: Send, request_id: str | None, limit: int) -> None:
+        body = _body_413(request_id, limit)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

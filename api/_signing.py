@@ -1,0 +1,690 @@
+"""The signing workflow: submit → policy pre-check → principal's approval → seal → download + receipt.
+
+Library functions over the api tables; HTTP lives in ``api.routes._signing``. The decision itself is the
+policies area's (``PolicyStore.decide_now``); sealing is the signer area's ``apply_seal`` — this module only
+sequences them, records the request, and logs refusals and status changes in the ledger.
+
+Order of work, so nothing nests a transaction (SQLite writers serialise at BEGIN):
+  1. read: seal (keystore), decision (policies) — each in its own read transaction;
+  2. write: one transaction with the request row, its document and any ledger entry;
+  3. seal (signer) — it commits the sealed document's ledger entry in its own transaction;
+  4. write: the result on the request row and an outbox event for the supervisor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api._accounts import Account, Role, aware, get_account
+from api._authz import Principal
+from api._services import Services
+from api._storage import DocumentRow, OutboxRow, SigningRequestRow
+from core.db import transaction
+from core.errors import BadInput, Conflict, NotFound, PermissionDenied, PolicyDenied, SealServiceError
+
+
+class Status:
+    PENDING_APPROVAL = "PENDING_APPROVAL"  # waiting in the principal's queue
+    APPROVED = "APPROVED"  # allowed (and approved where needed); not sealed yet
+    SEALED = "SEALED"
+    DENIED = "DENIED"  # the policy refused it
+    REJECTED = "REJECTED"  # the principal refused it
+    FAILED = "FAILED"  # sealing failed for good (see error_code)
+
+
+DECISION_STATUSES = ("CHANGED", "WITHDRAWN", "REVOKED", "CANCELLED")  # 变更、撤回、撤销、注销
+# Reasons that only say "a principal must approve": the request goes to the queue instead of being refused.
+APPROVAL_ONLY = frozenset({"APPROVAL_MISSING"})
+# Reasons about the approver alone: the approval is refused, the request stays in the queue.
+APPROVER_REASONS = frozenset({"SELF_APPROVAL", "APPROVER_NOT_PRINCIPAL"})
+
+_POLICY_ROLE = {
+    Role.TOWNSHIP_CLERK: "CLERK",
+    Role.SEAL_CUSTODIAN: "CUSTODIAN",
+    Role.TOWNSHIP_PRINCIPAL: "PRINCIPAL",
+    Role.COUNTY_ADMIN: "BUREAU_ADMIN",
+    Role.DEPARTMENT_OFFICER: "DEPARTMENT",
+    Role.AUDITOR: "AUDITOR",
+}
+
+
+@dataclass(frozen=True)
+class Submission:
+    seal_id: str
+    matter_code: str
+    stage: str
+    document_kind: str
+    reason: str
+    idempotency_key: str
+    applicant: str | None = None
+    template: str | None = None
+    template_data: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SigningRequestView:
+    request_id: str
+    status: str
+    seal_id: str
+    township_code: str
+    department_code: str | None
+    matter_code: str
+    stage: str
+    document_kind: str
+    reason: str
+    source: str
+    requires_approval: bool
+    reasons: list[dict[str, str]] = field(default_factory=list)
+    submitted_by: str = ""
+    approver_id: str | None = None
+    decided_at: datetime | None = None
+    decision_comment: str | None = None
+    document_number: str | None = None
+    ledger_index: int | None = None
+    sealed_sha256: str | None = None
+    decision_status: str = "VALID"
+    error_code: str | None = None
+    created_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: SigningRequestRow) -> SigningRequestView:
+        return cls(
+            request_id=row.request_id,
+            status=row.status,
+            seal_id=row.seal_id,
+            township_code=row.township_code,
+            department_code=row.department_code,
+            matter_code=row.matter_code,
+            stage=row.stage,
+            document_kind=row.document_kind,
+            reason=row.reason,
+            source=row.source,
+            requires_approval=row.requires_approval,
+            reasons=json.loads(row.reason_codes or "[]"),
+            submitted_by=row.submitted_by,
+            approver_id=row.approver_id,
+            decided_at=aware(row.decided_at) if row.decided_at else None,
+            decision_comment=row.decision_comment,
+            document_number=row.document_number,
+            ledger_index=row.ledger_index,
+            sealed_sha256=row.sealed_sha256,
+            decision_status=row.decision_status,
+            error_code=row.error_code,
+            created_at=aware(row.created_at),
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _reasons(decision: Any) -> list[dict[str, str]]:
+    return [
+        {"code": r.code, "message_en": r.message_en, "message_zh": r.message_zh} for r in decision.reasons
+    ]
+
+
+def _denied(reasons: list[dict[str, str]], request_id: str | None) -> PolicyDenied:
+    return PolicyDenied(
+        "POLICY_DENIED",
+        "the policy refused this use of the seal",
+        "用章申请未通过策略审查",
+        details={"reasons": reasons, "request_id": request_id},
+    )
+
+
+class SigningWorkflow:
+    def __init__(self, services: Services, metrics: Any | None = None) -> None:
+        self.services = services
+        self.metrics = metrics
+
+    # -- policy -----------------------------------------------------------------------------------------
+    def _actor(self, account: Account) -> Any:
+        from policies import Actor
+        from policies import Role as PolicyRole
+
+        return Actor(
+            user_id=account.account_id,
+            role=PolicyRole(_POLICY_ROLE[account.role]),
+            org_code=account.org_code,
+            service_centre=account.service_centre,
+        )
+
+    def _seal_facts(self, seal: Any) -> Any:
+        from policies import SealFacts, SealKindFact, SealStatusFact
+
+        return SealFacts(
+            seal_id=seal.seal_id,
+            kind=SealKindFact(seal.kind.name),
+            status=SealStatusFact(seal.status.name),
+            township_code=seal.township_code,
+            not_before=seal.not_before,
+            not_after=seal.not_after,
+            number=seal.number,
+            department_code=seal.department_code,
+        )
+
+    def _decide(self, seal: Any, sub: Submission, operator: Account, approver: Account | None) -> Any:
+        from policies import DocumentKind, SigningRequest, Stage
+
+        try:
+            stage = Stage.parse(sub.stage)
+        except (ValueError, KeyError) as exc:
+            raise BadInput("STAGE_UNKNOWN", f"unknown stage {sub.stage!r}", "未知的办理环节") from exc
+        try:
+            kind = DocumentKind(sub.document_kind)
+        except ValueError:
+            try:
+                kind = DocumentKind[sub.document_kind]
+            except KeyError:
+                raise BadInput(
+                    "DOCUMENT_KIND_UNKNOWN", f"unknown document kind {sub.document_kind!r}", "未知的文书种类"
+                ) from None
+        request = SigningRequest(
+            seal=self._seal_facts(seal),
+            operator=self._actor(operator),
+            matter_code=sub.matter_code,
+            stage=stage,
+            document_kind=kind,
+            approver=self._actor(approver) if approver is not None else None,
+        )
+        return self.services.need("policy_store").decide_now(request)
+
+    def _count_denials(self, reasons: list[dict[str, str]]) -> None:
+        if self.metrics is not None:
+            for r in reasons:
+                self.metrics.denials.labels(r["code"]).inc()
+
+    def _log_refusal(
+        self, s: Session, row: SigningRequestRow, operator: str, codes: list[str], key: str
+    ) -> None:
+        from ledger import EntryFields, EntryKind
+
+        ledger = self.services.ledger
+        if ledger is None:
+            return
+        ledger.append(
+            s,
+            EntryFields(
+                kind=EntryKind.SIGNING_REFUSED,
+                at=_now(),
+                body={
+                    "seal_id": row.seal_id,
+                    "matter": row.matter_code,
+                    "stage": row.stage,
+                    "document_kind": row.document_kind,
+                    "operator": operator,
+                    "reason_codes": codes,
+                    "request_id": row.request_id,
+                },
+            ),
+            key,
+        )
+
+    # -- submit -----------------------------------------------------------------------------------------
+    def submit(
+        self, principal: Principal, sub: Submission, pdf: bytes | None
+    ) -> tuple[SigningRequestView, bool]:
+        """A new request (or the one already made with this idempotency key). Returns (view, created)."""
+        if pdf is None and sub.template is None:
+            raise BadInput("DOCUMENT_REQUIRED", "upload a PDF or name a template", "请上传 PDF 或选择模板")
+        if pdf is not None and not pdf.startswith(b"%PDF-"):
+            raise BadInput("NOT_A_PDF", "the upload is not a PDF", "上传的文件不是 PDF")
+        payload = json.dumps(
+            {
+                "seal": sub.seal_id,
+                "matter": sub.matter_code,
+                "stage": sub.stage,
+                "kind": sub.document_kind,
+                "reason": sub.reason,
+                "template": sub.template,
+                "data": sub.template_data,
+                "pdf": _sha256(pdf) if pdf is not None else None,
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        payload_sha = _sha256(payload.encode())
+        account = principal.account
+        with transaction(self.services.sessions) as s:
+            seen = s.scalar(
+                select(SigningRequestRow.request_id).where(
+                    SigningRequestRow.submitted_by == account.account_id,
+                    SigningRequestRow.idempotency_key == sub.idempotency_key,
+                )
+            )
+        if seen is not None:
+            return self._existing(account.account_id, sub.idempotency_key, payload_sha)
+
+        seal = self.services.need("seal_registry").get(sub.seal_id)
+        decision = self._decide(seal, sub, account, None)
+        reasons = _reasons(decision)
+        codes = {r["code"] for r in reasons}
+        if decision.allowed:
+            status = Status.APPROVED
+        elif codes and codes <= APPROVAL_ONLY:
+            status = Status.PENDING_APPROVAL
+        else:
+            status = Status.DENIED
+        now = _now()
+        row = SigningRequestRow(
+            request_id=str(uuid.uuid4()),
+            submitted_by=account.account_id,
+            idempotency_key=sub.idempotency_key,
+            payload_sha256=payload_sha,
+            seal_id=seal.seal_id,
+            township_code=seal.township_code,
+            department_code=seal.department_code,
+            matter_code=sub.matter_code,
+            stage=sub.stage,
+            document_kind=sub.document_kind,
+            reason=sub.reason,
+            applicant=sub.applicant,
+            source="upload" if pdf is not None else "template",
+            template=sub.template,
+            template_data=json.dumps(sub.template_data, ensure_ascii=False) if sub.template_data else None,
+            status=status,
+            reason_codes=json.dumps(reasons, ensure_ascii=False),
+            requires_approval=bool(decision.requires_approval or status == Status.PENDING_APPROVAL),
+            decision_status="VALID",
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            self._insert(row, pdf, now, status, account.username, codes)
+        except IntegrityError:
+            # A concurrent retry with the same idempotency key got there first: answer as it did.
+            return self._existing(account.account_id, sub.idempotency_key, payload_sha)
+        if status == Status.DENIED:
+            self._count_denials(reasons)
+            raise _denied(reasons, row.request_id)
+        if status == Status.APPROVED:
+            return self._seal(row.request_id, account, None), True
+        return SigningRequestView.from_row(row), True
+
+    def _existing(self, account_id: str, key: str, payload_sha: str) -> tuple[SigningRequestView, bool]:
+        with transaction(self.services.sessions) as s:
+            existing = s.scalar(
+                select(SigningRequestRow).where(
+                    SigningRequestRow.submitted_by == account_id, SigningRequestRow.idempotency_key == key
+                )
+            )
+            if existing is None:
+                raise Conflict("IDEMPOTENCY_RACE", "retry the request", "请重试")
+            if existing.payload_sha256 != payload_sha:
+                raise Conflict(
+                    "IDEMPOTENCY_KEY_REUSED",
+                    "this idempotency key was used for a different request",
+                    "该幂等键已用于另一申请",
+                    details={"request_id": existing.request_id},
+                )
+            view = SigningRequestView.from_row(existing)
+        if view.status == Status.DENIED:
+            raise _denied(view.reasons, view.request_id)
+        return view, False
+
+    def _insert(
+        self,
+        row: SigningRequestRow,
+        pdf: bytes | None,
+        now: datetime,
+        status: str,
+        operator: str,
+        codes: set[str],
+    ) -> None:
+        with transaction(self.services.sessions) as s:
+            s.add(row)
+            if pdf is not None:
+                s.add(
+                    DocumentRow(
+                        request_id=row.request_id,
+                        role="source",
+                        sha256=_sha256(pdf),
+                        data=pdf,
+                        created_at=now,
+                    )
+                )
+            if status == Status.DENIED:
+                # Refusals are evidence too: logged with the request, in the same transaction.
+                s.flush()  # the unique idempotency key is checked before the ledger entry is written
+                self._log_refusal(s, row, operator, sorted(codes), f"refused:{row.request_id}")
+
+    # -- approval ---------------------------------------------------------------------------------------
+    def _load(self, s: Session, principal: Principal, request_id: str) -> SigningRequestRow:
+        row = s.get(SigningRequestRow, request_id)
+        if row is None:
+            raise NotFound("SIGNING_REQUEST_NOT_FOUND", "no such signing request", "用章申请不存在")
+        principal.ensure_scope(township_code=row.township_code, department_code=row.department_code)
+        return row
+
+    def get(self, principal: Principal, request_id: str) -> SigningRequestView:
+        with transaction(self.services.sessions) as s:
+            return SigningRequestView.from_row(self._load(s, principal, request_id))
+
+    def list(
+        self, principal: Principal, *, status: str | None = None, limit: int = 100, before: str | None = None
+    ) -> list[SigningRequestView]:
+        stmt = select(SigningRequestRow).order_by(SigningRequestRow.created_at.desc()).limit(limit)
+        if status is not None:
+            stmt = stmt.where(SigningRequestRow.status == status)
+        if not principal.county_wide:
+            if principal.role is Role.DEPARTMENT_OFFICER:
+                stmt = stmt.where(SigningRequestRow.department_code == principal.org_code)
+            else:
+                stmt = stmt.where(SigningRequestRow.township_code == principal.org_code)
+        with transaction(self.services.sessions) as s:
+            rows = s.scalars(stmt).all()
+            return [SigningRequestView.from_row(r) for r in rows]
+
+    def approve(self, principal: Principal, request_id: str, comment: str) -> SigningRequestView:
+        with transaction(self.services.sessions) as s:
+            row = self._load(s, principal, request_id)
+            if row.status != Status.PENDING_APPROVAL:
+                raise Conflict("NOT_PENDING", f"the request is {row.status}", "该申请不在待审批状态")
+            operator = get_account(s, row.submitted_by)
+            sub = Submission(
+                row.seal_id, row.matter_code, row.stage, row.document_kind, row.reason, row.idempotency_key
+            )
+        seal = self.services.need("seal_registry").get(sub.seal_id)
+        decision = self._decide(seal, sub, operator, principal.account)
+        reasons = _reasons(decision)
+        codes = {r["code"] for r in reasons}
+        if not decision.allowed and codes & APPROVER_REASONS:
+            # The approver may not approve this one (self-approval, not a principal): the request waits.
+            self._count_denials(reasons)
+            raise _denied(reasons, request_id)
+        now = _now()
+        with transaction(self.services.sessions) as s:
+            row = self._load(s, principal, request_id)
+            if row.status != Status.PENDING_APPROVAL:
+                raise Conflict("NOT_PENDING", f"the request is {row.status}", "该申请不在待审批状态")
+            row.approver_id = principal.account.account_id
+            row.decided_at = now
+            row.decision_comment = comment
+            row.reason_codes = json.dumps(reasons, ensure_ascii=False)
+            row.updated_at = now
+            if decision.allowed:
+                row.status = Status.APPROVED
+            else:
+                row.status = Status.DENIED
+                self._log_refusal(s, row, operator.username, sorted(codes), f"refused:{row.request_id}")
+        if not decision.allowed:
+            self._count_denials(reasons)
+            raise _denied(reasons, request_id)
+        return self._seal(request_id, operator, principal.account)
+
+    def reject(self, principal: Principal, request_id: str, comment: str) -> SigningRequestView:
+        if not comment.strip():
+            raise BadInput("COMMENT_REQUIRED", "a rejection needs a comment", "驳回须填写意见")
+        now = _now()
+        with transaction(self.services.sessions) as s:
+            row = self._load(s, principal, request_id)
+            if row.status != Status.PENDING_APPROVAL:
+                raise Conflict("NOT_PENDING", f"the request is {row.status}", "该申请不在待审批状态")
+            if row.submitted_by == principal.account.account_id:
+                raise PermissionDenied(
+                    "SELF_APPROVAL", "one cannot decide one's own request", "不得审批本人的申请"
+                )
+            row.status = Status.REJECTED
+            row.reason_codes = json.dumps(
+                [
+                    {
+                        "code": "REJECTED_BY_PRINCIPAL",
+                        "message_en": "rejected by the principal",
+                        "message_zh": "主要负责人驳回",
+                    }
+                ],
+                ensure_ascii=False,
+            )
+            row.approver_id = principal.account.account_id
+            row.decided_at = now
+            row.decision_comment = comment
+            row.updated_at = now
+            operator = get_account(s, row.submitted_by)
+            self._log_refusal(
+                s, row, operator.username, ["REJECTED_BY_PRINCIPAL"], f"rejected:{row.request_id}"
+            )
+            view = SigningRequestView.from_row(row)
+        self._count_denials([{"code": "REJECTED_BY_PRINCIPAL"}])
+        return view
+
+    # -- sealing ----------------------------------------------------------------------------------------
+    def retry_seal(self, principal: Principal, request_id: str) -> SigningRequestView:
+        with transaction(self.services.sessions) as s:
+            row = self._load(s, principal, request_id)
+            if row.status != Status.APPROVED:
+                raise Conflict("NOT_APPROVED", f"the request is {row.status}", "该申请未处于已批准待用印状态")
+            operator = get_account(s, row.submitted_by)
+            approver = get_account(s, row.approver_id) if row.approver_id else None
+        return self._seal(request_id, operator, approver)
+
+    def _seal(self, request_id: str, operator: Account, approver: Account | None) -> SigningRequestView:
+        """Apply the seal through the signer area (policy again, number, stamp, token, timestamp, ledger).
+
+        The signer's idempotency key is derived from the request id, so a retry never seals twice. A
+        token or TSA outage leaves the request APPROVED (retry with POST .../seal); bad input fails it.
+        """
+        sealer = self.services.signer
+        if sealer is None:
+            with transaction(self.services.sessions) as s:
+                row = s.get(SigningRequestRow, request_id)
+                assert row is not None
+                row.error_code = "SEALING_UNAVAILABLE"
+                row.updated_at = _now()
+                return SigningRequestView.from_row(row)
+        from signer import SealRequest
+
+        with transaction(self.services.sessions) as s:
+            row = s.get(SigningRequestRow, request_id)
+            assert row is not None
+            source = s.get(DocumentRow, (request_id, "source"))
+            request = SealRequest(
+                seal_id=row.seal_id,
+                matter_code=row.matter_code,
+                stage=row.stage,
+                document_kind=row.document_kind,
+                idempotency_key=f"api:{row.request_id}",
+                operator=self._actor(operator),
+                approver=self._actor(approver) if approver is not None else None,
+                reason=row.reason,
+                unverified_pdf=bytes(source.data) if source is not None else None,
+                template=row.template,
+                template_data=json.loads(row.template_data)
+                if row.template_data
+                else ({} if row.template else None),
+                personal={"applicant_name": row.applicant} if row.applicant else {},
+            )
+            request_township, request_department = row.township_code, row.department_code
+        try:
+            sealed = sealer.apply_seal(request)
+        except PolicyDenied as exc:
+            # The signer logged the refusal; the facts changed since the pre-check (or approval).
+            self._finish(request_id, Status.DENIED, exc.code, reasons=exc.details.get("reasons"))
+            self._count_denials(list(exc.details.get("reasons", [])))
+            raise _denied(list(exc.details.get("reasons", [])), request_id) from exc
+        except BadInput as exc:
+            self._finish(request_id, Status.FAILED, exc.code)
+            raise
+        except SealServiceError as exc:
+            self._finish(request_id, Status.APPROVED, exc.code)  # retriable: token, TSA, database
+            raise
+        supervisor = self._supervisor_of(request.matter_code, request_township, request_department)
+        now = _now()
+        with transaction(self.services.sessions) as s:
+            row = s.get(SigningRequestRow, request_id)
+            assert row is not None
+            if s.get(DocumentRow, (request_id, "sealed")) is None:
+                s.add(
+                    DocumentRow(
+                        request_id=request_id,
+                        role="sealed",
+                        sha256=sealed.sha256,
+                        data=sealed.pdf,
+                        created_at=now,
+                    )
+                )
+            row.status = Status.SEALED
+            row.document_number = sealed.document_number
+            row.ledger_index = sealed.ledger_index
+            row.sealed_sha256 = sealed.sha256
+            row.error_code = None
+            row.updated_at = now
+            _publish(s, row, "DECISION_ISSUED", now, supervisor)
+            view = SigningRequestView.from_row(row)
+        if self.metrics is not None and not sealed.replayed:
+            self.metrics.signings.labels(row.seal_id, row.matter_code).inc()
+        return view
+
+    def _finish(self, request_id: str, status: str, code: str, reasons: Any = None) -> None:
+        with transaction(self.services.sessions) as s:
+            row = s.get(SigningRequestRow, request_id)
+            assert row is not None
+            row.status = status
+            row.error_code = code
+            if reasons is not None:
+                row.reason_codes = json.dumps(list(reasons), ensure_ascii=False)
+            row.updated_at = _now()
+
+    # -- after sealing ----------------------------------------------------------------------------------
+    def document(self, principal: Principal, request_id: str, role: str = "sealed") -> bytes:
+        with transaction(self.services.sessions) as s:
+            row = self._load(s, principal, request_id)
+            doc = s.get(DocumentRow, (request_id, role))
+            if doc is None:
+                raise Conflict(
+                    "NOT_SEALED", f"the request is {row.status}: no sealed document", "该申请尚未用印"
+                )
+            return bytes(doc.data)
+
+    def receipt(self, principal: Principal, request_id: str) -> str:
+        view = self.get(principal, request_id)
+        if view.ledger_index is None:
+            raise Conflict("NOT_SEALED", "no ledger entry yet", "尚无台账记录")
+        return str(self.services.need("ledger").receipt(view.ledger_index).to_text())
+
+    def change_decision_status(
+        self, principal: Principal, request_id: str, status: str, reason: str
+    ) -> SigningRequestView:
+        """变更、撤回、撤销、注销 an issued decision: a ledger entry, the request's status, a feed event."""
+        from ledger import EntryFields, EntryKind
+
+        if status not in DECISION_STATUSES:
+            raise BadInput(
+                "DECISION_STATUS_INVALID", f"status must be one of {DECISION_STATUSES}", "状态无效"
+            )
+        if not reason.strip():
+            raise BadInput("REASON_REQUIRED", "a status change needs a reason", "须填写理由")
+        current = self.get(principal, request_id)
+        supervisor = self._supervisor_of(current.matter_code, current.township_code, current.department_code)
+        now = _now()
+        with transaction(self.services.sessions) as s:
+            row = self._load(s, principal, request_id)
+            if row.status != Status.SEALED or not row.document_number:
+                raise Conflict(
+                    "NOT_SEALED",
+                    "only an issued (sealed) decision can change status",
+                    "仅已用印的决定可变更状态",
+                )
+            if row.decision_status in {"REVOKED", "CANCELLED", "WITHDRAWN"}:
+                raise Conflict(
+                    "DECISION_FINAL", f"the decision is already {row.decision_status}", "该决定已失效"
+                )
+            self.services.need("ledger").append(
+                s,
+                EntryFields(
+                    kind=EntryKind.DECISION_STATUS_CHANGED,
+                    at=now,
+                    body={
+                        "document_number": row.document_number,
+                        "status": status,
+                        "reason": reason,
+                        "actor": principal.account.username,
+                        "request_id": row.request_id,
+                    },
+                ),
+                f"status:{row.request_id}:{status}:{_sha256(reason.encode())[:16]}",
+            )
+            row.decision_status = status
+            row.updated_at = now
+            _publish(s, row, "DECISION_STATUS_CHANGED", now, supervisor)
+            return SigningRequestView.from_row(row)
+
+    def _supervisor_of(self, matter_code: str, township_code: str, department_code: str | None) -> str | None:
+        """The supervising department of the matter (审管联动), read before any write transaction."""
+        store = self.services.policy_store
+        if store is None:
+            return department_code
+        try:
+            for m in store.matters(_county_of(store, township_code)):
+                if m.code == matter_code:
+                    return m.supervising_department or m.department_code or department_code
+        except SealServiceError:  # the feed entry still goes out, to the seal's department
+            return department_code
+        return department_code
+
+
+def _county_of(store: Any, township_code: str) -> str:
+    return str(store.organisation(township_code).county_code)
+
+
+def _publish(s: Session, row: SigningRequestRow, event: str, now: datetime, supervisor: str | None) -> None:
+    """An outbox event for the supervision feed: no personal data, only what a supervisor needs."""
+    s.add(
+        OutboxRow(
+            event=event,
+            request_id=row.request_id,
+            supervising_code=supervisor,
+            township_code=row.township_code,
+            payload=json.dumps(
+                {
+                    "request_id": row.request_id,
+                    "document_number": row.document_number,
+                    "seal_id": row.seal_id,
+                    "matter": row.matter_code,
+                    "stage": row.stage,
+                    "document_kind": row.document_kind,
+                    "township_code": row.township_code,
+                    "decision_status": row.decision_status,
+                    "ledger_index": row.ledger_index,
+                    "sealed_sha256": row.sealed_sha256,
+                    "at": now.isoformat(),
+                },
+                ensure_ascii=False,
+            ),
+            created_at=now,
+        )
+    )
+
+
+def feed(
+    services: Services, principal: Principal, cursor: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Outbox events after ``cursor``, oldest first, in the caller's scope: (events, next cursor)."""
+    stmt = select(OutboxRow).where(OutboxRow.event_id > cursor).order_by(OutboxRow.event_id).limit(limit)
+    if not principal.county_wide:
+        stmt = stmt.where(OutboxRow.supervising_code == principal.org_code)
+    with transaction(services.sessions) as s:
+        rows = s.scalars(stmt).all()
+        events = [
+            {
+                "event_id": r.event_id,
+                "event": r.event,
+                "supervising_code": r.supervising_code,
+                **json.loads(r.payload),
+            }
+            for r in rows
+        ]
+    return events, (events[-1]["event_id"] if events else cursor)

@@ -1,0 +1,121 @@
+"""The FastAPI application: ``create_app(settings)`` builds it; ``app_factory()`` is uvicorn's entry point.
+
+Layers, outermost first: request id / access log / metrics / last-resort 500 (``ObservabilityMiddleware``),
+body-size limit (FastAPI's ``max_body_size``, checked on Content-Length and on streamed bytes before the body
+is read whole), error handlers (one status table, ``api._errors``), routes (each declares ``require(...)`` or
+``public()``, ``api._authz``). The :class:`~api._services.Services` container is built in the lifespan, once
+per worker process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from api._authz import TokenBucket
+from api._errors import install_error_handlers
+from api._limits import BodyLimitMiddleware
+from api._observability import Metrics, ObservabilityMiddleware
+from api._services import Services, build_services
+from core.settings import Settings, load_settings
+
+log = logging.getLogger("yizhang.api")
+
+#: Default limit on any request body: JSON and forms. Upload routes set their own (from the settings).
+DEFAULT_MAX_BODY = 1024 * 1024
+#: Multipart framing and the form fields next to a PDF.
+UPLOAD_OVERHEAD = 256 * 1024
+#: Routes that take a PDF or a catalog file; they get the PDF limit instead of the default.
+UPLOAD_PATHS = ("/v1/verify", "/v1/signing-requests", "/v1/catalogs", "/verify", "/ui/clerk/submit")
+
+
+def upload_limit(settings: Settings) -> int:
+    return settings.max_pdf_bytes + UPLOAD_OVERHEAD
+
+
+def create_app(
+    settings: Settings,
+    *,
+    services_builder: Callable[[Settings], Services] | None = None,
+    account_rate: tuple[float, int] = (20.0, 120),
+    public_rate: tuple[float, int] = (5.0, 30),
+    webhook_interval_s: float | None = 5.0,
+) -> FastAPI:
+    """The service for one deployment. ``account_rate``/``public_rate`` are (tokens per second, burst)."""
+    builder = services_builder or build_services
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = builder(settings)
+        app.state.services = services
+        delivery = (
+            asyncio.create_task(_deliver_webhooks(services, webhook_interval_s))
+            if webhook_interval_s
+            else None
+        )
+        try:
+            yield
+        finally:
+            if delivery is not None:
+                delivery.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await delivery
+            services.close()
+
+    app = FastAPI(
+        title="Yizhang 一章",
+        summary="Township e-seal signing service",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.account_bucket = TokenBucket(*account_rate)
+    app.state.public_bucket = TokenBucket(*public_rate)
+    install_error_handlers(app)
+
+    from api.routes import include_all
+
+    include_all(app, settings)
+    # console area (api/console/): the /ui/ pages and the public /verify page
+    app.include_router(__import__("api.console", fromlist=["router_for"]).router_for(settings))
+    # add_middleware puts the last one outermost: observability wraps the body limit.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default=DEFAULT_MAX_BODY,
+        by_prefix=dict.fromkeys(UPLOAD_PATHS, upload_limit(settings)),
+    )
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
+    return app
+
+
+async def _deliver_webhooks(services: Services, interval_s: float) -> None:
+    """The outbox's delivery loop, one per worker (leases keep workers from posting the same event)."""
+    import httpx
+
+    from api._webhooks import deliver_due
+
+    with httpx.Client(timeout=10, follow_redirects=False) as client:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await asyncio.to_thread(deliver_due, services, client)
+            except Exception:  # noqa: BLE001 - the loop must survive a bad round; the next one retries
+                log.exception("webhook delivery round failed")
+
+
+def app_factory() -> Any:
+    """For ``uvicorn --factory api.app:app_factory``: settings from the environment (``YIZHANG_*``)."""
+    from api._observability import configure_logging
+
+    configure_logging()
+    return create_app(load_settings())

@@ -1,0 +1,32 @@
+"""The ``yizhang`` command line. Each area registers its own sub-app; this module only assembles them."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="yizhang",
+    help="Yizhang (一章): township e-seal signing service",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Areas are separate modules so that each package's commands live apart. A module registers itself by
+# exposing ``register(app)``.
+_AREAS = ("_county", "_seal", "_policy", "_ledger", "_sign", "_verify", "_serve", "_demo")
+
+for _name in _AREAS:
+    try:
+        _mod = importlib.import_module(f"api.cli.{_name}")
+    except ModuleNotFoundError as exc:  # an area not built yet
+        if exc.name != f"api.cli.{_name}":
+            raise
+        continue
+    _mod.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,231 @@
+"""``yizhang verify`` and ``yizhang verify-bundle``: check a sealed PDF; export what a remote office needs.
+
+Exit codes: 0 only for TOTAL_PASSED; 1 for INDETERMINATE or TOTAL_FAILED; 2 for unreadable input (not a
+PDF, over a limit, unreadable file or trust material).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from api.cli._common import EXIT_BAD_INPUT, EXIT_ERROR, HomeOpt, JsonOpt, cli_errors, settings_for
+from core.errors import BadInput
+
+BUNDLE_FORMAT = "yizhang-verify-bundle/1"
+
+
+def _human(report: Any) -> str:
+    lines = [
+        f"verdict 结论: {report.indication.value}"
+        + (f" ({report.sub_indication.value})" if report.sub_indication else "")
+    ]
+    f = report.facts
+    for label, value in (
+        ("seal 印章", f.seal_name),
+        ("county 县", f.county),
+        ("township 乡镇/部门", f.township),
+        ("seal id 印章编号", f.seal_id),
+        ("kind 类型", f.kind),
+        ("number 编号", f.number),
+        ("matter 事项", f.matter),
+        ("document number 文号", f.document_number),
+        (
+            "signed at 盖章时间",
+            (
+                f.signing_time.isoformat()
+                + ("" if f.signing_time_proven else " (claimed 自称, not proven 未经证明)")
+            )
+            if f.signing_time
+            else None,
+        ),
+        ("attested by 认证", ", ".join(f.attested_by) or None),
+        ("ledger index 台账序号", f.ledger_index),
+        ("status 状态", f.status),
+    ):
+        if value is not None:
+            lines.append(f"  {label}: {value}")
+    for s in report.signatures:
+        lines.append(f"  [{s.field_name}] {s.kind} {s.indication.value} cross-check={s.cross_check}")
+        for r in s.reasons:
+            lines.append(f"    - {r.code}: {r.message_zh} / {r.message_en}")
+    for r in report.reasons:
+        lines.append(f"  - {r.code}: {r.message_zh} / {r.message_en}")
+    return "\n".join(lines)
+
+
+def _load_bundle(path: Path) -> dict[str, Any]:
+    try:
+        bundle = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BadInput("BUNDLE_INVALID", f"cannot read bundle {path}", f"无法读取验证包 {path}") from exc
+    if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
+        raise BadInput("BUNDLE_INVALID", "not a yizhang verify bundle", "不是一章验证包")
+    return bundle
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("verify")
+    def verify(
+        file: Annotated[Path, typer.Argument(help="the sealed PDF")],
+        trust: Annotated[
+            list[str] | None,
+            typer.Option("--trust", help="trusted root(s): PEM/DER file or https URL; repeatable"),
+        ] = None,
+        bundle: Annotated[Path | None, typer.Option("--bundle", help="offline verify bundle (JSON)")] = None,
+        receipt: Annotated[
+            Path | None,
+            typer.Option("--receipt", help="ledger receipt: c2sp tlog-proof text or JSON"),
+        ] = None,
+        home: HomeOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Verify a sealed PDF: integrity, strict change rules, trust, revocation, ledger evidence."""
+        from signer import Evidence, LedgerReceipt, TrustList, VerifyLimits, verify_document
+
+        report = None
+        with cli_errors(as_json):
+            settings = settings_for(home)
+            trust_list = TrustList.empty()
+            evidence = Evidence()
+            for item in trust or []:
+                if item.startswith(("https://", "http://")):
+                    trust_list = trust_list.merged(TrustList.from_url(item))
+                else:
+                    trust_list = trust_list.merged(TrustList.from_files([item]))
+            if bundle is not None:
+                b = _load_bundle(bundle)
+                trust_list = trust_list.merged(TrustList.from_bundle(b))
+                evidence = _bundle_evidence(b)
+            if not trust and bundle is None:
+                trust_list = TrustList.for_home(settings.home_dir)
+                evidence = _home_evidence(settings)
+            if receipt is not None:
+                try:
+                    rec = LedgerReceipt.parse(receipt.read_bytes())
+                except (OSError, ValueError, TypeError) as exc:
+                    raise BadInput("RECEIPT_INVALID", "cannot read the receipt", "无法读取台账回执") from exc
+                evidence = Evidence(
+                    receipt=rec,
+                    log_public_key=evidence.log_public_key,
+                    log_key_name=evidence.log_key_name,
+                    receipt_lookup=evidence.receipt_lookup,
+                )
+            try:
+                data = file.read_bytes()
+            except OSError as exc:
+                raise BadInput("FILE_UNREADABLE", f"cannot read {file}", f"无法读取 {file}") from exc
+            limits = VerifyLimits(max_bytes=settings.max_pdf_bytes)
+            report = verify_document(
+                data, trust_list, now=datetime.now(UTC), limits=limits, evidence=evidence
+            )
+        assert report is not None
+        if as_json:
+            typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2, sort_keys=True))
+        else:
+            typer.echo(_human(report))
+        if report.unreadable:
+            raise typer.Exit(EXIT_BAD_INPUT)
+        if not report.passed:
+            raise typer.Exit(EXIT_ERROR)
+
+    @app.command("verify-bundle")
+    def verify_bundle(
+        out: Annotated[Path, typer.Option("--out", help="where to write the bundle (JSON)")],
+        home: HomeOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Export what a remote office needs to verify offline: roots, CRLs, log key, latest checkpoint."""
+        from signer import TrustList
+
+        with cli_errors(as_json):
+            settings = settings_for(home)
+            trust = TrustList.for_home(settings.home_dir)
+            bundle: dict[str, Any] = {"format": BUNDLE_FORMAT, "created_at": datetime.now(UTC).isoformat()}
+            bundle.update(trust.to_bundle())
+            vkey = settings.home_dir / "ledger" / "log.vkey"
+            bundle["log_vkey"] = vkey.read_text(encoding="utf-8").strip() if vkey.is_file() else None
+            bundle["checkpoint"] = _latest_checkpoint(settings)
+            out.write_text(json.dumps(bundle, ensure_ascii=False, indent=2), encoding="utf-8")
+        summary = {
+            "out": str(out),
+            "roots": len(bundle["roots"]),
+            "crls": len(bundle["crls"]),
+            "log_vkey": bundle["log_vkey"] is not None,
+            "checkpoint": bundle["checkpoint"] is not None,
+        }
+        if as_json:
+            typer.echo(json.dumps(summary))
+        else:
+            typer.echo("  ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+def _home_evidence(settings: Any) -> Any:
+    """Ledger evidence from this deployment's database and published log key, when there is one."""
+    from signer import Evidence
+
+    url = settings.effective_database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return Evidence()
+    from dataclasses import replace
+
+    from core.db import make_engine
+    from policies import PolicyStore
+    from signer._verify_local import local_evidence, policy_delegation_lookup
+
+    engine = make_engine(url)
+    evidence = local_evidence(engine, settings.home_dir / "ledger" / "log.vkey")
+    return replace(evidence, delegation_lookup=policy_delegation_lookup(PolicyStore(engine)))
+
+
+def _latest_checkpoint(settings: Any) -> str | None:
+    """The ledger's latest signed checkpoint, read (never signed) from the deployment's database."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.db import make_engine
+
+    try:
+        from ledger import Ledger, origin_for
+    except ImportError:
+        return None
+    database_url = settings.effective_database_url
+    if database_url.startswith("sqlite:///"):
+        from pathlib import Path as _P
+
+        if not _P(database_url.removeprefix("sqlite:///")).is_file():
+            return None
+    engine = make_engine(database_url)
+    try:
+        cps = Ledger(engine, None, origin=origin_for(settings)).checkpoints()
+    except SQLAlchemyError:
+        return None  # no ledger tables in this deployment yet
+    finally:
+        engine.dispose()
+    return cps[-1].note if cps else None
+
+
+def _bundle_evidence(bundle: dict[str, Any]) -> Any:
+    """The log key from a bundle's C2SP vkey (name+hash+base64(0x01 || key))."""
+    import base64
+
+    from signer import Evidence
+
+    vkey = bundle.get("log_vkey")
+    if not vkey:
+        return Evidence()
+    try:
+        name, _hash, b64 = str(vkey).split("+", 2)
+        raw = base64.b64decode(b64)
+    except ValueError as exc:
+        raise BadInput(
+            "BUNDLE_INVALID", "bundle log_vkey is malformed", "验证包中的台账公钥格式错误"
+        ) from exc
+    if len(raw) != 33 or raw[0] != 1:
+        raise BadInput(
+            "BUNDLE_INVALID", "bundle log_vkey is not an Ed25519 key", "验证包中的台账公钥不是Ed25519"
+        )
+    return Evidence(log_public_key=raw[1:], log_key_name=name)

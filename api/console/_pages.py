@@ -1,0 +1,531 @@
+"""Console pages for the window staff and the county: one landing page per role, deny by default.
+
+Every page calls the same library functions the API routes call (:class:`api._signing.SigningWorkflow`,
+the seal registry, the policy store, the ledger); downloads of the monthly report go to the API's own
+``GET /v1/reports/monthly`` (the session cookie authenticates a GET there), so no rule is written twice.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import anyio
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
+
+from api._accounts import SESSION_TTL, Role, check_password, close_session, open_session
+from api._authz import SESSION_COOKIE, Permission, Principal, public
+from api._signing import SigningWorkflow, Status, Submission
+from api.console._gate import LOGIN_PATH, Gate, console_gate, services_of
+from api.console._render import ROLE_NAMES, STATUS_NAMES, org_names, page, refuse
+from core.db import transaction
+from core.errors import PolicyDenied, SealServiceError
+from core.settings import Settings
+
+P = Permission
+STAGES = ("受理", "审核", "初审", "复核", "审批")
+KINDS = (
+    "受理通知书",
+    "不予受理通知书",
+    "补正材料告知书",
+    "意见",
+    "批复",
+    "许可证及其附件",
+    "审批表单",
+    "准予决定书",
+    "不予批准决定书",
+)
+#: Where each role lands after logging in (deny by default: a role not listed sees only its account).
+LANDING = {
+    Role.TOWNSHIP_CLERK: "/ui/clerk",
+    Role.TOWNSHIP_PRINCIPAL: "/ui/principal",
+    Role.DEPARTMENT_OFFICER: "/ui/department",
+    Role.AUDITOR: "/ui/auditor",
+    Role.COUNTY_ADMIN: "/ui/seals",
+    Role.SEAL_CUSTODIAN: "/ui/seals",
+}
+MAX_FIELD = 500
+_NONCE = re.compile(r"[0-9a-f]{24}")
+
+
+def _gate(*permissions: Permission) -> Callable[..., Any]:
+    return console_gate(*permissions, refuse=refuse)
+
+
+AnyUser = Annotated[Gate, Depends(_gate(P.SELF))]
+ClerkGate = Annotated[Gate, Depends(_gate(P.SIGNING_SUBMIT))]
+ReaderGate = Annotated[Gate, Depends(_gate(P.SIGNING_READ))]
+ApproverGate = Annotated[Gate, Depends(_gate(P.SIGNING_APPROVE))]
+ReportsGate = Annotated[Gate, Depends(_gate(P.REPORTS_READ))]
+LedgerGate = Annotated[Gate, Depends(_gate(P.LEDGER_READ))]
+SealsGate = Annotated[Gate, Depends(_gate(P.SEALS_READ))]
+
+
+def _workflow(request: Request) -> SigningWorkflow:
+    return SigningWorkflow(services_of(request), request.app.state.metrics)
+
+
+def _back(path: str, message: str = "", error: bool = False) -> RedirectResponse:
+    if message:
+        path += f"?{'error' if error else 'msg'}={quote(message)}"
+    return RedirectResponse(path, status_code=303)
+
+
+def _flash(msg: str | None, error: str | None) -> dict[str, Any]:
+    return {"message": (error or msg or "")[:300], "is_error": bool(error)}
+
+
+def _templates() -> list[Any]:
+    from signer import template_names
+    from signer._templates import load_template
+
+    return [load_template(n) for n in template_names()]
+
+
+FIELD_NAMES = {
+    "issuer": "发文机关",
+    "applicant": "申请人",
+    "matter_name": "事项名称",
+    "submitted_date": "申请日期",
+    "date": "成文日期",
+    "reason": "不予受理理由",
+    "reasons": "不予批准理由（每行一条）",
+    "items": "需补正的材料（每行一项）",
+    "basis": "依据",
+    "remedy": "救济途径",
+    "deadline": "补正期限",
+    "time_limit": "办理时限（工作日）",
+    "contact": "联系方式",
+    "unit_name": "单位名称",
+    "legal_representative": "法定代表人（负责人）",
+    "address": "地址",
+    "licensed_items": "许可项目",
+    "valid_from": "有效期起",
+    "valid_until": "有效期止",
+}
+
+
+def _list_fields(template: str) -> set[str]:
+    from signer._templates import load_template
+
+    try:
+        tpl = load_template(template)
+    except SealServiceError:
+        return set()
+    return {str(b.get("field")) for b in tpl.blocks if b.get("type") == "list"}
+
+
+def _template_form(tpl: Any) -> dict[str, Any]:
+    """The fields a clerk fills for one template: required first, then the optional ones with defaults."""
+    from policies import DocumentKind
+
+    names = list(tpl.required) + [k for k in tpl.defaults if k not in tpl.required]
+    lists = {str(b.get("field")) for b in tpl.blocks if b.get("type") == "list"}
+    try:
+        kind = DocumentKind[tpl.document_kind].value
+    except KeyError:
+        kind = ""
+    return {
+        "fields": [
+            {
+                "name": n,
+                "label": FIELD_NAMES.get(n, n),
+                "required": n in tpl.required,
+                "default": tpl.defaults.get(n, ""),
+                "multiline": n in lists or len(tpl.defaults.get(n, "")) > 40,
+                "list": n in lists,
+            }
+            for n in names
+        ],
+        "kind": kind,
+    }
+
+
+def _can_see(request: Request, who: Principal, request_id: str) -> bool:
+    try:
+        _workflow(request).get(who, request_id)
+    except SealServiceError:
+        return False
+    return True
+
+
+def _visible_seals(request: Request, who: Principal, *, active_only: bool) -> list[Any]:
+    registry = services_of(request).need("seal_registry")
+    seals = registry.list() if who.county_wide else registry.list(township_code=who.org_code)
+    out = [
+        s
+        for s in seals
+        if who.in_scope(township_code=s.township_code, department_code=s.department_code)
+        or (who.role is Role.DEPARTMENT_OFFICER and s.department_code == who.org_code)
+    ]
+    if active_only:
+        out = [s for s in out if s.status.value == "ACTIVE"]
+    return out
+
+
+def _matters_for(request: Request, who: Principal) -> list[tuple[str, str]]:
+    """Matters the caller's township may handle (its powers and its No. 2 agreements), for the picker."""
+    store = services_of(request).policy_store
+    if store is None or who.county_wide:
+        return []
+    found: dict[str, str] = {}
+    try:
+        for entry in store.powers(who.org_code):
+            found[entry.matter.code] = entry.matter.name
+        names = {m.code: m.name for m in store.matters(store.organisation(who.org_code).county_code)}
+        for agreement in store.agreements(who.org_code):
+            for code in sorted(agreement.matters):
+                found.setdefault(code, names.get(code, code))
+    except SealServiceError:
+        return sorted(found.items())
+    return sorted(found.items())
+
+
+def router_for(settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/ui", tags=["console"], include_in_schema=False)
+    secure_cookie = settings.public_base_url.startswith("https://")
+
+    # -- login / logout -------------------------------------------------------------------------------
+    @router.get("/login", dependencies=[Depends(public())], response_class=HTMLResponse)
+    def login_page(request: Request, error: str | None = None, expired: str | None = None) -> Response:
+        message = error or ("登录已过期，请重新登录。" if expired else "")
+        return page(request, "login.html", None, message=message[:200], is_error=bool(message))
+
+    @router.post("/login", dependencies=[Depends(public(rate_limited=True))])
+    def login(
+        request: Request,
+        username: Annotated[str, Form(max_length=64)],
+        password: Annotated[str, Form(max_length=1024)],
+    ) -> Response:
+        try:
+            with transaction(services_of(request).sessions) as s:
+                account = check_password(s, username.strip().lower(), password)
+                cookie, _csrf = open_session(s, account)
+        except SealServiceError as exc:
+            return _back(LOGIN_PATH, exc.message_zh, error=True)
+        response = RedirectResponse(LANDING.get(account.role, "/ui/"), status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie,
+            httponly=True,
+            samesite="strict",
+            secure=secure_cookie,
+            path="/",
+            max_age=int(SESSION_TTL.total_seconds()),
+        )
+        return response
+
+    @router.post("/logout")
+    def logout(request: Request, gate: AnyUser) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            with transaction(services_of(request).sessions) as s:
+                close_session(s, cookie)
+        response = RedirectResponse(LOGIN_PATH, status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @router.get("/", response_class=HTMLResponse)
+    def home(request: Request, gate: AnyUser) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        target = LANDING.get(gate.who.role)
+        if target is not None:
+            return RedirectResponse(target, status_code=303)
+        return page(request, "account.html", gate)
+
+    # -- clerk: submit, status, download -------------------------------------------------------------
+    @router.get("/clerk", response_class=HTMLResponse)
+    def clerk(
+        request: Request,
+        gate: ClerkGate,
+        template: str | None = None,
+        msg: str | None = None,
+        error: str | None = None,
+    ) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        who = gate.who
+        templates = _templates()
+        chosen = next((t for t in templates if t.name == template), None)
+        return page(
+            request,
+            "clerk.html",
+            gate,
+            seals=_visible_seals(request, who, active_only=True),
+            matters=_matters_for(request, who),
+            stages=STAGES,
+            kinds=KINDS,
+            templates=templates,
+            chosen=chosen,
+            chosen_form=_template_form(chosen) if chosen is not None else None,
+            nonce=secrets.token_hex(12),
+            requests=_workflow(request).list(who, limit=50),
+            **_flash(msg, error),
+        )
+
+    @router.post("/clerk/submit")
+    async def submit(request: Request, gate: ClerkGate) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        who = gate.who
+        services = services_of(request)
+        form = await request.form()
+
+        def text(name: str) -> str:
+            value = form.get(name)
+            return value.strip()[:MAX_FIELD] if isinstance(value, str) else ""
+
+        upload = form.get("file")
+        pdf: bytes | None = None
+        if isinstance(upload, UploadFile) and upload.filename:
+            pdf = await upload.read(services.settings.max_pdf_bytes + 1)
+            if len(pdf) > services.settings.max_pdf_bytes:
+                return _back("/ui/clerk", "PDF 超过大小上限", error=True)
+        template = text("template") or None
+        data: dict[str, Any] | None = None
+        if pdf is None and template is not None:
+            list_fields = _list_fields(template)
+            data = {}
+            for key, value in form.multi_items():
+                if not key.startswith("f_") or not isinstance(value, str) or not value.strip():
+                    continue
+                name = key[2:64]
+                if name in list_fields:
+                    lines = [line.strip()[:MAX_FIELD] for line in value.splitlines() if line.strip()]
+                    data[name] = lines[:50]
+                else:
+                    data[name] = value.strip()[:MAX_FIELD]
+        elif pdf is not None:
+            template = None
+        nonce = text("nonce")
+        if not _NONCE.fullmatch(nonce):
+            nonce = secrets.token_hex(12)
+        sub = Submission(
+            seal_id=text("seal_id"),
+            matter_code=text("matter_code"),
+            stage=text("stage"),
+            document_kind=text("document_kind"),
+            reason=text("reason") or "窗口办理",
+            idempotency_key="console-" + nonce,
+            applicant=text("applicant") or None,
+            template=template,
+            template_data=data,
+        )
+
+        def run() -> Any:
+            return _workflow(request).submit(who, sub, pdf)
+
+        try:
+            view, _created = await anyio.to_thread.run_sync(run)
+        except PolicyDenied as exc:
+            request_id = exc.details.get("request_id")
+            if request_id and _can_see(request, who, str(request_id)):
+                return _back(f"/ui/requests/{request_id}", "策略审查未通过，见下方原因", error=True)
+            reasons = "；".join(
+                str(r.get("message_zh") or r.get("code", "")) for r in exc.details.get("reasons", [])
+            )
+            return _back(
+                "/ui/clerk", f"{exc.message_zh}：{reasons}" if reasons else exc.message_zh, error=True
+            )
+        except SealServiceError as exc:
+            return _back("/ui/clerk", f"{exc.message_zh}（{exc.code}）", error=True)
+        return _back(
+            f"/ui/requests/{view.request_id}", f"已提交：{STATUS_NAMES.get(view.status, view.status)}"
+        )
+
+    @router.get("/requests/{request_id}", response_class=HTMLResponse)
+    def request_page(
+        request_id: str, request: Request, gate: ReaderGate, msg: str | None = None, error: str | None = None
+    ) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        try:
+            view = _workflow(request).get(gate.who, request_id[:64])
+        except SealServiceError as exc:
+            return refuse(request, 404 if exc.code.endswith("NOT_FOUND") else 403, exc.message_zh)
+        return page(request, "request.html", gate, r=view, **_flash(msg, error))
+
+    @router.get("/requests/{request_id}/sealed.pdf")
+    def download(request_id: str, request: Request, gate: ReaderGate) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        try:
+            view = _workflow(request).get(gate.who, request_id[:64])
+            pdf = _workflow(request).document(gate.who, request_id[:64])
+        except SealServiceError as exc:
+            return refuse(request, 409 if exc.code == "NOT_SEALED" else 403, exc.message_zh)
+        name = quote(f"{view.document_number or view.request_id}.pdf")
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"},
+        )
+
+    @router.get("/requests/{request_id}/receipt.txt")
+    def receipt(request_id: str, request: Request, gate: ReaderGate) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        try:
+            text = _workflow(request).receipt(gate.who, request_id[:64])
+        except SealServiceError as exc:
+            return refuse(request, 409 if exc.code == "NOT_SEALED" else 403, exc.message_zh)
+        return Response(
+            text,
+            media_type="text/plain; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="receipt-{request_id[:64]}.txt"'},
+        )
+
+    # -- principal: approval queue --------------------------------------------------------------------
+    @router.get("/principal", response_class=HTMLResponse)
+    def principal_page(
+        request: Request, gate: ApproverGate, msg: str | None = None, error: str | None = None
+    ) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        workflow = _workflow(request)
+        return page(
+            request,
+            "principal.html",
+            gate,
+            pending=workflow.list(gate.who, status=Status.PENDING_APPROVAL),
+            recent=[r for r in workflow.list(gate.who, limit=30) if r.status != Status.PENDING_APPROVAL],
+            **_flash(msg, error),
+        )
+
+    async def _decide(request: Request, gate: Gate, request_id: str, approve: bool) -> Response:
+        form = await request.form()
+        comment = form.get("comment")
+        note = comment.strip()[:1000] if isinstance(comment, str) else ""
+        workflow = _workflow(request)
+
+        def run() -> Any:
+            if approve:
+                return workflow.approve(gate.who, request_id[:64], note)
+            return workflow.reject(gate.who, request_id[:64], note)
+
+        try:
+            view = await anyio.to_thread.run_sync(run)
+        except SealServiceError as exc:
+            return _back("/ui/principal", f"{exc.message_zh}（{exc.code}）", error=True)
+        if not approve:
+            return _back("/ui/principal", "已驳回")
+        if view.status == Status.SEALED:
+            return _back("/ui/principal", f"已批准并用印，文号 {view.document_number or '—'}")
+        return _back("/ui/principal", f"已批准：{STATUS_NAMES.get(view.status, view.status)}")
+
+    @router.post("/requests/{request_id}/approve")
+    async def approve(request_id: str, request: Request, gate: ApproverGate) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        return await _decide(request, gate, request_id, True)
+
+    @router.post("/requests/{request_id}/reject")
+    async def reject(request_id: str, request: Request, gate: ApproverGate) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        return await _decide(request, gate, request_id, False)
+
+    # -- department: agreements, monthly report ------------------------------------------------------
+    @router.get("/department", response_class=HTMLResponse)
+    def department(request: Request, gate: ReportsGate) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        who = gate.who
+        services = services_of(request)
+        store = services.need("policy_store")
+        agreements: list[Any] = []
+        for org in store.organisations(kind=_township_kind()):
+            for a in store.agreements(org.code):
+                if who.in_scope(township_code=a.township_code, department_code=a.department_code):
+                    agreements.append(a)
+        month = datetime.now(UTC).strftime("%Y-%m")
+        dept = who.org_code if who.role is Role.DEPARTMENT_OFFICER else None
+        town = who.org_code if who.role is Role.TOWNSHIP_PRINCIPAL else None
+        report_query = f"month={month}"
+        if dept:
+            report_query += f"&department_code={quote(dept)}"
+        if town:
+            report_query += f"&township_code={quote(town)}"
+        return page(
+            request,
+            "department.html",
+            gate,
+            agreements=agreements,
+            stage_order=STAGES,
+            month=month,
+            report_query=report_query,
+            requests=_workflow(request).list(who, limit=30) if who.may(P.SIGNING_READ) else [],
+        )
+
+    # -- auditor: ledger -----------------------------------------------------------------------------
+    @router.get("/auditor", response_class=HTMLResponse)
+    def auditor(request: Request, gate: LedgerGate) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        ledger = services_of(request).need("ledger")
+        audit = ledger.audit()
+        size = int(ledger.size())
+        recent = [_entry_row(ledger.get(i)) for i in range(size - 1, max(-1, size - 21), -1)]
+        return page(request, "auditor.html", gate, audit=audit, size=size, recent=recent)
+
+    # -- seals (bureau: every seal; others: their organisation's) -----------------------------------
+    @router.get("/seals", response_class=HTMLResponse)
+    def seals(request: Request, gate: SealsGate) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        visible = _visible_seals(request, gate.who, active_only=False)
+        ids = {s.seal_id for s in visible}
+        registry = services_of(request).need("seal_registry")
+        events = [e for e in registry.lifecycle_events() if e.seal_id in ids][-30:]
+        names = {s.seal_id: s.name for s in visible}
+        return page(request, "seals.html", gate, seals=visible, events=events[::-1], seal_names=names)
+
+    @router.get("/account", response_class=HTMLResponse)
+    def account(request: Request, gate: AnyUser) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        return page(request, "account.html", gate)
+
+    _ = (org_names, ROLE_NAMES)  # re-exported for templates via page()
+    return router
+
+
+ENTRY_KINDS = {
+    "SEAL_SIGNED": "用印",
+    "SIGNING_REFUSED": "拒绝用印",
+    "DOCUMENT_NUMBER_VOIDED": "文号作废",
+    "SEAL_LIFECYCLE": "印章状态",
+    "AGREEMENT_CHANGED": "委托协议",
+    "POWERS_CHANGED": "乡镇权限",
+    "DECISION_STATUS_CHANGED": "文书效力变更",
+}
+_HEXISH = re.compile(r"^[0-9a-fA-F]{24,}$|^[0-9]{24,}$")
+
+
+def _entry_row(entry: Any) -> dict[str, Any]:
+    """One ledger entry for the auditor's table: kind in Chinese, long hashes and serials shortened."""
+    kind = getattr(entry.kind, "value", str(entry.kind))
+    fields = []
+    for key, value in entry.body.items():
+        text = str(value)
+        if value in (None, "", "-"):
+            continue
+        if _HEXISH.match(text):
+            text = text[:10] + "…"
+        fields.append((key, text[:80]))
+    return {"index": entry.index, "at": entry.at, "kind": ENTRY_KINDS.get(kind, kind), "fields": fields[:8]}
+
+
+def _township_kind() -> Any:
+    from policies import OrgKind as PolicyOrgKind
+
+    return PolicyOrgKind("TOWNSHIP")

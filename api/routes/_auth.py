@@ -1,0 +1,96 @@
+"""Console login/logout and the caller's own account and tokens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from api._accounts import (
+    SESSION_TTL,
+    check_password,
+    close_session,
+    get_account,
+    issue_token,
+    list_tokens,
+    open_session,
+    resolve_session,
+    revoke_token,
+    set_password,
+)
+from api._accounts import get_token as get_token_row
+from api._authz import SESSION_COOKIE, Permission, Principal, public, require, services_of
+from api._schemas import AccountOut, IssuedTokenOut, LoginIn, PasswordIn, SessionOut, TokenIn, TokenOut
+from core.db import transaction
+from core.errors import NotFound
+from core.settings import Settings
+
+Me = Annotated[Principal, Depends(require(Permission.SELF))]
+
+
+def router_for(settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["auth"])
+    secure_cookie = settings.public_base_url.startswith("https://")
+
+    @router.post("/auth/login", dependencies=[Depends(public(rate_limited=True))])
+    def login(body: LoginIn, request: Request, response: Response) -> SessionOut:
+        """Username and password → a console session cookie (HttpOnly, SameSite=Strict) and its CSRF token."""
+        services = services_of(request)
+        with transaction(services.sessions) as s:
+            account = check_password(s, body.username, body.password)
+            cookie, csrf = open_session(s, account)
+            console = resolve_session(s, cookie)
+        request.state.account_id = account.account_id
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie,
+            httponly=True,
+            samesite="strict",
+            secure=secure_cookie,
+            path="/",
+            max_age=int(SESSION_TTL.total_seconds()),
+        )
+        return SessionOut(account=AccountOut.of(account), csrf_token=csrf, expires_at=console.expires_at)
+
+    @router.post("/auth/logout", status_code=204, dependencies=[Depends(public())])
+    def logout(request: Request, response: Response) -> None:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            with transaction(services_of(request).sessions) as s:
+                close_session(s, cookie)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+
+    @router.get("/me")
+    def me(principal: Me) -> AccountOut:
+        return AccountOut.of(principal.account)
+
+    @router.post("/me/password", status_code=204)
+    def change_password(body: PasswordIn, principal: Me, request: Request) -> None:
+        with transaction(services_of(request).sessions) as s:
+            check_password(s, principal.account.username, body.current_password)
+            set_password(s, principal.account.account_id, body.new_password)
+
+    @router.get("/me/tokens")
+    def my_tokens(principal: Me, request: Request) -> list[TokenOut]:
+        with transaction(services_of(request).sessions) as s:
+            return [TokenOut.of(t) for t in list_tokens(s, principal.account.account_id)]
+
+    @router.post("/me/tokens", status_code=201)
+    def new_token(body: TokenIn, principal: Me, request: Request) -> IssuedTokenOut:
+        with transaction(services_of(request).sessions) as s:
+            issued = issue_token(
+                s, principal.account.account_id, name=body.name, ttl=timedelta(days=body.ttl_days)
+            )
+        return IssuedTokenOut(**TokenOut.of(issued.token).model_dump(), token=issued.secret)
+
+    @router.delete("/me/tokens/{token_id}")
+    def revoke_my_token(token_id: str, principal: Me, request: Request) -> TokenOut:
+        with transaction(services_of(request).sessions) as s:
+            token = get_token_row(s, token_id)
+            if token.account_id != principal.account.account_id:
+                raise NotFound("TOKEN_NOT_FOUND", "no such token", "令牌不存在")
+            get_account(s, token.account_id)
+            return TokenOut.of(revoke_token(s, token_id))
+
+    return router

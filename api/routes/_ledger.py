@@ -1,0 +1,76 @@
+"""The ledger for auditors and the county: audit, checkpoints, entries, the usage ledger (台账)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from api._authz import Permission, Principal, require, services_of
+from api._views import MONTH, jsonable, month_bounds
+from core.errors import BadInput
+from core.settings import Settings
+
+Reader = Annotated[Principal, Depends(require(Permission.LEDGER_READ))]
+Checkpointer = Annotated[Principal, Depends(require(Permission.LEDGER_CHECKPOINT))]
+Reports = Annotated[Principal, Depends(require(Permission.REPORTS_READ))]
+
+#: Bound on indices and sizes: SQLite and PostgreSQL integers are 64-bit.
+MAX_INDEX = 2**62
+
+
+def router_for(settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+
+    @router.get("/audit")
+    def audit(
+        principal: Reader, request: Request, from_index: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0
+    ) -> dict[str, Any]:
+        """Recompute chain and tree from the stored entries and check every checkpoint (read-only)."""
+        report = services_of(request).need("ledger").audit(from_index)
+        return dict(report.to_dict())
+
+    @router.post("/checkpoint")
+    def checkpoint(principal: Checkpointer, request: Request) -> dict[str, Any]:
+        ledger = services_of(request).need("ledger")
+        if ledger.signer is None:
+            from core.errors import Unavailable
+
+            raise Unavailable(
+                "LOG_KEY_UNAVAILABLE", "this server holds no log key", "服务器未配置日志签名密钥"
+            )
+        cp = ledger.checkpoint()
+        return {"origin": cp.origin, "size": cp.size, "root": cp.root.hex(), "note": cp.note}
+
+    @router.get("/size")
+    def size(principal: Reader, request: Request) -> dict[str, int]:
+        return {"size": int(services_of(request).need("ledger").size())}
+
+    @router.get("/entries/{index}")
+    def entry(
+        index: Annotated[int, Path(ge=0, le=MAX_INDEX)], principal: Reader, request: Request
+    ) -> dict[str, Any]:
+        if index < 0:
+            raise BadInput("INDEX_INVALID", "index must be >= 0", "序号须为非负数")
+        found = services_of(request).need("ledger").get(index)
+        out = jsonable(found)
+        return out if isinstance(out, dict) else {"entry": out}
+
+    @router.get("/usage")
+    def usage(
+        principal: Reports,
+        request: Request,
+        seal_id: Annotated[str, Query(min_length=1, max_length=64)],
+        month: Annotated[str, Query(pattern=MONTH)],
+    ) -> list[Any]:
+        """The usage ledger (使用登记台账) of one seal for one month (YYYY-MM)."""
+        month_bounds(month, UTC)  # refuses years a datetime cannot hold, before the ledger parses it
+        services = services_of(request)
+        registry = services.need("seal_registry")
+        seal = registry.get(seal_id)
+        principal.ensure_scope(township_code=seal.township_code, department_code=seal.department_code)
+        rows = services.need("ledger").usage(seal_id, month)
+        return list(jsonable(rows))
+
+    return router

@@ -1,0 +1,73 @@
+"""Operations: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+
+from api._authz import public, services_of
+from api._services import Services, token_configured
+from core.settings import Settings
+
+READY_TIMEOUT_S = 2.0
+
+
+def _db_ok(services: Services) -> None:
+    with services.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def _token_ok(services: Services) -> None:
+    ks = services.need("keystore")
+    # A find-objects call: it reaches the token through a pooled session and raises a KeystoreError when the
+    # token is gone, locked or the module fails.
+    ks.has_key("__yizhang_readyz__")
+
+
+async def _check(fn: Any, services: Services, timeout: float) -> str:
+    try:
+        await asyncio.wait_for(asyncio.to_thread(fn, services), timeout)
+        return "ok"
+    except TimeoutError:
+        return "timeout"
+    except Exception as exc:  # noqa: BLE001 - readiness reports the failure by code, never raises
+        code = getattr(exc, "code", None)
+        if code in {"KEY_NOT_FOUND", "NOT_FOUND"}:  # the token answered: reachable
+            return "ok"
+        return str(code or type(exc).__name__)
+
+
+def router_for(settings: Settings) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", dependencies=[Depends(public())])
+    def healthz() -> dict[str, str]:
+        """The process is up (no dependency is checked)."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", dependencies=[Depends(public())])
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready to serve: the database answers, and the token too when one is configured (2 s bound)."""
+        services = services_of(request)
+        timeout = min(READY_TIMEOUT_S, services.settings.token_timeout_s)
+        checks = {"database": await _check(_db_ok, services, timeout)}
+        if token_configured(services.settings):
+            if services.keystore is None:
+                checks["token"] = services.problems.get("keystore", "not_opened")
+            else:
+                checks["token"] = await _check(_token_ok, services, timeout)
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503)
+
+    @router.get("/metrics", dependencies=[Depends(public())], include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        """Prometheus text format (restrict to the scraper at the reverse proxy)."""
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,186 @@
+"""Public endpoints (no login): CA certificates, CRLs, the log's public key, checkpoints, proofs, TSA, verify.
+
+Everything here is what an office in another county needs to check a document without trusting this
+service; none of it is secret. The expensive ones (verify, TSA) are rate-limited per client address.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from api._authz import public, services_of
+from core.errors import BadInput, NotFound, Unavailable
+from core.settings import Settings
+
+CERT_TYPE = "application/pkix-cert"
+CRL_TYPE = "application/pkix-crl"
+PUBLIC = [Depends(public())]
+MAX_INDEX = 2**62  # SQLite and PostgreSQL integers are 64-bit
+PUBLIC_LIMITED = [Depends(public(rate_limited=True))]
+
+
+def _published(settings: Settings, relative: str, what_zh: str) -> bytes:
+    path = settings.home_dir / "pki" / relative
+    try:
+        return path.read_bytes()
+    except OSError:
+        raise NotFound("NOT_PUBLISHED", f"{relative} is not published yet", f"{what_zh}尚未发布") from None
+
+
+def router_for(settings: Settings) -> APIRouter:
+    router = APIRouter(tags=["public"])
+
+    # -- county PKI: the paths the certificates' CRL distribution points name ----------------------------
+    @router.get("/pki/crl/{issuer}.crl", dependencies=PUBLIC, response_class=Response)
+    def crl(issuer: str, request: Request) -> Response:
+        """The CRL last published (``yizhang crl publish``) for ``issuing`` or ``root`` (DER)."""
+        if issuer not in {"issuing", "root"}:
+            raise NotFound("CA_UNKNOWN", "no such CA", "无此证书颁发机构")
+        data = _published(services_of(request).settings, f"crl/{issuer}.crl", "证书吊销列表")
+        return Response(data, media_type=CRL_TYPE, headers={"Cache-Control": "public, max-age=300"})
+
+    @router.get("/pki/{name}.crt", dependencies=PUBLIC, response_class=Response)
+    def ca_cert(name: str, request: Request) -> Response:
+        """The county root (trust anchor) or issuing CA certificate (DER)."""
+        if name not in {"issuing", "root"}:
+            raise NotFound("CA_UNKNOWN", "no such CA", "无此证书颁发机构")
+        data = _published(services_of(request).settings, f"{name}.crt", "证书")
+        return Response(data, media_type=CERT_TYPE, headers={"Cache-Control": "public, max-age=3600"})
+
+    # -- the ledger: key, checkpoints, proofs -------------------------------------------------------------
+    @router.get("/v1/public/log-key", dependencies=PUBLIC, response_class=Response)
+    def log_key(request: Request) -> Response:
+        """The log's verifier key (signed-note vkey line)."""
+        from ledger import vkey_path
+
+        path = vkey_path(services_of(request).settings)
+        if not path.is_file():
+            raise NotFound("LOG_KEY_NOT_PUBLISHED", "the log key is not published", "日志公钥尚未发布")
+        return Response(path.read_text(encoding="utf-8"), media_type="text/plain; charset=utf-8")
+
+    @router.get("/v1/public/checkpoint", dependencies=PUBLIC, response_class=Response)
+    def checkpoint(request: Request) -> Response:
+        """The latest signed checkpoint (C2SP tlog-checkpoint signed note)."""
+        ledger = services_of(request).need("ledger")
+        cp = ledger.latest_checkpoint()
+        if cp is None:
+            raise NotFound("NO_CHECKPOINT", "no checkpoint yet", "尚无检查点")
+        return Response(cp.note, media_type="text/plain; charset=utf-8")
+
+    @router.get("/v1/public/proofs/{index}", dependencies=PUBLIC, response_class=Response)
+    def proof(index: Annotated[int, Path(ge=0, le=MAX_INDEX)], request: Request) -> Response:
+        """Receipt for entry ``index`` (C2SP tlog-proof: the entry, its inclusion proof, the checkpoint)."""
+        ledger = services_of(request).need("ledger")
+        if index < 0:
+            raise BadInput("INDEX_INVALID", "index must be >= 0", "序号须为非负数")
+        return Response(ledger.receipt(index).to_text(), media_type="text/plain; charset=utf-8")
+
+    @router.get("/v1/public/consistency", dependencies=PUBLIC)
+    def consistency(
+        request: Request,
+        first: Annotated[int, Query(ge=0, le=MAX_INDEX)],
+        second: Annotated[int, Query(ge=0, le=MAX_INDEX)],
+    ) -> dict[str, Any]:
+        """RFC 9162 consistency proof between two tree sizes (hashes base64)."""
+        ledger = services_of(request).need("ledger")
+        if first > second:
+            raise BadInput("SIZE_ORDER_INVALID", "first must not exceed second", "first 不得大于 second")
+        hashes = ledger.consistency_proof(first, second)
+        return {"first": first, "second": second, "proof": [base64.b64encode(h).decode() for h in hashes]}
+
+    # -- time-stamping (RFC 3161) ---------------------------------------------------------------------
+    @router.post(
+        "/v1/tsa",
+        dependencies=PUBLIC_LIMITED,
+        response_class=Response,
+        openapi_extra={
+            "requestBody": {"content": {"application/timestamp-query": {"schema": {"type": "string"}}}}
+        },
+    )
+    async def tsa(request: Request) -> Response:
+        """The county's time-stamping authority: DER TimeStampReq in, DER TimeStampResp out (RFC 3161
+        over HTTP, §3.4); ``openssl ts -query`` / ``-verify`` work against it."""
+        import anyio
+
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/timestamp-query":
+            raise BadInput(
+                "CONTENT_TYPE_INVALID",
+                "send application/timestamp-query",
+                "请以 application/timestamp-query 提交",
+            )
+        body = await request.body()
+        if not body or len(body) > 16 * 1024:
+            raise BadInput(
+                "TSA_REQUEST_INVALID", "empty or oversized time-stamp request", "时间戳请求为空或过大"
+            )
+        services = services_of(request)
+        county_tsa = await anyio.to_thread.run_sync(lambda: services.county_tsa())
+        reply = await anyio.to_thread.run_sync(lambda: county_tsa.respond(body))
+        return Response(reply, media_type="application/timestamp-reply")
+
+    # -- verification ------------------------------------------------------------------------------------
+    @router.post("/v1/verify", dependencies=PUBLIC_LIMITED)
+    def verify(
+        request: Request, file: Annotated[UploadFile, File(description="the PDF to verify")]
+    ) -> JSONResponse:
+        """Verify a sealed PDF (strict): the report as JSON. Unreadable input is a report, not an error."""
+        from signer import TrustList, VerifyLimits, verify_document
+
+        services = services_of(request)
+        limits = VerifyLimits(max_bytes=services.settings.max_pdf_bytes)
+        data = file.file.read(limits.max_bytes + 1)
+        if len(data) > limits.max_bytes:
+            raise BadInput("PDF_TOO_LARGE", "the PDF is over the size limit", "PDF 超过大小上限")
+        try:
+            trust = TrustList.for_home(services.settings.home_dir)
+        except BadInput as exc:
+            raise Unavailable("TRUST_NOT_CONFIGURED", exc.message_en, exc.message_zh) from exc
+        report = verify_document(
+            data, trust, now=datetime.now(UTC), limits=limits, evidence=_evidence(services)
+        )
+        return JSONResponse(report.to_dict())
+
+    return router
+
+
+def _evidence(services: Any) -> Any:
+    """What this server knows beyond the document: ledger receipts (checked against the published log key,
+    never trusted as such) and the decision's current status (变更、撤回、撤销、注销) from its records."""
+    import dataclasses
+
+    from ledger import vkey_path
+    from signer import Evidence
+
+    try:
+        from signer._verify_local import local_evidence
+    except ImportError:
+        evidence = Evidence()
+    else:
+        evidence = local_evidence(services.engine, vkey_path(services.settings))
+
+    def status(binding: Any) -> str | None:
+        from sqlalchemy import select
+
+        from api._storage import SigningRequestRow
+        from core.db import transaction
+
+        stmt = None
+        key = binding.idempotency_key or ""
+        if key.startswith("api:"):
+            stmt = select(SigningRequestRow.decision_status).where(SigningRequestRow.request_id == key[4:])
+        elif binding.document_number:
+            stmt = select(SigningRequestRow.decision_status).where(
+                SigningRequestRow.document_number == binding.document_number
+            )
+        if stmt is None:
+            return None
+        with transaction(services.sessions) as s:
+            found = s.scalar(stmt)
+        return None if found is None else str(found).lower()
+
+    return dataclasses.replace(evidence, status_lookup=status)

@@ -1,0 +1,210 @@
+"""Seals over HTTP, with the CLI's rules (the keystore's SealRegistry decides every transition).
+
+Making, activating, changing, cancelling and retiring (刻制、启用、变更、注销、封存) are the county approval
+bureau's; a custodian may suspend and resume the seal of their own township; everyone with SEALS_READ sees
+the seals of their own organisation (county roles: all).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api._authz import Permission, Principal, require, services_of
+from api._views import event_view, seal_view
+from core.settings import Settings
+
+Reader = Annotated[Principal, Depends(require(Permission.SEALS_READ))]
+Admin = Annotated[Principal, Depends(require(Permission.SEALS_ADMIN))]
+Custody = Annotated[Principal, Depends(require(Permission.SEALS_CUSTODY))]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SealIssueIn(_In):
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["TOWNSHIP_APPROVAL", "DEPARTMENT_NO2"]
+    township: str = Field(min_length=1, max_length=100)
+    township_code: str = Field(min_length=1, max_length=64)
+    custodian: str = Field(min_length=1, max_length=100)
+    requested_by: str = Field(min_length=1, max_length=200)
+    approved_by: str = Field(min_length=1, max_length=200)
+    number: int | None = Field(default=None, ge=1, le=99)
+    department: str | None = Field(default=None, max_length=200)
+    department_code: str | None = Field(default=None, max_length=64)
+    algorithm: Literal["EC_P256", "RSA_3072"] = "EC_P256"
+    reason: str | None = Field(default=None, max_length=500)
+    validity_days: int = Field(default=1826, ge=1, le=3660)
+
+
+class TransitionIn(_In):
+    reason: str | None = Field(default=None, max_length=500)
+    approved_by: str | None = Field(default=None, max_length=200)
+    requested_by: str | None = Field(default=None, max_length=200)
+
+
+class ChangeIn(_In):
+    reason: str = Field(min_length=1, max_length=500)
+    approved_by: str = Field(min_length=1, max_length=200)
+    requested_by: str = Field(min_length=1, max_length=200)
+    new_name: str | None = Field(default=None, max_length=200)
+    algorithm: Literal["EC_P256", "RSA_3072"] | None = None
+
+
+def _actor(principal: Principal) -> str:
+    return f"{principal.account.username}({principal.account.display_name})"
+
+
+def _scoped_seal(registry: Any, seal_id: str, principal: Principal) -> Any:
+    seal = registry.get(seal_id)
+    principal.ensure_scope(township_code=seal.township_code, department_code=seal.department_code)
+    return seal
+
+
+def _required(value: str | None, field: str) -> str:
+    from core.errors import BadInput
+
+    if not value:
+        raise BadInput(f"{field.upper()}_REQUIRED", f"{field} is required", f"缺少 {field}")
+    return value
+
+
+def router_for(settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/v1/seals", tags=["seals"])
+
+    @router.get("")
+    def seals(principal: Reader, request: Request, township_code: str | None = None) -> list[dict[str, Any]]:
+        registry = services_of(request).need("seal_registry")
+        found = registry.list(township_code=township_code)
+        return [
+            seal_view(s)
+            for s in found
+            if principal.in_scope(township_code=s.township_code, department_code=s.department_code)
+        ]
+
+    @router.get("/{seal_id}")
+    def seal(seal_id: str, principal: Reader, request: Request) -> dict[str, Any]:
+        registry = services_of(request).need("seal_registry")
+        return seal_view(_scoped_seal(registry, seal_id, principal))
+
+    @router.get("/{seal_id}/certificate", response_class=Response)
+    def certificate(seal_id: str, principal: Reader, request: Request) -> Response:
+        registry = services_of(request).need("seal_registry")
+        found = _scoped_seal(registry, seal_id, principal)
+        return Response(found.cert_der, media_type="application/pkix-cert")
+
+    @router.get("/{seal_id}/events")
+    def events(seal_id: str, principal: Reader, request: Request) -> list[dict[str, Any]]:
+        registry = services_of(request).need("seal_registry")
+        _scoped_seal(registry, seal_id, principal)
+        return [event_view(e) for e in registry.lifecycle_events(seal_id)]
+
+    @router.post("", status_code=201)
+    def issue(body: SealIssueIn, principal: Admin, request: Request) -> dict[str, Any]:
+        """Make a seal (刻制): key generated in the token, certificate from the county's issuing CA."""
+        from keystore import KeyAlgorithm, SealKind
+
+        registry = services_of(request).need("seal_registry")
+        event = registry.issue_seal(
+            name=body.name,
+            kind=SealKind(body.kind),
+            township=body.township,
+            township_code=body.township_code,
+            custodian=body.custodian,
+            requested_by=body.requested_by,
+            approved_by=body.approved_by,
+            actor=_actor(principal),
+            number=body.number,
+            department=body.department,
+            department_code=body.department_code,
+            algorithm=KeyAlgorithm(body.algorithm),
+            reason=body.reason,
+            validity_days=body.validity_days,
+        )
+        return {"event": event_view(event), "seal": seal_view(registry.get(event.seal_id))}
+
+    def _transition(
+        action: str, seal_id: str, body: TransitionIn, principal: Principal, request: Request
+    ) -> Any:
+        registry = services_of(request).need("seal_registry")
+        _scoped_seal(registry, seal_id, principal)
+        actor = _actor(principal)
+        if action == "activate":
+            event = registry.activate(
+                seal_id,
+                actor=actor,
+                approved_by=_required(body.approved_by, "approved_by"),
+                reason=body.reason,
+                requested_by=body.requested_by,
+            )
+        elif action == "suspend":
+            event = registry.suspend(
+                seal_id, actor=actor, reason=_required(body.reason, "reason"), approved_by=body.approved_by
+            )
+        elif action == "resume":
+            event = registry.resume(seal_id, actor=actor, reason=body.reason, approved_by=body.approved_by)
+        elif action == "cancel":
+            event = registry.cancel(
+                seal_id,
+                actor=actor,
+                approved_by=_required(body.approved_by, "approved_by"),
+                reason=_required(body.reason, "reason"),
+                requested_by=body.requested_by,
+            )
+        else:  # retire (封存)
+            event = registry.retire(
+                seal_id, actor=actor, reason=_required(body.reason, "reason"), approved_by=body.approved_by
+            )
+        return {"event": event_view(event), "seal": seal_view(registry.get(seal_id))}
+
+    @router.post("/{seal_id}/activate")
+    def activate(seal_id: str, body: TransitionIn, principal: Admin, request: Request) -> dict[str, Any]:
+        return _transition("activate", seal_id, body, principal, request)  # type: ignore[no-any-return]
+
+    @router.post("/{seal_id}/suspend")
+    def suspend(seal_id: str, body: TransitionIn, principal: Custody, request: Request) -> dict[str, Any]:
+        return _transition("suspend", seal_id, body, principal, request)  # type: ignore[no-any-return]
+
+    @router.post("/{seal_id}/resume")
+    def resume(seal_id: str, body: TransitionIn, principal: Custody, request: Request) -> dict[str, Any]:
+        return _transition("resume", seal_id, body, principal, request)  # type: ignore[no-any-return]
+
+    @router.post("/{seal_id}/cancel")
+    def cancel(seal_id: str, body: TransitionIn, principal: Admin, request: Request) -> dict[str, Any]:
+        return _transition("cancel", seal_id, body, principal, request)  # type: ignore[no-any-return]
+
+    @router.post("/{seal_id}/retire")
+    def retire(seal_id: str, body: TransitionIn, principal: Admin, request: Request) -> dict[str, Any]:
+        return _transition("retire", seal_id, body, principal, request)  # type: ignore[no-any-return]
+
+    @router.post("/crl/publish")
+    def publish_crl(principal: Admin, request: Request) -> dict[str, Any]:
+        """Make fresh CRLs (signed in the token) and publish them at /pki/crl/*.crl."""
+        pki = services_of(request).need("county_pki")
+        published = pki.publish_crl()
+        return {"issuing_crl_number": published.issuing_crl_number}
+
+    @router.post("/{seal_id}/change")
+    def change(seal_id: str, body: ChangeIn, principal: Admin, request: Request) -> dict[str, Any]:
+        """Re-key or rename (变更): a new certificate; the old one is revoked as superseded."""
+        from keystore import KeyAlgorithm
+
+        registry = services_of(request).need("seal_registry")
+        _scoped_seal(registry, seal_id, principal)
+        event = registry.change(
+            seal_id,
+            actor=_actor(principal),
+            approved_by=body.approved_by,
+            requested_by=body.requested_by,
+            reason=body.reason,
+            new_name=body.new_name,
+            algorithm=KeyAlgorithm(body.algorithm) if body.algorithm else None,
+        )
+        return {"event": event_view(event), "seal": seal_view(registry.get(seal_id))}
+
+    return router

@@ -1,0 +1,388 @@
+"""The signing workflow over HTTP, the supervision feed, and the reports (台账, monthly report)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from api._authz import Permission, Principal, require, services_of
+from api._signing import SigningRequestView, SigningWorkflow, Submission, feed
+from api._storage import SigningRequestRow
+from api._views import MONTH, jsonable, month_bounds
+from core.db import transaction
+from core.errors import BadInput, SealServiceError
+from core.settings import Settings
+
+Submitter = Annotated[Principal, Depends(require(Permission.SIGNING_SUBMIT))]
+Approver = Annotated[Principal, Depends(require(Permission.SIGNING_APPROVE))]
+Reader = Annotated[Principal, Depends(require(Permission.SIGNING_READ))]
+Lifecycle = Annotated[Principal, Depends(require(Permission.DECISION_LIFECYCLE))]
+Supervisor = Annotated[Principal, Depends(require(Permission.SUPERVISION_READ))]
+Reports = Annotated[Principal, Depends(require(Permission.REPORTS_READ))]
+
+MAX_BATCH = 50
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SubmissionIn(_In):
+    seal_id: str = Field(min_length=1, max_length=64)
+    matter_code: str = Field(min_length=1, max_length=64)
+    stage: str = Field(min_length=1, max_length=16)
+    document_kind: str = Field(min_length=1, max_length=32)
+    reason: str = Field(min_length=1, max_length=500)
+    idempotency_key: str = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+    applicant: str | None = Field(default=None, max_length=200)
+
+
+class TemplateSubmissionIn(SubmissionIn):
+    template: str = Field(min_length=1, max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class CommentIn(_In):
+    comment: str = Field(default="", max_length=1000)
+
+
+class StatusIn(_In):
+    status: Literal["CHANGED", "WITHDRAWN", "REVOKED", "CANCELLED"]
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+def _view(v: SigningRequestView) -> dict[str, Any]:
+    return dict(jsonable(asdict(v)))
+
+
+def _workflow(request: Request) -> SigningWorkflow:
+    return SigningWorkflow(services_of(request), request.app.state.metrics)
+
+
+def _read_pdf(file: UploadFile, limit: int) -> bytes:
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise BadInput("PDF_TOO_LARGE", "the PDF is over the size limit", "PDF 超过大小上限")
+    return data
+
+
+def router_for(settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["signing"])
+
+    @router.post("/signing-requests", status_code=201)
+    def submit(
+        request: Request,
+        principal: Submitter,
+        file: Annotated[UploadFile, File(description="the PDF to seal")],
+        seal_id: Annotated[str, Form(min_length=1, max_length=64)],
+        matter_code: Annotated[str, Form(min_length=1, max_length=64)],
+        stage: Annotated[str, Form(min_length=1, max_length=16)],
+        document_kind: Annotated[str, Form(min_length=1, max_length=32)],
+        reason: Annotated[str, Form(min_length=1, max_length=500)],
+        idempotency_key: Annotated[str, Form(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")],
+        applicant: Annotated[str | None, Form(max_length=200)] = None,
+    ) -> JSONResponse:
+        """Submit a PDF for sealing: the policy decides at once (403 with every reason when it refuses);
+        a use that needs the principal's approval waits in the queue (status PENDING_APPROVAL)."""
+        pdf = _read_pdf(file, services_of(request).settings.max_pdf_bytes)
+        sub = Submission(seal_id, matter_code, stage, document_kind, reason, idempotency_key, applicant)
+        view, created = _workflow(request).submit(principal, sub, pdf)
+        return JSONResponse(_view(view), status_code=201 if created else 200)
+
+    @router.post("/signing-requests/from-template", status_code=201)
+    def submit_template(body: TemplateSubmissionIn, request: Request, principal: Submitter) -> JSONResponse:
+        """Submit a document to be rendered from one of the centre's templates and sealed."""
+        sub = Submission(
+            body.seal_id,
+            body.matter_code,
+            body.stage,
+            body.document_kind,
+            body.reason,
+            body.idempotency_key,
+            body.applicant,
+            body.template,
+            body.data,
+        )
+        view, created = _workflow(request).submit(principal, sub, None)
+        return JSONResponse(_view(view), status_code=201 if created else 200)
+
+    @router.post("/signing-requests/batch")
+    def submit_batch(
+        request: Request,
+        principal: Submitter,
+        files: Annotated[list[UploadFile], File(description="the PDFs, in the order of items")],
+        items: Annotated[str, Form(description="JSON list of submissions, one per file", max_length=200_000)],
+    ) -> dict[str, Any]:
+        """Many documents at once; each item is decided and answered on its own."""
+        try:
+            raw = json.loads(items)
+        except ValueError:
+            raise BadInput(
+                "BATCH_ITEMS_INVALID", "items must be a JSON list", "items 须为 JSON 列表"
+            ) from None
+        if not isinstance(raw, list) or len(raw) != len(files) or not 1 <= len(raw) <= MAX_BATCH:
+            raise BadInput(
+                "BATCH_ITEMS_INVALID",
+                f"items must list 1..{MAX_BATCH} submissions, one per file",
+                f"items 须列出 1..{MAX_BATCH} 项，与文件一一对应",
+            )
+        workflow = _workflow(request)
+        limit = services_of(request).settings.max_pdf_bytes
+        results: list[dict[str, Any]] = []
+        for i, (item, upload) in enumerate(zip(raw, files, strict=True)):
+            try:
+                parsed = SubmissionIn.model_validate(item)
+                sub = Submission(
+                    parsed.seal_id,
+                    parsed.matter_code,
+                    parsed.stage,
+                    parsed.document_kind,
+                    parsed.reason,
+                    parsed.idempotency_key,
+                    parsed.applicant,
+                )
+                view, created = workflow.submit(principal, sub, _read_pdf(upload, limit))
+                results.append({"index": i, "status": 201 if created else 200, "request": _view(view)})
+            except SealServiceError as exc:
+                from api._errors import status_for
+
+                err = exc.to_dict()
+                if exc.family == "policy_denied":
+                    err["reasons"] = exc.details.get("reasons", [])
+                results.append({"index": i, "status": status_for(exc), "error": err})
+            except ValueError as exc:  # pydantic's ValidationError
+                results.append(
+                    {
+                        "index": i,
+                        "status": 422,
+                        "error": {"code": "VALIDATION_FAILED", "message": str(exc)[:500]},
+                    }
+                )
+        return {"results": results}
+
+    @router.get("/signing-requests")
+    def queue(
+        request: Request,
+        principal: Reader,
+        status: Annotated[str | None, Query(max_length=24)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[dict[str, Any]]:
+        """Requests of the caller's organisation, newest first; ``status=PENDING_APPROVAL`` is the queue."""
+        return [_view(v) for v in _workflow(request).list(principal, status=status, limit=limit)]
+
+    @router.get("/signing-requests/{request_id}")
+    def get_request(request_id: str, request: Request, principal: Reader) -> dict[str, Any]:
+        return _view(_workflow(request).get(principal, request_id))
+
+    @router.post("/signing-requests/{request_id}/approve")
+    def approve(request_id: str, body: CommentIn, request: Request, principal: Approver) -> dict[str, Any]:
+        return _view(_workflow(request).approve(principal, request_id, body.comment))
+
+    @router.post("/signing-requests/{request_id}/reject")
+    def reject(request_id: str, body: CommentIn, request: Request, principal: Approver) -> dict[str, Any]:
+        return _view(_workflow(request).reject(principal, request_id, body.comment))
+
+    @router.post("/signing-requests/{request_id}/seal")
+    def seal_again(request_id: str, request: Request, principal: Submitter) -> dict[str, Any]:
+        """Retry sealing an approved request (after the token or TSA was unavailable)."""
+        return _view(_workflow(request).retry_seal(principal, request_id))
+
+    @router.get("/signing-requests/{request_id}/document", response_class=Response)
+    def document(request_id: str, request: Request, principal: Reader) -> Response:
+        data = _workflow(request).document(principal, request_id)
+        return Response(
+            data,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{request_id}.pdf"'},
+        )
+
+    @router.get("/signing-requests/{request_id}/receipt", response_class=Response)
+    def receipt(request_id: str, request: Request, principal: Reader) -> Response:
+        """The ledger receipt (C2SP tlog-proof) of the sealed document."""
+        return Response(
+            _workflow(request).receipt(principal, request_id), media_type="text/plain; charset=utf-8"
+        )
+
+    @router.post("/signing-requests/{request_id}/status")
+    def change_status(
+        request_id: str, body: StatusIn, request: Request, principal: Lifecycle
+    ) -> dict[str, Any]:
+        """变更、撤回、撤销、注销 an issued decision (a ledger entry; verifiers then report it)."""
+        return _view(
+            _workflow(request).change_decision_status(principal, request_id, body.status, body.reason)
+        )
+
+    @router.get("/supervision/feed")
+    def supervision_feed(
+        request: Request,
+        principal: Supervisor,
+        cursor: Annotated[int, Query(ge=0, le=2**62)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """审管联动: issued and changed decisions after ``cursor``, for the caller's department."""
+        events, next_cursor = feed(services_of(request), principal, cursor, limit)
+        return {"events": events, "next_cursor": next_cursor}
+
+    @router.get(
+        "/reports/monthly",
+        response_class=Response,
+        responses={200: {"content": {"text/csv": {}, "application/pdf": {}}}},
+    )
+    def monthly_report(
+        request: Request,
+        principal: Reports,
+        month: Annotated[str, Query(pattern=MONTH)],
+        department_code: Annotated[str | None, Query(max_length=64)] = None,
+        township_code: Annotated[str | None, Query(max_length=64)] = None,
+        format: Annotated[Literal["csv", "pdf"] | None, Query()] = None,  # noqa: A002 - the query name
+    ) -> Response:
+        """The monthly report: matters handled and seal uses per township, matter and status. CSV, or the
+        A4 Chinese PDF form with ``format=pdf`` or ``Accept: application/pdf`` (``format`` wins)."""
+        principal.ensure_scope(department_code=department_code, township_code=township_code)
+        start, end = month_bounds(month, UTC)
+        stmt = select(SigningRequestRow).where(
+            SigningRequestRow.created_at >= start, SigningRequestRow.created_at < end
+        )
+        if department_code is not None:
+            stmt = stmt.where(SigningRequestRow.department_code == department_code)
+        if township_code is not None:
+            stmt = stmt.where(SigningRequestRow.township_code == township_code)
+        counts: dict[tuple[str, str, str, str], int] = {}
+        with transaction(services_of(request).sessions) as s:
+            for r in s.scalars(stmt):
+                key = (r.township_code, r.department_code or "", r.matter_code, r.status)
+                counts[key] = counts.get(key, 0) + 1
+        accept = request.headers.get("accept", "")
+        if format == "pdf" or (format is None and "application/pdf" in accept and "text/csv" not in accept):
+            return _monthly_pdf(request, month, counts, department_code, township_code)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["month", "township_code", "department_code", "matter_code", "status", "count"])
+        for (town, dept, matter, status), n in sorted(counts.items()):
+            writer.writerow([month, town, dept, matter, status, n])
+        return Response(
+            "\ufeff" + out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="report-{month}.csv"'},
+        )
+
+    def _monthly_pdf(
+        request: Request,
+        month: str,
+        counts: dict[tuple[str, str, str, str], int],
+        department_code: str | None,
+        township_code: str | None,
+    ) -> Response:
+        from datetime import timedelta, timezone
+
+        from api._report_pdf import ReportLine, render_monthly_report
+
+        store = services_of(request).policy_store
+        names: dict[str, str] = {}
+
+        def name_of(code: str) -> str:
+            if code and code not in names and store is not None:
+                try:
+                    names[code] = store.organisation(code).name
+                except SealServiceError:
+                    names[code] = code
+            return names.get(code, code)
+
+        lines = [
+            ReportLine(name_of(town), name_of(dept), matter, status, n)
+            for (town, dept, matter, status), n in sorted(counts.items())
+        ]
+        scope = "、".join(name_of(c) for c in (township_code, department_code) if c) or "全县"
+        beijing = timezone(timedelta(hours=8))
+        generated = datetime.now(UTC).astimezone(beijing).strftime("%Y-%m-%d %H:%M")
+        pdf = render_monthly_report(scope, month, lines, generated)
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="report-{month}.pdf"'},
+        )
+
+    @router.get("/reports/anomalies")
+    def anomalies(
+        request: Request,
+        principal: Reports,
+        month: Annotated[str, Query(pattern=MONTH)],
+        township_code: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> dict[str, Any]:
+        """What is worth a look in a month: refused attempts, uses outside office hours (Beijing time,
+        08:00–18:00 Mon–Fri), and days with more than three times the month's median daily volume."""
+        from datetime import timedelta, timezone
+
+        principal.ensure_scope(township_code=township_code, org_code=township_code)
+        beijing = timezone(timedelta(hours=8))
+        start, end = month_bounds(month, beijing)
+        stmt = select(SigningRequestRow).where(
+            SigningRequestRow.created_at >= start, SigningRequestRow.created_at < end
+        )
+        if township_code is not None:
+            stmt = stmt.where(SigningRequestRow.township_code == township_code)
+        elif not principal.county_wide:
+            stmt = stmt.where(SigningRequestRow.department_code == principal.org_code)
+        refused: dict[str, int] = {}
+        off_hours: list[dict[str, Any]] = []
+        per_day: dict[tuple[str, str], int] = {}
+        with transaction(services_of(request).sessions) as s:
+            for r in s.scalars(stmt):
+                at = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC)
+                local = at.astimezone(beijing)
+                if r.status in {"DENIED", "REJECTED"}:
+                    for code in {x.get("code", "") for x in json.loads(r.reason_codes or "[]")} or {r.status}:
+                        refused[f"{r.township_code}:{code}"] = refused.get(f"{r.township_code}:{code}", 0) + 1
+                if r.status == "SEALED" and (local.weekday() >= 5 or not 8 <= local.hour < 18):
+                    off_hours.append(
+                        {
+                            "request_id": r.request_id,
+                            "township_code": r.township_code,
+                            "at": local.isoformat(),
+                        }
+                    )
+                key = (r.township_code, local.date().isoformat())
+                per_day[key] = per_day.get(key, 0) + 1
+        volumes = sorted(per_day.values())
+        median = volumes[len(volumes) // 2] if volumes else 0
+        spikes = [
+            {"township_code": t, "date": d, "count": n}
+            for (t, d), n in sorted(per_day.items())
+            if median and n > 3 * median and n >= 5
+        ]
+        return {
+            "month": month,
+            "refused": refused,
+            "outside_office_hours": off_hours,
+            "volume_spikes": spikes,
+        }
+
+    @router.get("/reports/usage", response_class=Response)
+    def usage_report(
+        request: Request,
+        principal: Reports,
+        seal_id: Annotated[str, Query(min_length=1, max_length=64)],
+        month: Annotated[str, Query(pattern=MONTH)],
+    ) -> Response:
+        """The usage ledger (使用登记台账) of one seal for one month, as CSV, from the ledger's entries."""
+        services = services_of(request)
+        seal = services.need("seal_registry").get(seal_id)
+        principal.ensure_scope(township_code=seal.township_code, department_code=seal.department_code)
+        rows = [jsonable(r) for r in services.need("ledger").usage(seal_id, month)]
+        out = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(out, fieldnames=list(rows[0].keys()))
+            writer.writeheader()
+            writer.writerows(rows)
+        return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8")
+
+    return router

@@ -1,0 +1,54 @@
+"""Webhook subscriptions of the supervision feed: a department registers its receiver; the county any."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from api._authz import Permission, Principal, require, services_of
+from api._webhooks import create_webhook, disable_webhook, get_webhook, list_webhooks, webhook_view
+from core.settings import Settings
+
+Supervisor = Annotated[Principal, Depends(require(Permission.SUPERVISION_READ))]
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    url: str = Field(min_length=8, max_length=500)
+    supervising_code: str | None = Field(default=None, max_length=64)
+    from_start: bool = False
+
+
+def router_for(settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/v1/webhooks", tags=["supervision"])
+
+    @router.post("", status_code=201)
+    def register(body: WebhookIn, principal: Supervisor, request: Request) -> dict[str, Any]:
+        """Register a receiver; the answer holds the HMAC secret, shown this once."""
+        code = body.supervising_code if principal.county_wide else principal.org_code
+        principal.ensure_scope(department_code=code, org_code=code)
+        hook, secret = create_webhook(
+            services_of(request),
+            url=body.url,
+            supervising_code=code,
+            created_by=principal.account.username,
+            from_start=body.from_start,
+        )
+        return {**webhook_view(hook), "secret": secret}
+
+    @router.get("")
+    def webhooks(principal: Supervisor, request: Request) -> list[dict[str, Any]]:
+        code = None if principal.county_wide else principal.org_code
+        return [webhook_view(w) for w in list_webhooks(services_of(request), code)]
+
+    @router.delete("/{webhook_id}")
+    def remove(webhook_id: str, principal: Supervisor, request: Request) -> dict[str, Any]:
+        services = services_of(request)
+        hook = get_webhook(services, webhook_id)
+        principal.ensure_scope(department_code=hook.supervising_code, org_code=hook.supervising_code)
+        return webhook_view(disable_webhook(services, webhook_id))
+
+    return router

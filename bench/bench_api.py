@@ -1,0 +1,378 @@
+"""End-to-end sealed documents per second through HTTP: ``yizhang serve`` (2 uvicorn workers, PostgreSQL,
+SoftHSM) against bare pyHanko ``sign_pdf`` in 2 processes with the same key in the same token.
+
+Run: .venv/bin/python bench/bench_api.py [--seconds 20] [--concurrency 4]
+
+1. A throw-away deployment: a fresh PostgreSQL database, a home with a SoftHSM token and the county PKI,
+   the Shanxi catalog, 兴江乡's active seal, a clerk account bound to its service centre with an API token.
+2. ``yizhang serve --workers 2`` on it (signature level B-T: county timestamp; the log key in a file).
+3. Saturation: ``--concurrency`` clients post the 1-page permit (multipart upload) as fast as answers come,
+   each a new signing request (policy pre-check, document number, stamp, token signature, timestamp, ledger
+   entry, the sealed PDF stored and returned in the JSON's request), for ``--seconds``.
+4. Half that rate, open loop (requests sent on a fixed schedule, latency measured from the scheduled time):
+   p50 / p99.
+5. Bare pyHanko: 2 processes, each ``signers.sign_pdf`` of the same PDF in a loop (no stamp, no timestamp,
+   no database), with the seal's key in the token through the keystore signer.
+
+Prints a table; writes bench/out/api.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "domain"
+PG_ADMIN = os.environ.get("YIZHANG_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+YIZHANG = str(Path(sys.executable).parent / "yizhang")
+TOWNSHIP = "360732-11"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def permit_pdf() -> bytes:
+    from signer import render_template
+
+    return render_template(
+        "public_place_hygiene_permit",
+        {
+            "issuer": "兴国县兴江乡人民政府",
+            "unit_name": "兴国县兴江乡好客来宾馆",
+            "legal_representative": "刘某某",
+            "address": "兴国县兴江乡兴江大道88号",
+            "licensed_items": "住宿（旅店业）",
+            "valid_from": "2026年3月5日",
+            "valid_until": "2030年3月4日",
+            "date": "2026年3月5日",
+        },
+    )
+
+
+def setup(env: dict[str, str]) -> dict[str, Any]:
+    """The deployment, made with the library (as `county init` and the admin API would)."""
+    from api._accounts import create_account, issue_token
+    from core.db import make_engine, transaction
+    from core.settings import load_settings
+    from keystore import Keystore, SealKind, SealRegistry, init_county
+    from policies import PolicyStore
+
+    os.environ.update(env)
+    settings = load_settings()
+    os.environ["SOFTHSM2_CONF"] = str(settings.softhsm_conf)
+    init_county(settings, "360732", "兴国县")
+    engine = make_engine(settings.effective_database_url)
+    store = PolicyStore(engine)
+    store.register_county("360732", "兴国县", actor="bench")
+    store.import_no2_townships("360732", (SHARED / "xingguo_no2_seals.csv").read_bytes(), actor="bench")
+    store.import_catalog("360732", (SHARED / "shanxi_township_catalog.csv").read_bytes(), actor="bench")
+    store.grant_powers(TOWNSHIP, None, actor="bench")
+    with Keystore.open(settings) as ks:
+        registry = SealRegistry(engine, ks, settings)
+        ev = registry.issue_seal(
+            name="兴国县兴江乡人民政府行政审批服务专用章",
+            kind=SealKind.TOWNSHIP_APPROVAL,
+            township="兴江乡",
+            township_code=TOWNSHIP,
+            custodian="李保管",
+            requested_by="兴江乡人民政府",
+            approved_by="王乡长",
+            actor="bench",
+        )
+        registry.activate(ev.seal_id, actor="bench", approved_by="王乡长")
+        seal = registry.get(ev.seal_id)
+    centre = store.organisation(TOWNSHIP).service_centre
+    with transaction(engine) as s:
+        clerk = create_account(
+            s,
+            username="bench.clerk",
+            display_name="窗口",
+            role="TOWNSHIP_CLERK",
+            org_code=TOWNSHIP,
+            service_centre=centre,
+            created_by="bench",
+        )
+        token = issue_token(s, clerk.account_id, name="bench").secret
+    engine.dispose()
+    return {"seal_id": seal.seal_id, "key_label": seal.key_label, "token": token}
+
+
+def _bare_worker(
+    env: dict[str, str], key_label: str, pdf: bytes, seconds: float, tsa: bool, out: Any
+) -> None:
+    os.environ.update(env)
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+
+    from core.db import make_engine
+    from core.settings import load_settings
+    from keystore import Keystore, SealRegistry
+    from signer._seal import KeystoreSigner, SealingKey
+
+    settings = load_settings()
+    os.environ["SOFTHSM2_CONF"] = str(settings.softhsm_conf)
+    engine = make_engine(settings.effective_database_url)
+    with Keystore.open(settings) as ks:
+        registry = SealRegistry(engine, ks, settings)
+        seal = next(s for s in registry.list() if s.key_label == key_label)
+        key = SealingKey(
+            key_label=seal.key_label,
+            algorithm=seal.key_algorithm.value,
+            chain_der=tuple(registry.chain_der(seal)),
+            seal_name=seal.name,
+        )
+        bare = KeystoreSigner(ks, key)
+        stamper = None
+        if tsa:
+            from signer import CountyTimeStamper, CountyTsa, ensure_county_tsa
+
+            stamper = CountyTimeStamper(CountyTsa(ks, ensure_county_tsa(engine, ks, registry.pki)))
+        meta = signers.PdfSignatureMetadata(field_name="Sig1")
+        signers.sign_pdf(IncrementalPdfFileWriter(BytesIO(pdf)), meta, bare, timestamper=stamper)  # warm-up
+        n = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            signers.sign_pdf(IncrementalPdfFileWriter(BytesIO(pdf)), meta, bare, timestamper=stamper)
+            n += 1
+        out.put((n, time.perf_counter() - start, None))
+    engine.dispose()
+
+
+def bare_pyhanko(
+    env: dict[str, str], key_label: str, pdf: bytes, seconds: float, procs: int, tsa: bool = False
+) -> float:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    ps = [ctx.Process(target=_bare_worker, args=(env, key_label, pdf, seconds, tsa, q)) for _ in range(procs)]
+    for p in ps:
+        p.start()
+    results = [q.get(timeout=seconds + 120) for _ in ps]
+    for p in ps:
+        p.join()
+    errors = [e for _, _, e in results if e]
+    if errors:
+        raise SystemExit("bare pyHanko worker failed: " + errors[0])
+    return sum(n / t for n, t, _ in results)
+
+
+class Load:
+    def __init__(self, base: str, token: str, seal_id: str, pdf: bytes) -> None:
+        self.base = base
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.seal_id = seal_id
+        self.pdf = pdf
+        self.errors: list[str] = []
+
+    def one(self, client: Any) -> float:
+        t0 = time.perf_counter()
+        r = client.post(
+            "/v1/signing-requests",
+            data={
+                "seal_id": self.seal_id,
+                "matter_code": "SX-002",
+                "stage": "受理",
+                "document_kind": "受理通知书",
+                "reason": "bench",
+                "idempotency_key": "bench-" + secrets.token_hex(8),
+            },
+            files={"file": ("permit.pdf", self.pdf, "application/pdf")},
+            headers=self.headers,
+        )
+        if r.status_code != 201 or r.json().get("status") != "SEALED":
+            self.errors.append(f"{r.status_code} {r.text[:200]}")
+        return time.perf_counter() - t0
+
+    def saturate(self, concurrency: int, seconds: float) -> tuple[float, list[float]]:
+        import httpx
+
+        lat: list[float] = []
+        lock = threading.Lock()
+        stop = time.perf_counter() + seconds
+
+        def run() -> None:
+            with httpx.Client(base_url=self.base, timeout=60) as c:
+                while time.perf_counter() < stop:
+                    d = self.one(c)
+                    with lock:
+                        lat.append(d)
+
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=run) for _ in range(concurrency)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return len(lat) / (time.perf_counter() - t0), lat
+
+    def paced(self, rate: float, seconds: float, max_threads: int = 16) -> list[float]:
+        """Open loop: request i is due at start + i/rate; latency counts from when it was due."""
+        import httpx
+
+        n = max(1, int(rate * seconds))
+        start = time.perf_counter() + 0.2
+        lat: list[float] = []
+        lock = threading.Lock()
+        counter = iter(range(n))
+
+        def run() -> None:
+            with httpx.Client(base_url=self.base, timeout=60) as c:
+                for i in counter:
+                    due = start + i / rate
+                    wait = due - time.perf_counter()
+                    if wait > 0:
+                        time.sleep(wait)
+                    self.one(c)
+                    with lock:
+                        lat.append(time.perf_counter() - due)
+
+        threads = [threading.Thread(target=run) for _ in range(max_threads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return lat
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+
+    import httpx
+    import psycopg
+
+    db = f"yz_bench_api_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    db_url = "postgresql+psycopg://" + PG_ADMIN.split("://", 1)[1].rsplit("/", 1)[0] + "/" + db
+    proc = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="yz-bench-api-") as tmp:
+            home = Path(tmp) / "home"
+            env = {
+                "YIZHANG_HOME": str(home),
+                "YIZHANG_DATABASE_URL": db_url,
+                "YIZHANG_LOG_KEY_SOURCE": f"file:{home / 'secrets' / 'log.key'}",
+                "YIZHANG_SIGNATURE_LEVEL": "B-T",
+            }
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(1) as pool:  # SoftHSM reads its config once per process: set up apart
+                made = pool.apply(setup, (env,))
+            pdf = permit_pdf()
+            port = _free_port()
+            log = open(Path(tmp) / "serve.log", "wb")  # noqa: SIM115
+            proc = subprocess.Popen(
+                [
+                    YIZHANG,
+                    "serve",
+                    "--home",
+                    str(home),
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(args.workers),
+                    "--log-level",
+                    "warning",
+                ],
+                env={**os.environ, **env, "SOFTHSM2_CONF": str(home / "softhsm2.conf")},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(600):
+                try:
+                    if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+            else:
+                raise SystemExit("server not ready:\n" + (Path(tmp) / "serve.log").read_text())
+            load = Load(base, made["token"], made["seal_id"], pdf)
+            with httpx.Client(base_url=base, timeout=60) as c:  # warm-up: every worker, TSA identity, fonts
+                for _ in range(6):
+                    load.one(c)
+            if load.errors:
+                raise SystemExit("sealing through HTTP failed: " + load.errors[0])
+            rate, sat_lat = load.saturate(args.concurrency, args.seconds)
+            half = load.paced(rate / 2, args.seconds)
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+            proc = None
+            bare_env = {**env, "SOFTHSM2_CONF": str(home / "softhsm2.conf")}
+            bare = bare_pyhanko(bare_env, made["key_label"], pdf, args.seconds, args.workers)
+            bare_tsa = bare_pyhanko(bare_env, made["key_label"], pdf, args.seconds, args.workers, tsa=True)
+            result = {
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "document": "1-page permit (public_place_hygiene_permit)",
+                "workers": args.workers,
+                "concurrency": args.concurrency,
+                "seconds": args.seconds,
+                "api_docs_per_s": round(rate, 2),
+                "api_saturated_p50_ms": round(statistics.median(sat_lat) * 1000, 1),
+                "bare_pyhanko_docs_per_s": round(bare, 2),
+                "ratio_api_to_bare": round(rate / bare, 3) if bare else None,
+                "bare_pyhanko_tsa_docs_per_s": round(bare_tsa, 2),
+                "ratio_api_to_bare_tsa": round(rate / bare_tsa, 3) if bare_tsa else None,
+                "half_load_rate_per_s": round(rate / 2, 2),
+                "half_load_p50_ms": round(pct(half, 50) * 1000, 1),
+                "half_load_p99_ms": round(pct(half, 99) * 1000, 1),
+                "half_load_requests": len(half),
+                "errors": len(load.errors),
+                "first_error": load.errors[0] if load.errors else None,
+            }
+    finally:
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+    print(f"{'side':44} {'docs/s':>8}")
+    api_side = f"HTTP, yizhang serve, {args.workers} workers, PostgreSQL"
+    bare_side = f"bare pyHanko sign_pdf, {args.workers} processes"
+    print(f"{api_side:44} {result['api_docs_per_s']:>8}")
+    print(f"{bare_side:44} {result['bare_pyhanko_docs_per_s']:>8}")
+    print(f"{bare_side + ' + county TSA':44} {result['bare_pyhanko_tsa_docs_per_s']:>8}")
+    print(
+        f"ratio API / bare: {result['ratio_api_to_bare']}; API / bare+TSA: {result['ratio_api_to_bare_tsa']}"
+    )
+    print(
+        f"half load ({result['half_load_rate_per_s']}/s, {result['half_load_requests']} requests): "
+        f"p50 {result['half_load_p50_ms']} ms, p99 {result['half_load_p99_ms']} ms; errors {result['errors']}"
+    )
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "api.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Configuration: one pydantic-settings class, built by :func:`load_settings` and passed down.
+
+No PIN or secret has a default. The PIN is named by a *source* (``env:VAR`` or ``file:/path``) and read
+only when a token session is opened; it never appears in ``repr`` or logs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YIZHANG_", extra="ignore", frozen=True)
+
+    home: Path = Field(default=Path("./var"), description="deployment state: database, token, CRLs")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in home by default")
+    pkcs11_uri: str | None = Field(
+        default=None,
+        description="RFC 7512 URI of the token, e.g. pkcs11:token=yizhang?module-path=/usr/lib/...so",
+    )
+    pin_source: str | None = Field(
+        default=None, description="where the user PIN is read from: env:VAR or file:/path (no default PIN)"
+    )
+    so_pin_source: str | None = Field(default=None, description="security officer PIN source, init only")
+    token_timeout_s: float = Field(default=10.0, gt=0, description="bound on one token call")
+    session_pool_size: int = Field(default=4, ge=1, le=64)
+    public_base_url: str = Field(default="http://127.0.0.1:8000", description="where CRLs etc. are served")
+    county_code: str | None = None
+    max_pdf_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    log_key_source: str = Field(default="token", description="token | file:/path (Ed25519 PEM)")
+    tsa_url: str | None = Field(default=None, description="external RFC 3161 TSA; county TSA when unset")
+    signature_level: str = Field(default="B-LTA", description="B-T | B-LT | B-LTA")
+    document_number_format: str = Field(
+        default="{township_short}审批〔{year}〕{seq}号",
+        description="审批专用文号 format (signer): fields township_short, township, county, year, seq",
+    )
+    secret_key: SecretStr | None = Field(default=None, description="signs sessions/webhooks; read from home")
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home_dir / 'yizhang.db'}"
+
+    @property
+    def softhsm_conf(self) -> Path:
+        return self.home_dir / "softhsm2.conf"
+
+    @property
+    def effective_pkcs11_uri(self) -> str:
+        if self.pkcs11_uri:
+            return self.pkcs11_uri
+        return f"pkcs11:token=yizhang?module-path={DEFAULT_SOFTHSM_MODULE}"
+
+    @property
+    def effective_pin_source(self) -> str:
+        if self.pin_source:
+            return self.pin_source
+        # The embedded default keeps a random PIN, made at `county init`, in a 0600 file in the home.
+        return f"file:{self.home_dir / 'secrets' / 'token.pin'}"
+
+    @property
+    def effective_so_pin_source(self) -> str:
+        if self.so_pin_source:
+            return self.so_pin_source
+        return f"file:{self.home_dir / 'secrets' / 'token.so-pin'}"
+
+
+def load_settings(home: Path | str | None = None, **overrides: object) -> Settings:
+    """Build the settings from the environment; ``home`` (``--home``) wins over ``YIZHANG_HOME``."""
+    kwargs: dict[str, object] = {k: v for k, v in overrides.items() if v is not None}
+    if home is not None:
+        kwargs["home"] = Path(home)
+    elif "YIZHANG_HOME" not in os.environ and "home" not in kwargs:
+        kwargs["home"] = Path("./var")
+    return Settings(**kwargs)  # type: ignore[arg-type]
+
+
+def read_secret(source: str) -> str:
+    """Read a secret from ``env:VAR`` or ``file:/path``; the value is never logged."""
+    from core.errors import BadInput
+
+    kind, _, ref = source.partition(":")
+    if kind == "env":
+        value = os.environ.get(ref)
+        if value is None:
+            raise BadInput(
+                "SECRET_MISSING", f"environment variable {ref} is not set", f"环境变量 {ref} 未设置"
+            )
+        return value
+    if kind == "file":
+        path = Path(ref)
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise BadInput(
+                "SECRET_MISSING", f"secret file {path} cannot be read", f"无法读取密钥文件 {path}"
+            ) from exc
+    raise BadInput(
+        "SECRET_SOURCE_INVALID",
+        "a secret source must be env:VAR or file:/path",
+        "密钥来源须为 env:变量名 或 file:路径",
+    )

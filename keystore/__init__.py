@@ -1,0 +1,58 @@
+"""keystore: PKCS#11 tokens and keys, the county PKI (root + issuing CA, certificates, CRLs), seal lifecycle.
+
+Exports the contract other packages code against (docs/contributing.md).
+"""
+
+from keystore._deployment import CountySetup, init_county, open_registry
+from keystore._model import (
+    CertificateRecord,
+    KeyAlgorithm,
+    KeyRef,
+    RevocationReason,
+    Seal,
+    SealEvent,
+    SealEventKind,
+    SealKind,
+    SealStatus,
+)
+from keystore._pki import (
+    SEAL_INFO_OID,
+    YIZHANG_ARC,
+    CountyPKI,
+    PublishedCrls,
+    SealInfo,
+    token_private_key,
+)
+from keystore._registry import TRANSITIONS, SealRegistry
+from keystore._softhsm import TOKEN_LABEL, SoftHsmHome, init_softhsm_home
+from keystore._token import Keystore, translate_pkcs11_error
+from keystore._uri import Pkcs11Uri
+
+__all__ = [
+    "CertificateRecord",
+    "CountyPKI",
+    "CountySetup",
+    "init_county",
+    "open_registry",
+    "KeyAlgorithm",
+    "KeyRef",
+    "Keystore",
+    "Pkcs11Uri",
+    "PublishedCrls",
+    "RevocationReason",
+    "SEAL_INFO_OID",
+    "Seal",
+    "SealEvent",
+    "SealEventKind",
+    "SealInfo",
+    "SealKind",
+    "SealRegistry",
+    "SealStatus",
+    "SoftHsmHome",
+    "TOKEN_LABEL",
+    "TRANSITIONS",
+    "YIZHANG_ARC",
+    "init_softhsm_home",
+    "token_private_key",
+    "translate_pkcs11_error",
+]

@@ -1,0 +1,667 @@
+"""The seal registry: issue, activate, suspend/resume, change, cancel and retire (封存) seals.
+
+Every transition is checked against the lifecycle below, writes an append-only event row in the same
+transaction as the state change, and returns a :class:`SealEvent` for the ledger::
+
+    ISSUED --activate--> ACTIVE <--suspend/resume--> SUSPENDED
+    ISSUED | ACTIVE | SUSPENDED --cancel--> CANCELLED  (cert revoked: cessationOfOperation; key destroyed)
+    ACTIVE | SUSPENDED | CANCELLED --retire--> RETIRED  (private key destroyed, certificate not revoked)
+    ISSUED | ACTIVE | SUSPENDED --change--> same status  (new key + certificate, old one superseded)
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+
+from core.db import transaction
+from core.errors import BadInput, Conflict, KeystoreError, NotFound
+from core.settings import Settings
+from keystore._model import (
+    KeyAlgorithm,
+    RevocationReason,
+    Seal,
+    SealEvent,
+    SealEventKind,
+    SealKind,
+    SealStatus,
+)
+from keystore._pki import DEFAULT_SEAL_VALIDITY_DAYS, CountyPKI, SealInfo, utc
+from keystore._storage import CertificateRow, SealEventRow, SealRow
+from keystore._token import Keystore
+
+log = logging.getLogger(__name__)
+
+LIVE = frozenset({SealStatus.ISSUED, SealStatus.ACTIVE, SealStatus.SUSPENDED})
+NO2_NUMBERS = range(11, 36)
+
+# event -> (states it may start from, state it leads to; None = unchanged)
+TRANSITIONS: dict[SealEventKind, tuple[frozenset[SealStatus], SealStatus | None]] = {
+    SealEventKind.ACTIVATED: (frozenset({SealStatus.ISSUED}), SealStatus.ACTIVE),
+    SealEventKind.SUSPENDED: (frozenset({SealStatus.ACTIVE}), SealStatus.SUSPENDED),
+    SealEventKind.RESUMED: (frozenset({SealStatus.SUSPENDED}), SealStatus.ACTIVE),
+    SealEventKind.CHANGED: (LIVE, None),
+    SealEventKind.CANCELLED: (LIVE, SealStatus.CANCELLED),
+    SealEventKind.RETIRED: (
+        frozenset({SealStatus.ACTIVE, SealStatus.SUSPENDED, SealStatus.CANCELLED}),
+        SealStatus.RETIRED,
+    ),
+}
+# The documents require the township government's consent for making, activating, changing, cancelling.
+_NEEDS_APPROVER = frozenset(
+    {SealEventKind.ISSUED, SealEventKind.ACTIVATED, SealEventKind.CHANGED, SealEventKind.CANCELLED}
+)
+
+
+def _now(now: datetime | None) -> datetime:
+    return utc(now) if now is not None else datetime.now(UTC)
+
+
+def _required(value: str | None, field: str) -> str:
+    if value is None or not value.strip():
+        raise BadInput(
+            "FIELD_REQUIRED", f"{field} is required", f"缺少必填项：{field}", details={"field": field}
+        )
+    return value.strip()
+
+
+def _seal_from_row(row: SealRow, cert: CertificateRow) -> Seal:
+    return Seal(
+        seal_id=row.seal_id,
+        name=row.name,
+        kind=SealKind(row.kind),
+        number=row.number,
+        county=row.county,
+        township=row.township,
+        township_code=row.township_code,
+        department=row.department,
+        status=SealStatus(row.status),
+        key_label=row.key_label,
+        key_algorithm=KeyAlgorithm(row.key_algorithm),
+        cert_serial=int(row.cert_serial),
+        cert_der=cert.cert_der,
+        not_before=utc(cert.not_before),
+        not_after=utc(cert.not_after),
+        custodian=row.custodian,
+        department_code=row.department_code,
+    )
+
+
+def _event_from_row(row: SealEventRow) -> SealEvent:
+    return SealEvent(
+        seal_id=row.seal_id,
+        event=SealEventKind(row.event),
+        actor=row.actor,
+        approver=row.approver,
+        reason=row.reason,
+        at=utc(row.at),
+        cert_serial=int(row.cert_serial),
+        requested_by=row.requested_by,
+        previous_cert_serial=int(row.previous_cert_serial) if row.previous_cert_serial else None,
+        status=SealStatus(row.to_status),
+        event_id=row.id,
+    )
+
+
+class SealRegistry:
+    """Seals of one county, their keys in the token and their certificates from the county PKI."""
+
+    def __init__(
+        self, engine: Engine, keystore: Keystore, settings: Settings, pki: CountyPKI | None = None
+    ) -> None:
+        self._engine = engine
+        self._ks = keystore
+        self._settings = settings
+        self.pki = pki or CountyPKI(engine, keystore, settings)
+
+    # -- reading -----------------------------------------------------------------------------------
+    def get(self, seal_id: str) -> Seal:
+        with transaction(self._engine) as session:
+            row = session.get(SealRow, seal_id)
+            if row is None:
+                raise NotFound(
+                    "SEAL_NOT_FOUND",
+                    f"no seal {seal_id}",
+                    f"印章不存在：{seal_id}",
+                    details={"seal_id": seal_id},
+                )
+            cert = session.get(CertificateRow, row.cert_serial)
+            assert cert is not None
+            return _seal_from_row(row, cert)
+
+    def list(
+        self,
+        *,
+        township_code: str | None = None,
+        status: SealStatus | None = None,
+        kind: SealKind | None = None,
+    ) -> builtins.list[Seal]:
+        query = select(SealRow, CertificateRow).join(
+            CertificateRow, CertificateRow.serial == SealRow.cert_serial
+        )
+        if township_code is not None:
+            query = query.where(SealRow.township_code == township_code)
+        if status is not None:
+            query = query.where(SealRow.status == status.value)
+        if kind is not None:
+            query = query.where(SealRow.kind == kind.value)
+        with transaction(self._engine) as session:
+            rows = session.execute(query.order_by(SealRow.township_code, SealRow.created_at)).all()
+            return [_seal_from_row(seal, cert) for seal, cert in rows]
+
+    def lifecycle_events(self, seal_id: str | None = None, after_id: int = 0) -> builtins.list[SealEvent]:
+        query = select(SealEventRow).where(SealEventRow.id > after_id).order_by(SealEventRow.id)
+        if seal_id is not None:
+            query = query.where(SealEventRow.seal_id == seal_id)
+        with transaction(self._engine) as session:
+            return [_event_from_row(r) for r in session.scalars(query)]
+
+    def certificates(self, seal_id: str) -> builtins.list[x509.Certificate]:
+        """Every certificate the seal ever had, oldest first (they stay for verifying old documents)."""
+        with transaction(self._engine) as session:
+            rows = session.scalars(
+                select(CertificateRow)
+                .where(CertificateRow.seal_id == seal_id)
+                .order_by(CertificateRow.created_at)
+            ).all()
+            return [x509.load_der_x509_certificate(r.cert_der) for r in rows]
+
+    def chain_der(self, seal: Seal) -> builtins.list[bytes]:
+        return self.pki.chain_der(seal.cert_der)
+
+    def require_signable(self, seal_id: str, now: datetime | None = None) -> Seal:
+        """The seal, if it may sign at ``now``: ACTIVE and inside its certificate's validity."""
+        now = _now(now)
+        seal = self.get(seal_id)
+        if seal.status is not SealStatus.ACTIVE:
+            raise Conflict(
+                "SEAL_NOT_ACTIVE",
+                f"seal {seal_id} is {seal.status.value}, not ACTIVE",
+                f"印章状态为 {seal.status.value}，不可用印",
+                details={"status": seal.status.value},
+            )
+        if not seal.not_before <= now <= seal.not_after:
+            raise Conflict(
+                "SEAL_CERT_EXPIRED",
+                "the seal's certificate is not valid now",
+                "印章证书不在有效期内",
+                details={"not_before": seal.not_before.isoformat(), "not_after": seal.not_after.isoformat()},
+            )
+        return seal
+
+    # -- issuing -----------------------------------------------------------------------------------
+    def issue_seal(
+        self,
+        *,
+        name: str,
+        kind: SealKind,
+        township: str,
+        township_code: str,
+        custodian: str,
+        requested_by: str,
+        approved_by: str,
+        actor: str,
+        number: int | None = None,
+        department: str | None = None,
+        department_code: str | None = None,
+        algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
+        reason: str | None = None,
+        validity_days: int = DEFAULT_SEAL_VALIDITY_DAYS,
+        now: datetime | None = None,
+    ) -> SealEvent:
+        """Make a seal (刻制): key in the token, certificate from the issuing CA, rows, one event.
+
+        All or nothing: if anything fails after the key was generated, the key is destroyed and no row stays.
+        """
+        now = _now(now)
+        name = _required(name, "name")
+        township = _required(township, "township")
+        township_code = _required(township_code, "township_code")
+        custodian = _required(custodian, "custodian")
+        requested_by = _required(requested_by, "requested_by")
+        approved_by = _required(approved_by, "approved_by")
+        actor = _required(actor, "actor")
+        if algorithm is KeyAlgorithm.ED25519:
+            raise BadInput(
+                "KEY_ALGORITHM_INVALID",
+                "seal keys are EC P-256 or RSA-3072",
+                "印章密钥须为 P-256 或 RSA-3072",
+            )
+        if kind is SealKind.DEPARTMENT_NO2:
+            if number is None or number not in NO2_NUMBERS:
+                raise BadInput(
+                    "SEAL_NUMBER_INVALID",
+                    "a No. 2 seal has a number 11..35",
+                    "2号章编号须在11至35之间",
+                    details={"number": number},
+                )
+            department = _required(department, "department")
+        else:
+            if number is not None or department is not None:
+                raise BadInput(
+                    "SEAL_FIELDS_INVALID",
+                    "a township approval seal has no number or department",
+                    "乡镇审批专用章无编号和部门",
+                )
+        county = self.pki.county_name
+        self._check_name_free(township_code, name)
+        seal_id = f"{township_code}-{secrets.token_hex(5)}"
+        key_label = f"seal:{seal_id}:1"
+        info = SealInfo(
+            kind=kind,
+            number=number,
+            county=county,
+            township=township,
+            township_code=township_code,
+            department=department,
+            seal_id=seal_id,
+        )
+        ref = self._ks.generate_key(key_label, algorithm)
+        try:
+            cert = self.pki.build_seal_certificate(
+                info=info,
+                name=name,
+                public_key=self._ks.public_key(key_label),
+                now=now,
+                validity_days=validity_days,
+            )
+            with transaction(self._engine) as session:
+                self.pki.record_certificate(
+                    session, cert, subject_kind="seal", seal_id=seal_id, key_label=key_label, now=now
+                )
+                session.add(
+                    SealRow(
+                        seal_id=seal_id,
+                        name=name,
+                        live_name=name,
+                        kind=kind.value,
+                        number=number,
+                        county=county,
+                        township=township,
+                        township_code=township_code,
+                        department=department,
+                        department_code=department_code,
+                        status=SealStatus.ISSUED.value,
+                        key_label=key_label,
+                        key_algorithm=ref.algorithm.value,
+                        key_generation=1,
+                        cert_serial=str(cert.serial_number),
+                        custodian=custodian,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                session.flush()
+                event = self._record(
+                    session,
+                    seal_id,
+                    SealEventKind.ISSUED,
+                    None,
+                    SealStatus.ISSUED,
+                    actor=actor,
+                    requested_by=requested_by,
+                    approver=approved_by,
+                    reason=reason,
+                    cert_serial=cert.serial_number,
+                    previous=None,
+                    now=now,
+                )
+        except IntegrityError as exc:
+            self._ks.destroy_key(key_label)
+            raise self._duplicate(township_code, name) from exc
+        except BaseException:
+            self._ks.destroy_key(key_label)
+            raise
+        log.info("issued seal %s (%s) in %s", seal_id, kind.value, township_code)
+        return event
+
+    def _check_name_free(self, township_code: str, name: str, except_seal: str | None = None) -> None:
+        with transaction(self._engine) as session:
+            clash = session.scalars(
+                select(SealRow.seal_id).where(
+                    SealRow.township_code == township_code, SealRow.live_name == name
+                )
+            ).first()
+        if clash is not None and clash != except_seal:
+            raise self._duplicate(township_code, name)
+
+    @staticmethod
+    def _duplicate(township_code: str, name: str) -> Conflict:
+        return Conflict(
+            "SEAL_NAME_DUPLICATE",
+            f"township {township_code} already has a live seal named {name}",
+            f"该乡镇已有同名印章：{name}",
+            details={"township_code": township_code, "name": name},
+        )
+
+    @staticmethod
+    def _record(
+        session: Any,
+        seal_id: str,
+        event: SealEventKind,
+        from_status: SealStatus | None,
+        to_status: SealStatus,
+        *,
+        actor: str,
+        requested_by: str | None,
+        approver: str | None,
+        reason: str | None,
+        cert_serial: int,
+        previous: int | None,
+        now: datetime,
+    ) -> SealEvent:
+        row = SealEventRow(
+            seal_id=seal_id,
+            event=event.value,
+            from_status=from_status.value if from_status else None,
+            to_status=to_status.value,
+            actor=actor,
+            requested_by=requested_by,
+            approver=approver,
+            reason=reason,
+            cert_serial=str(cert_serial),
+            previous_cert_serial=str(previous) if previous is not None else None,
+            at=now,
+        )
+        session.add(row)
+        session.flush()
+        return _event_from_row(row)
+
+    # -- transitions -------------------------------------------------------------------------------
+    def _transition(
+        self,
+        seal_id: str,
+        event: SealEventKind,
+        *,
+        actor: str,
+        approver: str | None,
+        reason: str | None,
+        requested_by: str | None,
+        now: datetime | None,
+        revoke: RevocationReason | None = None,
+    ) -> SealEvent:
+        now = _now(now)
+        actor = _required(actor, "actor")
+        if event in _NEEDS_APPROVER:
+            approver = _required(approver, "approved_by")
+        allowed_from, target = TRANSITIONS[event]
+        with transaction(self._engine) as session:
+            row = session.get(SealRow, seal_id, with_for_update=True)
+            if row is None:
+                raise NotFound(
+                    "SEAL_NOT_FOUND",
+                    f"no seal {seal_id}",
+                    f"印章不存在：{seal_id}",
+                    details={"seal_id": seal_id},
+                )
+            current = SealStatus(row.status)
+            new = target or current
+            if current not in allowed_from:
+                raise Conflict(
+                    "SEAL_TRANSITION_INVALID",
+                    f"a {current.value} seal cannot be {event.value.lower()}",
+                    f"印章当前状态 {current.value} 不允许此操作",
+                    details={
+                        "seal_id": seal_id,
+                        "from": current.value,
+                        "to": new.value,
+                        "event": event.value,
+                    },
+                )
+            if revoke is not None:
+                self.pki.revoke(session, int(row.cert_serial), revoke, now)
+            row.status = new.value
+            if new not in LIVE:
+                row.live_name = None
+            row.updated_at = now
+            return self._record(
+                session,
+                seal_id,
+                event,
+                current,
+                new,
+                actor=actor,
+                requested_by=requested_by,
+                approver=approver,
+                reason=reason,
+                cert_serial=int(row.cert_serial),
+                previous=None,
+                now=now,
+            )
+
+    def activate(
+        self,
+        seal_id: str,
+        *,
+        actor: str,
+        approved_by: str,
+        reason: str | None = None,
+        requested_by: str | None = None,
+        now: datetime | None = None,
+    ) -> SealEvent:
+        """启用: the seal may sign from now on."""
+        return self._transition(
+            seal_id,
+            SealEventKind.ACTIVATED,
+            actor=actor,
+            approver=approved_by,
+            reason=reason,
+            requested_by=requested_by,
+            now=now,
+        )
+
+    def suspend(
+        self,
+        seal_id: str,
+        *,
+        actor: str,
+        reason: str,
+        approved_by: str | None = None,
+        now: datetime | None = None,
+    ) -> SealEvent:
+        """Stop signing for a while (the certificate stays valid; the registry refuses to sign)."""
+        return self._transition(
+            seal_id,
+            SealEventKind.SUSPENDED,
+            actor=actor,
+            approver=approved_by,
+            reason=_required(reason, "reason"),
+            requested_by=None,
+            now=now,
+        )
+
+    def resume(
+        self,
+        seal_id: str,
+        *,
+        actor: str,
+        reason: str | None = None,
+        approved_by: str | None = None,
+        now: datetime | None = None,
+    ) -> SealEvent:
+        return self._transition(
+            seal_id,
+            SealEventKind.RESUMED,
+            actor=actor,
+            approver=approved_by,
+            reason=reason,
+            requested_by=None,
+            now=now,
+        )
+
+    def cancel(
+        self,
+        seal_id: str,
+        *,
+        actor: str,
+        approved_by: str,
+        reason: str,
+        requested_by: str | None = None,
+        now: datetime | None = None,
+    ) -> SealEvent:
+        """注销: the certificate is revoked (cessationOfOperation) and the private key destroyed."""
+        event = self._transition(
+            seal_id,
+            SealEventKind.CANCELLED,
+            actor=actor,
+            approver=approved_by,
+            reason=_required(reason, "reason"),
+            requested_by=requested_by,
+            now=now,
+            revoke=RevocationReason.CESSATION_OF_OPERATION,
+        )
+        # A cancelled seal never signs again: its private key goes too (the public key stays).
+        self._destroy_private(self.get(seal_id).key_label)
+        return event
+
+    def retire(
+        self,
+        seal_id: str,
+        *,
+        actor: str,
+        reason: str,
+        approved_by: str | None = None,
+        now: datetime | None = None,
+    ) -> SealEvent:
+        """封存: the private key is destroyed in the token; certificate and history stay for verification."""
+        event = self._transition(
+            seal_id,
+            SealEventKind.RETIRED,
+            actor=actor,
+            approver=approved_by,
+            reason=_required(reason, "reason"),
+            requested_by=None,
+            now=now,
+        )
+        self._destroy_private(self.get(seal_id).key_label)
+        return event
+
+    def change(
+        self,
+        seal_id: str,
+        *,
+        actor: str,
+        approved_by: str,
+        requested_by: str,
+        reason: str,
+        new_name: str | None = None,
+        algorithm: KeyAlgorithm | None = None,
+        validity_days: int = DEFAULT_SEAL_VALIDITY_DAYS,
+        now: datetime | None = None,
+    ) -> SealEvent:
+        """变更: re-key (and optionally rename); new certificate, the old one revoked as superseded."""
+        now = _now(now)
+        actor = _required(actor, "actor")
+        approved_by = _required(approved_by, "approved_by")
+        requested_by = _required(requested_by, "requested_by")
+        reason = _required(reason, "reason")
+        seal = self.get(seal_id)
+        allowed_from, _ = TRANSITIONS[SealEventKind.CHANGED]
+        if seal.status not in allowed_from:
+            raise Conflict(
+                "SEAL_TRANSITION_INVALID",
+                f"a {seal.status.value} seal cannot be changed",
+                f"印章当前状态 {seal.status.value} 不允许变更",
+                details={
+                    "seal_id": seal_id,
+                    "from": seal.status.value,
+                    "to": seal.status.value,
+                    "event": SealEventKind.CHANGED.value,
+                },
+            )
+        name = new_name.strip() if new_name and new_name.strip() else seal.name
+        if name != seal.name:
+            self._check_name_free(seal.township_code, name, except_seal=seal_id)
+        algorithm = algorithm or seal.key_algorithm
+        if algorithm is KeyAlgorithm.ED25519:
+            raise BadInput("KEY_ALGORITHM_INVALID", "seal keys are EC P-256 or RSA-3072")
+        with transaction(self._engine) as session:
+            row = session.get(SealRow, seal_id)
+            assert row is not None
+            generation = row.key_generation + 1
+        key_label = f"seal:{seal_id}:{generation}"
+        info = SealInfo(
+            kind=seal.kind,
+            number=seal.number,
+            county=seal.county,
+            township=seal.township,
+            township_code=seal.township_code,
+            department=seal.department,
+            seal_id=seal_id,
+        )
+        self._ks.generate_key(key_label, algorithm)
+        try:
+            cert = self.pki.build_seal_certificate(
+                info=info,
+                name=name,
+                public_key=self._ks.public_key(key_label),
+                now=now,
+                validity_days=validity_days,
+            )
+            with transaction(self._engine) as session:
+                row = session.get(SealRow, seal_id, with_for_update=True)
+                assert row is not None
+                current = SealStatus(row.status)
+                if current not in allowed_from or row.key_generation != generation - 1:
+                    raise Conflict(
+                        "SEAL_TRANSITION_INVALID",
+                        "the seal changed meanwhile",
+                        "印章状态已变化",
+                        details={
+                            "seal_id": seal_id,
+                            "from": current.value,
+                            "to": current.value,
+                            "event": SealEventKind.CHANGED.value,
+                        },
+                    )
+                previous = int(row.cert_serial)
+                self.pki.record_certificate(
+                    session, cert, subject_kind="seal", seal_id=seal_id, key_label=key_label, now=now
+                )
+                self.pki.revoke(session, previous, RevocationReason.SUPERSEDED, now)
+                row.name = name
+                row.live_name = name
+                row.key_label = key_label
+                row.key_algorithm = algorithm.value
+                row.key_generation = generation
+                row.cert_serial = str(cert.serial_number)
+                row.updated_at = now
+                session.flush()
+                event = self._record(
+                    session,
+                    seal_id,
+                    SealEventKind.CHANGED,
+                    current,
+                    current,
+                    actor=actor,
+                    requested_by=requested_by,
+                    approver=approved_by,
+                    reason=reason,
+                    cert_serial=cert.serial_number,
+                    previous=previous,
+                    now=now,
+                )
+        except IntegrityError as exc:
+            self._ks.destroy_key(key_label)
+            raise self._duplicate(seal.township_code, name) from exc
+        except BaseException:
+            self._ks.destroy_key(key_label)
+            raise
+        # The superseded key can never sign again; its public half stays with the old certificate.
+        self._destroy_private(seal.key_label)
+        return event
+
+    def _destroy_private(self, key_label: str) -> None:
+        try:
+            self._ks.destroy_key(key_label, private_only=True)
+        except KeystoreError:
+            # The database already forbids signing with it; an operator can remove the key later.
+            log.exception("could not destroy the private key %s", key_label)
+            raise

@@ -1,0 +1,596 @@
+"""The ledger service: appends inside the caller's transaction, checkpoints, receipts, proofs, the audit."""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, select, update
+from sqlalchemy.orm import Session
+
+from core.errors import BadInput, Conflict, LedgerIntegrityError, NotFound, VerificationError
+from ledger import _entry, _merkle
+from ledger._audit import AuditProblem, AuditReport, ChainChecker, check_checkpoint_chain
+from ledger._entry import EntryFields, EntryKind
+from ledger._note import (
+    Checkpoint,
+    NoteSigner,
+    NoteVerifier,
+    Receipt,
+    sign_checkpoint,
+    verify_checkpoint,
+    verify_receipt,
+)
+from ledger._storage import checkpoints_t, entries_t, head_t, node_id, nodes_t, personal_t
+
+AUDIT_CHUNK = 5000
+_PAGE = (
+    "SELECT idx, encoded, entry_hash, prev_hash FROM ledger_entries WHERE idx >= {} ORDER BY idx LIMIT 5000"
+)
+_PAGE_PG, _PAGE_SQLITE = _PAGE.format("%s"), _PAGE.format("?")
+SALT_BYTES = 16
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    index: int
+    kind: EntryKind
+    at: datetime
+    body: dict[str, Any]
+    personal: dict[str, str]  # field -> commitment (never clear text)
+    entry_hash: bytes
+    prev_hash: bytes
+    idempotency_key: str
+    encoded: bytes
+
+    @classmethod
+    def from_encoded(cls, encoded: bytes, idempotency_key: str) -> LedgerEntry:
+        d = _entry.decode(encoded)
+        return cls(
+            index=d.index,
+            kind=d.kind,
+            at=d.at,
+            body=d.body,
+            personal=d.personal,
+            entry_hash=_merkle.leaf_hash(encoded),
+            prev_hash=d.prev,
+            idempotency_key=idempotency_key,
+            encoded=encoded,
+        )
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One line of the usage ledger (使用登记台账)."""
+
+    index: int
+    date: str
+    matter: str
+    reason: str
+    approver: str
+    user: str
+    count: int
+    cert_serial: str
+    document_number: str
+    document_kind: str
+    stage: str
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ledger:
+    """The county's signing ledger.
+
+    ``note_signer`` signs checkpoints (a key file or the token, chosen by the caller); ``None`` for a
+    reader (the auditor), who passes ``verifiers`` (public keys) instead.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        note_signer: NoteSigner | None = None,
+        *,
+        origin: str | None = None,
+        verifiers: Sequence[NoteVerifier] = (),
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.engine = engine
+        self.signer = note_signer
+        self.verifiers = list(verifiers)
+        if note_signer is not None:
+            self.verifiers.append(NoteVerifier.for_signer(note_signer))
+        if origin is None:
+            if note_signer is None:
+                raise BadInput("LEDGER_ORIGIN_INVALID", "a ledger without a signer needs its origin")
+            origin = note_signer.name
+        self.origin = origin
+        self.clock = clock
+        self._pg = engine.dialect.name == "postgresql"
+        # SQLite engines from core.db take the write lock at BEGIN; reads (the audit above all) must not block
+        # appends, and must work on a read-only file (``?mode=ro&uri=true``), so they get a plain engine.
+        self.read_engine = (
+            create_engine(engine.url, connect_args={"timeout": 30, "check_same_thread": False})
+            if engine.dialect.name == "sqlite"
+            else engine
+        )
+
+    def close(self) -> None:
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
+
+    # --- appends ----------------------------------------------------------------------------------------
+
+    def append(self, session: Session, entry_fields: EntryFields, idempotency_key: str) -> LedgerEntry:
+        """Log one event inside the caller's transaction; a retried ``idempotency_key`` returns the first."""
+        return self.append_many(session, [(entry_fields, idempotency_key)])[0]
+
+    def append_many(self, session: Session, items: Sequence[tuple[EntryFields, str]]) -> list[LedgerEntry]:
+        """Log a batch in one critical section (one lock of the head row), inside the caller's transaction.
+
+        1. validate and normalise every body before taking the lock (errors cost no lock time);
+        2. lock the head row (PostgreSQL: SELECT ... FOR UPDATE; SQLite: the BEGIN IMMEDIATE already held);
+        3. look up the idempotency keys again under the lock: a key already logged returns its entry;
+        4. encode each new entry against the previous hash, extend the compact range, insert entries,
+           the perfect nodes they complete, personal data; move the head. All commit with the caller.
+        """
+        if not items:
+            return []
+        prepared = []
+        for fields, key in items:
+            if not isinstance(key, str) or not 1 <= len(key) <= 200:
+                raise BadInput("LEDGER_IDEMPOTENCY_KEY_INVALID", "an idempotency key has 1..200 characters")
+            try:
+                kind = EntryKind(fields.kind)
+                body = _entry.normalize_body(kind, fields.body)
+                _entry.format_time(fields.at)
+            except (_entry.EntryError, ValueError) as exc:
+                raise BadInput("LEDGER_ENTRY_INVALID", str(exc), "台账条目无效") from exc
+            prepared.append((kind, fields, body, key))
+
+        head_q = select(head_t.c.size, head_t.c.last_hash, head_t.c.range_blob).where(head_t.c.id == 1)
+        if self._pg:
+            head_q = head_q.with_for_update()
+        head = session.execute(head_q).one()
+        size, prev, cr = (
+            head.size,
+            head.last_hash,
+            _merkle.CompactRange.from_bytes(head.size, head.range_blob),
+        )
+
+        keys = list({key for *_, key in prepared})
+        existing: dict[str, LedgerEntry] = {}
+        for i in range(0, len(keys), 500):
+            rows = session.execute(
+                select(entries_t.c.idempotency_key, entries_t.c.encoded, entries_t.c.kind).where(
+                    entries_t.c.idempotency_key.in_(keys[i : i + 500])
+                )
+            )
+            for row in rows:
+                existing[row.idempotency_key] = LedgerEntry.from_encoded(row.encoded, row.idempotency_key)
+
+        now = self.clock()
+        out: list[LedgerEntry] = []
+        entry_rows: list[dict[str, Any]] = []
+        node_rows: list[dict[str, Any]] = []
+        personal_rows: list[dict[str, Any]] = []
+        for kind, fields, body, key in prepared:
+            if key in existing:
+                if existing[key].kind is not kind:
+                    raise Conflict(
+                        "LEDGER_IDEMPOTENCY_CONFLICT",
+                        f"idempotency key {key!r} was used for a {existing[key].kind.value} entry",
+                        "幂等键已用于其他类型的条目",
+                    )
+                out.append(existing[key])
+                continue
+            commitments = {}
+            for name, value in sorted(fields.personal.items()):
+                salt = os.urandom(SALT_BYTES)
+                try:
+                    commitments[name] = _entry.commit_personal(salt, value)
+                except _entry.EntryError as exc:
+                    raise BadInput("LEDGER_ENTRY_INVALID", str(exc)) from exc
+                personal_rows.append({"entry_idx": size, "field": name, "salt": salt, "value": value})
+            try:
+                encoded = _entry.encode(size, prev, kind, fields.at, body, commitments)
+            except _entry.EntryError as exc:
+                raise BadInput("LEDGER_ENTRY_INVALID", str(exc), "台账条目无效") from exc
+            h = _merkle.leaf_hash(encoded)
+            for level, index, node in cr.append(h):
+                node_rows.append({"id": node_id(level, index), "hash": node})
+            seal_id = body.get("seal_id")
+            entry_rows.append(
+                {
+                    "idx": size,
+                    "kind": kind.value,
+                    "seal_id": seal_id if isinstance(seal_id, str) else None,
+                    "at": fields.at.astimezone(UTC),
+                    "encoded": encoded,
+                    "entry_hash": h,
+                    "prev_hash": prev,
+                    "idempotency_key": key,
+                    "created_at": now,
+                }
+            )
+            entry = LedgerEntry(size, kind, fields.at, body, commitments, h, prev, key, encoded)
+            existing[key] = entry
+            out.append(entry)
+            size, prev = size + 1, h
+
+        if entry_rows:
+            session.execute(entries_t.insert(), entry_rows)
+            session.execute(nodes_t.insert(), node_rows)
+            if personal_rows:
+                session.execute(personal_t.insert(), personal_rows)
+            moved = session.execute(
+                update(head_t)
+                .where(head_t.c.id == 1, head_t.c.size == head.size)
+                .values(size=size, last_hash=prev, range_blob=cr.to_bytes(), updated_at=now)
+            )
+            if getattr(moved, "rowcount", 1) != 1:  # cannot happen under the lock; refuse rather than fork
+                raise LedgerIntegrityError("LEDGER_HEAD_MOVED", "the ledger head moved during an append")
+        return out
+
+    # --- reading ----------------------------------------------------------------------------------------
+
+    def size(self, conn: Connection | Session | None = None) -> int:
+        with self._reader(conn) as c:
+            return int(c.execute(select(head_t.c.size).where(head_t.c.id == 1)).scalar_one())
+
+    def get(self, index: int, conn: Connection | Session | None = None) -> LedgerEntry:
+        with self._reader(conn) as c:
+            row = c.execute(
+                select(entries_t.c.encoded, entries_t.c.idempotency_key).where(entries_t.c.idx == index)
+            ).one_or_none()
+        if row is None:
+            raise NotFound(
+                "LEDGER_INDEX_OUT_OF_RANGE", f"no ledger entry {index}", f"台账中没有第 {index} 条"
+            )
+        return LedgerEntry.from_encoded(row.encoded, row.idempotency_key)
+
+    def personal_data(self, index: int) -> dict[str, str]:
+        """Clear text of an entry's personal data that has not been erased."""
+        with self.read_engine.connect() as c:
+            rows = c.execute(select(personal_t).where(personal_t.c.entry_idx == index)).all()
+        return {r.field: r.value for r in rows}
+
+    def erase_personal_data(self, session: Session, index: int) -> int:
+        """Erase clear text and salt for an entry (the commitment stays; the chain is untouched)."""
+        result = session.execute(personal_t.delete().where(personal_t.c.entry_idx == index))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def _reader(self, conn: Connection | Session | None) -> Any:
+        from contextlib import nullcontext
+
+        return nullcontext(conn) if conn is not None else self.read_engine.connect()
+
+    def _nodes(self, c: Connection | Session, plan: _merkle.Plan) -> dict[_merkle.Node, bytes]:
+        wanted = _merkle.plan_nodes(plan)
+        ids = {node_id(*n): n for n in wanted}
+        got: dict[_merkle.Node, bytes] = {}
+        if ids:
+            # On the driver's cursor: a proof is one indexed lookup, and SQLAlchemy's statement layer would
+            # be most of its cost. Only ids (integers) are bound; the SQL text is constant per length.
+            conn = c.connection() if isinstance(c, Session) else c
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            cur = raw.cursor()
+            try:
+                if self._pg:
+                    cur.execute("SELECT id, hash FROM ledger_nodes WHERE id = ANY(%s)", (list(ids),))
+                else:
+                    marks = ",".join("?" * len(ids))
+                    cur.execute(f"SELECT id, hash FROM ledger_nodes WHERE id IN ({marks})", list(ids))  # noqa: S608
+                for nid, h in cur.fetchall():
+                    got[ids[nid]] = bytes(h)
+            finally:
+                cur.close()
+        if len(got) != len(wanted):
+            missing = sorted(wanted - got.keys())[0]
+            raise LedgerIntegrityError(
+                "LEDGER_NODE_MISSING", f"tree node level {missing[0]} index {missing[1]} is missing"
+            )
+        return got
+
+    def inclusion_proof(self, index: int, size: int, conn: Connection | Session | None = None) -> list[bytes]:
+        if not 0 <= index < size:
+            raise NotFound("LEDGER_INDEX_OUT_OF_RANGE", f"index {index} is not below {size}", "索引超出范围")
+        with self._reader(conn) as c:
+            return self._proof(c, _merkle.inclusion_plan(index, size), size)
+
+    def consistency_proof(
+        self, size1: int, size2: int, conn: Connection | Session | None = None
+    ) -> list[bytes]:
+        if not 0 < size1 <= size2:
+            raise NotFound(
+                "LEDGER_INDEX_OUT_OF_RANGE", f"no consistency proof {size1} -> {size2}", "范围无效"
+            )
+        with self._reader(conn) as c:
+            return self._proof(c, _merkle.consistency_plan(size1, size2), size2)
+
+    def _proof(self, c: Connection | Session, plan: _merkle.Plan, size: int) -> list[bytes]:
+        # One query in the common case: a tree larger than the log shows up as missing nodes, and only
+        # then is the head read to tell "past the end" from "a stored node is gone".
+        try:
+            return _merkle.materialize(plan, self._nodes(c, plan))
+        except LedgerIntegrityError:
+            head_size = self.size(c)
+            if size > head_size:
+                raise NotFound(
+                    "LEDGER_INDEX_OUT_OF_RANGE",
+                    f"tree size {size} is past the end of the ledger ({head_size})",
+                    f"树大小 {size} 超出台账长度 {head_size}",
+                ) from None
+            raise
+
+    def root(self, size: int | None = None, conn: Connection | Session | None = None) -> bytes:
+        """The root at ``size`` (default: now), from stored perfect subtrees."""
+        with self._reader(conn) as c:
+            if size is None:
+                size = self.size(c)
+            if size == 0:
+                return _merkle.EMPTY_ROOT
+            plan = [_merkle.perfect_nodes(0, size)]
+            return _merkle.materialize(plan, self._nodes(c, plan))[0]
+
+    # --- checkpoints and receipts -----------------------------------------------------------------------
+
+    def latest_checkpoint(self, conn: Connection | Session | None = None) -> Checkpoint | None:
+        with self._reader(conn) as c:
+            row = c.execute(
+                select(checkpoints_t).order_by(checkpoints_t.c.size.desc()).limit(1)
+            ).one_or_none()
+        if row is None:
+            return None
+        return Checkpoint(row.origin, row.size, row.root, row.note)
+
+    def checkpoints(self, conn: Connection | Session | None = None) -> list[Checkpoint]:
+        with self._reader(conn) as c:
+            rows = c.execute(select(checkpoints_t).order_by(checkpoints_t.c.size)).all()
+        return [Checkpoint(r.origin, r.size, r.root, r.note) for r in rows]
+
+    def checkpoint(self) -> Checkpoint:
+        """Sign the current tree head, unless the last checkpoint already is it.
+
+        The log never signs two checkpoints that disagree:
+        1. lock the head (appends wait) and compute the root from the head's compact range;
+        2. same size as the last checkpoint: the roots must match, and the old one is returned;
+        3. larger: a consistency proof built from the stored nodes must verify from the last checkpoint's
+           root to this root, else nothing is signed (LEDGER_CHECKPOINT_INCONSISTENT);
+        4. sign and store within the same transaction.
+        """
+        if self.signer is None:
+            raise BadInput("LEDGER_NO_SIGNER", "this ledger has no log key to sign checkpoints")
+        with Session(self.engine) as session, session.begin():
+            head_q = select(head_t.c.size, head_t.c.range_blob).where(head_t.c.id == 1)
+            if self._pg:
+                head_q = head_q.with_for_update()
+            head = session.execute(head_q).one()
+            size = head.size
+            if size == 0:
+                raise Conflict("LEDGER_EMPTY", "the ledger is empty: nothing to checkpoint", "台账为空")
+            root = _merkle.CompactRange.from_bytes(size, head.range_blob).root()
+            last = self.latest_checkpoint(session)
+            if last is not None:
+                if last.size > size:
+                    raise LedgerIntegrityError(
+                        "LEDGER_TRUNCATED", f"ledger size {size} is below the last checkpoint {last.size}"
+                    )
+                if last.size == size:
+                    if not hmac.compare_digest(last.root, root):
+                        raise LedgerIntegrityError(
+                            "LEDGER_CHECKPOINT_FORK", f"root at size {size} differs from the signed one"
+                        )
+                    return last
+                try:
+                    proof = self.consistency_proof(last.size, size, session)
+                    _merkle.verify_consistency(last.size, size, proof, last.root, root)
+                except (_merkle.ProofError, LedgerIntegrityError) as exc:
+                    raise LedgerIntegrityError(
+                        "LEDGER_CHECKPOINT_INCONSISTENT",
+                        f"tree at {size} is not consistent with the checkpoint at {last.size}: {exc}",
+                        "台账与上一个检查点不一致，拒绝签署",
+                    ) from exc
+            elif not hmac.compare_digest(self.root(size, session), root):
+                raise LedgerIntegrityError("LEDGER_NODE_MISMATCH", "stored tree nodes disagree with the head")
+            cp = sign_checkpoint(self.origin, size, root, self.signer)
+            try:  # a token or key file that signs with another key must not slip a bad note into the log
+                verify_checkpoint(cp.note, [NoteVerifier.for_signer(self.signer)], self.origin)
+            except VerificationError as exc:
+                raise LedgerIntegrityError(
+                    "LEDGER_SIGNER_INVALID", "the log key's signature does not verify", "日志密钥签名无效"
+                ) from exc
+            session.execute(
+                checkpoints_t.insert().values(
+                    size=size,
+                    root=root,
+                    origin=self.origin,
+                    key_name=self.signer.name,
+                    note=cp.note,
+                    created_at=self.clock(),
+                )
+            )
+            return cp
+
+    def receipt(self, index: int) -> Receipt:
+        """A tlog-proof for entry ``index`` against the latest checkpoint (signing one if none covers it)."""
+        size = self.size()
+        if not 0 <= index < size:
+            raise NotFound(
+                "LEDGER_INDEX_OUT_OF_RANGE",
+                f"no ledger entry {index} (size {size})",
+                f"台账中没有第 {index} 条",
+            )
+        cp = self.latest_checkpoint()
+        if cp is None or cp.size <= index:
+            cp = self.checkpoint()
+        with self.read_engine.connect() as c:
+            entry = self.get(index, c)
+            proof = self.inclusion_proof(index, cp.size, c)
+        receipt = Receipt(index, entry.encoded, entry.entry_hash, tuple(proof), cp)
+        # Never hand out a proof that does not verify.
+        try:
+            return verify_receipt(receipt.to_text(), self.verifiers, self.origin)
+        except VerificationError as exc:
+            raise LedgerIntegrityError(exc.code, f"own receipt does not verify: {exc.message_en}") from exc
+
+    # --- audit ------------------------------------------------------------------------------------------
+
+    def stream_rows(self, c: Connection, start: int) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        """(idx, encoded, entry_hash, prev_hash) in index order, by keyset pages: flat memory, no server-side
+        cursor. Straight on the driver's cursor: at 10**6 rows, SQLAlchemy's row layer costs a second."""
+        sql = _PAGE_PG if self._pg else _PAGE_SQLITE
+        raw = c.connection.dbapi_connection
+        assert raw is not None
+        cur = raw.cursor()
+        try:
+            cursor = start
+            while True:
+                cur.execute(sql, (cursor,))
+                rows = cur.fetchall()
+                if not rows:
+                    return
+                for idx, encoded, entry_hash, prev_hash in rows:
+                    yield idx, bytes(encoded), bytes(entry_hash), bytes(prev_hash)
+                cursor = rows[-1][0] + 1
+        finally:
+            cur.close()
+
+    def audit(self, from_index: int = 0, *, deep: bool = False) -> AuditReport:
+        """Recompute chain and tree from the stored entries and check every stored checkpoint.
+
+        Read-only (works on a SELECT-only role). Streaming: memory stays flat whatever the size.
+        1. read the head and the checkpoints; seed the chain and the compact range at ``from_index``
+           (from the stored entry before it and the stored perfect nodes);
+        2. per row, in index order (:class:`ChainChecker`): no gap, header parses, stored hash =
+           SHA-256(0x00 || bytes), the header's index is the row's, its prev is the previous entry's
+           recomputed hash (a break is blamed on the entry whose leaf, stored at append time, differs);
+           with ``deep`` the payload must decode canonically;
+        3. at each checkpoint size, the recomputed root must be the checkpoint's root;
+        4. the stream must stop exactly at the head's size, on the head's last hash;
+        5. each checkpoint: signature by a known key, origin, note matches its row, not beyond the end;
+           consecutive checkpoints are consistent (proof from stored nodes, verified against both roots).
+        """
+        with self.read_engine.connect() as c:
+            if self._pg:
+                c.exec_driver_sql("SET TRANSACTION READ ONLY")
+            head = c.execute(select(head_t).where(head_t.c.id == 1)).one()
+            cp_rows = c.execute(select(checkpoints_t).order_by(checkpoints_t.c.size)).all()
+            cps = [(int(r.size), bytes(r.root)) for r in cp_rows]
+            early: list[AuditProblem] = []
+            if from_index < 0 or from_index > head.size:
+                early.append(
+                    AuditProblem(
+                        "LEDGER_INDEX_OUT_OF_RANGE", from_index, f"--from is past the end ({head.size})"
+                    )
+                )
+                from_index = 0
+
+            # 1. seed
+            prev, cr = _entry.ZERO_HASH, _merkle.CompactRange()
+            if from_index > 0:
+                q = select(entries_t.c.entry_hash).where(entries_t.c.idx == from_index - 1)
+                row = c.execute(q).first()
+                prev = bytes(row.entry_hash) if row is not None else _entry.ZERO_HASH
+                plan = [[n] for n in _merkle.perfect_nodes(0, from_index)]
+                try:
+                    cr = _merkle.CompactRange(from_index, _merkle.materialize(plan, self._nodes(c, plan)))
+                except LedgerIntegrityError as exc:
+                    early.append(AuditProblem(exc.code, from_index, exc.message_en))
+                    prev, cr, from_index = _entry.ZERO_HASH, _merkle.CompactRange(), 0
+
+            def leaf_at_append(i: int) -> bytes | None:
+                stored = c.execute(select(nodes_t.c.hash).where(nodes_t.c.id == node_id(0, i))).scalar()
+                return bytes(stored) if stored is not None else None
+
+            checker = ChainChecker(
+                cps, start=from_index, prev=prev, compact=cr, deep=deep, leaf_at_append=leaf_at_append
+            )
+            checker.problems.extend(early)
+
+            # 2-3. stream
+            for idx, encoded, entry_hash, prev_hash in self.stream_rows(c, from_index):
+                checker.row(idx, encoded, entry_hash, prev_hash)
+
+            # 4. end of stream
+            end = checker.expected
+            if end < head.size:
+                checker.bad("LEDGER_TRUNCATED", end, f"entries {end}..{head.size - 1} are missing at the end")
+            elif end > head.size:
+                checker.bad("LEDGER_INDEX_OUT_OF_RANGE", head.size, f"entries past the head ({head.size})")
+            elif end > 0 and not hmac.compare_digest(bytes(head.last_hash), checker.prev):
+                checker.bad("LEDGER_ENTRY_REWRITTEN", end - 1, "last entry differs from the head's record")
+
+            # 5. checkpoints
+            good: list[tuple[int, bytes]] = []
+            for r in cp_rows:
+                try:
+                    parsed = verify_checkpoint(r.note, self.verifiers, self.origin)
+                except VerificationError as exc:
+                    checker.bad(exc.code, r.size, f"checkpoint at size {r.size}: {exc.message_en}")
+                    continue
+                if parsed.size != r.size or parsed.root != bytes(r.root):
+                    checker.bad(
+                        "LEDGER_CHECKPOINT_MISMATCH", r.size, "checkpoint row disagrees with its note"
+                    )
+                    continue
+                if r.size > checker.cr.size:
+                    checker.bad(
+                        "LEDGER_CHECKPOINT_BEYOND_END", r.size, f"checkpoint at {r.size} is past the end"
+                    )
+                    continue
+                good.append((int(r.size), bytes(r.root)))
+            check_checkpoint_chain(checker, good, lambda s1, s2: self.consistency_proof(s1, s2, c))
+        return checker.report(from_index, len(cp_rows))
+
+    # --- the usage ledger (台账) -------------------------------------------------------------------------
+
+    def usage(self, seal_id: str, month: str) -> list[UsageRow]:
+        """SEAL_SIGNED entries of one seal in one month (``YYYY-MM``, UTC+8 calendar as the documents use)."""
+        from datetime import timedelta, timezone
+
+        try:
+            year, mon = (int(p) for p in month.split("-"))
+            cst = timezone(timedelta(hours=8))
+            start = datetime(year, mon, 1, tzinfo=cst)
+            end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=cst)
+        except ValueError as exc:
+            raise BadInput("LEDGER_MONTH_INVALID", "month must be YYYY-MM", "月份格式应为 YYYY-MM") from exc
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        with self.read_engine.connect() as c:
+            rows = c.execute(
+                select(entries_t.c.encoded, entries_t.c.idempotency_key)
+                .where(
+                    entries_t.c.seal_id == seal_id,
+                    entries_t.c.kind == EntryKind.SEAL_SIGNED.value,
+                    entries_t.c.at >= start,
+                    entries_t.c.at < end,
+                )
+                .order_by(entries_t.c.idx)
+            ).all()
+        out = []
+        for row in rows:
+            e = LedgerEntry.from_encoded(row.encoded, row.idempotency_key)
+            b = e.body
+            out.append(
+                UsageRow(
+                    index=e.index,
+                    date=e.at.astimezone(timezone(timedelta(hours=8))).date().isoformat(),
+                    matter=str(b.get("matter", "")),
+                    reason=str(b.get("reason", "")),
+                    approver=str(b.get("approver", "")),
+                    user=str(b.get("operator", "")),
+                    count=int(b.get("count", 1)),
+                    cert_serial=str(b.get("cert_serial", "")),
+                    document_number=str(b.get("document_number", "")),
+                    document_kind=str(b.get("document_kind", "")),
+                    stage=str(b.get("stage", "")),
+                )
+            )
+        return out

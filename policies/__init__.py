@@ -1,0 +1,80 @@
+"""Delegation policies: the matter catalog, township powers, No. 2 seal agreements, and the decision.
+
+The core (:mod:`policies._model`, :mod:`policies._engine`, :mod:`policies._tables`) is pure standard
+library: ``decide(request, facts, now) -> Decision``. :class:`PolicyStore` keeps the versioned facts in the
+database and builds :class:`PolicyFacts` for a request.
+"""
+
+from typing import TYPE_CHECKING
+
+from policies._engine import MESSAGES, RULES, approval_required, decide, reason
+from policies._model import (
+    ALL_STAGES,
+    MODE_STAGES,
+    Actor,
+    Agreement,
+    AgreementStatus,
+    Decision,
+    DecisionVersions,
+    DocumentKind,
+    HandlingMode,
+    Matter,
+    OrgKind,
+    PolicyFacts,
+    PowerType,
+    Reason,
+    Role,
+    SealFacts,
+    SealKindFact,
+    SealStatusFact,
+    SigningRequest,
+    Stage,
+    TownshipPower,
+    mode_from_scope,
+)
+from policies._tables import default_stage_kinds, parse_stage_kinds
+
+__all__ = [
+    "ALL_STAGES",
+    "MESSAGES",
+    "MODE_STAGES",
+    "RULES",
+    "Actor",
+    "Agreement",
+    "AgreementStatus",
+    "Decision",
+    "DecisionVersions",
+    "DocumentKind",
+    "HandlingMode",
+    "Matter",
+    "OrgKind",
+    "PolicyFacts",
+    "PolicyStore",
+    "PowerType",
+    "Reason",
+    "Role",
+    "SealFacts",
+    "SealKindFact",
+    "SealStatusFact",
+    "SigningRequest",
+    "Stage",
+    "TownshipPower",
+    "approval_required",
+    "decide",
+    "default_stage_kinds",
+    "mode_from_scope",
+    "parse_stage_kinds",
+    "reason",
+]
+
+if TYPE_CHECKING:
+    from policies._storage import PolicyStore
+
+
+def __getattr__(name: str) -> object:
+    # The store pulls in SQLAlchemy and core; the pure engine stays importable without them.
+    if name == "PolicyStore":
+        from policies._storage import PolicyStore
+
+        return PolicyStore
+    raise AttributeError(name)

@@ -1,0 +1,324 @@
+"""The policy vocabulary: enums and the frozen dataclasses that travel between packages.
+
+Standard library only (an import-linter contract enforces it). Nothing here reads a clock or a database:
+storage builds :class:`PolicyFacts`, the signer builds :class:`SealFacts` from a keystore ``Seal``, and the
+caller passes the time to :func:`policies.decide`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class PowerType(StrEnum):
+    """Power type (权力类型) of a matter. Sub-kinds (其他行政权力－年检) keep their suffix on the matter."""
+
+    LICENSING = "行政许可"
+    BENEFIT = "行政给付"
+    CONFIRMATION = "行政确认"
+    PUBLIC_SERVICE = "公共服务"
+    OTHER = "其他行政权力"
+
+    @classmethod
+    def parse(cls, text: str) -> tuple[PowerType, str | None]:
+        """``"其他行政权力－年检"`` -> ``(OTHER, "年检")``; raises ``ValueError`` on an unknown type."""
+        raw = text.strip()
+        for sep in ("－", "—", "-", "–"):
+            if sep in raw:
+                head, _, sub = raw.partition(sep)
+                return cls(head.strip()), (sub.strip() or None)
+        return cls(raw), None
+
+
+class Stage(StrEnum):
+    """Stages of handling a matter at which a seal may be applied."""
+
+    ACCEPT = "受理"
+    REVIEW = "审核"
+    FIRST_REVIEW = "初审"
+    RECHECK = "复核"
+    APPROVE = "审批"
+
+    @classmethod
+    def parse(cls, text: str) -> Stage:
+        """Accept the Chinese label, the English member name, or 决定 (decision) for 审批."""
+        raw = text.strip()
+        if raw in {"决定", "审批/决定", "办结"}:
+            return cls.APPROVE
+        try:
+            return cls(raw)
+        except ValueError:
+            return cls[raw.upper()]
+
+
+ALL_STAGES: frozenset[Stage] = frozenset(Stage)
+
+
+class DocumentKind(StrEnum):
+    """Documents the approval seal is applied to (source 000; refusal decision from 003)."""
+
+    ACCEPTANCE_NOTICE = "受理通知书"
+    NON_ACCEPTANCE_NOTICE = "不予受理通知书"
+    SUPPLEMENT_NOTICE = "补正材料告知书"
+    OPINION = "意见"
+    REPLY = "批复"
+    PERMIT = "许可证及其附件"
+    APPROVAL_FORM = "审批表单"
+    APPROVAL_DECISION = "准予决定书"
+    REFUSAL_DECISION = "不予批准决定书"
+
+    @classmethod
+    def parse(cls, text: str) -> DocumentKind:
+        raw = text.strip()
+        try:
+            return cls(raw)
+        except ValueError:
+            return cls[raw.upper()]
+
+
+class HandlingMode(StrEnum):
+    """How a township handles a matter.
+
+    Xingguo (004) has three modes; only ``NO2_SEAL`` lets the township stamp (the department's numbered
+    seal). The Shanxi catalog (002) gives a township *scope* per matter; each scope is a mode here whose
+    stages are derived in :data:`MODE_STAGES`.
+    """
+
+    NO2_SEAL = "“2号章”委托办"
+    ASSIST_PROXY = "乡镇帮办代办"
+    SYSTEM_EXTENSION = "业务系统延伸办"
+    SCOPE_ACCEPT = "乡级负责受理"
+    SCOPE_ACCEPT_REVIEW = "乡级负责受理、审核"
+    SCOPE_ACCEPT_FIRST_REVIEW = "乡级负责受理、初审"
+    SCOPE_REVIEW = "乡级负责审核"
+    SCOPE_FIRST_REVIEW = "乡级负责初审"
+    SCOPE_RECHECK = "乡级负责复核"
+    SCOPE_COMPLETE = "乡级办结"
+
+    @property
+    def stages(self) -> frozenset[Stage]:
+        return MODE_STAGES[self]
+
+    @property
+    def allows_seal(self) -> bool:
+        return bool(MODE_STAGES[self])
+
+
+# Derivation (documented in docs/catalog-format.md): a Shanxi scope "乡级负责X、Y" names exactly the stages
+# the township may stamp; a blank scope means the township completes the matter itself, so every stage up to
+# and including 审批. A 2号章 matter is finalised by the township in the department's name (all stages, but
+# only within an agreement). 帮办代办 and 系统延伸办 never let the township stamp.
+MODE_STAGES: Mapping[HandlingMode, frozenset[Stage]] = MappingProxyType(
+    {
+        HandlingMode.NO2_SEAL: ALL_STAGES,
+        HandlingMode.ASSIST_PROXY: frozenset(),
+        HandlingMode.SYSTEM_EXTENSION: frozenset(),
+        HandlingMode.SCOPE_ACCEPT: frozenset({Stage.ACCEPT}),
+        HandlingMode.SCOPE_ACCEPT_REVIEW: frozenset({Stage.ACCEPT, Stage.REVIEW}),
+        HandlingMode.SCOPE_ACCEPT_FIRST_REVIEW: frozenset({Stage.ACCEPT, Stage.FIRST_REVIEW}),
+        HandlingMode.SCOPE_REVIEW: frozenset({Stage.REVIEW}),
+        HandlingMode.SCOPE_FIRST_REVIEW: frozenset({Stage.FIRST_REVIEW}),
+        HandlingMode.SCOPE_RECHECK: frozenset({Stage.RECHECK}),
+        HandlingMode.SCOPE_COMPLETE: ALL_STAGES,
+    }
+)
+
+NO_SEAL_MODES: frozenset[HandlingMode] = frozenset({HandlingMode.ASSIST_PROXY, HandlingMode.SYSTEM_EXTENSION})
+
+
+def mode_from_scope(scope: str) -> HandlingMode:
+    """A Shanxi ``township_scope`` cell -> mode. Blank -> the township completes the matter."""
+    raw = scope.strip().replace(",", "、").replace("，", "、")
+    if not raw:
+        return HandlingMode.SCOPE_COMPLETE
+    return HandlingMode(raw)
+
+
+class SealKindFact(StrEnum):
+    """Kind of the seal being applied (mirrors keystore ``SealKind`` by member name)."""
+
+    TOWNSHIP_APPROVAL = "TOWNSHIP_APPROVAL"
+    DEPARTMENT_NO2 = "DEPARTMENT_NO2"
+
+
+class SealStatusFact(StrEnum):
+    """Lifecycle status of the seal (mirrors keystore ``SealStatus`` by member name)."""
+
+    ISSUED = "ISSUED"
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    CANCELLED = "CANCELLED"
+    RETIRED = "RETIRED"
+
+
+class Role(StrEnum):
+    CLERK = "CLERK"  # 窗口人员: the seal user
+    CUSTODIAN = "CUSTODIAN"  # 印章保管人
+    PRINCIPAL = "PRINCIPAL"  # 乡镇主要负责人 / 首席代表: the approver
+    BUREAU_ADMIN = "BUREAU_ADMIN"  # 县行政审批局: seal and catalog administration
+    DEPARTMENT = "DEPARTMENT"  # 县直部门: entrusts and supervises
+    AUDITOR = "AUDITOR"  # 审计 / 纪检监察: reads the ledger
+
+
+SEAL_USER_ROLES: frozenset[Role] = frozenset({Role.CLERK, Role.CUSTODIAN})
+
+
+class AgreementStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    REVOKED = "REVOKED"
+
+
+class OrgKind(StrEnum):
+    COUNTY = "COUNTY"
+    TOWNSHIP = "TOWNSHIP"
+    DEPARTMENT = "DEPARTMENT"
+
+
+@dataclass(frozen=True, slots=True)
+class Matter:
+    """A government-service matter (政务服务事项) in a county's catalog."""
+
+    code: str
+    name: str
+    power_type: PowerType
+    mode: HandlingMode
+    sub_item: str | None = None
+    power_subkind: str | None = None
+    department_code: str | None = None  # owning / entrusting department
+    supervising_department: str | None = None
+    requires_admin_seal: bool = False  # a law names the township's 行政公章, or it is reported upward
+    note: str | None = None
+
+    @property
+    def title(self) -> str:
+        return f"{self.name}（{self.sub_item}）" if self.sub_item else self.name
+
+    @property
+    def power_label(self) -> str:
+        return (
+            f"{self.power_type.value}－{self.power_subkind}" if self.power_subkind else self.power_type.value
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TownshipPower:
+    """An entry of a township's list of powers (职权清单): the stages it may stamp for one matter."""
+
+    township_code: str
+    matter_code: str
+    stages: frozenset[Stage]
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """A No. 2 seal agreement (委托协议), one version of it."""
+
+    agreement_id: str
+    department_code: str
+    township_code: str
+    seal_number: int
+    matters: frozenset[str]
+    stages: frozenset[Stage]
+    starts_at: datetime
+    ends_at: datetime | None
+    status: AgreementStatus = AgreementStatus.ACTIVE
+    basis: str = ""
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SealFacts:
+    """What the policy needs to know of a seal; built by the signer from a keystore ``Seal``."""
+
+    seal_id: str
+    kind: SealKindFact
+    status: SealStatusFact
+    township_code: str
+    not_before: datetime
+    not_after: datetime
+    number: int | None = None
+    department_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    user_id: str
+    role: Role
+    org_code: str
+    service_centre: str | None = None  # where the actor is working now
+
+
+@dataclass(frozen=True, slots=True)
+class SigningRequest:
+    seal: SealFacts
+    operator: Actor
+    matter_code: str
+    stage: Stage
+    document_kind: DocumentKind
+    approver: Actor | None = None
+
+
+StageKindTable = Mapping[Stage, frozenset[DocumentKind]]
+
+
+@dataclass(frozen=True)
+class PolicyFacts:
+    """Everything the decision reads, resolved by storage for one request at one policy revision."""
+
+    matters: Mapping[str, Matter]
+    powers: Mapping[tuple[str, str], TownshipPower]  # (township_code, matter_code) -> power
+    agreements: tuple[Agreement, ...]
+    stage_kinds: StageKindTable
+    service_centres: Mapping[str, str]  # township_code -> its service centre code
+    revision: int | None = None
+    catalog_version: int | None = None
+    stage_table_version: int | None = None
+    township_seal_requires_approval: bool = False
+
+    @classmethod
+    def empty(cls) -> PolicyFacts:
+        return cls(matters={}, powers={}, agreements=(), stage_kinds={}, service_centres={})
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    message_en: str
+    message_zh: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.message_zh} / {self.message_en}"
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionVersions:
+    """The versions a decision read; :meth:`policies.PolicyStore.replay` rebuilds exactly these facts."""
+
+    revision: int | None
+    catalog_version: int | None
+    stage_table_version: int | None
+    power: tuple[str, str, int] | None = None  # (township, matter, version)
+    agreements: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reasons: tuple[Reason, ...]
+    versions: DecisionVersions
+    requires_approval: bool
+    decided_at: datetime | None = None
+    grant: str | None = field(
+        default=None
+    )  # what granted it: "power:<township>/<matter>" or "agreement:<id>"
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(r.code for r in self.reasons)

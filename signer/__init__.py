@@ -1,0 +1,66 @@
+"""signer: the red seal's appearance, templates, document numbers, the county TSA, PAdES sealing
+(``Sealer.apply_seal``), and verification (issue 7).
+"""
+
+from signer import _pdffast
+
+# --- sealing (issue 5) ---
+from signer._numbers import DEFAULT_FORMAT as DEFAULT_NUMBER_FORMAT
+from signer._seal import Placement, SignatureLevel, read_binding
+from signer._service import AttestRequest, SealedDocument, Sealer, SealRequest, apply_seal
+from signer._stamp import SealFace, SealStampStyle
+from signer._templates import render_template, template_names
+from signer._tsa import CountyTimeStamper, CountyTsa, HttpTimeStamper, ensure_county_tsa
+
+# --- verification (issue 7) ---
+from signer._verify import verify_document  # noqa: E402
+from signer._verify_evidence import Evidence, LedgerReceipt  # noqa: E402
+from signer._verify_model import (  # noqa: E402
+    BindingFacts,
+    DocumentFacts,
+    Indication,
+    Reason,
+    SealFacts,
+    SignatureReport,
+    SubIndication,
+    VerificationReport,
+    VerifyLimits,
+)
+from signer._verify_trust import TrustList  # noqa: E402
+
+__all__ = [
+    # sealing
+    "DEFAULT_NUMBER_FORMAT",
+    "AttestRequest",
+    "CountyTimeStamper",
+    "CountyTsa",
+    "HttpTimeStamper",
+    "Placement",
+    "SealFace",
+    "SealRequest",
+    "SealStampStyle",
+    "SealedDocument",
+    "Sealer",
+    "SignatureLevel",
+    "apply_seal",
+    "ensure_county_tsa",
+    "read_binding",
+    "render_template",
+    "template_names",
+    # verification
+    "BindingFacts",
+    "DocumentFacts",
+    "Evidence",
+    "Indication",
+    "LedgerReceipt",
+    "Reason",
+    "SealFacts",
+    "SignatureReport",
+    "SubIndication",
+    "TrustList",
+    "VerificationReport",
+    "VerifyLimits",
+    "verify_document",
+]
+
+_pdffast.install()  # pyHanko's hex-string reader: the same result, without a Python call per byte

@@ -1,0 +1,158 @@
+"""Hot spots of pyHanko and asn1crypto made cheaper, with the same results: PDF hex strings, PDF tokens
+(names, numbers, keywords), X.509 names.
+
+**Hex strings.**
+pyHanko reads a hex string ``<...>`` one byte at a time through a generator (a Python function call per
+character). A sealed PDF carries its CMS as such a string (``/Contents``, reserved at several kilobytes, and
+again for every document timestamp), so reading one signature dictionary costs thousands of calls: about a
+third of a strict verification of a one-page permit went there.
+
+:func:`read_hex_string_from_stream` gives exactly pyHanko's result for every input: it scans up to the first
+``>`` in blocks and decodes with ``bytes.translate``/``binascii`` when the string holds only hex digits and
+PDF whitespace. Anything else (a ``%`` — pyHanko skips it as a comment —, a non-hex byte, no ``>`` before
+the end of the stream) rewinds to where the string began and hands over to pyHanko's own function, so
+errors and odd cases are pyHanko's, unchanged.
+
+**Tokens.** pyHanko reads every name, number and keyword of an object through a per-byte generator
+(``misc.read_until_delimiter``): walking the 100 page dictionaries of a long document to reach its last page
+cost about 10 ms. :func:`read_until_delimiter` finds the first PDF whitespace or delimiter with one regular
+expression over a block and leaves the stream exactly where pyHanko's leaves it (before that byte, or at
+the end of the stream), returning the same bytes.
+
+**X.509 names.** Path building and the signer-certificate lookups compare issuer and subject names
+(RFC 5280 §7.1: every attribute value through RFC 4518 string preparation, regular expressions and
+``stringprep`` tables) a few hundred times per verification, on names freshly parsed from each document.
+``Name.hashable`` is a pure function of the name's encoding, so it is memoised by the DER bytes (a bounded
+table); ``Name.__eq__`` answers ``True`` at once for two names with the same encoding once that encoding's
+``hashable`` has been computed without error (the comparison is then reflexive in asn1crypto too); for two
+different encodings asn1crypto's answer is memoised by the pair of encodings (also a pure function of the
+bytes; an exception is not memoised, it propagates as before). Both tables are bounded (entries and name
+size).
+
+Installed by :func:`install` (idempotent) when the ``signer`` package is imported; :func:`uninstall`
+restores the libraries' own functions (benchmarks).
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from typing import Any
+
+from asn1crypto import x509 as a_x509
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.misc import PDF_DELIMITERS, PDF_WHITESPACE
+
+_ORIGINAL = generic.read_hex_string_from_stream
+_ORIGINAL_UNTIL_DELIMITER = generic.read_until_delimiter
+_DELIMITER = re.compile(b"[" + re.escape(PDF_WHITESPACE + PDF_DELIMITERS) + b"]")
+_TOKEN_BLOCK = 128
+_NAME_EQ = a_x509.Name.__eq__
+_NAME_HASHABLE = a_x509.Name.__dict__["hashable"]
+_NAME_CACHE_MAX = 4096
+_NAME_MAX_BYTES = 4096
+_name_hashables: dict[bytes, str] = {}
+_name_eqs: dict[tuple[bytes, bytes], bool] = {}
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+_BLOCK = 1 << 14
+
+
+def read_hex_string_from_stream(stream: Any) -> Any:
+    start = stream.tell()
+    stream.read(1)  # the "<"
+    parts: list[bytes] = []
+    found = False
+    while True:
+        block = stream.read(_BLOCK)
+        if not block:
+            break
+        end = block.find(b">")
+        if end >= 0:
+            parts.append(block[:end])
+            found = True
+            break
+        parts.append(block)
+    raw = b"".join(parts)
+    if found and b"%" not in raw:
+        digits = raw.translate(None, PDF_WHITESPACE)
+        if not digits.translate(None, _HEX_DIGITS):
+            stream.seek(start + 1 + len(raw) + 1)
+            if len(digits) % 2:
+                digits += b"0"
+            return generic.pdf_string(binascii.unhexlify(digits))
+    stream.seek(start)
+    return _ORIGINAL(stream)
+
+
+def read_until_delimiter(stream: Any) -> bytes:
+    start = stream.tell()
+    parts: list[bytes] = []
+    read = 0
+    while True:
+        block = stream.read(_TOKEN_BLOCK)
+        if not block:  # the end of the stream: pyHanko leaves the position there too
+            return b"".join(parts)
+        m = _DELIMITER.search(block)
+        if m is not None:
+            parts.append(block[: m.start()])
+            stream.seek(start + read + m.start())
+            return b"".join(parts)
+        parts.append(block)
+        read += len(block)
+
+
+def _name_hashable(self: a_x509.Name) -> str:
+    der = self.dump()
+    value = _name_hashables.get(der)
+    if value is None:
+        value = _NAME_HASHABLE.fget(self)
+        if len(der) <= _NAME_MAX_BYTES:
+            if len(_name_hashables) >= _NAME_CACHE_MAX:
+                _name_hashables.clear()
+            _name_hashables[der] = value
+    return value
+
+
+def _name_eq(self: a_x509.Name, other: object) -> bool:
+    if not isinstance(other, a_x509.Name):
+        return bool(_NAME_EQ(self, other))
+    try:
+        a, b = self.dump(), other.dump()
+        if a == b:
+            _name_hashable(self)
+            return True
+    except Exception:  # noqa: BLE001 - a name asn1crypto cannot read: its own comparison decides
+        return bool(_NAME_EQ(self, other))
+    if len(a) + len(b) > _NAME_MAX_BYTES:
+        return bool(_NAME_EQ(self, other))
+    key = (a, b)
+    hit = _name_eqs.get(key)
+    if hit is None:
+        hit = bool(_NAME_EQ(self, other))
+        if len(_name_eqs) >= _NAME_CACHE_MAX:
+            _name_eqs.clear()
+        _name_eqs[key] = hit
+    return hit
+
+
+def install() -> None:
+    generic.read_hex_string_from_stream = read_hex_string_from_stream
+    generic.read_until_delimiter = read_until_delimiter
+    a_x509.Name.__eq__ = _name_eq  # type: ignore[method-assign,assignment]
+    a_x509.Name.hashable = property(_name_hashable)  # type: ignore[method-assign,assignment]
+
+
+def uninstall() -> None:
+    generic.read_hex_string_from_stream = _ORIGINAL
+    generic.read_until_delimiter = _ORIGINAL_UNTIL_DELIMITER
+    a_x509.Name.__eq__ = _NAME_EQ  # type: ignore[method-assign]
+    a_x509.Name.hashable = _NAME_HASHABLE  # type: ignore[method-assign]
+    _name_hashables.clear()
+    _name_eqs.clear()
+
+
+def installed() -> bool:
+    return generic.read_hex_string_from_stream is read_hex_string_from_stream
+
+
+__all__ = ["install", "installed", "read_hex_string_from_stream", "read_until_delimiter", "uninstall"]

@@ -1,0 +1,671 @@
+"""``apply_seal``: policy decision → document number → stamp → sign in the token → timestamp → LTV →
+ledger entry, all or nothing.
+
+Plan of one call (nothing nests a database transaction: SQLite writers serialise at ``BEGIN``):
+  1. outside any write transaction: a replay check by idempotency key; the seal (keystore); the policy
+     decision (policies); the TSA identity and the county CRLs (they may write in their own areas);
+  2. a denied decision: one transaction with a ``SIGNING_REFUSED`` ledger entry, then ``PolicyDenied``;
+  3. one transaction T: lock the (sequence, year) counter and draw the number; re-check the idempotency key
+     under that lock; take a savepoint; render (template) or open the caller's PDF; stamp, sign, timestamp,
+     add LTV data; store the sealed bytes in ``sig_documents`` and append ``SEAL_SIGNED`` to the ledger;
+     commit. The sealed bytes leave only after the commit.
+  4. a failure after the draw: roll back to the savepoint, mark the number ``VOID``, append
+     ``DOCUMENT_NUMBER_VOIDED``, commit, re-raise. Bad input found before the draw leaves no trace.
+
+The counter lock is held while signing (tens of milliseconds): signings of one township serialise, which is
+what makes the numbers gap-free in issue order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from core.db import transaction
+from core.errors import BadInput, Conflict, PolicyDenied, SealServiceError, SigningError
+from core.settings import Settings
+
+from . import _numbers
+from ._pdfin import OpenedPdf, has_signatures, open_untrusted_pdf
+from ._qr import verification_url
+from ._seal import (
+    Placement,
+    RevocationMaterial,
+    SealingKey,
+    SealJob,
+    SignatureLevel,
+    async_seal_pdf,
+    resolve_placement,
+)
+from ._stamp import SealFace
+from ._storage import SealedDocumentRow
+from ._templates import load_template, render_template
+from ._tsa import CountyTimeStamper, CountyTsa, HttpTimeStamper, ensure_county_tsa
+
+CRL_REUSE_S = 300
+
+
+def _run_off_loop(coro: Any) -> Any:
+    """pyHanko's async signing, driven from the synchronous service in its own (worker) thread."""
+    try:
+        _refuse_on_event_loop()
+    except SigningError:
+        coro.close()
+        raise
+    return asyncio.run(coro)
+
+
+def _refuse_on_event_loop() -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise SigningError(
+        "SYNC_CALL_ON_EVENT_LOOP",
+        "apply_seal/attest block: from async code await async_apply_seal/async_attest instead",
+        "请在异步代码中使用 async_apply_seal",
+    )
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SealRequest:
+    """One sealing: which seal, for what (matter, stage, document kind), by whom, on which document.
+
+    ``operator`` and ``approver`` are ``policies.Actor``. Bring either ``unverified_pdf`` or a
+    ``template`` with ``template_data`` (the number and date are filled in by the signer).
+    """
+
+    seal_id: str
+    matter_code: str
+    stage: str
+    document_kind: str
+    idempotency_key: str
+    operator: Any
+    approver: Any | None = None
+    reason: str = ""
+    unverified_pdf: bytes | None = None
+    template: str | None = None
+    template_data: dict[str, Any] | None = None
+    placement: Placement = field(default_factory=Placement)
+    level: str | None = None
+    count: int = 1
+    personal: dict[str, str] = field(default_factory=dict)  # applicant name/ID: salted in the ledger
+    verify_qr: bool = False  # print a QR code + "扫码验证" line leading to the public verification page
+
+
+@dataclass(frozen=True)
+class AttestRequest:
+    """County attestation (书面认证): a county department's seal added to a township-sealed document so it is
+    recognised outside the county. ``operator`` is a ``policies.Actor`` of that department."""
+
+    seal_id: str
+    sealed_pdf: bytes
+    idempotency_key: str
+    operator: Any
+    reason: str = "书面认证：本文书经县级部门认证，供县外使用"
+    placement: Placement = field(default_factory=lambda: Placement(page=-1, box=(110.0, 110.0, 229.0, 229.0)))
+    level: str | None = None
+
+
+@dataclass(frozen=True)
+class SealedDocument:
+    idempotency_key: str
+    seal_id: str
+    document_number: str | None
+    sha256: str
+    level: str
+    ledger_index: int | None
+    pdf: bytes
+    replayed: bool = False
+
+
+def _parse_enum(enum_cls: Any, value: str, code: str, zh: str) -> Any:
+    try:
+        return enum_cls.parse(value)
+    except (ValueError, KeyError):
+        pass
+    try:
+        return enum_cls[value]
+    except KeyError:
+        raise BadInput(code, f"unknown value {value!r}", zh) from None
+
+
+class Sealer:
+    """The sealing service over the real keystore, seal registry, policy store and ledger."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: Settings,
+        keystore: Any,
+        registry: Any,
+        pki: Any,
+        policy_store: Any,
+        ledger: Any,
+        timestamper: Any | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.keystore = keystore
+        self.registry = registry
+        self.pki = pki
+        self.policy_store = policy_store
+        self.ledger = ledger
+        self.clock = clock
+        self.number_format = _numbers.check_format(settings.document_number_format)
+        self.default_level = SignatureLevel.parse(settings.signature_level)
+        self._timestamper = timestamper
+        self._tsa: CountyTsa | None = None
+        self._crl_cache: tuple[datetime, RevocationMaterial] | None = None
+        self._lock = threading.RLock()
+
+    # -- collaborators ------------------------------------------------------------------------------
+    @property
+    def timestamper(self) -> Any:
+        with self._lock:
+            return self._timestamper_locked()
+
+    def _timestamper_locked(self) -> Any:
+        if self._timestamper is None:
+            if self.settings.tsa_url:
+                self._timestamper = HttpTimeStamper(self.settings.tsa_url, self.settings.token_timeout_s)
+            else:
+                self._timestamper = CountyTimeStamper(self.county_tsa())
+        return self._timestamper
+
+    def county_tsa(self) -> CountyTsa:
+        with self._lock:  # first use issues the TSA certificate: once, not once per thread
+            if self._tsa is None:
+                self._tsa = CountyTsa(self.keystore, ensure_county_tsa(self.engine, self.keystore, self.pki))
+            return self._tsa
+
+    def revocation_material(self) -> RevocationMaterial:
+        """The county chain and fresh CRLs for B-LT/B-LTA.
+
+        A CRL is signed in the token and numbered in the database; making two per sealing would cost a
+        token signature and a write each time, so they are reused for ``CRL_REUSE_S`` seconds (never past
+        their nextUpdate). A seal revoked meanwhile cannot sign anyway: the policy reads its status.
+        """
+        now = self.clock()
+        cached = self._crl_cache
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        der = serialization.Encoding.DER
+        crls = (self.pki.crl_der("issuing"), self.pki.crl_der("root"))
+        next_updates = [x509.load_der_x509_crl(c).next_update_utc for c in crls]
+        reuse_until = min(
+            [now + timedelta(seconds=CRL_REUSE_S)] + [n - timedelta(minutes=1) for n in next_updates if n]
+        )
+        material = RevocationMaterial(
+            root_der=self.pki.root_certificate.public_bytes(der),
+            intermediates_der=(self.pki.issuing_certificate.public_bytes(der),),
+            crls_der=crls,
+        )
+        self._crl_cache = (reuse_until, material)
+        return material
+
+    # -- the one step ---------------------------------------------------------------------------------
+    async def async_apply_seal(self, request: SealRequest) -> SealedDocument:
+        """For async servers: the whole step runs in a worker thread (token and database calls block)."""
+        return await asyncio.to_thread(self.apply_seal, request)
+
+    def apply_seal(self, request: SealRequest) -> SealedDocument:
+        from policies import DocumentKind, SigningRequest, Stage, decide
+
+        _refuse_on_event_loop()  # before anything is drawn or logged
+        now = self.clock()
+        req_hash = self._request_hash(request)
+        done = self._stored(request.idempotency_key, req_hash)
+        if done is not None:
+            return done
+        if (request.unverified_pdf is None) == (request.template is None):
+            raise BadInput(
+                "SEAL_INPUT_INVALID",
+                "bring either a PDF or a template with its data",
+                "须提供 PDF 或模板之一",
+            )
+        if request.count < 1:
+            raise BadInput("SEAL_INPUT_INVALID", "count must be at least 1", "用印数须至少为1")
+        stage = _parse_enum(Stage, request.stage, "STAGE_UNKNOWN", "未知的办理环节")
+        kind = _parse_enum(DocumentKind, request.document_kind, "DOCUMENT_KIND_UNKNOWN", "未知的文书种类")
+        level = SignatureLevel.parse(request.level) if request.level else self.default_level
+        # Bad input is refused before any number is drawn: it leaves no trace.
+        opened: OpenedPdf | None = None
+        if request.template is not None:
+            load_template(request.template)
+        else:
+            assert request.unverified_pdf is not None
+            opened = open_untrusted_pdf(request.unverified_pdf, max_bytes=self.settings.max_pdf_bytes)
+            resolve_placement(opened, request.placement)
+            if request.verify_qr and has_signatures(opened):
+                raise BadInput(
+                    "QR_ON_SIGNED_PDF",
+                    "a verification QR code would change a page under existing signatures",
+                    "文件已有签名，添加验证二维码会使原签名失效",
+                )
+        seal = self.registry.get(request.seal_id)
+
+        # 1. the decision
+        policy_request = SigningRequest(
+            seal=self._seal_facts(seal),
+            operator=request.operator,
+            matter_code=request.matter_code,
+            stage=stage,
+            document_kind=kind,
+            approver=request.approver,
+        )
+        decision = decide(policy_request, self.policy_store.facts_for(policy_request), now)
+        if not decision.allowed:
+            self._log_refusal(request, seal, decision, now)
+            raise PolicyDenied(
+                "SIGNING_REFUSED",
+                "the policy refused this use of the seal: " + ", ".join(decision.codes),
+                "用印申请未通过策略审查：" + "、".join(r.message_zh for r in decision.reasons),
+                details={
+                    "reasons": [
+                        {"code": r.code, "message_en": r.message_en, "message_zh": r.message_zh}
+                        for r in decision.reasons
+                    ]
+                },
+            )
+
+        # 2. what sealing needs, fetched before the write transaction
+        timestamper = self.timestamper
+        revocation = self.revocation_material() if level is not SignatureLevel.B_T else None
+        key = SealingKey(
+            key_label=seal.key_label,
+            algorithm=seal.key_algorithm.value,
+            chain_der=tuple(self.registry.chain_der(seal)),
+            seal_name=seal.name,
+            seal_number=seal.number,
+        )
+        # One sequence per township service centre and year (审批专用文号 are the centre's): its own approval
+        # seal and the No. 2 seals entrusted to it draw from the same counter, so the same format can
+        # never print one number twice.
+        sequence = seal.township_code
+        versions = getattr(decision, "versions", None)
+
+        # 3. the transaction
+        with transaction(self.engine) as session:
+            drawn = _numbers.draw_number(
+                session,
+                sequence=sequence,
+                year=_numbers.year_of(now),
+                fmt=self.number_format,
+                township=seal.township,
+                county=seal.county,
+                idempotency_key=request.idempotency_key,
+                now=now,
+            )
+            done = self._stored_in(session, request.idempotency_key, req_hash)
+            if done is not None:
+                # a concurrent retry sealed it while we waited for the lock: give this number back
+                session.rollback()
+                return done
+            savepoint = session.begin_nested()
+            try:
+                pdf = self._input_pdf(request, seal, drawn.number, now)
+                source_sha256 = hashlib.sha256(pdf).hexdigest()
+                binding = {
+                    "matter": request.matter_code,
+                    "stage": stage.name,
+                    "document_kind": kind.name,
+                    "document_number": drawn.number,
+                    "idempotency_key": request.idempotency_key,
+                    "seal_id": seal.seal_id,
+                    "policy_revision": getattr(versions, "revision", None),
+                    "source_sha256": source_sha256,
+                }
+                job = SealJob(
+                    key=key,
+                    binding=binding,
+                    level=level,
+                    placement=request.placement,
+                    reason=f"{kind.value}：{request.reason}" if request.reason else kind.value,
+                    location=seal.township,
+                    revocation=revocation,
+                    verify_url=verification_url(self.settings.public_base_url, drawn.number, source_sha256)
+                    if request.verify_qr
+                    else None,
+                )
+                sealed = _run_off_loop(
+                    async_seal_pdf(
+                        pdf,
+                        job,
+                        self.keystore,
+                        timestamper,
+                        max_bytes=self.settings.max_pdf_bytes,
+                        opened=opened,
+                    )
+                )
+                digest = hashlib.sha256(sealed).hexdigest()
+                entry = self._log_signed(session, request, seal, stage, kind, drawn, digest, level, now)
+                session.add(
+                    SealedDocumentRow(
+                        idempotency_key=request.idempotency_key,
+                        seal_id=seal.seal_id,
+                        document_number=drawn.number,
+                        sha256=digest,
+                        request_sha256=req_hash,
+                        level=level.value,
+                        ledger_index=entry.index,
+                        sealed=sealed,
+                        created_at=now,
+                    )
+                )
+                savepoint.commit()
+            except Exception as exc:
+                savepoint.rollback()
+                self._void(session, request, drawn, exc, now)
+                session.commit()
+                raise
+        return SealedDocument(
+            idempotency_key=request.idempotency_key,
+            seal_id=seal.seal_id,
+            document_number=drawn.number,
+            sha256=digest,
+            level=level.value,
+            ledger_index=entry.index,
+            pdf=sealed,
+        )
+
+    async def async_attest(self, request: AttestRequest) -> SealedDocument:
+        return await asyncio.to_thread(self.attest, request)
+
+    def attest(self, request: AttestRequest) -> SealedDocument:
+        """Add a county department's seal as a second incremental signature; the first stays valid.
+
+        The document must already carry a Yizhang seal (its binding names the matter and document number,
+        which the attestation's ledger entry repeats). The attesting seal must be active and belong to a
+        department (``Seal.department`` set). No document number is drawn: the document keeps its own.
+        """
+        from ._seal import read_binding
+
+        _refuse_on_event_loop()
+        now = self.clock()
+        req_hash = hashlib.sha256(
+            json.dumps([request.seal_id, getattr(request.operator, "user_id", None)]).encode()
+            + hashlib.sha256(request.sealed_pdf).digest()
+        ).hexdigest()
+        done = self._stored(request.idempotency_key, req_hash)
+        if done is not None:
+            return done
+        opened = open_untrusted_pdf(request.sealed_pdf, max_bytes=self.settings.max_pdf_bytes)
+        resolve_placement(opened, request.placement)
+        try:
+            bindings = read_binding(request.sealed_pdf)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadInput(
+                "ATTEST_NOT_SEALED", "the document carries no readable seal", "文书无可读印章"
+            ) from exc
+        if not bindings:
+            raise BadInput(
+                "ATTEST_NOT_SEALED", "only a sealed document can be attested", "仅已盖章的文书可认证"
+            )
+        first = bindings[0]
+        seal = self.registry.require_signable(request.seal_id, now)
+        if not seal.department:
+            raise PolicyDenied(
+                "ATTEST_SEAL_NOT_DEPARTMENT",
+                "attestation is by a county department's seal",
+                "书面认证须使用县级部门印章",
+            )
+        level = SignatureLevel.parse(request.level) if request.level else self.default_level
+        timestamper = self.timestamper
+        revocation = self.revocation_material() if level is not SignatureLevel.B_T else None
+        key = SealingKey(
+            key_label=seal.key_label,
+            algorithm=seal.key_algorithm.value,
+            chain_der=tuple(self.registry.chain_der(seal)),
+            seal_name=seal.name,
+            seal_number=seal.number,
+        )
+        binding = {
+            "attestation": "COUNTY_ATTESTATION",
+            "attests_document_number": first.get("document_number"),
+            "matter": first.get("matter"),
+            "idempotency_key": request.idempotency_key,
+            "seal_id": seal.seal_id,
+        }
+        job = SealJob(
+            key=key,
+            binding=binding,
+            level=level,
+            placement=request.placement,
+            reason=request.reason,
+            location=seal.department,
+            revocation=revocation,
+        )
+        sealed = _run_off_loop(
+            async_seal_pdf(
+                request.sealed_pdf,
+                job,
+                self.keystore,
+                timestamper,
+                max_bytes=self.settings.max_pdf_bytes,
+                opened=opened,
+            )
+        )
+        digest = hashlib.sha256(sealed).hexdigest()
+        from ledger import EntryFields, EntryKind
+
+        body = {
+            "seal_id": seal.seal_id,
+            "matter": str(first.get("matter") or "-"),
+            "stage": "ATTESTATION",
+            "document_kind": str(first.get("document_kind") or "-"),
+            "document_number": str(first.get("document_number") or "-"),
+            "document_sha256": digest,
+            "operator": request.operator.user_id,
+            "approver": "-",
+            "reason": request.reason,
+            "count": 1,
+            "cert_serial": seal.cert_serial,
+            "idempotency_key": request.idempotency_key,
+            "level": level.value,
+        }
+        with transaction(self.engine) as session:
+            entry = self.ledger.append(
+                session,
+                EntryFields(kind=EntryKind.SEAL_SIGNED, at=now, body=body),
+                f"attest:{request.idempotency_key}",
+            )
+            session.add(
+                SealedDocumentRow(
+                    idempotency_key=request.idempotency_key,
+                    seal_id=seal.seal_id,
+                    document_number=first.get("document_number"),
+                    sha256=digest,
+                    request_sha256=req_hash,
+                    level=level.value,
+                    ledger_index=entry.index,
+                    sealed=sealed,
+                    created_at=now,
+                )
+            )
+        return SealedDocument(
+            idempotency_key=request.idempotency_key,
+            seal_id=seal.seal_id,
+            document_number=first.get("document_number"),
+            sha256=digest,
+            level=level.value,
+            ledger_index=entry.index,
+            pdf=sealed,
+        )
+
+    # -- pieces ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _seal_facts(seal: Any) -> Any:
+        from policies import SealFacts, SealKindFact, SealStatusFact
+
+        return SealFacts(
+            seal_id=seal.seal_id,
+            kind=SealKindFact(seal.kind.name),
+            status=SealStatusFact(seal.status.name),
+            township_code=seal.township_code,
+            not_before=seal.not_before,
+            not_after=seal.not_after,
+            number=seal.number,
+            department_code=seal.department_code,
+        )
+
+    @staticmethod
+    def _request_hash(request: SealRequest) -> str:
+        h = hashlib.sha256()
+        head = {
+            "seal": request.seal_id,
+            "matter": request.matter_code,
+            "stage": request.stage,
+            "kind": request.document_kind,
+            "template": request.template,
+            "data": request.template_data,
+            "operator": getattr(request.operator, "user_id", None),
+        }
+        h.update(json.dumps(head, sort_keys=True, ensure_ascii=True, default=str).encode())
+        h.update(hashlib.sha256(request.unverified_pdf or b"").digest())
+        return h.hexdigest()
+
+    def _stored(self, key: str, req_hash: str) -> SealedDocument | None:
+        with transaction(self.engine) as session:
+            return self._stored_in(session, key, req_hash)
+
+    @staticmethod
+    def _stored_in(session: Session, key: str, req_hash: str) -> SealedDocument | None:
+        row = session.execute(
+            select(SealedDocumentRow).where(SealedDocumentRow.idempotency_key == key)
+        ).scalar_one_or_none()
+        if row is None:
+            return None
+        if row.request_sha256 != req_hash:
+            raise Conflict(
+                "IDEMPOTENCY_KEY_REUSED",
+                "this idempotency key was used for a different sealing request",
+                "该幂等键已用于另一用印申请",
+            )
+        return SealedDocument(
+            idempotency_key=row.idempotency_key,
+            seal_id=row.seal_id,
+            document_number=row.document_number,
+            sha256=row.sha256,
+            level=row.level,
+            ledger_index=row.ledger_index,
+            pdf=bytes(row.sealed),
+            replayed=True,
+        )
+
+    def _input_pdf(self, request: SealRequest, seal: Any, number: str, now: datetime) -> bytes:
+        if request.unverified_pdf is not None:
+            return request.unverified_pdf
+        assert request.template is not None
+        local = now.astimezone(_numbers.CHINA_TZ)
+        data = {
+            "issuer": SealFace.from_name(seal.name).arc or seal.township,
+            "date": f"{local.year}年{local.month}月{local.day}日",
+            **(request.template_data or {}),
+            "document_number": number,
+        }
+        return render_template(request.template, data)
+
+    def _log_signed(
+        self,
+        session: Session,
+        request: SealRequest,
+        seal: Any,
+        stage: Any,
+        kind: Any,
+        drawn: _numbers.DrawnNumber,
+        digest: str,
+        level: SignatureLevel,
+        now: datetime,
+    ) -> Any:
+        from ledger import EntryFields, EntryKind
+
+        body = {
+            "seal_id": seal.seal_id,
+            "matter": request.matter_code,
+            "stage": stage.name,
+            "document_kind": kind.name,
+            "document_number": drawn.number,
+            "document_sha256": digest,
+            "operator": request.operator.user_id,
+            "approver": request.approver.user_id if request.approver is not None else "",
+            "reason": request.reason or kind.value,
+            "count": request.count,
+            "cert_serial": seal.cert_serial,
+            "township_code": seal.township_code,
+            "idempotency_key": request.idempotency_key,
+            "level": level.value,
+        }
+        if not body["approver"]:
+            body["approver"] = "-"  # the ledger requires the field; "-" = no approval was required
+        fields = EntryFields(kind=EntryKind.SEAL_SIGNED, at=now, body=body, personal=dict(request.personal))
+        return self.ledger.append(session, fields, f"seal:{request.idempotency_key}")
+
+    def _log_refusal(self, request: SealRequest, seal: Any, decision: Any, now: datetime) -> None:
+        from ledger import EntryFields, EntryKind
+
+        body = {
+            "seal_id": seal.seal_id,
+            "matter": request.matter_code,
+            "stage": request.stage,
+            "document_kind": request.document_kind,
+            "operator": request.operator.user_id,
+            "approver": request.approver.user_id if request.approver is not None else "-",
+            "reason_codes": list(decision.codes),
+            "idempotency_key": request.idempotency_key,
+        }
+        with transaction(self.engine) as session:
+            self.ledger.append(
+                session,
+                EntryFields(kind=EntryKind.SIGNING_REFUSED, at=now, body=body),
+                f"refused:{request.idempotency_key}",
+            )
+
+    def _void(
+        self,
+        session: Session,
+        request: SealRequest,
+        drawn: _numbers.DrawnNumber,
+        exc: BaseException,
+        now: datetime,
+    ) -> None:
+        from ledger import EntryFields, EntryKind
+
+        code = exc.code if isinstance(exc, SealServiceError) else type(exc).__name__
+        _numbers.void_number(session, drawn, f"{code}: {exc}")
+        self.ledger.append(
+            session,
+            EntryFields(
+                kind=EntryKind.DOCUMENT_NUMBER_VOIDED,
+                at=now,
+                body={
+                    "document_number": drawn.number,
+                    "operator": request.operator.user_id,
+                    "reason": code,
+                    "idempotency_key": request.idempotency_key,
+                },
+            ),
+            f"void:{drawn.sequence}:{drawn.year}:{drawn.seq}",
+        )
+
+
+def apply_seal(sealer: Sealer, request: SealRequest) -> SealedDocument:
+    """Module-level form of :meth:`Sealer.apply_seal`."""
+    return sealer.apply_seal(request)

@@ -1,0 +1,56 @@
+"""``verify_document``: one verdict for a sealed PDF, stricter than pyHanko's own validator.
+
+Plan:
+
+1–7. Document checks, integrity (pyHanko + endesive), strict difference analysis, trust and revocation at
+     the proven signing time: ``signer._verify_core.run_checks`` (its docstring numbers them), run in a
+     forked child bounded by ``VerifyLimits`` (``signer._verify_sandbox``) because the bytes are hostile.
+8.   Evidence, in this process (it may use a database or a network lookup the child must not inherit):
+     ledger receipt + inclusion proof against a signed checkpoint, the decision's current status, the
+     delegation at the signing time. Each input is optional; what was not checked says so (INFO).
+9.   Verdict: worst reason wins; untrusted-but-intact is INDETERMINATE, never TOTAL_PASSED.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from signer._verify_core import primary_seal, run_checks, with_reasons
+from signer._verify_evidence import Evidence, check_evidence
+from signer._verify_model import VerificationReport, VerifyLimits
+from signer._verify_trust import TrustList
+
+
+def verify_document(
+    unverified_pdf: bytes,
+    trust: TrustList,
+    *,
+    now: datetime,
+    limits: VerifyLimits | None = None,
+    evidence: Evidence | None = None,
+) -> VerificationReport:
+    """Verify every seal in ``unverified_pdf``; never raises on bad input, always returns a report."""
+    limits = limits or VerifyLimits()
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    # 1–7
+    if limits.sandbox:
+        from signer._verify_sandbox import default_pool, run_sandboxed
+
+        if limits.sandbox_mode == "fork":
+            report = run_sandboxed(unverified_pdf, trust, now, limits)
+        else:
+            report = default_pool().run(unverified_pdf, trust, now, limits)
+    else:
+        report = run_checks(unverified_pdf, trust, now, limits)
+    if report.unreadable or not report.signatures:
+        return report
+    # 8
+    first = primary_seal(report.signatures)
+    if first is None:
+        return report
+    reasons, facts = check_evidence(
+        evidence or Evidence(), first.binding, first.seal, first.signing_time, now, report.revision_sha256
+    )
+    # 9
+    return with_reasons(report, reasons, **facts)

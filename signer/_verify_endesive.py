@@ -1,0 +1,148 @@
+"""endesive as an independent second integrity check.
+
+Why this module exists: ``import endesive.pdf`` fails on this system. endesive → certvalidator → oscrypto
+1.3.0, whose libcrypto loader parses the version with ``\\b(\\d\\.\\d\\.\\d[a-z]*)\\b``; Debian's
+"OpenSSL 3.0.19" has a two-digit patch number, the regex finds no match, and oscrypto raises
+``LibraryNotFoundError('Error detecting the version of libcrypto')`` at import time.
+
+The documented way around it is oscrypto's own ``oscrypto.use_openssl(libcrypto_path, libssl_path)``,
+called before anything imports oscrypto's backend: it selects which libcrypto oscrypto loads. It does not
+skip the version parse, so it must point at a libcrypto whose version string oscrypto can read. We look, in
+order, at ``YIZHANG_OSCRYPTO_LIBCRYPTO`` / ``YIZHANG_OSCRYPTO_LIBSSL`` (explicit configuration), the
+system library, and the OpenSSL build vendored in the psycopg-binary wheel (3.5.x). If none parses, the
+cross-check reports itself unavailable (reason CROSS_CHECK_UNAVAILABLE): never silently skipped.
+
+Only endesive's digest and signature verification (``SignatureVerifier.decompose_signed_data``) is used:
+its certificate-path code (certvalidator) does not know this project's trust list, and trust is judged by
+pyHanko-certvalidator anyway. oscrypto is loaded but its crypto is not on the integrity path (endesive
+verifies with ``cryptography``).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import re
+import sysconfig
+from typing import Any
+
+_STATE: dict[str, Any] = {"ready": None, "why": None}
+_VERSION_RE = re.compile(r"\b(\d\.\d\.\d[a-z]*)\b")  # oscrypto 1.3.0's own pattern
+
+
+def _version_string(path: str) -> str | None:
+    try:
+        from cffi import FFI
+
+        ffi = FFI()
+        ffi.cdef("const char *OpenSSL_version(int type);")
+        lib = ffi.dlopen(path)
+        return str(ffi.string(lib.OpenSSL_version(0)).decode("utf-8", "replace"))
+    except Exception:  # noqa: BLE001 - a candidate that cannot be loaded is just not a candidate
+        return None
+
+
+def _candidates() -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    env_c, env_s = os.environ.get("YIZHANG_OSCRYPTO_LIBCRYPTO"), os.environ.get("YIZHANG_OSCRYPTO_LIBSSL")
+    if env_c and env_s:
+        out.append((env_c, env_s))
+    import ctypes.util
+
+    sys_c, sys_s = ctypes.util.find_library("crypto"), ctypes.util.find_library("ssl")
+    if sys_c and sys_s:
+        for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/lib"):
+            if os.path.exists(os.path.join(d, sys_c)):
+                out.append((os.path.join(d, sys_c), os.path.join(d, sys_s)))
+                break
+    site = sysconfig.get_paths()["purelib"]
+    for libdir in sorted(glob.glob(os.path.join(site, "*.libs"))):
+        cs = sorted(glob.glob(os.path.join(libdir, "libcrypto*.so*")))
+        ss = sorted(glob.glob(os.path.join(libdir, "libssl*.so*")))
+        if cs and ss:
+            out.append((cs[0], ss[0]))
+    return out
+
+
+def prepare() -> str | None:
+    """Make ``endesive.verifier`` importable; ``None`` on success, else why not."""
+    if _STATE["ready"] is not None:
+        return None if _STATE["ready"] else str(_STATE["why"])
+    tried = []
+    for crypto_path, ssl_path in _candidates():
+        version = _version_string(crypto_path)
+        tried.append(f"{crypto_path}: {version!r}")
+        if not version or not _VERSION_RE.search(version):
+            continue
+        try:
+            import oscrypto
+
+            oscrypto.use_openssl(crypto_path, ssl_path)
+            import endesive.verifier  # noqa: F401
+
+            # endesive logs every failed signature check with a stack trace; hostile input makes that noise.
+            logging.getLogger("endesive").setLevel(logging.CRITICAL)
+            _STATE.update(ready=True, why=None, lib=crypto_path, version=version)
+            _verifier()  # made in the parent: forked verifier workers start with it
+            return None
+        except Exception as exc:  # noqa: BLE001 - report exactly why the second verifier is unavailable
+            tried.append(f"{type(exc).__name__}: {exc}")
+            break
+    _STATE.update(ready=False, why="no libcrypto oscrypto 1.3.0 can parse; tried " + "; ".join(tried))
+    return str(_STATE["why"])
+
+
+def _verifier() -> Any:
+    """One ``SignatureVerifier`` per process. Its constructor parses certifi's whole CA bundle (about 120
+    certificates, a third of the cross-check's time) into ``trusted_certs``, which only endesive's path
+    validation reads; ``decompose_signed_data`` keeps no state on the instance."""
+    v = _STATE.get("verifier")
+    if v is None:
+        from endesive.verifier import SignatureVerifier
+
+        v = _STATE["verifier"] = SignatureVerifier(trusted_certs=[])
+    return v
+
+
+def library() -> str | None:
+    return _STATE.get("lib")
+
+
+def integrity(data: bytes, byte_ranges: list[tuple[int, ...] | None]) -> list[tuple[bool, str] | None] | str:
+    """For each byte range, endesive's (digest ok and signature ok, note); a string if unavailable."""
+    why = prepare()
+    if why:
+        return why
+    verifier = _verifier()
+    out: list[tuple[bool, str] | None] = []
+    for br in byte_ranges:
+        if br is None or len(br) != 4:
+            out.append(None)
+            continue
+        o1, l1, o2, l2 = br
+        try:
+            contents = data[o1 + l1 + 1 : o2 - 1]
+            sig_bytes = bytes.fromhex(contents.decode("ascii"))
+            signed = data[o1 : o1 + l1] + data[o2 : o2 + l2]
+            from asn1crypto import cms
+
+            sd = cms.ContentInfo.load(sig_bytes)["content"]
+            eci = sd["encap_content_info"]
+            if eci["content_type"].native == "tst_info":
+                # Document timestamp: endesive checks the TSA's signature over the TSTInfo; the TSTInfo's
+                # message imprint must be the digest of the byte ranges.
+                tst_bytes = eci["content"].contents
+                result = verifier.decompose_signed_data(sd, tst_bytes)
+                imprint = eci["content"].parsed["message_imprint"]
+                algo = imprint["hash_algorithm"]["algorithm"].native
+                imprint_ok = hashlib.new(algo, signed).digest() == imprint["hashed_message"].native
+                ok = bool(result.hashok) and bool(result.signatureok) and imprint_ok
+            else:
+                result = verifier.decompose_signed_data(sd, signed)
+                ok = bool(result.hashok) and bool(result.signatureok)
+            out.append((ok, f"hash={result.hashok} signature={result.signatureok}"))
+        except Exception as exc:  # noqa: BLE001 - endesive failing on bad CMS means "not intact"
+            out.append((False, f"{type(exc).__name__}: {str(exc)[:120]}"))
+    return out

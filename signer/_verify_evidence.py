@@ -1,0 +1,268 @@
+"""Policy evidence: ledger receipt + inclusion proof against a signed checkpoint, decision status, delegation.
+
+All inputs are optional: the verifier checks what it is given and says what it did not check. The Merkle
+proof and the C2SP signed-note checks are implemented here from RFC 9162 §2.1.3.2 and the C2SP
+signed-note / tlog-checkpoint specs, independently of the ledger package (a verifier should not trust the
+code of the thing it verifies).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from signer._verify_model import BindingFacts, Reason, SealFacts
+from signer._verify_reasons import reason
+
+
+@dataclass(frozen=True)
+class LedgerReceipt:
+    """A ledger entry with its inclusion proof and the signed checkpoint it proves against."""
+
+    index: int
+    entry: bytes  # the canonical entry bytes (leaf data)
+    proof: tuple[bytes, ...]  # audit path, 32-byte hashes
+    checkpoint: bytes  # C2SP signed note: origin, size, base64 root hash, blank line, signatures
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> LedgerReceipt:
+        proof = d.get("proof") or d.get("inclusion_proof") or []
+        if not isinstance(proof, list):
+            raise ValueError("receipt proof must be a list")
+        entry = d.get("entry") or d.get("leaf") or ""
+        return cls(
+            index=int(str(d.get("index", d.get("leaf_index", -1)))),
+            entry=base64.b64decode(str(entry)),
+            proof=tuple(base64.b64decode(str(p)) for p in proof),
+            checkpoint=str(d.get("checkpoint", "")).encode(),
+        )
+
+    @classmethod
+    def from_text(cls, text: str) -> LedgerReceipt:
+        """A C2SP tlog-proof (``c2sp.org/tlog-proof@v1``): extra (the entry), index, proof hashes, a blank
+        line, then the signed checkpoint — the format the ledger hands out as a receipt."""
+        head, sep, note = text.partition("\n\n")
+        lines = head.split("\n")
+        if not sep or not lines or lines[0] != TLOG_PROOF_HEADER:
+            raise ValueError("not a c2sp.org/tlog-proof@v1 proof")
+        i = 1
+        entry = b""
+        if i < len(lines) and lines[i].startswith("extra "):
+            entry = base64.b64decode(lines[i][6:], validate=True)
+            i += 1
+        if i >= len(lines) or not lines[i].startswith("index ") or not lines[i][6:].isdigit():
+            raise ValueError("missing index line")
+        index = int(lines[i][6:])
+        proof = tuple(base64.b64decode(h, validate=True) for h in lines[i + 1 :] if h)
+        return cls(index=index, entry=entry, proof=proof, checkpoint=note.encode())
+
+    @classmethod
+    def parse(cls, data: bytes) -> LedgerReceipt:
+        """JSON (index, entry, proof, checkpoint; base64) or tlog-proof text."""
+        text = data.decode("utf-8")
+        if text.lstrip().startswith("{"):
+            obj = json.loads(text)
+            if not isinstance(obj, dict):
+                raise ValueError("receipt JSON must be an object")
+            return cls.from_dict(obj)
+        return cls.from_text(text)
+
+
+TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Optional inputs for step 8 of the plan. Anything left ``None`` is reported as not checked."""
+
+    receipt: LedgerReceipt | None = None
+    log_public_key: bytes | None = None  # raw 32-byte Ed25519 key of the county's log
+    log_key_name: str | None = None  # the signed-note key name; any name when None
+    status_lookup: Callable[[BindingFacts], str | None] | None = None
+    delegation_lookup: Callable[[SealFacts, BindingFacts, datetime], bool | None] | None = None
+    receipt_lookup: Callable[[BindingFacts], LedgerReceipt | None] | None = None
+
+
+def leaf_hash(entry: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + entry).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: tuple[bytes, ...]) -> bytes:
+    """RFC 9162 §2.1.3.2; raises ValueError when the proof cannot be for (index, size)."""
+    if not 0 <= index < size:
+        raise ValueError("index out of range")
+    fn, sn = index, size - 1
+    r = leaf
+    for p in proof:
+        if len(p) != 32:
+            raise ValueError("proof hash is not 32 bytes")
+        if sn == 0:
+            raise ValueError("proof too long")
+        if fn & 1 or fn == sn:
+            r = _node(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = _node(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ValueError("proof too short")
+    return r
+
+
+def verify_checkpoint(note: bytes, public_key: bytes, key_name: str | None) -> tuple[str, int, bytes]:
+    """Verify a C2SP signed note with an Ed25519 key; return (origin, size, root). Raises ValueError."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    text = note.decode("utf-8")
+    body, sep, sigs = text.partition("\n\n")
+    if not sep:
+        raise ValueError("no signature block")
+    body += "\n"
+    lines = body.split("\n")
+    if len(lines) < 4:
+        raise ValueError("checkpoint body too short")
+    origin, size_s, root_b64 = lines[0], lines[1], lines[2]
+    size = int(size_s)
+    root = base64.b64decode(root_b64, validate=True)
+    pk = Ed25519PublicKey.from_public_bytes(public_key)
+    for line in sigs.splitlines():
+        if not line.startswith("\u2014 "):
+            continue
+        name, _, b64 = line[2:].rpartition(" ")
+        if key_name is not None and name != key_name:
+            continue
+        blob = base64.b64decode(b64)
+        sig = blob[4:]
+        # key hash = SHA-256(name || 0x0A || 0x01 || pubkey)[:4] for Ed25519 keys
+        key_hash = hashlib.sha256(name.encode() + b"\n\x01" + public_key).digest()[:4]
+        if blob[:4] != key_hash:
+            continue
+        try:
+            pk.verify(sig, body.encode())
+        except InvalidSignature:
+            continue
+        return origin, size, root
+    raise ValueError("no valid signature by the log key")
+
+
+def check_evidence(
+    evidence: Evidence,
+    binding: BindingFacts | None,
+    seal: SealFacts | None,
+    signing_time: datetime | None,
+    now: datetime,
+    revision_sha256: tuple[str, ...] = (),
+) -> tuple[list[Reason], dict[str, object]]:
+    """Step 8: reasons and facts (ledger_index, ledger_verified, status) from the optional inputs."""
+    reasons: list[Reason] = []
+    facts: dict[str, object] = {}
+    receipt = evidence.receipt
+    if receipt is None and evidence.receipt_lookup is not None and binding is not None:
+        receipt = evidence.receipt_lookup(binding)
+    if receipt is None or evidence.log_public_key is None:
+        reasons.append(reason("LEDGER_NOT_CHECKED"))
+    else:
+        facts["ledger_index"] = receipt.index
+        try:
+            _origin, size, root = verify_checkpoint(
+                receipt.checkpoint, evidence.log_public_key, evidence.log_key_name
+            )
+        except (ValueError, UnicodeDecodeError) as exc:
+            reasons.append(reason("CHECKPOINT_INVALID", detail=str(exc)))
+            facts["ledger_verified"] = False
+        else:
+            try:
+                ok = (
+                    root_from_inclusion_proof(receipt.index, size, leaf_hash(receipt.entry), receipt.proof)
+                    == root
+                )
+            except ValueError as exc:
+                ok = False
+                reasons.append(reason("LEDGER_PROOF_INVALID", detail=str(exc)))
+            if not ok and not any(r.code == "LEDGER_PROOF_INVALID" for r in reasons):
+                reasons.append(reason("LEDGER_PROOF_INVALID", detail="root mismatch"))
+            mismatch = _entry_mismatch(receipt.entry, binding, revision_sha256) if ok else None
+            if mismatch:
+                reasons.append(reason("LEDGER_ENTRY_MISMATCH", detail=mismatch))
+            facts["ledger_verified"] = ok and not mismatch
+    lookup_binding = binding or BindingFacts()
+    if evidence.status_lookup is not None:
+        try:
+            status = evidence.status_lookup(lookup_binding)
+        except Exception as exc:  # noqa: BLE001 - an unreachable status service is "unknown", not a crash
+            status = None
+            reasons.append(reason("STATUS_UNKNOWN", detail=str(exc)))
+        if status:
+            facts["status"] = status
+            code = {
+                "changed": "DECISION_CHANGED",
+                "withdrawn": "DECISION_WITHDRAWN",
+                "revoked": "DECISION_REVOKED",
+                "cancelled": "DECISION_CANCELLED",
+            }.get(status.lower())
+            if code:
+                reasons.append(reason(code))
+    if evidence.delegation_lookup is not None and seal is not None:
+        try:
+            delegated = evidence.delegation_lookup(seal, lookup_binding, signing_time or now)
+        except Exception as exc:  # noqa: BLE001 - an unreachable policy store is "unknown", not a crash
+            delegated = None
+            reasons.append(reason("DELEGATION_UNKNOWN", detail=str(exc)[:200]))
+        if delegated is False:
+            reasons.append(reason("MATTER_NOT_DELEGATED", detail=lookup_binding.matter))
+    return reasons, facts
+
+
+def entry_payload(entry: bytes) -> dict[str, object] | None:
+    """The JSON payload of a ledger entry: the ledger's canonical encoding is a fixed binary header (version,
+    index, previous hash …) followed by UTF-8 JSON; bare JSON is accepted too."""
+    start = entry.find(b"{")
+    while 0 <= start < len(entry):
+        try:
+            obj = json.loads(entry[start:].decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            start = entry.find(b"{", start + 1)
+            continue
+        return obj if isinstance(obj, dict) else None
+    return None
+
+
+def _entry_mismatch(
+    entry: bytes, binding: BindingFacts | None, revision_sha256: tuple[str, ...] = ()
+) -> str | None:
+    """The entry must be about this document: its logged digest is the digest of one of the document's
+    revisions (LTV updates may have been appended since), and fields it shares with the binding agree."""
+    obj = entry_payload(entry)
+    if obj is None:
+        return None  # an opaque entry: only its inclusion is checked
+    body = obj.get("body")
+    logged = body.get("document_sha256") if isinstance(body, dict) else obj.get("document_sha256")
+    if logged is not None and revision_sha256 and str(logged) not in revision_sha256:
+        return f"document_sha256: ledger {str(logged)[:16]}… matches no revision of this file"
+    if binding is None:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    flat = dict(obj)
+    for v in obj.values():
+        if isinstance(v, dict):
+            flat.update(v)
+    for key in ("idempotency_key", "document_number", "matter", "stage", "document_kind", "decision_id"):
+        ours = getattr(binding, key)
+        theirs = flat.get(key)
+        if ours is not None and theirs is not None and str(theirs) != ours:
+            return f"{key}: ledger {theirs!r} ≠ document {ours!r}"
+    return None

@@ -1,0 +1,262 @@
+"""The verifier's stable reason codes, each with its weight, ETSI sub-indication and bilingual message."""
+
+from __future__ import annotations
+
+from signer._verify_model import Reason, Severity, SubIndication
+
+_F, _I, _N = Severity.FAIL, Severity.INDETERMINATE, Severity.INFO
+S = SubIndication
+
+# code: (severity, sub-indication, message_en, message_zh)
+CATALOG: dict[str, tuple[Severity, SubIndication | None, str, str]] = {
+    "PDF_UNREADABLE": (_F, S.FORMAT_FAILURE, "the file is not a readable PDF", "文件不是可读取的PDF"),
+    "PDF_TOO_LARGE": (_F, S.FORMAT_FAILURE, "the file exceeds the size limit", "文件超过大小限制"),
+    "VERIFY_RESOURCE_LIMIT": (
+        _F,
+        S.FORMAT_FAILURE,
+        "verification exceeded its time or memory bound; the file is refused",
+        "验证超出时间或内存限制，文件被拒绝",
+    ),
+    "NO_SIGNATURE": (_F, S.SIGNED_DATA_NOT_FOUND, "the document carries no signature", "文件未加盖电子印章"),
+    "TOO_MANY_SIGNATURES": (_F, S.FORMAT_FAILURE, "too many signatures", "签名数量超出限制"),
+    "TOO_MANY_REVISIONS": (_F, S.FORMAT_FAILURE, "too many incremental updates", "增量更新次数超出限制"),
+    "STRUCTURE_INVALID": (
+        _F,
+        S.FORMAT_FAILURE,
+        "the PDF structure check failed (qpdf)",
+        "PDF结构检查未通过（qpdf）",
+    ),
+    "XREF_INVALID": (
+        _F,
+        S.FORMAT_FAILURE,
+        "a cross-reference section is broken or misplaced",
+        "交叉引用表损坏或位置不符",
+    ),
+    "ACTIVE_CONTENT": (
+        _I,
+        S.FORMAT_FAILURE,
+        "the document carries scripts or automatic actions that can change what a viewer shows",
+        "文件含有可改变显示内容的脚本或自动动作",
+    ),
+    "BYTE_RANGE_INVALID": (
+        _F,
+        S.FORMAT_FAILURE,
+        "the signature's byte range is malformed",
+        "签名字节范围格式错误",
+    ),
+    "CONTENTS_GAP_MISMATCH": (
+        _F,
+        S.FORMAT_FAILURE,
+        "the unsigned gap is not exactly the signature value (signature wrapping)",
+        "未签名区间并非恰好为签名值（签名包装攻击）",
+    ),
+    "COVERAGE_UNCLEAR": (
+        _F,
+        S.FORMAT_FAILURE,
+        "the signature does not cover a whole revision of the file",
+        "签名未覆盖文件的完整版本",
+    ),
+    "TRAILING_DATA": (
+        _F,
+        S.FORMAT_FAILURE,
+        "bytes follow the last signed revision",
+        "最后签名的版本之后存在多余数据",
+    ),
+    "CMS_MALFORMED": (
+        _F,
+        S.FORMAT_FAILURE,
+        "the signature container is not valid DER CMS",
+        "签名容器不是有效的DER CMS",
+    ),
+    "HASH_MISMATCH": (
+        _F,
+        S.HASH_FAILURE,
+        "the signed content was altered (digest mismatch)",
+        "签名内容已被篡改（摘要不符）",
+    ),
+    "SIGNATURE_INVALID": (
+        _F,
+        S.SIG_CRYPTO_FAILURE,
+        "the cryptographic signature is invalid",
+        "签名值验证失败",
+    ),
+    "MODIFIED_AFTER_SIGNING": (
+        _F,
+        S.FORMAT_FAILURE,
+        "the document was changed after sealing (only validation data and signatures are allowed)",
+        "盖章后文件被修改（仅允许追加验证数据和签名）",
+    ),
+    "UNSIGNED_FIELD_ADDED": (
+        _F,
+        S.FORMAT_FAILURE,
+        "an empty signature field was added after sealing",
+        "盖章后新增了空白签名域",
+    ),
+    "LATER_SIGNATURE_UNAUTHORISED": (
+        _F,
+        S.SIG_CONSTRAINTS_FAILURE,
+        "a signature added after the seal is not by a trusted, authorised signer",
+        "盖章后追加的签名不是受信任的授权签名",
+    ),
+    "TIMESTAMP_INVALID": (
+        _F,
+        S.HASH_FAILURE,
+        "the signature timestamp is invalid",
+        "签名时间戳无效",
+    ),
+    "TIMESTAMP_UNTRUSTED": (
+        _I,
+        S.NO_CERTIFICATE_CHAIN_FOUND,
+        "the timestamp authority is not trusted",
+        "时间戳机构不受信任",
+    ),
+    "SIGNING_TIME_UNPROVEN": (
+        _N,
+        None,
+        "no trusted timestamp: revocation is checked at the current time",
+        "无可信时间戳：按当前时间检查吊销状态",
+    ),
+    "SIGNER_UNTRUSTED": (
+        _I,
+        S.NO_CERTIFICATE_CHAIN_FOUND,
+        "the seal certificate does not chain to a trusted county root",
+        "印章证书无法链接到受信任的县级根证书",
+    ),
+    "CERT_REVOKED": (
+        _F,
+        S.REVOKED,
+        "the seal was cancelled (certificate revoked) before signing",
+        "盖章前该印章已注销（证书已吊销）",
+    ),
+    "CERT_REVOKED_NO_POE": (
+        _I,
+        S.REVOKED_NO_POE,
+        "the seal certificate is revoked and the signing time is not proven",
+        "印章证书已吊销且无法证明盖章时间",
+    ),
+    "CERT_REVOKED_AFTER_SIGNING": (
+        _N,
+        None,
+        "the seal was cancelled after this document was sealed; the document stays valid",
+        "该印章在本文件盖章之后注销，本文件仍然有效",
+    ),
+    "CERT_OUT_OF_VALIDITY": (
+        _F,
+        S.NOT_YET_VALID,
+        "the seal certificate was not valid at the signing time",
+        "盖章时印章证书不在有效期内",
+    ),
+    "REVOCATION_UNKNOWN": (
+        _I,
+        S.TRY_LATER,
+        "no usable revocation information (CRL) for the seal at the signing time",
+        "缺少盖章时有效的吊销信息（CRL）",
+    ),
+    "CHAIN_INVALID": (
+        _I,
+        S.CERTIFICATE_CHAIN_GENERAL_FAILURE,
+        "the certificate path could not be validated",
+        "证书路径验证失败",
+    ),
+    "CROSS_CHECK_DISAGREE": (
+        _F,
+        S.HASH_FAILURE,
+        "the independent verifier (endesive) disagrees on integrity",
+        "独立验证器（endesive）对完整性结论不一致",
+    ),
+    "CROSS_CHECK_UNAVAILABLE": (
+        _N,
+        None,
+        "the independent verifier (endesive) could not run",
+        "独立验证器（endesive）无法运行",
+    ),
+    "BINDING_MISSING": (
+        _N,
+        None,
+        "no matter/document binding found in the signature",
+        "签名中未找到事项/文书绑定信息",
+    ),
+    "BINDING_MALFORMED": (
+        _I,
+        S.POLICY_PROCESSING_ERROR,
+        "the matter/document binding is unreadable",
+        "事项/文书绑定信息无法读取",
+    ),
+    "BINDING_MISMATCH": (
+        _F,
+        S.SIG_CONSTRAINTS_FAILURE,
+        "the binding names a different seal than the certificate",
+        "绑定信息中的印章与证书不符",
+    ),
+    "LEDGER_NOT_CHECKED": (
+        _N,
+        None,
+        "no ledger receipt or ledger available: ledger inclusion not checked",
+        "未核对台账登记",
+    ),
+    "LEDGER_ENTRY_MISMATCH": (
+        _F,
+        S.SIG_CONSTRAINTS_FAILURE,
+        "the ledger entry does not match this document",
+        "台账记录与本文件不符",
+    ),
+    "LEDGER_PROOF_INVALID": (
+        _F,
+        S.SIG_CONSTRAINTS_FAILURE,
+        "the ledger inclusion proof does not verify",
+        "台账包含证明验证失败",
+    ),
+    "CHECKPOINT_INVALID": (
+        _F,
+        S.SIG_CONSTRAINTS_FAILURE,
+        "the ledger checkpoint signature does not verify",
+        "台账检查点签名验证失败",
+    ),
+    "DECISION_CHANGED": (
+        _I,
+        S.POLICY_PROCESSING_ERROR,
+        "the decision has since been changed",
+        "该决定此后已变更",
+    ),
+    "DECISION_WITHDRAWN": (_F, S.SIG_CONSTRAINTS_FAILURE, "the decision was withdrawn", "该决定已撤回"),
+    "DECISION_REVOKED": (_F, S.SIG_CONSTRAINTS_FAILURE, "the decision was revoked", "该决定已撤销"),
+    "DECISION_CANCELLED": (_F, S.SIG_CONSTRAINTS_FAILURE, "the decision was cancelled", "该决定已注销"),
+    "MATTER_NOT_DELEGATED": (
+        _F,
+        S.SIG_CONSTRAINTS_FAILURE,
+        "the matter was not delegated to this seal at the signing time",
+        "盖章时该事项未委托给此印章",
+    ),
+    "DELEGATION_UNKNOWN": (
+        _N,
+        None,
+        "the delegation at the signing time could not be looked up",
+        "无法查询盖章时的委托情况",
+    ),
+    "STATUS_UNKNOWN": (
+        _N,
+        None,
+        "the decision's current status could not be looked up",
+        "无法查询该决定的当前状态",
+    ),
+}
+
+
+def reason(
+    code: str,
+    *,
+    signature: str | None = None,
+    detail: str | None = None,
+    severity: Severity | None = None,
+    sub_indication: SubIndication | None = None,
+) -> Reason:
+    sev, sub, en, zh = CATALOG[code]
+    return Reason(
+        code=code,
+        message_en=en,
+        message_zh=zh,
+        severity=severity or sev,
+        sub_indication=sub_indication or sub,
+        signature=signature,
+        detail=(detail[:500] if detail else None),
+    )

@@ -1,0 +1,372 @@
+"""Trust: the county roots a verifier accepts, seal facts in a certificate, revocation at signing time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+
+from core.errors import BadInput
+from signer._verify_model import SealFacts
+
+# The keystore's private seal extension (parsed defensively: any UTF8String / JSON / raw bytes).
+YIZHANG_SEAL_EXT_PREFIX = "1.3.6.1.4.1."
+MAX_TRUST_BYTES = 4 * 1024 * 1024
+
+
+def _split_pem_or_der(data: bytes, marker: bytes) -> list[bytes]:
+    """DER blobs from PEM text (every ``marker`` block) or a single DER blob."""
+    if b"-----BEGIN" not in data:
+        return [data]
+    import base64
+    import re
+
+    out = []
+    pat = rb"-----BEGIN " + marker + rb"-----(.+?)-----END " + marker + rb"-----"
+    for m in re.finditer(pat, data, re.S):
+        out.append(base64.b64decode(b"".join(m.group(1).split())))
+    return out
+
+
+@dataclass(frozen=True)
+class TrustList:
+    """County roots this verifier trusts, plus intermediates and CRLs known out of band (a bundle).
+
+    Certificates and CRLs are DER. Building one parses every item, so a bad file fails here with a clear
+    code rather than deep inside a verification.
+    """
+
+    roots: tuple[bytes, ...] = ()
+    intermediates: tuple[bytes, ...] = ()
+    crls: tuple[bytes, ...] = ()
+
+    def __post_init__(self) -> None:
+        for der in self.roots + self.intermediates:
+            try:
+                x509.load_der_x509_certificate(der)
+            except ValueError as exc:
+                raise BadInput(
+                    "TRUST_CERT_INVALID",
+                    "a trust-list certificate is not a valid DER certificate",
+                    "信任列表中的证书不是有效的DER证书",
+                ) from exc
+        for der in self.crls:
+            try:
+                x509.load_der_x509_crl(der)
+            except ValueError as exc:
+                raise BadInput(
+                    "TRUST_CRL_INVALID", "a trust-list CRL is not a valid DER CRL", "信任列表中的CRL无效"
+                ) from exc
+
+    @classmethod
+    def empty(cls) -> TrustList:
+        return cls()
+
+    @classmethod
+    def for_home(cls, home: Path) -> TrustList:
+        """This county's trust: the keystore's published root, issuing CA and CRLs under HOME/pki."""
+        pki = Path(home) / "pki"
+        roots = (pki / "root.crt").read_bytes() if (pki / "root.crt").is_file() else None
+        if roots is None:
+            raise BadInput(
+                "TRUST_ROOT_MISSING",
+                f"no county root at {pki / 'root.crt'}; pass --trust",
+                f"未找到本县根证书 {pki / 'root.crt'}，请使用 --trust",
+            )
+        inter = (pki / "issuing.crt").read_bytes() if (pki / "issuing.crt").is_file() else None
+        crls = (
+            tuple(p.read_bytes() for p in sorted((pki / "crl").glob("*.crl")))
+            if (pki / "crl").is_dir()
+            else ()
+        )
+        return cls(roots=(roots,), intermediates=(inter,) if inter else (), crls=crls)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TrustList:
+        """Roots and CRLs from PEM (any number of CERTIFICATE and X509 CRL blocks) or one DER item."""
+        if b"-----BEGIN" in data:
+            roots = _split_pem_or_der(data, b"CERTIFICATE")
+            crls = _split_pem_or_der(data, b"X509 CRL")
+        else:
+            try:
+                x509.load_der_x509_certificate(data)
+                roots, crls = [data], []
+            except ValueError:
+                roots, crls = [], [data]  # validated as a CRL below
+        if not roots and not crls:
+            raise BadInput(
+                "TRUST_EMPTY", "no certificate or CRL found in the trust file", "信任文件中没有证书或CRL"
+            )
+        return cls(roots=tuple(roots), crls=tuple(crls))
+
+    @classmethod
+    def from_files(cls, paths: Iterable[Path | str]) -> TrustList:
+        out = cls.empty()
+        for p in paths:
+            path = Path(p)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise BadInput(
+                    "TRUST_FILE_UNREADABLE", f"cannot read trust file {path}", f"无法读取信任文件 {path}"
+                ) from exc
+            if path.suffix == ".json":
+                out = out.merged(cls.from_bundle(json.loads(data)))
+            else:
+                out = out.merged(cls.from_bytes(data))
+        return out
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout_s: float = 10.0) -> TrustList:
+        """Fetch another county's root (PEM/DER) or bundle (JSON) over HTTPS, bounded in time and size."""
+        import httpx
+
+        if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise BadInput("TRUST_URL_INSECURE", "trust URLs must use https", "信任地址必须使用https")
+        try:
+            with httpx.stream("GET", url, timeout=timeout_s, follow_redirects=False) as resp:
+                resp.raise_for_status()
+                buf = bytearray()
+                for chunk in resp.iter_bytes():
+                    buf.extend(chunk)
+                    if len(buf) > MAX_TRUST_BYTES:
+                        raise BadInput("TRUST_TOO_LARGE", "trust document too large", "信任文件过大")
+        except httpx.HTTPError as exc:
+            raise BadInput(
+                "TRUST_URL_UNREACHABLE", f"cannot fetch {url}", f"无法获取 {url}", details={"error": str(exc)}
+            ) from exc
+        data = bytes(buf)
+        if data.lstrip().startswith(b"{"):
+            return cls.from_bundle(json.loads(data))
+        return cls.from_bytes(data)
+
+    @classmethod
+    def from_bundle(cls, bundle: Mapping[str, object]) -> TrustList:
+        """The ``roots`` / ``intermediates`` / ``crls`` of a verify bundle (PEM strings)."""
+
+        def _pems(key: str, marker: bytes) -> tuple[bytes, ...]:
+            items = bundle.get(key) or []
+            if not isinstance(items, list):
+                raise BadInput(
+                    "BUNDLE_INVALID", f"bundle field {key} must be a list", f"包字段 {key} 须为列表"
+                )
+            out: list[bytes] = []
+            for item in items:
+                out.extend(_split_pem_or_der(str(item).encode(), marker))
+            return tuple(out)
+
+        return cls(
+            roots=_pems("roots", b"CERTIFICATE"),
+            intermediates=_pems("intermediates", b"CERTIFICATE"),
+            crls=_pems("crls", b"X509 CRL"),
+        )
+
+    def merged(self, other: TrustList) -> TrustList:
+        def _u(a: tuple[bytes, ...], b: tuple[bytes, ...]) -> tuple[bytes, ...]:
+            return tuple(dict.fromkeys(a + b))
+
+        return TrustList(
+            _u(self.roots, other.roots),
+            _u(self.intermediates, other.intermediates),
+            _u(self.crls, other.crls),
+        )
+
+    def to_bundle(self) -> dict[str, list[str]]:
+        def _pem(der: bytes, marker: str) -> str:
+            import base64
+            import textwrap
+
+            b64 = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
+            return f"-----BEGIN {marker}-----\n{b64}\n-----END {marker}-----\n"
+
+        return {
+            "roots": [_pem(d, "CERTIFICATE") for d in self.roots],
+            "intermediates": [_pem(d, "CERTIFICATE") for d in self.intermediates],
+            "crls": [_pem(d, "X509 CRL") for d in self.crls],
+        }
+
+
+def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
+    try:
+        vals = name.get_attributes_for_oid(oid)
+    except ValueError:
+        return None
+    if not vals:
+        return None
+    v = vals[0].value
+    return v if isinstance(v, str) else None
+
+
+def seal_facts(cert_der: bytes) -> SealFacts:
+    """Seal name, county, township, id, kind/number from the certificate; never raises on odd content."""
+    cert = x509.load_der_x509_certificate(cert_der)
+    subject = cert.subject
+    try:
+        subject_s = subject.rfc4514_string()
+        issuer_s = cert.issuer.rfc4514_string()
+    except ValueError:
+        subject_s, issuer_s = "?", "?"
+    ext: dict[str, str] = {}
+    kind: str | None = None
+    number: int | None = None
+    township_code: str | None = None
+    try:
+        extensions = list(cert.extensions)
+    except ValueError:  # a malformed extension: facts from the name only
+        extensions = []
+    ext.update(_keystore_seal_info(cert))
+    for e in extensions[:32]:
+        oid = e.oid.dotted_string
+        if not oid.startswith(YIZHANG_SEAL_EXT_PREFIX) or not isinstance(e.value, x509.UnrecognizedExtension):
+            continue
+        raw = e.value.value[:4096]
+        parsed = _decode_private_ext(raw)
+        for k, v in list(parsed.items())[:32]:
+            ext.setdefault(str(k)[:64], str(v)[:256])
+    kind = ext.get("kind") or ext.get("seal_kind")
+    num = ext.get("number")
+    if num is not None and num.isdigit() and len(num) < 6:
+        number = int(num)
+    township_code = ext.get("township_code")
+    seal_name = _attr(subject, NameOID.COMMON_NAME)
+    if number is None and seal_name:
+        import re
+
+        m = re.search(r"[（(](\d{1,3})[）)]\s*$", seal_name)
+        if m:
+            number = int(m.group(1))
+    return SealFacts(
+        subject=subject_s[:1024],
+        issuer=issuer_s[:1024],
+        cert_serial_hex=format(cert.serial_number, "x"),
+        seal_name=seal_name,
+        county=_attr(subject, NameOID.ORGANIZATION_NAME),
+        township=_attr(subject, NameOID.ORGANIZATIONAL_UNIT_NAME),
+        seal_id=_attr(subject, NameOID.SERIAL_NUMBER),
+        kind=kind,
+        number=number,
+        township_code=township_code,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        extension=ext,
+    )
+
+
+def _keystore_seal_info(cert: x509.Certificate) -> dict[str, str]:
+    """The keystore's SealInfo extension (kind, number, county, township, township_code, department,
+    seal_id), through the keystore's own strict DER parser; empty when absent or malformed."""
+    try:
+        from keystore._pki import SealInfo
+    except ImportError:  # the keystore package is not installed beside this verifier
+        return {}
+    try:
+        info = SealInfo.from_certificate(cert)
+    except Exception:  # noqa: BLE001 - a malformed extension yields no facts, the name still does
+        return {}
+    if info is None:
+        return {}
+    out = {
+        "kind": info.kind.value,
+        "county": info.county,
+        "township": info.township,
+        "township_code": info.township_code,
+        "seal_id": info.seal_id,
+    }
+    if info.number is not None:
+        out["number"] = str(info.number)
+    if info.department:
+        out["department"] = info.department
+    return out
+
+
+def _decode_private_ext(raw: bytes) -> dict[str, object]:
+    """The private extension: DER UTF8String/OCTET STRING holding JSON, or bare JSON; else its hex."""
+    from asn1crypto import core
+
+    candidates = [raw]
+    try:
+        val = core.load(raw)
+        if isinstance(val, core.UTF8String | core.PrintableString | core.IA5String):
+            candidates.insert(0, val.native.encode())
+        elif isinstance(val, core.OctetString):
+            candidates.insert(0, val.native)
+        elif isinstance(val, core.Sequence):
+            native = val.native
+            if isinstance(native, dict):
+                return {str(k): v for k, v in native.items()}
+    except (ValueError, TypeError):
+        pass
+    for c in candidates:
+        try:
+            obj = json.loads(c)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(obj, dict):
+            return obj
+    return {"raw_hex": raw[:64].hex()}
+
+
+@dataclass(frozen=True)
+class RevocationVerdict:
+    status: str  # "good" | "revoked_before" | "revoked_after" | "revoked_no_poe" | "unknown"
+    revoked_at: datetime | None = None
+    detail: str | None = None
+
+
+def check_revocation(
+    leaf_der: bytes,
+    issuer_der: bytes,
+    crls_der: Iterable[bytes],
+    at: datetime,
+    *,
+    time_proven: bool,
+) -> RevocationVerdict:
+    """Was the seal certificate revoked at ``at``, according to any CRL signed by its issuer?
+
+    A CRL counts when its signature verifies under the issuer key and it speaks for ``at``: issued at or
+    after ``at`` (a later CRL still lists earlier revocations), or current at ``at``
+    (thisUpdate ≤ at ≤ nextUpdate). A revocation dated after ``at`` leaves earlier documents valid.
+    """
+    leaf = x509.load_der_x509_certificate(leaf_der)
+    issuer = x509.load_der_x509_certificate(issuer_der)
+    usable = False
+    revoked_at: datetime | None = None
+    for der in crls_der:
+        try:
+            crl = x509.load_der_x509_crl(der)
+        except ValueError:
+            continue
+        if crl.issuer != issuer.subject:
+            continue
+        try:
+            if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+                continue
+        except (TypeError, ValueError):
+            continue
+        this_update = crl.last_update_utc
+        next_update = crl.next_update_utc
+        speaks = this_update >= at or (next_update is not None and this_update <= at <= next_update)
+        entry = crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
+        if entry is not None and entry.revocation_date_utc <= this_update:
+            when = entry.revocation_date_utc
+            revoked_at = when if revoked_at is None else min(revoked_at, when)
+            continue
+        if speaks:
+            usable = True
+    if revoked_at is not None:
+        if not time_proven:
+            return RevocationVerdict("revoked_no_poe", revoked_at)
+        if revoked_at <= at:
+            return RevocationVerdict("revoked_before", revoked_at)
+        return RevocationVerdict("revoked_after", revoked_at)
+    return RevocationVerdict("good" if usable else "unknown")
+
+
+def cert_pem(der: bytes) -> str:
+    return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM).decode()

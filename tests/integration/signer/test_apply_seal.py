@@ -1,0 +1,400 @@
+"""apply_seal end to end on the real token, real policies and the real ledger (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from tests._fixtures.signer import ACCEPTANCE_DATA, validate_all
+
+pytestmark = pytest.mark.softhsm
+
+
+def _request(seal: Any, xingjiang_clerk: Any, **kw: Any) -> Any:
+    from signer import SealRequest
+
+    args: dict[str, Any] = {
+        "seal_id": seal.seal_id,
+        "matter_code": "SX-002",  # 临时救助: 兴江乡 may accept and review it
+        "stage": "受理",
+        "document_kind": "受理通知书",
+        "idempotency_key": "req-0001",
+        "operator": xingjiang_clerk,
+        "reason": "受理临时救助申请",
+        "template": "acceptance_notice",
+        "template_data": ACCEPTANCE_DATA,
+        "level": "B-T",
+    }
+    args.update(kw)
+    return SealRequest(**args)
+
+
+def test_apply_seal_logs_numbers_and_replays(
+    sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any, ledger: Any, county_pki: Any, engine: Any
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from core.db import transaction
+    from signer import read_binding
+    from signer._numbers import numbers
+
+    first = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk))
+    assert first.document_number.startswith("兴江审批〔") and first.document_number.endswith("〕1号")
+    assert first.sha256 == hashlib.sha256(first.pdf).hexdigest()
+    root = county_pki.root_certificate.public_bytes(serialization.Encoding.DER)
+    [status] = validate_all(first.pdf, root)
+    assert status.intact and status.valid and status.trusted
+    binding = read_binding(first.pdf)[0]
+    assert binding["document_number"] == first.document_number
+    assert binding["stage"] == "ACCEPT" and binding["document_kind"] == "ACCEPTANCE_NOTICE"
+
+    entry = ledger.entry(first.ledger_index) if hasattr(ledger, "entry") else None
+    if entry is not None:
+        assert entry.body["document_sha256"] == first.sha256
+
+    again = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk))
+    assert again.replayed and again.pdf == first.pdf and again.ledger_index == first.ledger_index
+
+    second = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="req-0002"))
+    assert second.document_number.endswith("〕2号")
+    assert second.ledger_index == first.ledger_index + 1
+
+    with transaction(engine) as s:
+        seq = numbers(s, xingjiang_seal.township_code, 2026)
+    assert [(n, st) for n, _, st in seq] == [(1, "USED"), (2, "USED")]
+
+
+def test_idempotency_key_reused_for_other_request(
+    sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any
+) -> None:
+    from core.errors import Conflict
+
+    sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk))
+    with pytest.raises(Conflict) as err:
+        sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, matter_code="SX-004"))
+    assert err.value.code == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_refusal_produces_no_document_and_a_ledger_entry(
+    sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any, ledger: Any, engine: Any
+) -> None:
+    from core.db import transaction
+    from core.errors import PolicyDenied
+    from signer._numbers import numbers
+
+    with pytest.raises(PolicyDenied) as err:
+        # 临时救助 may only be accepted/reviewed in the township, never decided there
+        sealer.apply_seal(
+            _request(
+                xingjiang_seal,
+                xingjiang_clerk,
+                stage="审批",
+                document_kind="不予批准决定书",
+                template="refusal_decision",
+            )
+        )
+    assert err.value.code == "SIGNING_REFUSED"
+    codes = [r["code"] for r in err.value.details["reasons"]]
+    assert "STAGE_NOT_DELEGATED" in codes
+    report = ledger.audit()
+    assert report.ok and report.size == 1
+    with transaction(engine) as s:
+        assert numbers(s, xingjiang_seal.township_code, 2026) == []
+
+
+def test_failure_after_draw_voids_the_number(
+    sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any, ledger: Any, engine: Any
+) -> None:
+    from core.db import transaction
+    from core.errors import Unavailable
+    from signer import HttpTimeStamper
+    from signer._numbers import numbers
+
+    working = sealer.timestamper
+    sealer._timestamper = HttpTimeStamper("http://127.0.0.1:9/tsa", timeout_s=2)  # nothing listens there
+    with pytest.raises(Unavailable) as err:
+        sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk))
+    assert err.value.code == "TSA_UNAVAILABLE"
+    sealer._timestamper = working
+    ok = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="req-after"))
+    assert ok.document_number.endswith("〕2号")  # 1 was voided, never reused
+    with transaction(engine) as s:
+        assert [(n, st) for n, _, st in numbers(s, xingjiang_seal.township_code, 2026)] == [
+            (1, "VOID"),
+            (2, "USED"),
+        ]
+    report = ledger.audit()
+    assert report.ok and report.size == 2  # DOCUMENT_NUMBER_VOIDED, SEAL_SIGNED
+
+
+def test_bad_input_codes(
+    sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any, permit_pdf: bytes, ledger: Any
+) -> None:
+    from core.errors import BadInput
+
+    def code(**kw: Any) -> str:
+        with pytest.raises(BadInput) as err:
+            sealer.apply_seal(
+                _request(xingjiang_seal, xingjiang_clerk, template=None, template_data=None, **kw)
+            )
+        return err.value.code
+
+    assert code(unverified_pdf=b"hello") == "PDF_NOT_PDF"
+    assert code(unverified_pdf=_encrypted(permit_pdf)) == "PDF_ENCRYPTED"
+    assert code(unverified_pdf=b"%PDF-1.7\n garbage") == "PDF_MALFORMED"
+    from signer import Placement
+
+    protected = Placement(page=0, box=(300, 100, 420, 220), protected=((0, (350, 150, 500, 200)),))
+    assert code(unverified_pdf=permit_pdf, placement=protected) == "STAMP_OVERLAPS_PROTECTED"
+    small = sealer.settings.model_copy(update={"max_pdf_bytes": 1000})
+    sealer.settings = small
+    assert code(unverified_pdf=permit_pdf, idempotency_key="big") == "PDF_TOO_LARGE"
+    assert ledger.audit().size == 0  # bad input leaves no trace, not even a voided number
+
+
+def test_token_failure_mid_way_voids_the_number_and_releases_nothing(
+    sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any, ledger: Any, engine: Any, keystore: Any
+) -> None:
+    from core.db import transaction
+    from core.errors import KeystoreError
+    from signer._numbers import numbers
+    from signer._storage import SealedDocumentRow
+
+    keystore.destroy_key(xingjiang_seal.key_label, private_only=True)  # the token loses the key mid-service
+    with pytest.raises(KeystoreError) as err:
+        sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="lost-key"))
+    assert err.value.family == "keystore"
+    with transaction(engine) as s:
+        assert [(n, st) for n, _, st in numbers(s, xingjiang_seal.township_code, 2026)] == [(1, "VOID")]
+        assert s.get(SealedDocumentRow, "lost-key") is None
+    report = ledger.audit()
+    assert report.ok and report.size == 1  # only DOCUMENT_NUMBER_VOIDED
+
+
+def test_no2_seal_needs_agreement_and_principal(
+    sealer: Any, seal_registry: Any, policy_store: Any, county_pki: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives import serialization
+
+    from core.errors import PolicyDenied
+    from keystore import SealKind
+    from tests._fixtures.keystore import FIXED_NOW
+    from tests._fixtures.policies import (
+        APPROVAL_BUREAU,
+        HEALTH_LICENCE_FIRST,
+        MEIJIAO,
+        meijiao_clerk,
+        meijiao_principal,
+    )
+    from tests._fixtures.signer import PERMIT_DATA
+
+    event = seal_registry.issue_seal(
+        name="兴国县行政审批局行政审批专用章（13）",
+        kind=SealKind.DEPARTMENT_NO2,
+        number=13,
+        township="梅窖镇",
+        township_code=MEIJIAO,
+        department="兴国县行政审批局",
+        department_code=APPROVAL_BUREAU,
+        custodian="梅窖镇保管员",
+        requested_by="兴国县行政审批局",
+        approved_by="局长",
+        actor="县行政审批局-张三",
+        now=FIXED_NOW,
+    )
+    seal_registry.activate(event.seal_id, actor="县行政审批局-张三", approved_by="局长", now=FIXED_NOW)
+    seal = seal_registry.get(event.seal_id)
+    start = datetime.now(UTC) - timedelta(days=30)
+    policy_store.create_agreement(
+        department_code=APPROVAL_BUREAU,
+        township_code=MEIJIAO,
+        seal_number=13,
+        matter_codes=[HEALTH_LICENCE_FIRST],
+        starts_at=start,
+        ends_at=start + timedelta(days=365),
+        actor="bureau-admin",
+        basis="“2号章”委托协议书",
+    )
+    data = {k: v for k, v in PERMIT_DATA.items() if k not in ("document_number", "issuer")}
+    kw = dict(
+        matter_code=HEALTH_LICENCE_FIRST,
+        stage="审批",
+        document_kind="许可证及其附件",
+        template="public_place_hygiene_permit",
+        template_data=data,
+        level="B-LT",
+    )
+    with pytest.raises(PolicyDenied) as err:
+        sealer.apply_seal(_request(seal, meijiao_clerk(), idempotency_key="no2-a", **kw))
+    assert "APPROVAL_MISSING" in [r["code"] for r in err.value.details["reasons"]]
+
+    done = sealer.apply_seal(
+        _request(seal, meijiao_clerk(), approver=meijiao_principal(), idempotency_key="no2-b", **kw)
+    )
+    assert done.document_number.startswith("梅窖审批〔") and done.level == "B-LT"
+    root = county_pki.root_certificate.public_bytes(serialization.Encoding.DER)
+    [status] = validate_all(done.pdf, root)
+    assert status.intact and status.valid and status.trusted
+    import subprocess
+    from pathlib import Path
+
+    out = Path(__file__).resolve().parents[3] / "test-output" / "signer"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "permit_no2_blt.pdf").write_bytes(done.pdf)
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-r",
+            "70",
+            "-png",
+            "-singlefile",
+            str(out / "permit_no2_blt.pdf"),
+            str(out / "permit_no2_blt"),
+        ],
+        check=True,
+    )
+
+
+def test_county_attestation_keeps_the_township_seal_valid(
+    sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any, seal_registry: Any, county_pki: Any, ledger: Any
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from core.errors import BadInput, PolicyDenied
+    from keystore import SealKind
+    from policies import Actor, Role
+    from signer import AttestRequest, read_binding
+    from tests._fixtures.keystore import FIXED_NOW
+
+    sealed = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk))
+    event = seal_registry.issue_seal(
+        # the keystore models department seals only as No. 2 seals: one stands in for the bureau's own seal
+        name="兴国县行政审批局行政审批专用章（20）",
+        kind=SealKind.DEPARTMENT_NO2,
+        number=20,
+        township="兴国县行政审批局",
+        township_code="360732-20",
+        department="兴国县行政审批局",
+        department_code="县行政审批局",
+        custodian="局保管员",
+        requested_by="兴国县行政审批局",
+        approved_by="局长",
+        actor="县行政审批局-张三",
+        now=FIXED_NOW,
+    )
+    seal_registry.activate(event.seal_id, actor="县行政审批局-张三", approved_by="局长", now=FIXED_NOW)
+    officer = Actor(user_id="bureau-zhao", role=Role.DEPARTMENT, org_code="县行政审批局")
+    attested = sealer.attest(
+        AttestRequest(seal_id=event.seal_id, sealed_pdf=sealed.pdf, idempotency_key="att-1", operator=officer)
+    )
+    assert attested.pdf.startswith(sealed.pdf) and attested.document_number == sealed.document_number
+    root = county_pki.root_certificate.public_bytes(serialization.Encoding.DER)
+    statuses = validate_all(attested.pdf, root)
+    # township seal, department seal, document timestamp (county default B-LTA)
+    assert len(statuses) == 3 and all(s.intact and s.valid and s.trusted for s in statuses)
+    assert read_binding(attested.pdf)[1]["attests_document_number"] == sealed.document_number
+    assert ledger.audit().size == 2
+
+    with pytest.raises(PolicyDenied) as err:  # a township seal cannot attest
+        sealer.attest(
+            AttestRequest(
+                seal_id=xingjiang_seal.seal_id,
+                sealed_pdf=sealed.pdf,
+                idempotency_key="att-2",
+                operator=officer,
+            )
+        )
+    assert err.value.code == "ATTEST_SEAL_NOT_DEPARTMENT"
+    from signer import render_template
+    from tests._fixtures.signer import PERMIT_DATA
+
+    with pytest.raises(BadInput) as bad:  # nothing to attest
+        sealer.attest(
+            AttestRequest(
+                seal_id=event.seal_id,
+                sealed_pdf=render_template("public_place_hygiene_permit", PERMIT_DATA),
+                idempotency_key="att-3",
+                operator=officer,
+            )
+        )
+    assert bad.value.code == "ATTEST_NOT_SEALED"
+
+
+def test_verification_qr_is_drawn_and_sealed(
+    sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any, county_pki: Any
+) -> None:
+    import subprocess
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+
+    from core.errors import BadInput
+    from signer import read_binding
+
+    done = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, verify_qr=True))
+    root = county_pki.root_certificate.public_bytes(serialization.Encoding.DER)
+    [status] = validate_all(done.pdf, root)
+    assert status.intact and status.valid and status.trusted and status.coverage.name == "ENTIRE_FILE"
+    out = Path(__file__).resolve().parents[3] / "test-output" / "signer"
+    out.mkdir(parents=True, exist_ok=True)
+    f = out / "acceptance_qr.pdf"
+    f.write_bytes(done.pdf)
+    text = subprocess.run(["pdftotext", str(f), "-"], capture_output=True, text=True).stdout
+    assert "扫码验证" in text and "/verify" in text
+    subprocess.run(
+        ["pdftoppm", "-r", "70", "-png", "-singlefile", str(f), str(out / "acceptance_qr")], check=True
+    )
+    assert len(read_binding(done.pdf)[0]["source_sha256"]) == 64
+    # an already-signed PDF gets no QR code (it would change a page under the earlier signature)
+    with pytest.raises(BadInput) as err:
+        sealer.apply_seal(
+            _request(
+                xingjiang_seal,
+                xingjiang_clerk,
+                idempotency_key="qr-2",
+                template=None,
+                template_data=None,
+                unverified_pdf=done.pdf,
+                verify_qr=True,
+            )
+        )
+    assert err.value.code == "QR_ON_SIGNED_PDF"
+
+
+def _encrypted(pdf: bytes) -> bytes:
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = Path(d) / "in.pdf", Path(d) / "out.pdf"
+        src.write_bytes(pdf)
+        subprocess.run(["qpdf", "--encrypt", "u", "o", "256", "--", str(src), str(dst)], check=True)
+        return dst.read_bytes()
+
+
+def test_async_entry_point_and_guard(sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any) -> None:
+    import asyncio
+
+    from core.errors import SigningError
+
+    async def main() -> tuple[Any, str]:
+        done = await sealer.async_apply_seal(
+            _request(xingjiang_seal, xingjiang_clerk, idempotency_key="async-1")
+        )
+        try:
+            sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="async-2"))
+        except SigningError as exc:
+            return done, exc.code
+        return done, ""
+
+    done, code = asyncio.run(main())
+    assert done.document_number.endswith("〕1号")
+    assert code == "SYNC_CALL_ON_EVENT_LOOP"
+    # refused before any number was drawn: the next one is 2, and nothing was voided
+    after = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="async-3"))
+    assert after.document_number.endswith("〕2号")

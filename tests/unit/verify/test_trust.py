@@ -1,0 +1,118 @@
+"""TrustList parsing, seal facts from keystore-shaped certificates, revocation at a point in time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from core.errors import BadInput
+from signer import TrustList
+from signer._verify_trust import check_revocation, seal_facts
+from tests.unit.verify import _factory as f
+
+
+def _pem(der: bytes) -> bytes:
+    return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+
+
+def test_from_bytes_pem_many_der_and_crl(county: f.CountyCA, crl: bytes) -> None:
+    other = f.CountyCA(county="于都县")
+    crl_pem = x509.load_der_x509_crl(crl).public_bytes(serialization.Encoding.PEM)
+    t = TrustList.from_bytes(_pem(county.root.der) + _pem(other.root.der) + crl_pem)
+    assert t.roots == (county.root.der, other.root.der) and t.crls == (crl,)
+    assert TrustList.from_bytes(county.root.der).roots == (county.root.der,)
+    assert TrustList.from_bytes(crl).crls == (crl,)
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"-----BEGIN NOTHING-----\n-----END NOTHING-----\n", "TRUST_EMPTY"),
+        (b"\x30\x03\x02\x01\x00", "TRUST_CRL_INVALID"),
+    ],
+)
+def test_from_bytes_rejects_junk(data: bytes, code: str) -> None:
+    with pytest.raises(BadInput) as exc:
+        TrustList.from_bytes(data)
+    assert exc.value.code == code
+
+
+def test_bundle_round_trip_and_merge(county: f.CountyCA, crl: bytes) -> None:
+    t = TrustList(roots=(county.root.der,), intermediates=(county.issuing.der,), crls=(crl,))
+    again = TrustList.from_bundle(t.to_bundle())
+    assert again == t
+    assert t.merged(again) == t
+
+
+def test_from_url_requires_https() -> None:
+    with pytest.raises(BadInput) as exc:
+        TrustList.from_url("http://example.com/root.pem")
+    assert exc.value.code == "TRUST_URL_INSECURE"
+
+
+def test_seal_facts_from_keystore_seal_info(county: f.CountyCA) -> None:
+    from keystore._model import SealKind
+    from keystore._pki import SEAL_INFO_OID, SealInfo
+
+    info = SealInfo(
+        kind=SealKind.DEPARTMENT_NO2,
+        number=17,
+        county="兴国县",
+        township="兴江乡",
+        township_code="360732101",
+        department="兴国县民政局",
+        seal_id="S-17",
+    )
+    seal = county.issue_seal(
+        name="兴国县民政局行政审批专用章（17）",
+        township="兴江乡",
+        seal_id="S-17",
+        extra=[x509.UnrecognizedExtension(SEAL_INFO_OID, info.to_der())],
+    )
+    facts = seal_facts(seal.der)
+    assert facts.kind == "DEPARTMENT_NO2" and facts.number == 17 and facts.township_code == "360732101"
+    assert facts.extension["department"] == "兴国县民政局" and facts.seal_id == "S-17"
+
+
+def test_seal_facts_survive_a_garbage_private_extension(county: f.CountyCA) -> None:
+    from keystore._pki import SEAL_INFO_OID
+
+    seal = county.issue_seal(
+        seal_id="S-X", extra=[x509.UnrecognizedExtension(SEAL_INFO_OID, b"\x30\x80garbage")]
+    )
+    facts = seal_facts(seal.der)
+    assert facts.seal_id == "S-X" and facts.kind is None
+
+
+def test_revocation_at_a_point_in_time(county: f.CountyCA) -> None:
+    seal = county.issue_seal(seal_id="S-R")
+    stale = county.crl_der(datetime(2026, 1, 1, tzinfo=UTC))
+    county.revoke(seal, datetime(2026, 4, 1, tzinfo=UTC))
+    later = county.crl_der(datetime(2026, 5, 1, tzinfo=UTC))
+    early = datetime(2026, 3, 1, tzinfo=UTC)
+    late = datetime(2026, 4, 15, tzinfo=UTC)
+    assert (
+        check_revocation(seal.der, county.issuing.der, [later], early, time_proven=True).status
+        == "revoked_after"
+    )
+    assert (
+        check_revocation(seal.der, county.issuing.der, [later], late, time_proven=True).status
+        == "revoked_before"
+    )
+    assert (
+        check_revocation(seal.der, county.issuing.der, [later], late, time_proven=False).status
+        == "revoked_no_poe"
+    )
+    # a CRL signed by someone else does not count
+    rogue = f.CountyCA()
+    assert check_revocation(
+        seal.der, county.issuing.der, [rogue.crl_der(early)], early, time_proven=True
+    ).status == ("unknown")
+    # a CRL that was stale at the signing time does not speak for it
+    stale = county.crl_der(datetime(2026, 1, 1, tzinfo=UTC))
+    assert (
+        check_revocation(seal.der, county.issuing.der, [stale], early, time_proven=True).status == "unknown"
+    )
