@@ -104,12 +104,14 @@ def county(tmp_path_factory: pytest.TempPathFactory) -> Iterator[County]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"{CHROMIUM} not installed (scripts/setup.sh installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
+    # Module scope on purpose: while sync_playwright() is open, its event loop counts as running in this
+    # thread, and every later test that calls pyHanko's sync API (asyncio.run) would fail.
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
