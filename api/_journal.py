@@ -12,11 +12,16 @@ kinds cover powers and agreements, which is what a township may stamp).
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
+
+from fastapi import Request
 
 from core.db import transaction
 
+log = logging.getLogger("yizhang.journal")
 _lock = threading.Lock()
 _AGREEMENT_ACTIONS = (
     "create_agreement",
@@ -92,3 +97,46 @@ def forward_events(engine: Any, ledger: Any, registry: Any | None, policy_store:
     if before is None:
         return len(entries)
     return sum(1 for e in entries if e.index >= before)
+
+
+def forward_quietly(services: Any) -> int:
+    """Forward now, after a lifecycle or policy change made through the API. Best effort by design: the
+    change itself is already committed with its event row, so a failure here loses nothing; the next call,
+    the periodic checkpoint or ``yizhang ledger checkpoint`` forwards it."""
+    ledger = getattr(services, "ledger", None)
+    if ledger is None:
+        return 0
+    try:
+        return forward_events(services.engine, ledger, services.seal_registry, services.policy_store)
+    except Exception:  # noqa: BLE001 - see above: nothing is lost, the next forward retries
+        log.warning("forwarding seal/policy events into the ledger failed; will retry", exc_info=True)
+        return 0
+
+
+def forward_and_checkpoint(services: Any) -> Any:
+    """One round of the periodic checkpoint: forward pending events, then sign the tree head if it grew.
+
+    Returns the latest checkpoint (new or unchanged), or ``None`` when there is no ledger, no log key or
+    no entry yet. Safe from several workers at once: ``Ledger.checkpoint`` locks the head and never signs
+    two checkpoints that disagree; the same size returns the stored one.
+    """
+    ledger = getattr(services, "ledger", None)
+    if ledger is None:
+        return None
+    forward_events(services.engine, ledger, services.seal_registry, services.policy_store)
+    if getattr(ledger, "signer", None) is None:
+        return None
+    last = ledger.latest_checkpoint()
+    size = ledger.size()
+    if size == 0 or (last is not None and last.size >= size):
+        return last
+    return ledger.checkpoint()
+
+
+def journal_after_change(request: Request) -> Iterator[None]:
+    """Router dependency for the seal and policy routes: after a successful write, forward its event into
+    the ledger before the response goes out (``Depends(..., scope="function")``). A failed request raises
+    at the ``yield`` and forwards nothing (nothing changed)."""
+    yield
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        forward_quietly(request.app.state.services)

@@ -46,8 +46,13 @@ def create_app(
     account_rate: tuple[float, int] = (20.0, 120),
     public_rate: tuple[float, int] = (5.0, 30),
     webhook_interval_s: float | None = 5.0,
+    checkpoint_interval_s: float | None = None,
 ) -> FastAPI:
-    """The service for one deployment. ``account_rate``/``public_rate`` are (tokens per second, burst)."""
+    """The service for one deployment. ``account_rate``/``public_rate`` are (tokens per second, burst).
+
+    ``checkpoint_interval_s`` defaults to ``settings.checkpoint_interval_s``; 0 or ``None`` there means
+    checkpoints only on demand."""
+    cp_interval = settings.checkpoint_interval_s if checkpoint_interval_s is None else checkpoint_interval_s
     builder = services_builder or build_services
 
     @asynccontextmanager
@@ -59,13 +64,17 @@ def create_app(
             if webhook_interval_s
             else None
         )
+        checkpoints = (
+            asyncio.create_task(_checkpoint_regularly(services, cp_interval)) if cp_interval else None
+        )
         try:
             yield
         finally:
-            if delivery is not None:
-                delivery.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await delivery
+            for task in (delivery, checkpoints):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             services.close()
 
     app = FastAPI(
@@ -96,6 +105,21 @@ def create_app(
     )
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     return app
+
+
+async def _checkpoint_regularly(services: Services, interval_s: float) -> None:
+    """Checkpoints issued regularly (issue 4): every ``interval_s``, forward pending seal/policy events into
+    the ledger and sign the tree head if it grew. One loop per worker; the ledger serialises them."""
+    from api._journal import forward_and_checkpoint
+
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            cp = await asyncio.to_thread(forward_and_checkpoint, services)
+            if cp is not None:
+                log.debug("checkpoint", extra={"size": cp.size})
+        except Exception:  # noqa: BLE001 - the loop must survive a bad round; the next one retries
+            log.exception("periodic checkpoint failed")
 
 
 async def _deliver_webhooks(services: Services, interval_s: float) -> None:

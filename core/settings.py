@@ -41,6 +41,12 @@ class Settings(BaseSettings):
         description="审批专用文号 format (signer): fields township_short, township, county, year, seq",
     )
     secret_key: SecretStr | None = Field(default=None, description="signs sessions/webhooks; read from home")
+    checkpoint_interval_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="serve: forward lifecycle/policy changes into the ledger and sign a checkpoint when the "
+        "tree grew, this often (seconds; 0 = only on demand)",
+    )
 
     @property
     def home_dir(self) -> Path:

@@ -29,6 +29,15 @@ different encodings asn1crypto's answer is memoised by the pair of encodings (al
 bytes; an exception is not memoised, it propagates as before). Both tables are bounded (entries and name
 size).
 
+**Pages near the end.** pyHanko finds page *i* by walking the page tree from the front, parsing every page
+dictionary before it; the seal goes on the last page by default, so a 100-page document cost 100 page
+parses (about 10 ms) per lookup. :func:`walk_page_tree` looks a page in the back half up from the end,
+stepping over subtrees by their ``/Count`` exactly as pyHanko's walk steps over them from the front, and
+returns what pyHanko's walk returns (same page reference, parent, index and inherited ``/Resources``) on
+every tree whose counts add up. Whenever something does not add up (a kid that is not an indirect object, a
+cycle, a count that is not a non-negative integer, the counts running out before the page is found) it
+hands over to pyHanko's own walk, so malformed trees get pyHanko's result and pyHanko's errors.
+
 Installed by :func:`install` (idempotent) when the ``signer`` package is imported; :func:`uninstall`
 restores the libraries' own functions (benchmarks).
 """
@@ -40,7 +49,7 @@ import re
 from typing import Any
 
 from asn1crypto import x509 as a_x509
-from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils import generic, rw_common
 from pyhanko.pdf_utils.misc import PDF_DELIMITERS, PDF_WHITESPACE
 
 _ORIGINAL = generic.read_hex_string_from_stream
@@ -53,6 +62,7 @@ _NAME_CACHE_MAX = 4096
 _NAME_MAX_BYTES = 4096
 _name_hashables: dict[bytes, str] = {}
 _name_eqs: dict[tuple[bytes, bytes], bool] = {}
+_WALK_PAGE_TREE = rw_common.PdfHandler._walk_page_tree
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 _BLOCK = 1 << 14
 
@@ -135,7 +145,72 @@ def _name_eq(self: a_x509.Name, other: object) -> bool:
     return hit
 
 
+def walk_page_tree(self: Any, page_ix: int, retrieve_parent: bool) -> Any:
+    """``PdfHandler._walk_page_tree``, from the back for pages in the back half (see the module text)."""
+    try:
+        root_ref = self.root.raw_get("/Pages")
+        root = root_ref.get_object()
+        count = root["/Count"]
+        found = None
+        if isinstance(root_ref, generic.IndirectObject) and isinstance(count, int) and count > 0:
+            ix = page_ix + count if page_ix < 0 else page_ix
+            if count // 2 <= ix < count:
+                found = _walk_back(root_ref, root, ix, count, retrieve_parent)
+    except Exception:  # noqa: BLE001 - anything odd: pyHanko's own walk decides, with its own errors
+        found = None
+    if found is not None:
+        return found
+    return _WALK_PAGE_TREE(self, page_ix, retrieve_parent)
+
+
+def _walk_back(root_ref: Any, root: Any, ix: int, count: int, retrieve_parent: bool) -> Any:
+    try:
+        rsrc = root["/Resources"]
+    except KeyError:
+        rsrc = generic.DictionaryObject()
+    node_ref, node, end = root_ref, root, count
+    seen = {root_ref.reference}
+    for _depth in range(64):
+        kids = list(node["/Kids"])
+        try:
+            rsrc = node.raw_get("/Resources")
+        except KeyError:
+            pass
+        cur_end = end
+        for kid_index in range(len(kids) - 1, -1, -1):
+            kid_ref = kids[kid_index]
+            if not isinstance(kid_ref, generic.IndirectObject) or kid_ref.reference in seen:
+                return None
+            kid = kid_ref.get_object()
+            node_type = kid["/Type"]
+            if node_type == "/Pages":
+                n = kid["/Count"]
+                if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                    return None
+                if cur_end - n <= ix < cur_end:
+                    node_ref, node, end = kid_ref, kid, cur_end
+                    seen.add(kid_ref.reference)
+                    break
+                cur_end -= n
+            elif node_type == "/Page":
+                if cur_end - 1 == ix:
+                    if retrieve_parent:
+                        return (node_ref, kid_index, rsrc)
+                    try:
+                        rsrc = kid.raw_get("/Resources")
+                    except KeyError:
+                        pass
+                    return kid_ref, rsrc
+                cur_end -= 1
+            if cur_end <= ix:
+                return None
+        else:
+            return None
+    return None
+
+
 def install() -> None:
+    rw_common.PdfHandler._walk_page_tree = walk_page_tree  # type: ignore[method-assign]
     generic.read_hex_string_from_stream = read_hex_string_from_stream
     generic.read_until_delimiter = read_until_delimiter
     a_x509.Name.__eq__ = _name_eq  # type: ignore[method-assign,assignment]
@@ -143,6 +218,7 @@ def install() -> None:
 
 
 def uninstall() -> None:
+    rw_common.PdfHandler._walk_page_tree = _WALK_PAGE_TREE  # type: ignore[method-assign]
     generic.read_hex_string_from_stream = _ORIGINAL
     generic.read_until_delimiter = _ORIGINAL_UNTIL_DELIMITER
     a_x509.Name.__eq__ = _NAME_EQ  # type: ignore[method-assign]
@@ -155,4 +231,11 @@ def installed() -> bool:
     return generic.read_hex_string_from_stream is read_hex_string_from_stream
 
 
-__all__ = ["install", "installed", "read_hex_string_from_stream", "read_until_delimiter", "uninstall"]
+__all__ = [
+    "install",
+    "installed",
+    "read_hex_string_from_stream",
+    "read_until_delimiter",
+    "uninstall",
+    "walk_page_tree",
+]

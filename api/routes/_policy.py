@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api._authz import Permission, Principal, require, services_of
+from api._journal import journal_after_change
 from api._views import jsonable
 from core.errors import BadInput
 from core.settings import Settings
@@ -92,7 +93,9 @@ def _agreement_scope(principal: Principal, agreement: Any) -> None:
 
 
 def router_for(settings: Settings) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["policies"])
+    router = APIRouter(
+        prefix="/v1", tags=["policies"], dependencies=[Depends(journal_after_change, scope="function")]
+    )
 
     @router.get("/organisations")
     def organisations(

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api._authz import Permission, Principal, require, services_of
+from api._journal import journal_after_change
 from api._views import event_view, seal_view
 from core.settings import Settings
 
@@ -75,7 +76,9 @@ def _required(value: str | None, field: str) -> str:
 
 
 def router_for(settings: Settings) -> APIRouter:
-    router = APIRouter(prefix="/v1/seals", tags=["seals"])
+    router = APIRouter(
+        prefix="/v1/seals", tags=["seals"], dependencies=[Depends(journal_after_change, scope="function")]
+    )
 
     @router.get("")
     def seals(principal: Reader, request: Request, township_code: str | None = None) -> list[dict[str, Any]]:

@@ -236,3 +236,42 @@ def test_tsa_over_http_verifies_with_openssl(api_client, tmp_path: Path) -> None
     assert r.status_code == 400 and r.json()["code"] == "CONTENT_TYPE_INVALID"
     r = c.post("/v1/tsa", content=b"\x30\x03garbage", headers={"Content-Type": "application/timestamp-query"})
     assert r.status_code < 500
+
+
+def test_lifecycle_changes_reach_the_ledger_at_once_and_checkpoints_come_regularly(
+    ks_settings, county_pki, county_accounts, tmp_path: Path
+) -> None:
+    """A seal made and activated over the API is in the ledger when the response arrives (journal), and
+    the serve loop signs a checkpoint covering it without anyone asking (checkpoint_interval_s)."""
+    import time
+
+    from api.app import create_app
+
+    settings = ks_settings.model_copy(
+        update={"log_key_source": f"file:{tmp_path / 'log.key'}", "checkpoint_interval_s": 0.2}
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        assert c.get("/v1/public/checkpoint").status_code == 404
+        seal_id = _issue(c, county_accounts["admin"], "兴江乡", XJ)
+        ledger = c.app.state.services.ledger
+        size = ledger.size()
+        kinds = [ledger.get(i).kind.value for i in range(size)]
+        bodies = [ledger.get(i).body for i in range(size)]
+        lifecycle = [b for k, b in zip(kinds, bodies, strict=True) if k == "SEAL_LIFECYCLE"]
+        assert [b["seal_id"] for b in lifecycle] == [seal_id, seal_id], kinds
+        assert [b["event"] for b in lifecycle] == ["ISSUED", "ACTIVATED"]
+        # The 200 of a refused change forwards nothing new.
+        r = c.post(f"/v1/seals/{seal_id}/activate", json={"approved_by": "王乡长"}, **_h(county_accounts))
+        assert r.status_code == 409, r.text
+        assert ledger.size() == size
+        for _ in range(100):
+            r = c.get("/v1/public/checkpoint")
+            if r.status_code == 200:
+                break
+            time.sleep(0.1)
+        assert r.status_code == 200, "no periodic checkpoint within 10 s"
+        assert r.text.splitlines()[1] == str(size)
+
+
+def _h(accounts) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+    return {"headers": accounts["admin"].headers}
