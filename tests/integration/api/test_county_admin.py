@@ -271,7 +271,7 @@ def test_lifecycle_changes_reach_the_ledger_at_once_and_checkpoints_come_regular
             if r.status_code == 200 and r.text.splitlines()[1] == str(size):
                 break
             time.sleep(0.1)
-        assert r.status_code == 200 and r.text.splitlines()[1] == str(size), "no checkpoint at the head in 30 s"
+        assert r.status_code == 200 and r.text.splitlines()[1] == str(size), "no head checkpoint"
 
 
 def _h(accounts) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
