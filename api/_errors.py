@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.db import UNAVAILABLE_ERRORS
 from core.errors import (
     BadInput,
     Conflict,
@@ -170,6 +171,19 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _json(exc.status_code, error_body(err, request), dict(exc.headers or {}) or None)
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database is gone or busy (server restarting, connection dropped, pool exhausted, SQLite locked):
+    a deliberate 503 the client may retry with the same idempotency key, never a 500. The transaction
+    that met it was rolled back, so nothing is half-written."""
+    log.warning("database unavailable", extra={"exc_type": type(exc).__name__})
+    err = Unavailable(
+        "DATABASE_UNAVAILABLE",
+        "the database is not reachable; retry shortly",
+        "数据库暂不可用，请稍后重试",
+    )
+    return _json(503, error_body(err, request), {"Retry-After": "2"})
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled exception", extra={"exc_type": type(exc).__name__}, exc_info=exc)
     err = SealServiceError("INTERNAL", "internal error", "服务内部错误")
@@ -180,4 +194,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SealServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for db_error in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(db_error, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {
@@ -70,6 +71,31 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+#: Database errors that mean "not reachable right now" rather than "this request is wrong": the connection
+#: was refused or dropped (server restarting), the server is shutting down, SQLite is busy or locked, a
+#: connection was already closed, or no pooled connection came free in time. The API answers them with
+#: 503 DATABASE_UNAVAILABLE; a signing that meets one rolls back whole (its number draw included).
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+)
+
+
+def database_unavailable(exc: BaseException | None) -> bool:
+    """True when ``exc`` or an exception it was raised from is one of :data:`UNAVAILABLE_ERRORS` or a
+    DBAPI error that invalidated its connection."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, UNAVAILABLE_ERRORS):
+            return True
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 @contextmanager

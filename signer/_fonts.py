@@ -57,8 +57,12 @@ def cjk_font_path() -> Path:
 
 
 @lru_cache(maxsize=1)
-def _full_font() -> TTFont:
-    return TTFont(str(cjk_font_path()), lazy=False)
+def _code_points() -> frozenset[int]:
+    """Every code point the font maps, read once. (A shared TTFont must not be used instead: fontTools
+    decompiles tables on first touch, and two request threads touching one at once failed with
+    "illegal use of getGlyphOrder()" under load.)"""
+    with _lock:
+        return frozenset(TTFont(str(cjk_font_path())).getBestCmap())
 
 
 @lru_cache(maxsize=256)
@@ -85,8 +89,8 @@ def subset_font(text: str) -> bytes:
 
 def missing_glyphs(text: str) -> str:
     """Characters of ``text`` the CJK font has no glyph for (they would print as boxes)."""
-    cmap = _full_font().getBestCmap()
-    return "".join(sorted({c for c in text if not c.isspace() and ord(c) not in cmap}))
+    mapped = _code_points()
+    return "".join(sorted({c for c in text if not c.isspace() and ord(c) not in mapped}))
 
 
 def font_engine(writer: BasePdfFileWriter, text: str, font_size: float = 10) -> GlyphAccumulator:

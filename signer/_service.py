@@ -32,8 +32,8 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from core.db import transaction
-from core.errors import BadInput, Conflict, PolicyDenied, SealServiceError, SigningError
+from core.db import database_unavailable, transaction
+from core.errors import BadInput, Conflict, PolicyDenied, SealServiceError, SigningError, Unavailable
 from core.settings import Settings
 
 from . import _numbers
@@ -143,6 +143,14 @@ def _parse_enum(enum_cls: Any, value: str, code: str, zh: str) -> Any:
         return enum_cls[value]
     except KeyError:
         raise BadInput(code, f"unknown value {value!r}", zh) from None
+
+
+def _database_gone() -> Unavailable:
+    return Unavailable(
+        "DATABASE_UNAVAILABLE",
+        "the database connection was lost during sealing; nothing was sealed or numbered, retry",
+        "盖章过程中数据库连接中断：未盖章、未占用文号，请重试",
+    )
 
 
 class Sealer:
@@ -372,9 +380,19 @@ class Sealer:
                 )
                 savepoint.commit()
             except Exception as exc:
-                savepoint.rollback()
-                self._void(session, request, drawn, exc, now)
-                session.commit()
+                if database_unavailable(exc):
+                    # The connection is gone: nothing of this transaction can be written, the number
+                    # draw included, so the whole of it rolls back (as after a crash: no gap, no void)
+                    # and the caller may retry with the same idempotency key.
+                    raise _database_gone() from exc
+                try:
+                    savepoint.rollback()
+                    self._void(session, request, drawn, exc, now)
+                    session.commit()
+                except Exception as void_exc:
+                    if database_unavailable(void_exc):
+                        raise _database_gone() from exc
+                    raise
                 raise
         return SealedDocument(
             idempotency_key=request.idempotency_key,

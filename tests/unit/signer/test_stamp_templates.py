@@ -174,3 +174,32 @@ def test_every_template_renders_to_png() -> None:
             check=True,
         )
         assert (out / f"{name}.png").stat().st_size > 5000
+
+
+def test_glyph_check_is_safe_from_many_threads_at_once() -> None:
+    """Regression (found by the load test): the first glyph checks of several request threads at once
+    shared one lazily-decompiled TTFont and failed with fontTools' "illegal use of getGlyphOrder()"."""
+    import threading
+
+    from signer import _fonts
+
+    for _round in range(3):
+        _fonts._code_points.cache_clear()
+        barrier = threading.Barrier(12)
+        errors: list[BaseException] = []
+        answers: list[str] = []
+
+        def check() -> None:
+            barrier.wait()
+            try:
+                answers.append(_fonts.missing_glyphs("兴国县兴江乡受理通知书\U0001f600"))
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=check) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors[:1]
+        assert answers == ["\U0001f600"] * 12
