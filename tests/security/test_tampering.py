@@ -1,8 +1,10 @@
 """Tampering behind the service's back on seals, seal events and agreements (PostgreSQL, a demo county).
 
 The ledger's own tampering cases are in tests/integration/ledger. Here: the append-only tables refuse
-UPDATE, DELETE and TRUNCATE in the database itself; the mutable tables (``ks_seals``, ``pol_*``) accept a
-direct UPDATE, and what an auditor can and cannot detect from the ledger is shown (docs/reliability.md).
+UPDATE, DELETE and TRUNCATE in the database itself (the ledger's, the seal events and, since migration
+policies_0002, every ``pol_*`` table); the mutable ``ks_seals`` accepts a direct UPDATE; and what an
+auditor can and cannot detect from the ledger when somebody who owns the tables disables the triggers is
+shown (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -16,13 +18,28 @@ from tests.reliability._home import DemoHome, ledger_bodies
 
 pytestmark = [pytest.mark.postgres, pytest.mark.softhsm]
 
-APPEND_ONLY = ("ledger_entries", "ledger_nodes", "ledger_checkpoints", "ks_seal_events")
 KEY_COLUMN = {
     "ledger_entries": "idx",
     "ledger_nodes": "id",
     "ledger_checkpoints": "size",
     "ks_seal_events": "id",
+    "pol_revisions": "id",
+    "pol_organisations": "code",
+    "pol_catalog_versions": "id",
+    "pol_matters": "code",
+    "pol_powers": "township_code",
+    "pol_agreements": "agreement_id",
+    "pol_stage_tables": "id",
 }
+APPEND_ONLY = tuple(KEY_COLUMN)
+
+
+def _as_owner_without_triggers(url: str, table: str, sql: str, params: tuple[Any, ...]) -> None:
+    """What only the tables' owner can do: switch the append-only trigger off, write, switch it on."""
+    with psycopg.connect(url) as conn:
+        conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only")
+        conn.execute(sql, params)
+        conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER {table}_append_only")
 
 
 def _one(url: str, sql: str) -> Any:
@@ -87,7 +104,7 @@ def test_seal_status_changed_in_place_is_caught_by_the_lifecycle_cross_check(pg_
     assert seal_status_drift(pg_demo.url) == {}
 
 
-def test_agreement_rows_are_mutable_and_only_their_change_log_is_committed(pg_demo: DemoHome) -> None:
+def test_agreement_rows_refuse_edits_and_only_their_change_log_is_committed(pg_demo: DemoHome) -> None:
     """What the ledger commits to for an agreement: (agreement_id, change, revision) — not its content."""
     agreement_id, version, ends_at = _one(
         pg_demo.url, "SELECT agreement_id, version, ends_at FROM pol_agreements ORDER BY revision LIMIT 1"
@@ -102,12 +119,21 @@ def test_agreement_rows_are_mutable_and_only_their_change_log_is_committed(pg_de
     )
     # Detectable: a version row added or deleted behind the service's back (versions != logged changes).
     assert versions == len(logged)
-    with psycopg.connect(pg_demo.url) as conn:
+    # The service's own database role cannot edit terms in place any more (policies_0002) ...
+    with psycopg.connect(pg_demo.url) as conn, pytest.raises(psycopg.Error, match="append-only"):
         conn.execute(
             "UPDATE pol_agreements SET ends_at = now() + interval '100 years'"
             " WHERE agreement_id = %s AND version = %s",
             (agreement_id, version),
-        )  # the database accepts it: pol_agreements has no append-only trigger
+        )
+    # ... but the tables' owner can switch the trigger off: then the edit is not visible in the ledger.
+    _as_owner_without_triggers(
+        pg_demo.url,
+        "pol_agreements",
+        "UPDATE pol_agreements SET ends_at = now() + interval '100 years'"
+        " WHERE agreement_id = %s AND version = %s",
+        (agreement_id, version),
+    )
     try:
         pg_demo.audit()  # not detectable from the ledger: the entry holds no hash of the agreement's terms
         with psycopg.connect(pg_demo.url) as conn:
@@ -122,15 +148,18 @@ def test_agreement_rows_are_mutable_and_only_their_change_log_is_committed(pg_de
         )
         assert versions_now != len(logged)  # an inserted version is caught by counting
     finally:
-        with psycopg.connect(pg_demo.url) as conn:
-            conn.execute(
-                "DELETE FROM pol_agreements WHERE agreement_id = %s AND version = %s",
-                (agreement_id, version + 100),
-            )
-            conn.execute(
-                "UPDATE pol_agreements SET ends_at = %s WHERE agreement_id = %s AND version = %s",
-                (ends_at, agreement_id, version),
-            )
+        _as_owner_without_triggers(
+            pg_demo.url,
+            "pol_agreements",
+            "DELETE FROM pol_agreements WHERE agreement_id = %s AND version = %s",
+            (agreement_id, version + 100),
+        )
+        _as_owner_without_triggers(
+            pg_demo.url,
+            "pol_agreements",
+            "UPDATE pol_agreements SET ends_at = %s WHERE agreement_id = %s AND version = %s",
+            (ends_at, agreement_id, version),
+        )
 
 
 def revision_drift(url: str) -> list[int]:
@@ -155,12 +184,13 @@ def test_policy_revision_changed_after_forwarding_is_caught_by_the_cross_check(p
         pg_demo.url, "SELECT min(id) FROM pol_revisions WHERE action IN ('create_agreement', 'grant_powers')"
     )
     (actor,) = _one(pg_demo.url, f"SELECT actor FROM pol_revisions WHERE id = {revision}")
-    with psycopg.connect(pg_demo.url) as conn:  # accepted: pol_revisions has no append-only trigger
+    with psycopg.connect(pg_demo.url) as conn, pytest.raises(psycopg.Error, match="append-only"):
         conn.execute("UPDATE pol_revisions SET actor = 'forged' WHERE id = %s", (revision,))
+    update = "UPDATE pol_revisions SET actor = %s WHERE id = %s"
+    _as_owner_without_triggers(pg_demo.url, "pol_revisions", update, ("forged", revision))
     try:
         pg_demo.audit()  # the ledger is untouched
         assert revision_drift(pg_demo.url) == [revision]
     finally:
-        with psycopg.connect(pg_demo.url) as conn:
-            conn.execute("UPDATE pol_revisions SET actor = %s WHERE id = %s", (actor, revision))
+        _as_owner_without_triggers(pg_demo.url, "pol_revisions", update, (actor, revision))
     assert revision_drift(pg_demo.url) == []
