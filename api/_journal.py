@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import Request
 
 from core.db import transaction
+from core.errors import NotFound
 
 log = logging.getLogger("yizhang.journal")
 _lock = threading.Lock()
@@ -70,6 +71,14 @@ def pending_entries(registry: Any | None, policy_store: Any | None) -> list[tupl
                     "revision": r.revision,
                     "note": r.note,
                 }
+                # The version this revision made, so a later edit of its terms is visible to an auditor.
+                try:
+                    version = policy_store.agreement(_subject(r.note), revision=r.revision)
+                except NotFound:  # a revision note of another shape: logged without the terms
+                    log.warning("agreement revision %s: no agreement version found", r.revision)
+                else:
+                    body["version"] = version.version
+                    body["terms_sha256"] = version.terms_sha256()
                 kind = EntryKind.AGREEMENT_CHANGED
             elif r.action in _POWERS_ACTIONS:
                 body = {

@@ -7,6 +7,8 @@ caller passes the time to :func:`policies.decide`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -230,6 +232,28 @@ class Agreement:
     status: AgreementStatus = AgreementStatus.ACTIVE
     basis: str = ""
     version: int = 1
+
+    def terms(self) -> dict[str, object]:
+        """The agreement's terms as plain JSON values, in a canonical form (sorted sets, ISO times)."""
+        return {
+            "agreement_id": self.agreement_id,
+            "department_code": self.department_code,
+            "township_code": self.township_code,
+            "seal_number": self.seal_number,
+            "matters": sorted(self.matters),
+            "stages": sorted(s.name for s in self.stages),
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat() if self.ends_at is not None else None,
+            "status": self.status.value,
+            "basis": self.basis,
+            "version": self.version,
+        }
+
+    def terms_sha256(self) -> str:
+        """SHA-256 (hex) of :meth:`terms` as UTF-8 JSON with sorted keys and no spaces. The ledger's
+        ``AGREEMENT_CHANGED`` entry commits to it, so an auditor can recompute it from the stored version."""
+        canonical = json.dumps(self.terms(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

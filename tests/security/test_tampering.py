@@ -104,8 +104,48 @@ def test_seal_status_changed_in_place_is_caught_by_the_lifecycle_cross_check(pg_
     assert seal_status_drift(pg_demo.url) == {}
 
 
-def test_agreement_rows_refuse_edits_and_only_their_change_log_is_committed(pg_demo: DemoHome) -> None:
-    """What the ledger commits to for an agreement: (agreement_id, change, revision) — not its content."""
+def agreement_terms_drift(url: str) -> list[tuple[str, int]]:
+    """The auditor's cross-check for agreements: each AGREEMENT_CHANGED entry's ``terms_sha256`` against
+    the stored version's terms, recomputed with the pure policy model. Returns (agreement_id, version) of
+    every disagreement (a version edited in place, or gone)."""
+    import json
+    from datetime import UTC
+
+    from policies import Agreement, AgreementStatus, Stage
+
+    with psycopg.connect(url) as conn:
+        rows = {
+            (r[0], r[1]): r
+            for r in conn.execute(
+                "SELECT agreement_id, version, department_code, township_code, seal_number, matters, stages,"
+                " starts_at, ends_at, status, basis FROM pol_agreements"
+            ).fetchall()
+        }
+    drift = []
+    for _, kind, _, body in ledger_bodies(url):
+        if kind != "AGREEMENT_CHANGED" or "terms_sha256" not in body:
+            continue
+        row = rows.get((body["agreement_id"], body["version"]))
+        if row is None:
+            drift.append((body["agreement_id"], body["version"]))
+            continue
+        aid, ver, dept, township, number, matters, stages, starts, ends, status, basis = row
+        stored = Agreement(
+            agreement_id=aid, department_code=dept, township_code=township, seal_number=number,
+            matters=frozenset(json.loads(matters)),
+            stages=frozenset(Stage[x] for x in stages.split(",") if x),
+            starts_at=starts.astimezone(UTC), ends_at=ends.astimezone(UTC) if ends else None,
+            status=AgreementStatus(status), basis=basis, version=ver,
+        )  # fmt: skip
+        if stored.terms_sha256() != body["terms_sha256"]:
+            drift.append((aid, ver))
+    return drift
+
+
+def test_agreement_rows_refuse_edits_and_an_edit_is_caught_by_the_terms_hash(pg_demo: DemoHome) -> None:
+    """The ledger commits to each agreement version's terms (``terms_sha256``): an in-place edit by the
+    tables' owner, with the triggers off, leaves the ledger audit ok but shows in the terms cross-check."""
+    assert agreement_terms_drift(pg_demo.url) == []
     agreement_id, version, ends_at = _one(
         pg_demo.url, "SELECT agreement_id, version, ends_at FROM pol_agreements ORDER BY revision LIMIT 1"
     )
@@ -135,7 +175,8 @@ def test_agreement_rows_refuse_edits_and_only_their_change_log_is_committed(pg_d
         (agreement_id, version),
     )
     try:
-        pg_demo.audit()  # not detectable from the ledger: the entry holds no hash of the agreement's terms
+        pg_demo.audit()  # the ledger itself is untouched ...
+        assert agreement_terms_drift(pg_demo.url) == [(agreement_id, version)]  # ... but it disagrees
         with psycopg.connect(pg_demo.url) as conn:
             conn.execute(
                 "INSERT INTO pol_agreements SELECT agreement_id, version + 100, revision, department_code,"
