@@ -9,6 +9,7 @@ few examples per operation, so CI sees the same cases every run.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from starlette.testclient import TestClient
 
 pytestmark = pytest.mark.softhsm
 
-#: Examples per operation and caller; enough to reach each operation's 2xx and 4xx shapes.
-MAX_EXAMPLES = 8
+#: Examples per operation and caller; 8 (CI) reaches each operation's 2xx and 4xx shapes. The full run of
+#: issue 8 (≥ 10,000 cases): YIZHANG_SCHEMATHESIS_EXAMPLES=70 (docs/reliability.md).
+MAX_EXAMPLES = int(os.environ.get("YIZHANG_SCHEMATHESIS_EXAMPLES", "8"))
 
 
 @pytest.fixture
