@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +68,27 @@ class DemoHome:
             "--operator", "reliability.clerk", "--idempotency-key", key, "--out", str(out),
             "--json", "--home", str(self.home),
         ]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait for a started ``yizhang serve`` to answer ``/readyz`` 200 (a bound against hangs, not a timing
+    assertion: up to ~5 minutes on a busy machine)."""
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise AssertionError(f"serve exited {proc.returncode}: {log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("serve never became ready: " + log.read_text(errors="replace")[-3000:])
 
 
 def new_pg_database(admin_url: str) -> str:

@@ -24,7 +24,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -37,7 +36,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ._home import ACCEPTANCE, PYTHON, YIZHANG, DemoHome, _rows, check_invariants
+from ._home import ACCEPTANCE, PYTHON, YIZHANG, DemoHome, _rows, check_invariants, free_port, wait_ready
 
 REQUESTS = int(os.environ.get("YIZHANG_LOAD_REQUESTS", "240"))
 CLIENTS = int(os.environ.get("YIZHANG_LOAD_CLIENTS", "32"))
@@ -53,12 +52,6 @@ PERMIT = {
     "valid_until": "2030年3月4日",
     "date": "2026年3月5日",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cluster() -> tuple[str, str]:
@@ -157,7 +150,7 @@ def test_load_with_a_database_outage(pg_demo: DemoHome, work_dir: Path) -> None:
         ),
     }
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = work_dir / "serve.log"
     env = {**demo.env, "YIZHANG_CHECKPOINT_INTERVAL_S": "5"}
@@ -266,15 +259,7 @@ def test_load_with_a_database_outage(pg_demo: DemoHome, work_dir: Path) -> None:
 
     started = time.monotonic()
     try:
-        for _ in range(600):
-            if server.poll() is not None:
-                raise AssertionError("serve exited: " + log.read_text(errors="replace")[-3000:])
-            try:
-                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        wait_ready(base, server, log)
         batches = [jobs[k::CLIENTS] for k in range(CLIENTS)]
         with ThreadPoolExecutor(CLIENTS + 1) as pool:
             chaos_f = pool.submit(chaos)

@@ -13,39 +13,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.reliability._home import ROOT, YIZHANG, DemoHome
+from tests.reliability._home import ROOT, YIZHANG, DemoHome, free_port, wait_ready
 
 pytestmark = [pytest.mark.postgres, pytest.mark.softhsm]
 
 PEM_MARKERS = ("PRIVATE KEY", "BEGIN EC PRIVATE", "BEGIN RSA PRIVATE", "BEGIN OPENSSH PRIVATE")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(600):  # up to ~5 minutes on a busy machine; no assertion on how long it took
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited {proc.returncode}: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("serve never became ready: " + log.read_text()[-3000:])
 
 
 def test_no_secret_in_logs_errors_or_responses(pg_demo: DemoHome, work_dir: Path) -> None:
@@ -62,7 +41,7 @@ def test_no_secret_in_logs_errors_or_responses(pg_demo: DemoHome, work_dir: Path
     token = next(v for v in issued.values() if isinstance(v, str) and v.startswith("yz_"))
     auth = {"Authorization": f"Bearer {token}"}
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = work_dir / "serve.log"
     with log.open("wb") as sink:
@@ -74,7 +53,7 @@ def test_no_secret_in_logs_errors_or_responses(pg_demo: DemoHome, work_dir: Path
     seen: list[str] = []  # every response (status line, headers, body) the clients got
     session_cookie = ""
     try:
-        _wait_ready(base, proc, log)
+        wait_ready(base, proc, log)
         with httpx.Client(base_url=base, timeout=120) as client:
 
             def call(method: str, url: str, **kw: object) -> httpx.Response:
