@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +37,9 @@ from keystore._model import (
 from keystore._pki import DEFAULT_SEAL_VALIDITY_DAYS, CountyPKI, SealInfo, utc
 from keystore._storage import CertificateRow, SealEventRow, SealRow
 from keystore._token import Keystore
+
+#: Township codes as they go into seal ids and certificates (serialNumber is a PrintableString).
+_ORG_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,47}")
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +228,13 @@ class SealRegistry:
         name = _required(name, "name")
         township = _required(township, "township")
         township_code = _required(township_code, "township_code")
+        if not _ORG_CODE.fullmatch(township_code):
+            # The seal id (township code + random) is the certificate's serialNumber, a PrintableString.
+            raise BadInput(
+                "ORG_CODE_INVALID",
+                "a township code is 1-48 letters, digits, '-' or '.'",
+                "乡镇代码须为 1–48 位字母、数字、“-”或“.”",
+            )
         custodian = _required(custodian, "custodian")
         requested_by = _required(requested_by, "requested_by")
         approved_by = _required(approved_by, "approved_by")

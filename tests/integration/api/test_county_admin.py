@@ -276,3 +276,26 @@ def test_lifecycle_changes_reach_the_ledger_at_once_and_checkpoints_come_regular
 
 def _h(accounts) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
     return {"headers": accounts["admin"].headers}
+
+
+@pytest.mark.parametrize("code", ["兴江乡", "a_b", "x y", "-lead", "a" * 49])
+def test_organisation_code_that_cannot_go_into_a_certificate_is_bad_input(
+    api_client, county_accounts, code
+) -> None:
+    """Regression (schemathesis, 70 examples per operation): a township code the certificate's
+    PrintableString serialNumber cannot hold reached the CA and came back as a 500."""
+    r = api_client.post(
+        "/v1/seals",
+        json={
+            "name": "兴国县兴江乡人民政府行政审批服务专用章",
+            "kind": "TOWNSHIP_APPROVAL",
+            "township": "兴江乡",
+            "township_code": code,
+            "custodian": "李保管",
+            "requested_by": "兴江乡人民政府",
+            "approved_by": "王乡长",
+        },
+        headers=county_accounts["admin"].headers,
+    )
+    assert r.status_code == 400 and r.json()["code"] == "ORG_CODE_INVALID", r.text
+    assert api_client.get("/v1/seals", headers=county_accounts["admin"].headers).json() == []
