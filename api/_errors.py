@@ -14,9 +14,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.db import UNAVAILABLE_ERRORS
+from core.db import database_unavailable
 from core.errors import (
     BadInput,
     Conflict,
@@ -171,10 +172,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _json(exc.status_code, error_body(err, request), dict(exc.headers or {}) or None)
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """The database is gone or busy (server restarting, connection dropped, pool exhausted, SQLite locked):
-    a deliberate 503 the client may retry with the same idempotency key, never a 500. The transaction
-    that met it was rolled back, so nothing is half-written."""
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """The database is gone or busy (``core.db.database_unavailable``: server restarting, connection
+    dropped, pool exhausted, SQLite locked): a deliberate 503 the client may retry with the same
+    idempotency key, never a 500. The transaction that met it was rolled back, so nothing is half-written.
+    Any other database error is unexpected."""
+    if not database_unavailable(exc):
+        return await _unexpected(request, exc)
     log.warning("database unavailable", extra={"exc_type": type(exc).__name__})
     err = Unavailable(
         "DATABASE_UNAVAILABLE",
@@ -194,6 +198,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SealServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for db_error in UNAVAILABLE_ERRORS:
-        app.add_exception_handler(db_error, _database_unavailable)
+    app.add_exception_handler(sa_exc.SQLAlchemyError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -108,15 +108,19 @@ def forward_events(engine: Any, ledger: Any, registry: Any | None, policy_store:
     return sum(1 for e in entries if e.index >= before)
 
 
+def forward(services: Any) -> int:
+    """:func:`forward_events` for a services container (its engine, ledger, seal registry, policy store)."""
+    return forward_events(services.engine, services.ledger, services.seal_registry, services.policy_store)
+
+
 def forward_quietly(services: Any) -> int:
     """Forward now, after a lifecycle or policy change made through the API. Best effort by design: the
     change itself is already committed with its event row, so a failure here loses nothing; the next call,
     the periodic checkpoint or ``yizhang ledger checkpoint`` forwards it."""
-    ledger = getattr(services, "ledger", None)
-    if ledger is None:
+    if getattr(services, "ledger", None) is None:
         return 0
     try:
-        return forward_events(services.engine, ledger, services.seal_registry, services.policy_store)
+        return forward(services)
     except Exception:  # noqa: BLE001 - see above: nothing is lost, the next forward retries
         log.warning("forwarding seal/policy events into the ledger failed; will retry", exc_info=True)
         return 0
@@ -132,7 +136,7 @@ def forward_and_checkpoint(services: Any) -> Any:
     ledger = getattr(services, "ledger", None)
     if ledger is None:
         return None
-    forward_events(services.engine, ledger, services.seal_registry, services.policy_store)
+    forward(services)
     if getattr(ledger, "signer", None) is None:
         return None
     last = ledger.latest_checkpoint()

@@ -107,19 +107,23 @@ def create_app(
     return app
 
 
+async def _every(interval_s: float, round_: Callable[[], Any], what: str) -> None:
+    """Run the blocking ``round_`` in a thread every ``interval_s``; a failed round is logged, the next
+    one retries (the loop must survive it)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(round_)
+        except Exception:  # noqa: BLE001 - see above
+            log.exception("%s failed", what)
+
+
 async def _checkpoint_regularly(services: Services, interval_s: float) -> None:
     """Checkpoints issued regularly (issue 4): every ``interval_s``, forward pending seal/policy events into
     the ledger and sign the tree head if it grew. One loop per worker; the ledger serialises them."""
     from api._journal import forward_and_checkpoint
 
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            cp = await asyncio.to_thread(forward_and_checkpoint, services)
-            if cp is not None:
-                log.debug("checkpoint", extra={"size": cp.size})
-        except Exception:  # noqa: BLE001 - the loop must survive a bad round; the next one retries
-            log.exception("periodic checkpoint failed")
+    await _every(interval_s, lambda: forward_and_checkpoint(services), "periodic checkpoint")
 
 
 async def _deliver_webhooks(services: Services, interval_s: float) -> None:
@@ -129,12 +133,7 @@ async def _deliver_webhooks(services: Services, interval_s: float) -> None:
     from api._webhooks import deliver_due
 
     with httpx.Client(timeout=10, follow_redirects=False) as client:
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await asyncio.to_thread(deliver_due, services, client)
-            except Exception:  # noqa: BLE001 - the loop must survive a bad round; the next one retries
-                log.exception("webhook delivery round failed")
+        await _every(interval_s, lambda: deliver_due(services, client), "webhook delivery round")
 
 
 def app_factory() -> Any:

@@ -117,12 +117,12 @@ def token_log_signer(settings: Settings) -> Any:
 
 def forward_journal(settings: Settings) -> int:
     """Copy seal lifecycle events and powers/agreement changes into the ledger (idempotent)."""
-    from api._journal import forward_events
+    from api._journal import forward
     from api._services import build_services
 
     services = build_services(settings)
     try:
-        ledger = services.need("ledger")
-        return forward_events(services.engine, ledger, services.seal_registry, services.policy_store)
+        services.need("ledger")
+        return forward(services)
     finally:
         services.close()

@@ -324,11 +324,9 @@ def run_demo(home: Path | None) -> dict[str, Any]:
         accounts = _ensure_accounts(services, settings.home_dir)
         docs = _seal_documents(services, seals, settings.home_dir)
         trust = _write_trust(services, settings.home_dir)
-        from api._journal import forward_events
+        from api._journal import forward
 
-        forward_events(
-            services.engine, services.need("ledger"), services.seal_registry, services.policy_store
-        )
+        forward(services)
         services.need("ledger").checkpoint()
         return {
             "home": str(settings.home_dir),

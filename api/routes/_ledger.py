@@ -40,11 +40,10 @@ def router_for(settings: Settings) -> APIRouter:
             raise Unavailable(
                 "LOG_KEY_UNAVAILABLE", "this server holds no log key", "服务器未配置日志签名密钥"
             )
-        from api._journal import forward_events
+        from api._journal import forward
 
-        services = services_of(request)
         # A checkpoint covers every seal lifecycle and policy change so far (api/_journal.py).
-        forward_events(services.engine, ledger, services.seal_registry, services.policy_store)
+        forward(services_of(request))
         cp = ledger.checkpoint()
         return {"origin": cp.origin, "size": cp.size, "root": cp.root.hex(), "note": cp.note}
 
