@@ -148,6 +148,8 @@ async def _service_error(request: Request, exc: Exception) -> Response:
     headers = None
     if isinstance(exc, RateLimited) and "retry_after_s" in exc.details:
         headers = {"Retry-After": str(exc.details["retry_after_s"])}
+    elif isinstance(exc, Unavailable):  # token, TSA, database, an expired number reservation: retry soon
+        headers = {"Retry-After": str(exc.details.get("retry_after_s", 2))}
     return _json(status, error_body(exc, request), headers)
 
 

@@ -67,10 +67,11 @@ def create_app(
         checkpoints = (
             asyncio.create_task(_checkpoint_regularly(services, cp_interval)) if cp_interval else None
         )
+        sweeper = asyncio.create_task(_sweep_reservations(services, settings.number_reservation_ttl_s))
         try:
             yield
         finally:
-            for task in (delivery, checkpoints):
+            for task in (delivery, checkpoints, sweeper):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -124,6 +125,17 @@ async def _checkpoint_regularly(services: Services, interval_s: float) -> None:
     from api._journal import forward_and_checkpoint
 
     await _every(interval_s, lambda: forward_and_checkpoint(services), "periodic checkpoint")
+
+
+async def _sweep_reservations(services: Services, ttl_s: float) -> None:
+    """Void document numbers reserved by a signing that never ended (its worker died), a while after the
+    reservation's time is up; one loop per worker (``SKIP LOCKED`` keeps them apart)."""
+
+    def round_() -> None:
+        if services.signer is not None:  # the keystore may be wired later
+            services.signer.sweep_reservations()
+
+    await _every(min(60.0, max(1.0, ttl_s / 4)), round_, "number reservation sweep")
 
 
 async def _deliver_webhooks(services: Services, interval_s: float) -> None:

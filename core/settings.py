@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         description="serve: forward lifecycle/policy changes into the ledger and sign a checkpoint when the "
         "tree grew, this often (seconds; 0 = only on demand)",
     )
+    number_reservation_ttl_s: float = Field(
+        default=600.0,
+        ge=1,
+        description="a document number reserved for a signing that has not ended after this long (its "
+        "process died) is voided by the serve workers' sweeper (seconds; longer than any signing can take)",
+    )
 
     @property
     def home_dir(self) -> Path:

@@ -1,12 +1,21 @@
 """Approval document numbers (审批专用文号): gap-free and unique per (sequence, year).
 
-A number is drawn inside the signing transaction: the (sequence, year) counter row is locked
+A number is *reserved* in a short transaction of its own: the (sequence, year) counter row is locked
 (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite writers already hold the database lock from
-``BEGIN IMMEDIATE``), incremented, and the number recorded in ``sig_document_numbers`` as ``USED``. If the
-signing then fails, the caller rolls back to a savepoint taken after the draw and calls :func:`void_number`,
-so the number stays consumed and is recorded ``VOID`` (and logged in the ledger): never reused, never
-silently skipped. If the whole transaction rolls back, the counter rolls back with it and no number was
-ever handed out.
+``BEGIN IMMEDIATE``), incremented, and the number recorded in ``sig_document_numbers`` as ``RESERVED`` with
+the request's idempotency key; the transaction commits at once, so the counter lock is held for
+milliseconds, not for the whole signing. The number then ends in exactly one of two states:
+
+* ``USED``: the signing's final transaction flips ``RESERVED → USED`` together with its ``SEAL_SIGNED``
+  ledger entry and the stored sealed document (:func:`settle_number`);
+* ``VOID``: the signing failed (:func:`void_number`, with a ``DOCUMENT_NUMBER_VOIDED`` ledger entry), or
+  its process died and the reservation outlived ``number_reservation_ttl_s`` (:func:`expired_reservations`,
+  voided by the sweeper the same way).
+
+A retry with the same idempotency key takes over its own ``RESERVED`` number instead of drawing another
+(so a crash followed by a retry leaves no gap). Both flips are conditional (``WHERE status = 'RESERVED'``):
+of two racers on one number exactly one wins; the loser learns it from the row count. A number is never
+reused and never silently skipped; an auditor sees every number's fate.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ DEFAULT_FORMAT = "{township_short}审批〔{year}〕{seq}号"
 CHINA_TZ = timezone(timedelta(hours=8), "CST")
 _FIELDS = {"township_short", "township", "county", "year", "seq"}
 _SUFFIXES = ("民族乡", "街道办事处", "街道", "乡", "镇")
+RESERVED, USED, VOID = "RESERVED", "USED", "VOID"
 
 
 @dataclass(frozen=True)
@@ -70,7 +80,7 @@ def year_of(moment: datetime) -> int:
     return moment.astimezone(CHINA_TZ).year
 
 
-def draw_number(
+def reserve_number(
     session: Session,
     *,
     sequence: str,
@@ -81,6 +91,10 @@ def draw_number(
     idempotency_key: str,
     now: datetime,
 ) -> DrawnNumber:
+    """The number for this request: its own earlier reservation if one is still open, else the next one.
+
+    Run it in a transaction of its own and commit at once: the counter row stays locked until then.
+    """
     check_format(fmt)
     pg = session.get_bind().dialect.name == "postgresql"
     if pg:
@@ -97,6 +111,20 @@ def draw_number(
     if pg:
         q = q.with_for_update()
     last = session.execute(q).scalar_one_or_none()
+    # Under the counter lock: a retry (or a concurrent twin) of this request takes over its reservation.
+    mine = session.execute(
+        select(DocumentNumberRow.seq, DocumentNumberRow.number)
+        .where(
+            DocumentNumberRow.idempotency_key == idempotency_key,
+            DocumentNumberRow.sequence == sequence,
+            DocumentNumberRow.year == year,
+            DocumentNumberRow.status == RESERVED,
+        )
+        .order_by(DocumentNumberRow.seq)
+        .limit(1)
+    ).first()
+    if mine is not None:
+        return DrawnNumber(sequence=sequence, year=year, seq=mine[0], number=mine[1])
     if last is None:  # SQLite: the database lock is held, nobody else can insert meanwhile
         session.execute(insert(NumberCounterRow).values(sequence=sequence, year=year, last_seq=0))
         last = 0
@@ -122,7 +150,7 @@ def draw_number(
             year=year,
             seq=seq,
             number=number,
-            status="USED",
+            status=RESERVED,
             idempotency_key=idempotency_key,
             created_at=now,
         )
@@ -131,17 +159,62 @@ def draw_number(
     return DrawnNumber(sequence=sequence, year=year, seq=seq, number=number)
 
 
-def void_number(session: Session, drawn: DrawnNumber, reason: str) -> None:
-    """Record a drawn number as void (its signing failed); the counter keeps it consumed."""
-    row = session.execute(
-        select(DocumentNumberRow).where(
+def _flip(session: Session, drawn: DrawnNumber, status: str, reason: str | None = None) -> bool:
+    values: dict[str, object] = {"status": status}
+    if reason is not None:
+        values["reason"] = reason[:2000]
+    result = session.execute(
+        update(DocumentNumberRow)
+        .where(
             DocumentNumberRow.sequence == drawn.sequence,
             DocumentNumberRow.year == drawn.year,
             DocumentNumberRow.seq == drawn.seq,
+            DocumentNumberRow.status == RESERVED,
         )
-    ).scalar_one()
-    row.status = "VOID"
-    row.reason = reason[:2000]
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def settle_number(session: Session, drawn: DrawnNumber) -> bool:
+    """``RESERVED → USED``; False when the reservation is no longer open (a twin settled it, or expired)."""
+    return _flip(session, drawn, USED)
+
+
+def void_number(session: Session, drawn: DrawnNumber, reason: str) -> bool:
+    """``RESERVED → VOID`` (its signing failed or never ended); the counter keeps the number consumed.
+
+    False when the reservation is no longer open: then there is nothing to void (and nothing to log).
+    """
+    return _flip(session, drawn, VOID, reason)
+
+
+def expired_reservations(
+    session: Session, before: datetime, limit: int = 100
+) -> list[tuple[DrawnNumber, str]]:
+    """Open reservations made before ``before``, with their idempotency keys, locked for voiding.
+
+    On PostgreSQL the rows are locked ``SKIP LOCKED``: a signing settling one right now keeps it, and two
+    sweepers never void the same number.
+    """
+    q = (
+        select(
+            DocumentNumberRow.sequence,
+            DocumentNumberRow.year,
+            DocumentNumberRow.seq,
+            DocumentNumberRow.number,
+            DocumentNumberRow.idempotency_key,
+        )
+        .where(DocumentNumberRow.status == RESERVED, DocumentNumberRow.created_at < before)
+        .order_by(DocumentNumberRow.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    return [
+        (DrawnNumber(sequence=r[0], year=r[1], seq=r[2], number=r[3]), r[4]) for r in session.execute(q).all()
+    ]
 
 
 def numbers(session: Session, sequence: str, year: int) -> list[tuple[int, str, str]]:

@@ -5,15 +5,20 @@ Plan of one call (nothing nests a database transaction: SQLite writers serialise
   1. outside any write transaction: a replay check by idempotency key; the seal (keystore); the policy
      decision (policies); the TSA identity and the county CRLs (they may write in their own areas);
   2. a denied decision: one transaction with a ``SIGNING_REFUSED`` ledger entry, then ``PolicyDenied``;
-  3. one transaction T: lock the (sequence, year) counter and draw the number; re-check the idempotency key
-     under that lock; take a savepoint; render (template) or open the caller's PDF; stamp, sign, timestamp,
-     add LTV data; store the sealed bytes in ``sig_documents`` and append ``SEAL_SIGNED`` to the ledger;
-     commit. The sealed bytes leave only after the commit.
-  4. a failure after the draw: roll back to the savepoint, mark the number ``VOID``, append
-     ``DOCUMENT_NUMBER_VOIDED``, commit, re-raise. Bad input found before the draw leaves no trace.
+  3. a short transaction: reserve the document number (the (sequence, year) counter row is locked only
+     for it; a retry with the same idempotency key takes over its own open reservation) and re-check the
+     idempotency key under that lock;
+  4. no transaction open: render (template) or open the caller's PDF; stamp, sign in the token, timestamp,
+     add LTV data;
+  5. one transaction: ``RESERVED → USED``, ``SEAL_SIGNED`` in the ledger, the sealed bytes stored; commit.
+     The sealed bytes leave only after the commit.
+  A failure in 4 or 5 voids the number (``DOCUMENT_NUMBER_VOIDED``) in a transaction of its own, except
+  when the database is gone: then the reservation stays open for the retry (or, if none comes, for the
+  sweeper, :meth:`Sealer.sweep_reservations`). Bad input found before 3 leaves no trace.
 
-The counter lock is held while signing (tens of milliseconds): signings of one township serialise, which is
-what makes the numbers gap-free in issue order.
+Signings of one township run side by side: only the number reservation and the final ledger append are
+serialised (milliseconds each), not the stamping, token signature and timestamp (tens of milliseconds).
+Numbers stay gap-free and unique; two signings may reach the ledger in the other order than their numbers.
 """
 
 from __future__ import annotations
@@ -145,11 +150,15 @@ def _parse_enum(enum_cls: Any, value: str, code: str, zh: str) -> Any:
         raise BadInput(code, f"unknown value {value!r}", zh) from None
 
 
+SWEEPER = "yizhang:number-sweeper"  # the actor named in the ledger when a stale reservation is voided
+
+
 def _database_gone() -> Unavailable:
     return Unavailable(
         "DATABASE_UNAVAILABLE",
-        "the database connection was lost during sealing; nothing was sealed or numbered, retry",
-        "盖章过程中数据库连接中断：未盖章、未占用文号，请重试",
+        "the database connection was lost during sealing; nothing was sealed, retry with the same idempotency"
+        " key (it takes over the number reserved for it)",
+        "盖章过程中数据库连接中断：未盖章，请以同一幂等键重试（沿用为其预留的文号）",
     )
 
 
@@ -310,9 +319,10 @@ class Sealer:
         sequence = seal.township_code
         versions = getattr(decision, "versions", None)
 
-        # 3. the transaction
+        # 3. the number, reserved in a short transaction of its own (the counter lock is held for
+        # milliseconds: signings of one township run side by side, not one at a time)
         with transaction(self.engine) as session:
-            drawn = _numbers.draw_number(
+            drawn = _numbers.reserve_number(
                 session,
                 sequence=sequence,
                 year=_numbers.year_of(now),
@@ -324,76 +334,84 @@ class Sealer:
             )
             done = self._stored_in(session, request.idempotency_key, req_hash)
             if done is not None:
-                # a concurrent retry sealed it while we waited for the lock: give this number back
+                # a concurrent retry sealed it while we waited for the lock: this reservation never was
                 session.rollback()
                 return done
-            savepoint = session.begin_nested()
-            try:
-                pdf = self._input_pdf(request, seal, drawn.number, now)
-                source_sha256 = hashlib.sha256(pdf).hexdigest()
-                binding = {
-                    "matter": request.matter_code,
-                    "stage": stage.name,
-                    "document_kind": kind.name,
-                    "document_number": drawn.number,
-                    "idempotency_key": request.idempotency_key,
-                    "seal_id": seal.seal_id,
-                    "policy_revision": getattr(versions, "revision", None),
-                    "source_sha256": source_sha256,
-                }
-                job = SealJob(
-                    key=key,
-                    binding=binding,
-                    level=level,
-                    placement=request.placement,
-                    reason=f"{kind.value}：{request.reason}" if request.reason else kind.value,
-                    location=seal.township,
-                    revocation=revocation,
-                    verify_url=verification_url(self.settings.public_base_url, drawn.number, source_sha256)
-                    if request.verify_qr
-                    else None,
+
+        # 4. render, stamp, sign, timestamp: no transaction open, nothing written
+        try:
+            pdf = self._input_pdf(request, seal, drawn.number, now)
+            source_sha256 = hashlib.sha256(pdf).hexdigest()
+            binding = {
+                "matter": request.matter_code,
+                "stage": stage.name,
+                "document_kind": kind.name,
+                "document_number": drawn.number,
+                "idempotency_key": request.idempotency_key,
+                "seal_id": seal.seal_id,
+                "policy_revision": getattr(versions, "revision", None),
+                "source_sha256": source_sha256,
+            }
+            job = SealJob(
+                key=key,
+                binding=binding,
+                level=level,
+                placement=request.placement,
+                reason=f"{kind.value}：{request.reason}" if request.reason else kind.value,
+                location=seal.township,
+                revocation=revocation,
+                verify_url=verification_url(self.settings.public_base_url, drawn.number, source_sha256)
+                if request.verify_qr
+                else None,
+            )
+            sealed = _run_off_loop(
+                async_seal_pdf(
+                    pdf, job, self.keystore, timestamper, max_bytes=self.settings.max_pdf_bytes, opened=opened
                 )
-                sealed = _run_off_loop(
-                    async_seal_pdf(
-                        pdf,
-                        job,
-                        self.keystore,
-                        timestamper,
-                        max_bytes=self.settings.max_pdf_bytes,
-                        opened=opened,
+            )
+        except Exception as exc:
+            self._give_up(request, drawn, exc, now)
+            raise
+        digest = hashlib.sha256(sealed).hexdigest()
+
+        # 5. settle: USED + SEAL_SIGNED + the stored bytes, in one transaction. The sealed bytes leave only
+        # after its commit.
+        try:
+            with transaction(self.engine) as session:
+                settled = _numbers.settle_number(session, drawn)
+                if settled:
+                    entry = self._log_signed(session, request, seal, stage, kind, drawn, digest, level, now)
+                    session.add(
+                        SealedDocumentRow(
+                            idempotency_key=request.idempotency_key,
+                            seal_id=seal.seal_id,
+                            document_number=drawn.number,
+                            sha256=digest,
+                            request_sha256=req_hash,
+                            level=level.value,
+                            ledger_index=entry.index,
+                            sealed=sealed,
+                            created_at=now,
+                        )
                     )
-                )
-                digest = hashlib.sha256(sealed).hexdigest()
-                entry = self._log_signed(session, request, seal, stage, kind, drawn, digest, level, now)
-                session.add(
-                    SealedDocumentRow(
-                        idempotency_key=request.idempotency_key,
-                        seal_id=seal.seal_id,
-                        document_number=drawn.number,
-                        sha256=digest,
-                        request_sha256=req_hash,
-                        level=level.value,
-                        ledger_index=entry.index,
-                        sealed=sealed,
-                        created_at=now,
-                    )
-                )
-                savepoint.commit()
-            except Exception as exc:
-                if database_unavailable(exc):
-                    # The connection is gone: nothing of this transaction can be written, the number
-                    # draw included, so the whole of it rolls back (as after a crash: no gap, no void)
-                    # and the caller may retry with the same idempotency key.
-                    raise _database_gone() from exc
-                try:
-                    savepoint.rollback()
-                    self._void(session, request, drawn, exc, now)
-                    session.commit()
-                except Exception as void_exc:
-                    if database_unavailable(void_exc):
-                        raise _database_gone() from exc
-                    raise
-                raise
+        except Exception as exc:
+            if database_unavailable(exc):
+                # Nothing of this transaction was written: the number stays reserved for this request,
+                # and a retry with the same idempotency key takes it over (no gap, no void).
+                raise _database_gone() from exc
+            self._give_up(request, drawn, exc, now)
+            raise
+        if not settled:
+            # A twin request with this idempotency key settled the number first (then its document is
+            # the answer), or the reservation outlived its time and was voided.
+            done = self._stored(request.idempotency_key, req_hash)
+            if done is not None:
+                return done
+            raise Unavailable(
+                "DOCUMENT_NUMBER_EXPIRED",
+                f"the reservation of {drawn.number} expired before the signing ended; it was voided, retry",
+                f"文号 {drawn.number} 预留已过期并作废，请重试",
+            )
         return SealedDocument(
             idempotency_key=request.idempotency_key,
             seal_id=seal.seal_id,
@@ -656,18 +674,41 @@ class Sealer:
                 f"refused:{request.idempotency_key}",
             )
 
-    def _void(
+    def _give_up(
         self,
-        session: Session,
         request: SealRequest,
         drawn: _numbers.DrawnNumber,
         exc: BaseException,
         now: datetime,
     ) -> None:
+        """The signing failed after its number was reserved: void the number, in a transaction of its own.
+
+        Not voided (the reservation stays open for a retry, or for the sweeper) when the database is gone.
+        """
+        code = exc.code if isinstance(exc, SealServiceError) else type(exc).__name__
+        try:
+            with transaction(self.engine) as session:
+                operator, key = request.operator.user_id, request.idempotency_key
+                self._void(session, drawn, code, str(exc), operator, key, now)
+        except Exception as void_exc:
+            if database_unavailable(void_exc):
+                raise _database_gone() from exc
+            raise
+
+    def _void(
+        self,
+        session: Session,
+        drawn: _numbers.DrawnNumber,
+        code: str,
+        detail: str,
+        operator: str,
+        idempotency_key: str,
+        now: datetime,
+    ) -> bool:
         from ledger import EntryFields, EntryKind
 
-        code = exc.code if isinstance(exc, SealServiceError) else type(exc).__name__
-        _numbers.void_number(session, drawn, f"{code}: {exc}")
+        if not _numbers.void_number(session, drawn, f"{code}: {detail}"):
+            return False  # settled by a twin request, or voided already: nothing to log
         self.ledger.append(
             session,
             EntryFields(
@@ -675,13 +716,37 @@ class Sealer:
                 at=now,
                 body={
                     "document_number": drawn.number,
-                    "operator": request.operator.user_id,
+                    "operator": operator,
                     "reason": code,
-                    "idempotency_key": request.idempotency_key,
+                    "idempotency_key": idempotency_key,
                 },
             ),
             f"void:{drawn.sequence}:{drawn.year}:{drawn.seq}",
         )
+        return True
+
+    def sweep_reservations(self, older_than: timedelta | None = None) -> list[str]:
+        """Void the numbers whose signing never ended (its process died) and that no retry took over.
+
+        A reservation older than ``older_than`` (default ``number_reservation_ttl_s``) is past any signing's
+        time bound: it is voided with a ``DOCUMENT_NUMBER_VOIDED`` entry (reason
+        ``RESERVATION_EXPIRED``). A late signing that still holds it fails to settle and answers
+        ``DOCUMENT_NUMBER_EXPIRED`` (its bytes never leave). Returns the voided numbers.
+        """
+        default = timedelta(seconds=self.settings.number_reservation_ttl_s)
+        ttl = older_than if older_than is not None else default
+        now = self.clock()
+        voided: list[str] = []
+        while True:
+            with transaction(self.engine) as session:
+                batch = _numbers.expired_reservations(session, now - ttl)
+                for drawn, key in batch:
+                    if self._void(
+                        session, drawn, "RESERVATION_EXPIRED", "its signing never ended", SWEEPER, key, now
+                    ):
+                        voided.append(drawn.number)
+            if len(batch) < 100:
+                return voided
 
 
 def apply_seal(sealer: Sealer, request: SealRequest) -> SealedDocument:

@@ -1,9 +1,10 @@
 """ORM rows of the signer area (tables ``sig_*``). Only this package touches them.
 
 * ``sig_tsa_certs``: the county TSA's certificate (its key is in the token).
-* ``sig_number_counters``: one row per (sequence, year), locked in the signing transaction, so document
-  numbers are gap-free and unique (no database sequence: aborted transactions would leave gaps).
-* ``sig_document_numbers``: every number ever drawn, with its fate (``USED`` or ``VOID``).
+* ``sig_number_counters``: one row per (sequence, year), locked in the short reservation transaction, so
+  document numbers are gap-free and unique (no database sequence: aborted transactions would leave gaps).
+* ``sig_document_numbers``: every number ever drawn, with its fate (``RESERVED`` while its signing runs,
+  then ``USED`` or ``VOID``).
 * ``sig_documents``: sealed output by idempotency key, so a retry returns the same bytes.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
@@ -39,6 +40,8 @@ class DocumentNumberRow(Base):
     __table_args__ = (
         UniqueConstraint("sequence", "year", "seq", name="uq_sig_document_numbers_seq"),
         UniqueConstraint("number", name="uq_sig_document_numbers_number"),
+        Index("ix_sig_document_numbers_key", "idempotency_key"),
+        Index("ix_sig_document_numbers_status", "status", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -46,7 +49,7 @@ class DocumentNumberRow(Base):
     year: Mapped[int] = mapped_column(Integer, nullable=False)
     seq: Mapped[int] = mapped_column(Integer, nullable=False)
     number: Mapped[str] = mapped_column(String(128), nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False)  # USED | VOID
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # RESERVED | USED | VOID
     idempotency_key: Mapped[str] = mapped_column(String(200), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -224,3 +224,31 @@ def register(app: typer.Typer) -> None:
                 },
                 as_json,
             )
+
+    @app.command("sweep-numbers")
+    def sweep_numbers(
+        older_than: Annotated[
+            float | None,
+            typer.Option("--older-than", help="seconds; default YIZHANG_NUMBER_RESERVATION_TTL_S"),
+        ] = None,
+        home: HomeOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Void document numbers whose signing never ended (a process died after reserving them).
+
+        ``yizhang serve`` does this by itself; run it by hand after a crash, once no signing is running,
+        with ``--older-than 0`` to settle every open reservation at once."""
+        from datetime import timedelta
+
+        from api._services import build_services
+
+        with cli_errors(as_json):
+            if older_than is not None and older_than < 0:
+                raise BadInput("ARGUMENTS_INVALID", "--older-than must be ≥ 0", "--older-than 须 ≥ 0")
+            services = build_services(settings_for(home))
+            try:
+                ttl = timedelta(seconds=older_than) if older_than is not None else None
+                voided = services.need("signer").sweep_reservations(ttl)
+            finally:
+                services.close()
+            emit({"voided": voided}, as_json)

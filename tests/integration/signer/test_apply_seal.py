@@ -50,9 +50,8 @@ def test_apply_seal_logs_numbers_and_replays(
     assert binding["document_number"] == first.document_number
     assert binding["stage"] == "ACCEPT" and binding["document_kind"] == "ACCEPTANCE_NOTICE"
 
-    entry = ledger.entry(first.ledger_index) if hasattr(ledger, "entry") else None
-    if entry is not None:
-        assert entry.body["document_sha256"] == first.sha256
+    entry = ledger.get(first.ledger_index)
+    assert entry.kind.value == "SEAL_SIGNED" and entry.body["document_sha256"] == first.sha256
 
     again = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk))
     assert again.replayed and again.pdf == first.pdf and again.ledger_index == first.ledger_index
@@ -398,3 +397,103 @@ def test_async_entry_point_and_guard(sealer: Any, xingjiang_seal: Any, xingjiang
     # refused before any number was drawn: the next one is 2, and nothing was voided
     after = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="async-3"))
     assert after.document_number.endswith("〕2号")
+
+
+def _reserve_as_if_crashed(sealer: Any, seal: Any, key: str) -> Any:
+    """What a process that died mid-signing leaves: its number reserved, committed, never settled."""
+    from core.db import transaction
+    from signer._numbers import reserve_number, year_of
+
+    with transaction(sealer.engine) as s:
+        return reserve_number(
+            s,
+            sequence=seal.township_code,
+            year=year_of(sealer.clock()),
+            fmt=sealer.number_format,
+            township=seal.township,
+            county=seal.county,
+            idempotency_key=key,
+            now=sealer.clock(),
+        )
+
+
+def test_retry_after_a_crash_takes_over_the_reserved_number(
+    sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any, ledger: Any, engine: Any
+) -> None:
+    from core.db import transaction
+    from signer._numbers import numbers
+
+    left = _reserve_as_if_crashed(sealer, xingjiang_seal, "crashed")
+    other = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="meanwhile"))
+    retried = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="crashed"))
+    assert retried.document_number == left.number and retried.document_number.endswith("〕1号")
+    assert other.document_number.endswith("〕2号")
+    with transaction(engine) as s:
+        assert [(n, st) for n, _, st in numbers(s, xingjiang_seal.township_code, 2026)] == [
+            (1, "USED"),
+            (2, "USED"),
+        ]
+    assert sealer.sweep_reservations(__import__("datetime").timedelta(0)) == []  # nothing left open
+    report = ledger.audit()
+    assert report.ok and report.size == 2
+
+
+def test_sweeper_voids_what_a_dead_signing_left_and_logs_it(
+    sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any, ledger: Any, engine: Any
+) -> None:
+    from datetime import timedelta
+
+    from core.db import transaction
+    from signer._numbers import numbers
+
+    left = _reserve_as_if_crashed(sealer, xingjiang_seal, "dead")
+    assert sealer.sweep_reservations() == []  # younger than number_reservation_ttl_s: kept for a retry
+    assert sealer.sweep_reservations(timedelta(0)) == [left.number]
+    assert sealer.sweep_reservations(timedelta(0)) == []  # once
+    later = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="dead"))
+    assert later.document_number.endswith("〕2号")  # the voided number is never reused, not even by its key
+    with transaction(engine) as s:
+        assert [(n, st) for n, _, st in numbers(s, xingjiang_seal.township_code, 2026)] == [
+            (1, "VOID"),
+            (2, "USED"),
+        ]
+    report = ledger.audit()
+    assert report.ok and report.size == 2
+    voided = ledger.get(0)
+    assert voided.kind.value == "DOCUMENT_NUMBER_VOIDED"
+    assert voided.body["reason"] == "RESERVATION_EXPIRED" and voided.body["document_number"] == left.number
+    assert voided.body["operator"] == "yizhang:number-sweeper" and voided.body["idempotency_key"] == "dead"
+
+
+def test_a_signing_outliving_its_reservation_releases_nothing(
+    sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any, ledger: Any, engine: Any
+) -> None:
+    """The sweeper voids the number while the signing still runs: the late settle fails, nothing leaves."""
+    from datetime import timedelta
+
+    from core.db import transaction
+    from core.errors import Unavailable
+    from signer._numbers import numbers
+    from signer._storage import SealedDocumentRow
+    from signer._tsa import CountyTimeStamper
+
+    class SlowTsa(CountyTimeStamper):
+        async def async_request_tsa_response(self, req: Any) -> Any:
+            sealer.sweep_reservations(timedelta(0))  # meanwhile, the reservation's time ran out
+            return await super().async_request_tsa_response(req)
+
+    working = sealer.timestamper
+    sealer._timestamper = SlowTsa(sealer.county_tsa())
+    try:
+        with pytest.raises(Unavailable) as err:
+            sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="slow"))
+    finally:
+        sealer._timestamper = working
+    assert err.value.code == "DOCUMENT_NUMBER_EXPIRED"
+    with transaction(engine) as s:
+        assert [(n, st) for n, _, st in numbers(s, xingjiang_seal.township_code, 2026)] == [(1, "VOID")]
+        assert s.get(SealedDocumentRow, "slow") is None
+    retry = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="slow"))
+    assert retry.document_number.endswith("〕2号") and not retry.replayed
+    report = ledger.audit()
+    assert report.ok and report.size == 2  # DOCUMENT_NUMBER_VOIDED, SEAL_SIGNED

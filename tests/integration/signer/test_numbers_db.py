@@ -37,9 +37,24 @@ def pg_engine(pg_url: str) -> Any:
     eng.dispose()
 
 
-def test_concurrent_draws_are_gap_free(pg_engine: Any) -> None:
+def _reserve(session: Any, key: str, year: int = 2026) -> Any:
+    from signer._numbers import DEFAULT_FORMAT, reserve_number
+
+    return reserve_number(
+        session,
+        sequence="360732-11",
+        year=year,
+        fmt=DEFAULT_FORMAT,
+        township="兴江乡",
+        county="兴国县",
+        idempotency_key=key,
+        now=NOW,
+    )
+
+
+def test_concurrent_reservations_are_gap_free(pg_engine: Any) -> None:
     from core.db import transaction
-    from signer._numbers import DEFAULT_FORMAT, draw_number, numbers, void_number
+    from signer._numbers import numbers, settle_number, void_number
 
     errors: list[BaseException] = []
 
@@ -47,33 +62,16 @@ def test_concurrent_draws_are_gap_free(pg_engine: Any) -> None:
         try:
             for i in range(10):
                 with transaction(pg_engine) as s:
-                    drawn = draw_number(
-                        s,
-                        sequence="360732-11",
-                        year=2026,
-                        fmt=DEFAULT_FORMAT,
-                        township="兴江乡",
-                        county="兴国县",
-                        idempotency_key=f"{w}-{i}",
-                        now=NOW,
-                    )
-                    if i % 4 == 3:  # the signing failed after the draw: the number is voided, kept
-                        sp = s.begin_nested()
-                        sp.rollback()
-                        void_number(s, drawn, "SIGNING_FAILED")
-                if i == 5:  # a transaction that dies whole gives its number back
+                    drawn = _reserve(s, f"{w}-{i}")
+                with transaction(pg_engine) as s:
+                    if i % 4 == 3:  # the signing failed after the reservation: the number is voided, kept
+                        assert void_number(s, drawn, "SIGNING_FAILED")
+                    else:
+                        assert settle_number(s, drawn)
+                if i == 5:  # a reservation whose transaction dies whole gives its number back
                     try:
                         with transaction(pg_engine) as s:
-                            draw_number(
-                                s,
-                                sequence="360732-11",
-                                year=2026,
-                                fmt=DEFAULT_FORMAT,
-                                township="兴江乡",
-                                county="兴国县",
-                                idempotency_key=f"{w}-abort",
-                                now=NOW,
-                            )
+                            _reserve(s, f"{w}-abort")
                             raise RuntimeError("abort")
                     except RuntimeError:
                         pass
@@ -92,8 +90,55 @@ def test_concurrent_draws_are_gap_free(pg_engine: Any) -> None:
     assert [n for n, _, _ in got] == list(range(1, 61))
     assert len({num for _, num, _ in got}) == 60
     assert sum(1 for _, _, st in got if st == "VOID") == 12
+    assert {st for _, _, st in got} == {"USED", "VOID"}
     assert got[16][1] == "兴江审批〔2026〕17号"
     assert other == []
+
+
+def test_a_retry_takes_over_its_reservation_and_only_one_flip_wins(pg_engine: Any) -> None:
+    from core.db import transaction
+    from signer._numbers import expired_reservations, numbers, settle_number, void_number
+
+    with transaction(pg_engine) as s:
+        first = _reserve(s, "k-crashed")  # its process dies here: RESERVED, never settled
+    with transaction(pg_engine) as s:
+        other = _reserve(s, "k-other")
+    with transaction(pg_engine) as s:
+        again = _reserve(s, "k-crashed")  # the client's retry
+    assert again == first and other.seq == 2
+    with transaction(pg_engine) as s:
+        assert numbers(s, "360732-11", 2026) == [
+            (1, first.number, "RESERVED"),
+            (2, other.number, "RESERVED"),
+        ]
+    # two twins racing to settle one number: exactly one wins, and a void after it is refused
+    with transaction(pg_engine) as s:
+        assert settle_number(s, first) is True
+    with transaction(pg_engine) as s:
+        assert settle_number(s, first) is False
+        assert void_number(s, first, "late") is False
+    # a later retry of a settled key draws nothing new from its old reservation
+    with transaction(pg_engine) as s:
+        stale = expired_reservations(s, datetime(2027, 1, 1, tzinfo=UTC))
+        fresh = expired_reservations(s, NOW)  # reserved at NOW: not before it
+    assert [(d.seq, key) for d, key in stale] == [(2, "k-other")]
+    assert fresh == []
+
+
+def test_sweeper_skips_a_reservation_being_settled(pg_engine: Any) -> None:
+    """PostgreSQL: a number row locked by a settling signing is skipped, not waited for, not voided."""
+    from core.db import transaction
+    from signer._numbers import expired_reservations, settle_number
+
+    with transaction(pg_engine) as s:
+        a = _reserve(s, "k-a")
+        b = _reserve(s, "k-b")
+    later = datetime(2027, 1, 1, tzinfo=UTC)
+    with transaction(pg_engine) as settling:
+        assert settle_number(settling, a)  # row a locked until this commits
+        with transaction(pg_engine) as sweeping:
+            seen = expired_reservations(sweeping, later)
+        assert [d.seq for d, _ in seen] == [b.seq]
 
 
 def test_number_format_rules() -> None:
