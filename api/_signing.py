@@ -628,16 +628,12 @@ class SigningWorkflow:
         if store is None:
             return department_code
         try:
-            for m in store.matters(_county_of(store, township_code)):
-                if m.code == matter_code:
-                    return m.supervising_department or m.department_code or department_code
+            m = store.matter_for(township_code, matter_code)  # one query, cached per policy revision
         except SealServiceError:  # the feed entry still goes out, to the seal's department
             return department_code
-        return department_code
-
-
-def _county_of(store: Any, township_code: str) -> str:
-    return str(store.organisation(township_code).county_code)
+        if m is None:
+            return department_code
+        return m.supervising_department or m.department_code or department_code
 
 
 def _publish(s: Session, row: SigningRequestRow, event: str, now: datetime, supervisor: str | None) -> None:

@@ -243,6 +243,7 @@ class PolicyStore:
         self.engine = engine
         self._clock = clock or (lambda: datetime.now(UTC))
         self._facts_cache: dict[tuple[Any, ...], PolicyFacts] = {}
+        self._matter_cache: dict[tuple[int, str, str], Matter | None] = {}
 
     # -- revisions ------------------------------------------------------------------------------------------
 
@@ -544,6 +545,34 @@ class PolicyStore:
                 _matter(r)
                 for r in sorted(self._matter_rows(s, county_code, revision).values(), key=lambda r: r.code)
             ]
+
+    def matter_for(self, township_code: str, matter_code: str) -> Matter | None:
+        """The current catalog entry of ``matter_code`` in the county of ``township_code`` (``None`` if the
+        township or the matter is unknown or retired). Cached per revision like :meth:`facts_for`: one
+        query per call (the current revision), where :meth:`matters` loads the whole catalog."""
+        with transaction(self.engine) as s:
+            rev = self.current_revision(s)
+            key = (rev, township_code, matter_code)
+            if key in self._matter_cache:
+                return self._matter_cache[key]
+            township = self._org_row(s, township_code, rev)
+            found: Matter | None = None
+            if township is not None and township.county_code:
+                row = s.scalars(
+                    select(PolMatter)
+                    .where(
+                        PolMatter.county_code == township.county_code,
+                        PolMatter.code == matter_code,
+                        PolMatter.revision <= rev,
+                    )
+                    .order_by(PolMatter.revision.desc())
+                    .limit(1)
+                ).first()
+                found = None if row is None or row.retired else _matter(row)
+            if len(self._matter_cache) >= _FACTS_CACHE_MAX:
+                self._matter_cache.clear()
+            self._matter_cache[key] = found
+            return found
 
     def set_stage_kinds(self, county_code: str, table: dict[str, Any], *, actor: str) -> int:
         """A county's own stage -> document-kind table (JSON as in policies/stage_kinds.default.json)."""

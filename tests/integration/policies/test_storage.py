@@ -124,6 +124,24 @@ def test_cached_facts_follow_a_change_made_through_another_store(policy_store: P
     assert policy_store.decide_now(_accept(), at).allowed
 
 
+def test_matter_for_reads_one_matter_and_follows_a_new_catalog(policy_store: PolicyStore) -> None:
+    """The supervising department's lookup (审管联动) reads one matter, cached per revision."""
+    whole = {m.code: m for m in policy_store.matters(XINGGUO)}
+    assert policy_store.matter_for(MEIJIAO, RELIEF) == whole[RELIEF]
+    assert policy_store.matter_for(MEIJIAO, RELIEF) == whole[RELIEF]  # from the cache
+    assert policy_store.matter_for(MEIJIAO, "NO-SUCH") is None
+    assert policy_store.matter_for("nowhere", RELIEF) is None
+    PolicyStore(policy_store.engine).import_catalog(  # another process replaces the catalog
+        XINGGUO,
+        "code,name,power_type,mode\nC1,新事项,公共服务,\n".encode(),
+        actor="bureau-admin",
+        fmt="county",
+    )
+    assert policy_store.matter_for(MEIJIAO, RELIEF) is None
+    c1 = policy_store.matter_for(MEIJIAO, "C1")
+    assert c1 is not None and c1.name == "新事项"
+
+
 def test_agreement_lifecycle_drives_the_decision(policy_store: PolicyStore) -> None:
     agr = _agreement(policy_store)
     at = T0 + timedelta(days=10)

@@ -36,3 +36,42 @@ def test_read_only_uri_makes_no_directory(tmp_path, monkeypatch) -> None:
     eng = make_engine(f"sqlite:///file:{tmp_path / 'x.db'}?mode=rwc&uri=true")
     eng.dispose()
     assert not (tmp_path / "file:").exists()
+
+
+def test_dead_pooled_connection_replaced_after_idling_reported_when_fresh(pg_url, monkeypatch) -> None:
+    """The server drops our connection (restart, idle kill): an idle one is pinged and replaced silently;
+    one used again at once fails with an error the API answers 503, and the next checkout connects anew."""
+    import psycopg
+    import pytest
+    from sqlalchemy.exc import SQLAlchemyError
+
+    import core.db as db
+    from core.db import database_unavailable, transaction
+
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.2)
+    eng = make_engine(pg_url, pool_size=1)
+    admin = pg_url.replace("postgresql+psycopg://", "postgresql://")
+
+    def backend() -> int:
+        with transaction(eng) as s:
+            return int(s.execute(text("select pg_backend_pid()")).scalar_one())
+
+    def kill(pid: int) -> None:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute("select pg_terminate_backend(%s)", (pid,))
+
+    try:
+        first = backend()
+        kill(first)
+        import time
+
+        time.sleep(0.5)  # idle longer than PING_AFTER_IDLE_S: pinged, found dead, replaced
+        second = backend()
+        assert second != first
+        kill(second)  # used again at once: not pinged, the statement fails
+        with pytest.raises(SQLAlchemyError) as err:
+            backend()
+        assert database_unavailable(err.value)
+        assert backend() not in (first, second)  # the pool was invalidated: a new connection
+    finally:
+        eng.dispose()
