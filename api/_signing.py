@@ -42,6 +42,8 @@ class Status:
 
 
 DECISION_STATUSES = ("CHANGED", "WITHDRAWN", "REVOKED", "CANCELLED")  # 变更、撤回、撤销、注销
+# After these a decision has no effect left to change (a changed decision may still be withdrawn etc.).
+FINAL_DECISION_STATUSES = frozenset({"WITHDRAWN", "REVOKED", "CANCELLED"})
 # Reasons that only say "a principal must approve": the request goes to the queue instead of being refused.
 APPROVAL_ONLY = frozenset({"APPROVAL_MISSING"})
 # Reasons about the approver alone: the approval is refused, the request stays in the queue.
@@ -121,6 +123,18 @@ class SigningRequestView:
             error_code=row.error_code,
             created_at=aware(row.created_at),
         )
+
+
+@dataclass(frozen=True)
+class DecisionEvent:
+    """One step in the life of an issued decision: ``ISSUED`` (sealed) or a status change; with the index of
+    the ledger entry that records it (``None`` only for changes recorded before that index was kept)."""
+
+    status: str  # ISSUED | CHANGED | WITHDRAWN | REVOKED | CANCELLED
+    at: datetime
+    ledger_index: int | None
+    actor: str | None = None
+    reason: str | None = None
 
 
 def _now() -> datetime:
@@ -575,12 +589,46 @@ class SigningWorkflow:
             raise Conflict("NOT_SEALED", "no ledger entry yet", "尚无台账记录")
         return str(self.services.need("ledger").receipt(view.ledger_index).to_text())
 
-    def change_decision_status(
+    # -- the decision's lifecycle (变更、撤回、撤销、注销) -----------------------------------------------
+    @staticmethod
+    def _ensure_lifecycle_allowed(
+        principal: Principal, target: SigningRequestRow | SigningRequestView
+    ) -> None:
+        """Raises unless ``principal`` may change the status of this decision now: a role holding
+        DECISION_LIFECYCLE, the decision's organisation in scope, an issued decision not yet final.
+        The API route, the console's actions and the console's pages all go through here."""
+        from api._authz import Permission
+
+        if not principal.may(Permission.DECISION_LIFECYCLE):
+            raise PermissionDenied(
+                "ROLE_FORBIDDEN",
+                f"role {principal.role.value} may not change a decision's status",
+                f"角色 {principal.role.value} 无权变更文书效力",
+            )
+        principal.ensure_scope(township_code=target.township_code, department_code=target.department_code)
+        if target.status != Status.SEALED or not target.document_number:
+            raise Conflict(
+                "NOT_SEALED",
+                "only an issued (sealed) decision can change status",
+                "仅已用印的决定可变更状态",
+            )
+        if target.decision_status in FINAL_DECISION_STATUSES:
+            raise Conflict(
+                "DECISION_FINAL", f"the decision is already {target.decision_status}", "该决定已失效"
+            )
+
+    def lifecycle_actions(self, principal: Principal, view: SigningRequestView) -> tuple[str, ...]:
+        """The statuses ``principal`` may give this decision now; empty when none (deny by default)."""
+        try:
+            self._ensure_lifecycle_allowed(principal, view)
+        except SealServiceError:
+            return ()
+        return DECISION_STATUSES
+
+    def check_decision_status(
         self, principal: Principal, request_id: str, status: str, reason: str
     ) -> SigningRequestView:
-        """变更、撤回、撤销、注销 an issued decision: a ledger entry, the request's status, a feed event."""
-        from ledger import EntryFields, EntryKind
-
+        """Every check of :meth:`change_decision_status`, without writing (the console's confirmation)."""
         if status not in DECISION_STATUSES:
             raise BadInput(
                 "DECISION_STATUS_INVALID", f"status must be one of {DECISION_STATUSES}", "状态无效"
@@ -588,21 +636,28 @@ class SigningWorkflow:
         if not reason.strip():
             raise BadInput("REASON_REQUIRED", "a status change needs a reason", "须填写理由")
         current = self.get(principal, request_id)
+        self._ensure_lifecycle_allowed(principal, current)
+        return current
+
+    def change_decision_status(
+        self, principal: Principal, request_id: str, status: str, reason: str
+    ) -> SigningRequestView:
+        """变更、撤回、撤销、注销 an issued decision: a ledger entry, the request's status, a feed event."""
+        return self.record_decision_status(principal, request_id, status, reason)[0]
+
+    def record_decision_status(
+        self, principal: Principal, request_id: str, status: str, reason: str
+    ) -> tuple[SigningRequestView, DecisionEvent]:
+        """As :meth:`change_decision_status`, also returning the event with its ledger entry's index."""
+        from ledger import EntryFields, EntryKind
+
+        current = self.check_decision_status(principal, request_id, status, reason)
         supervisor = self._supervisor_of(current.matter_code, current.township_code, current.department_code)
         now = _now()
         with transaction(self.services.sessions) as s:
             row = self._load(s, principal, request_id)
-            if row.status != Status.SEALED or not row.document_number:
-                raise Conflict(
-                    "NOT_SEALED",
-                    "only an issued (sealed) decision can change status",
-                    "仅已用印的决定可变更状态",
-                )
-            if row.decision_status in {"REVOKED", "CANCELLED", "WITHDRAWN"}:
-                raise Conflict(
-                    "DECISION_FINAL", f"the decision is already {row.decision_status}", "该决定已失效"
-                )
-            self.services.need("ledger").append(
+            self._ensure_lifecycle_allowed(principal, row)  # again: the state may have moved since the read
+            entry = self.services.need("ledger").append(
                 s,
                 EntryFields(
                     kind=EntryKind.DECISION_STATUS_CHANGED,
@@ -619,8 +674,56 @@ class SigningWorkflow:
             )
             row.decision_status = status
             row.updated_at = now
-            _publish(s, row, "DECISION_STATUS_CHANGED", now, supervisor)
-            return SigningRequestView.from_row(row)
+            _publish(s, row, "DECISION_STATUS_CHANGED", now, supervisor, {"status_ledger_index": entry.index})
+            event = DecisionEvent(status, entry.at, entry.index, principal.account.username, reason)
+            return SigningRequestView.from_row(row), event
+
+    def decision_history(self, principal: Principal, request_id: str) -> tuple[DecisionEvent, ...]:
+        """The decision's life, oldest first: issued, then each status change as its ledger entry says.
+
+        The outbox (one event per issue and change, never pruned) says which ledger entries belong to the
+        request; what each change was, by whom and why is read back from the ledger entry itself."""
+        from ledger import EntryKind
+
+        with transaction(self.services.sessions) as s:
+            self._load(s, principal, request_id)
+            rows = s.scalars(
+                select(OutboxRow).where(OutboxRow.request_id == request_id).order_by(OutboxRow.event_id)
+            ).all()
+            events = [(r.event, json.loads(r.payload), aware(r.created_at)) for r in rows]
+        ledger = self.services.ledger
+        history: list[DecisionEvent] = []
+        seen: set[int] = set()
+        for kind, payload, at in events:
+            if kind == "DECISION_ISSUED":
+                index = payload.get("ledger_index")
+                history.append(DecisionEvent("ISSUED", at, index if isinstance(index, int) else None))
+                continue
+            index = payload.get("status_ledger_index")
+            if not isinstance(index, int) or ledger is None:
+                history.append(DecisionEvent(str(payload.get("decision_status")), at, None))
+                continue
+            if index in seen:  # a retried change (same status and reason) is one ledger entry
+                continue
+            seen.add(index)
+            entry = ledger.get(index)
+            body = entry.body
+            if entry.kind is not EntryKind.DECISION_STATUS_CHANGED or body.get("request_id") != request_id:
+                raise Conflict(
+                    "LEDGER_REFERENCE_MISMATCH",
+                    f"ledger entry {index} is not this request's status change",
+                    "台账记录与该申请不符",
+                )
+            history.append(
+                DecisionEvent(
+                    str(body["status"]),
+                    entry.at,
+                    index,
+                    str(body.get("actor", "")),
+                    str(body.get("reason", "")),
+                )
+            )
+        return tuple(history)
 
     def _supervisor_of(self, matter_code: str, township_code: str, department_code: str | None) -> str | None:
         """The supervising department of the matter (审管联动), read before any write transaction."""
@@ -636,7 +739,14 @@ class SigningWorkflow:
         return m.supervising_department or m.department_code or department_code
 
 
-def _publish(s: Session, row: SigningRequestRow, event: str, now: datetime, supervisor: str | None) -> None:
+def _publish(
+    s: Session,
+    row: SigningRequestRow,
+    event: str,
+    now: datetime,
+    supervisor: str | None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """An outbox event for the supervision feed: no personal data, only what a supervisor needs."""
     s.add(
         OutboxRow(
@@ -657,6 +767,7 @@ def _publish(s: Session, row: SigningRequestRow, event: str, now: datetime, supe
                     "ledger_index": row.ledger_index,
                     "sealed_sha256": row.sealed_sha256,
                     "at": now.isoformat(),
+                    **(extra or {}),
                 },
                 ensure_ascii=False,
             ),

@@ -4,8 +4,8 @@ It carries the same access marker as :func:`api._authz.require` (the route-walk 
 same session table (:func:`api._accounts.resolve_session`) and the same role table
 (:data:`api._authz.ROLE_PERMISSIONS`). What differs is the answer a browser gets: no session → a redirect to
 the login page; a role without the permission or a form without the CSRF token → an HTML page with status
-403. The handler receives a :class:`Gate` and must return ``gate.refusal`` when it is set; only an allowed
-gate carries a principal.
+403 and the API's code for the same refusal (``ROLE_FORBIDDEN``, ``CSRF_FAILED``). The handler receives a
+:class:`Gate` and must return ``gate.refusal`` when it is set; only an allowed gate carries a principal.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Gate:
 
 
 def console_gate(
-    *permissions: Permission, refuse: Callable[[Request, int, str], Response]
+    *permissions: Permission, refuse: Callable[[Request, int, str, str], Response]
 ) -> Callable[[Request], Awaitable[Gate]]:
     if not permissions:
         raise ValueError("console_gate() needs at least one permission")
@@ -67,11 +67,13 @@ def console_gate(
             form = await request.form()
             presented = form.get("csrf_token")
             if not csrf_matches(console.csrf_token, presented if isinstance(presented, str) else None):
-                return Gate(None, refusal=refuse(request, 403, "表单校验失败（CSRF），请刷新页面后重试。"))
+                message = "表单校验失败（CSRF），请刷新页面后重试。"
+                return Gate(None, refusal=refuse(request, 403, message, "CSRF_FAILED"))
         principal = Principal(console.account, "session")
         request.state.account_id = console.account.account_id
         if not needed <= ROLE_PERMISSIONS.get(principal.role, frozenset()):
-            return Gate(None, refusal=refuse(request, 403, "当前角色无权访问此页面。"))
+            # the API's code for the same refusal (api._authz.require)
+            return Gate(None, refusal=refuse(request, 403, "当前角色无权访问此页面。", "ROLE_FORBIDDEN"))
         _check_rate(request.app.state.account_bucket, console.account.account_id)
         request.state.principal = principal
         return Gate(principal, console.csrf_token)

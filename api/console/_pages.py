@@ -65,6 +65,10 @@ ApproverGate = Annotated[Gate, Depends(_gate(P.SIGNING_APPROVE))]
 ReportsGate = Annotated[Gate, Depends(_gate(P.REPORTS_READ))]
 LedgerGate = Annotated[Gate, Depends(_gate(P.LEDGER_READ))]
 SealsGate = Annotated[Gate, Depends(_gate(P.SEALS_READ))]
+LifecycleGate = Annotated[Gate, Depends(_gate(P.DECISION_LIFECYCLE))]
+#: 变更、撤回、撤销、注销: the action's name on its button, and the history's name for the event.
+ACTION_NAMES = {"CHANGED": "变更", "WITHDRAWN": "撤回", "REVOKED": "撤销", "CANCELLED": "注销"}
+EVENT_NAMES = {"ISSUED": "用印签发", **ACTION_NAMES}
 
 
 def _workflow(request: Request) -> SigningWorkflow:
@@ -348,11 +352,87 @@ def router_for(settings: Settings) -> APIRouter:
     ) -> Response:
         if gate.refusal is not None:
             return gate.refusal
+        workflow = _workflow(request)
         try:
-            view = _workflow(request).get(gate.who, request_id[:64])
+            view = workflow.get(gate.who, request_id[:64])
+            history = workflow.decision_history(gate.who, view.request_id) if view.document_number else ()
         except SealServiceError as exc:
-            return refuse(request, 404 if exc.code.endswith("NOT_FOUND") else 403, exc.message_zh)
-        return page(request, "request.html", gate, r=view, **_flash(msg, error))
+            return refuse(request, 404 if exc.code.endswith("NOT_FOUND") else 403, exc.message_zh, exc.code)
+        return page(
+            request,
+            "request.html",
+            gate,
+            r=view,
+            # what the caller may do is the workflow's answer (the same check the API's change runs)
+            actions=workflow.lifecycle_actions(gate.who, view),
+            action_names=ACTION_NAMES,
+            event_names=EVENT_NAMES,
+            history=history,
+            **_flash(msg, error),
+        )
+
+    # -- decision lifecycle: 变更、撤回、撤销、注销 (principal of the township, the entrusting department) ---
+    async def _lifecycle_form(request: Request) -> tuple[str, str]:
+        form = await request.form()
+        status, reason = form.get("status"), form.get("reason")
+        return (
+            status.strip()[:16] if isinstance(status, str) else "",
+            reason.strip()[:1000] if isinstance(reason, str) else "",
+        )
+
+    def _lifecycle_refusal(request: Request, request_id: str, exc: SealServiceError) -> Response:
+        """Scope and role refusals are a 403 page with the code; the rest go back to the request's page."""
+        if exc.family in {"permission_denied", "not_found"}:
+            status = 404 if exc.family == "not_found" else 403
+            return refuse(request, status, exc.message_zh, exc.code)
+        return _back(f"/ui/requests/{request_id}", f"{exc.message_zh}（{exc.code}）", error=True)
+
+    @router.post("/requests/{request_id}/status/confirm", response_class=HTMLResponse)
+    async def lifecycle_confirm(request_id: str, request: Request, gate: LifecycleGate) -> Response:
+        """Step 1: every check of the change, nothing written; the page asks to confirm."""
+        if gate.refusal is not None:
+            return gate.refusal
+        request_id = request_id[:64]
+        status, reason = await _lifecycle_form(request)
+        workflow = _workflow(request)
+
+        def check() -> Any:
+            return workflow.check_decision_status(gate.who, request_id, status, reason)
+
+        try:
+            view = await anyio.to_thread.run_sync(check)
+        except SealServiceError as exc:
+            return _lifecycle_refusal(request, request_id, exc)
+        return page(
+            request,
+            "decision_confirm.html",
+            gate,
+            r=view,
+            status=status,
+            action=ACTION_NAMES[status],
+            reason=reason,
+        )
+
+    @router.post("/requests/{request_id}/status")
+    async def lifecycle_change(request_id: str, request: Request, gate: LifecycleGate) -> Response:
+        """Step 2: the change itself (a ledger entry), then back to the request with the result."""
+        if gate.refusal is not None:
+            return gate.refusal
+        request_id = request_id[:64]
+        status, reason = await _lifecycle_form(request)
+        workflow = _workflow(request)
+
+        def change() -> Any:
+            return workflow.record_decision_status(gate.who, request_id, status, reason)
+
+        try:
+            view, event = await anyio.to_thread.run_sync(change)
+        except SealServiceError as exc:
+            return _lifecycle_refusal(request, request_id, exc)
+        from api.console._render import DECISION_NAMES
+
+        done = f"已{ACTION_NAMES[status]}：文书效力为“{DECISION_NAMES.get(view.decision_status)}”"
+        return _back(f"/ui/requests/{request_id}", f"{done}，台账序号 {event.ledger_index}")
 
     @router.get("/requests/{request_id}/sealed.pdf")
     def download(request_id: str, request: Request, gate: ReaderGate) -> Response:
@@ -362,7 +442,7 @@ def router_for(settings: Settings) -> APIRouter:
             view = _workflow(request).get(gate.who, request_id[:64])
             pdf = _workflow(request).document(gate.who, request_id[:64])
         except SealServiceError as exc:
-            return refuse(request, 409 if exc.code == "NOT_SEALED" else 403, exc.message_zh)
+            return refuse(request, 409 if exc.code == "NOT_SEALED" else 403, exc.message_zh, exc.code)
         name = quote(f"{view.document_number or view.request_id}.pdf")
         return Response(
             pdf,
@@ -377,7 +457,7 @@ def router_for(settings: Settings) -> APIRouter:
         try:
             text = _workflow(request).receipt(gate.who, request_id[:64])
         except SealServiceError as exc:
-            return refuse(request, 409 if exc.code == "NOT_SEALED" else 403, exc.message_zh)
+            return refuse(request, 409 if exc.code == "NOT_SEALED" else 403, exc.message_zh, exc.code)
         return Response(
             text,
             media_type="text/plain; charset=utf-8",

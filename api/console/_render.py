@@ -154,9 +154,21 @@ def page(request: Request, template: str, gate: Any, *, status_code: int = 200, 
     return response
 
 
-def refuse(request: Request, status_code: int, message_zh: str) -> Response:
-    """An HTML refusal (403/404/409) for a browser: the reason, and a way back."""
+def refuse(request: Request, status_code: int, message_zh: str, code: str = "") -> Response:
+    """An HTML refusal (403/404/409) for a browser: the reason, its stable code (also in the
+    ``X-Error-Code`` header, for scripts), and a way back."""
     try:
-        return page(request, "refused.html", None, status_code=status_code, message=message_zh, is_error=True)
+        response = page(
+            request,
+            "refused.html",
+            None,
+            status_code=status_code,
+            message=message_zh,
+            is_error=True,
+            error_code=code,
+        )
     except Exception:  # noqa: BLE001 - never let the refusal itself become a 500
-        return HTMLResponse(f"<p>{status_code}</p>", status_code=status_code)
+        response = HTMLResponse(f"<p>{status_code} {code}</p>", status_code=status_code)
+    if code:
+        response.headers["X-Error-Code"] = code
+    return response

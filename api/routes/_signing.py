@@ -216,10 +216,18 @@ def router_for(settings: Settings) -> APIRouter:
     def change_status(
         request_id: str, body: StatusIn, request: Request, principal: Lifecycle
     ) -> dict[str, Any]:
-        """变更、撤回、撤销、注销 an issued decision (a ledger entry; verifiers then report it)."""
-        return _view(
-            _workflow(request).change_decision_status(principal, request_id, body.status, body.reason)
+        """变更、撤回、撤销、注销 an issued decision (a ledger entry; verifiers then report it). The answer is
+        the request, with ``status_ledger_index``: the index of the ledger entry recording the change."""
+        view, event = _workflow(request).record_decision_status(
+            principal, request_id, body.status, body.reason
         )
+        return {**_view(view), "status_ledger_index": event.ledger_index}
+
+    @router.get("/signing-requests/{request_id}/history")
+    def decision_history(request_id: str, request: Request, principal: Reader) -> list[dict[str, Any]]:
+        """The decision's life, oldest first: ``ISSUED``, then each status change with its ledger index."""
+        history = _workflow(request).decision_history(principal, request_id)
+        return [dict(jsonable(asdict(e))) for e in history]
 
     @router.get("/supervision/feed")
     def supervision_feed(

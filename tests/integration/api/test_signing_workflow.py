@@ -255,6 +255,13 @@ def test_no2_seal_needs_the_principal(county) -> None:
     assert r.status_code == 403 and r.json()["code"] == "ROLE_FORBIDDEN"
     r = c.post(f"/v1/signing-requests/{rid}/status", json=revoke, headers=h["bureau"])
     assert r.status_code == 200 and r.json()["decision_status"] == "REVOKED", r.text
+    assert r.json()["status_ledger_index"] == size_before  # the entry just appended
+    history = c.get(f"/v1/signing-requests/{rid}/history", headers=h["xj.clerk"]).json()
+    assert [(e["status"], e["ledger_index"]) for e in history] == [
+        ("ISSUED", sealed["ledger_index"]),
+        ("REVOKED", size_before),
+    ]
+    assert history[1]["reason"] == "以欺骗手段取得"
     r = c.post(
         f"/v1/signing-requests/{rid}/status", json={"status": "CHANGED", "reason": "x"}, headers=h["bureau"]
     )
