@@ -143,6 +143,26 @@ def transaction(engine_or_factory: Engine | sessionmaker[Session]) -> Iterator[S
         yield session
 
 
+@contextmanager
+def reading(engine_or_factory: Engine | sessionmaker[Session]) -> Iterator[Session]:
+    """A read-only unit of work on a hot path: no BEGIN/COMMIT round trips on PostgreSQL.
+
+    Each statement sees the database as of its own start (autocommit), so use it only where the reads
+    need no common snapshot: one row by key, or rows of immutable revisions read by revision number.
+    Writing through it is a mistake (nothing would be atomic). On SQLite it is :func:`transaction`.
+    """
+    engine = engine_or_factory if isinstance(engine_or_factory, Engine) else engine_or_factory.kw["bind"]
+    if is_sqlite(engine):
+        with transaction(engine_or_factory) as session:
+            yield session
+        return
+    with (
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+        Session(bind=conn, expire_on_commit=False) as session,
+    ):
+        yield session
+
+
 def migrate(url_or_engine: str | Engine, revision: str = "heads") -> None:
     """Bring the schema to ``revision`` with Alembic (every package's branch by default)."""
     from alembic import command

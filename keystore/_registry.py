@@ -22,7 +22,7 @@ from cryptography import x509
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
-from core.db import transaction
+from core.db import reading, transaction
 from core.errors import BadInput, Conflict, KeystoreError, NotFound
 from core.settings import Settings
 from keystore._model import (
@@ -127,7 +127,7 @@ class SealRegistry:
 
     # -- reading -----------------------------------------------------------------------------------
     def get(self, seal_id: str) -> Seal:
-        with transaction(self._engine) as session:
+        with reading(self._engine) as session:  # two rows by key: no snapshot needed
             row = session.get(SealRow, seal_id)
             if row is None:
                 raise NotFound(

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Boolean, DateTime, Engine, Integer, String, Text, func, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from core.db import Base, transaction
+from core.db import Base, reading, transaction
 from core.errors import BadInput, Conflict, NotFound
 from policies._catalog import decode_catalog, detect_and_parse, parse_no2_seals
 from policies._engine import decide
@@ -550,7 +550,7 @@ class PolicyStore:
         """The current catalog entry of ``matter_code`` in the county of ``township_code`` (``None`` if the
         township or the matter is unknown or retired). Cached per revision like :meth:`facts_for`: one
         query per call (the current revision), where :meth:`matters` loads the whole catalog."""
-        with transaction(self.engine) as s:
+        with reading(self.engine) as s:
             rev = self.current_revision(s)
             key = (rev, township_code, matter_code)
             if key in self._matter_cache:
@@ -1052,7 +1052,8 @@ class PolicyStore:
         """
         if revision is None and at is not None:
             revision = self.revision_at(at)
-        with transaction(self.engine) as s:
+        # Rows of a revision never change once it is visible: reads by revision number need no snapshot.
+        with reading(self.engine) as s:
             if revision is not None:
                 return self._facts_in(s, request, revision)
             rev = self.current_revision(s)

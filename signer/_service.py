@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from core.db import database_unavailable, transaction
+from core.db import database_unavailable, reading, transaction
 from core.errors import BadInput, Conflict, PolicyDenied, SealServiceError, SigningError, Unavailable
 from core.settings import Settings
 
@@ -579,7 +579,7 @@ class Sealer:
         return h.hexdigest()
 
     def _stored(self, key: str, req_hash: str) -> SealedDocument | None:
-        with transaction(self.engine) as session:
+        with reading(self.engine) as session:
             return self._stored_in(session, key, req_hash)
 
     @staticmethod
