@@ -54,6 +54,25 @@ class Settings(BaseSettings):
         "process died) is voided by the serve workers' sweeper (seconds; longer than any signing can take)",
     )
 
+    # OpenID Connect login for the console (disabled while oidc_issuer is unset). The provider proves the
+    # person; the claim below names an existing local account, which carries the role and organisation.
+    oidc_issuer: str | None = Field(
+        default=None, description="OpenID Provider issuer URL (https); discovery at {issuer}/.well-known/..."
+    )
+    oidc_client_id: str | None = Field(default=None, description="this service's client id at the provider")
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="client secret (confidential client); never logged"
+    )
+    oidc_scopes: str = Field(default="openid profile", description="space-separated scopes requested")
+    oidc_username_claim: str = Field(
+        default="preferred_username", description="the claim whose value is the local account's username"
+    )
+    oidc_required_claim: str | None = Field(
+        default=None, description="a claim every OIDC login must carry (e.g. acr), with the value below"
+    )
+    oidc_required_claim_value: str | None = Field(default=None, description="the required claim's value")
+    oidc_timeout_s: float = Field(default=5.0, gt=0, le=60, description="bound on one call to the provider")
+
     @property
     def home_dir(self) -> Path:
         return self.home.resolve()

@@ -40,3 +40,20 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_
   .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e .
   echo "$stamp_want" > "$stamp_file"
 fi
+
+# The OpenID Provider the OIDC login tests run against (panva/oidc-provider, tests/oidc/), from its lock file.
+# Skipped when node_modules already matches package-lock.json.
+if [ -f tests/oidc/package-lock.json ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: installing Node.js for the OIDC test provider"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  oidc_want="$(sha256sum tests/oidc/package-lock.json | cut -d' ' -f1)"
+  oidc_stamp="tests/oidc/node_modules/.yizhang-stamp"
+  if [ "$(cat "$oidc_stamp" 2>/dev/null)" != "$oidc_want" ]; then
+    echo "setup: npm ci in tests/oidc"
+    npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error >/dev/null
+    echo "$oidc_want" > "$oidc_stamp"
+  fi
+fi

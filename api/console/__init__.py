@@ -1,8 +1,9 @@
 """The web console (server-rendered Jinja2, Chinese) and the public verification page.
 
 ``router_for(settings)`` returns one router with the console under ``/ui/`` (login by username and password,
-one landing page per role: clerk, principal, department officer, auditor, bureau/custodian) and the public
-``/verify`` page. Pages call the same library functions as the HTTP API; nothing here decides a rule.
+or through the configured OpenID Provider; one landing page per role: clerk, principal, department officer,
+auditor, bureau/custodian) and the public ``/verify`` page. Pages call the same library functions as the HTTP
+API; nothing here decides a rule.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ __all__ = ["router_for"]
 
 
 def router_for(settings: Settings) -> APIRouter:
-    from api.console import _pages, _verify_page
+    from api.console import _oidc_login, _pages, _verify_page
 
     router = APIRouter()
     router.include_router(_pages.router_for(settings))
+    router.include_router(_oidc_login.router_for(settings))
     router.include_router(_verify_page.router_for(settings))
     return router

@@ -199,7 +199,14 @@ def router_for(settings: Settings) -> APIRouter:
     @router.get("/login", dependencies=[Depends(public())], response_class=HTMLResponse)
     def login_page(request: Request, error: str | None = None, expired: str | None = None) -> Response:
         message = error or ("登录已过期，请重新登录。" if expired else "")
-        return page(request, "login.html", None, message=message[:200], is_error=bool(message))
+        return page(
+            request,
+            "login.html",
+            None,
+            message=message[:200],
+            is_error=bool(message),
+            oidc_enabled=settings.oidc_issuer is not None,
+        )
 
     @router.post("/login", dependencies=[Depends(public(rate_limited=True))])
     def login(
