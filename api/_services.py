@@ -3,10 +3,17 @@
 The other areas' objects (keystore, policy store, ledger, signer) are wired when their packages provide
 them; until then, or when a deployment has no token, the attribute is ``None`` and the routes that need it
 answer ``503 UNAVAILABLE``. Nothing here opens a connection at import time.
+
+A token that cannot be opened at start (wrong PIN, module missing, token absent) does not stop the service:
+it starts unready (``readyz`` names the code), and :meth:`Services.heal_token`, called by the app's token
+loop, tries again with a bounded backoff and wires the keystore and everything built on it (seal registry,
+county PKI, the ledger's token log key, the signer) once it opens. A token that fails later is re-opened by
+the keystore itself (``keystore.Keystore``, ``TOKEN_UNAVAILABLE`` meanwhile).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import logging
@@ -37,6 +44,9 @@ class Services:
     signer: Any | None = None
     problems: dict[str, str] = field(default_factory=dict)
     _closers: list[Any] = field(default_factory=list, repr=False)
+    _opener: Any | None = field(default=None, repr=False)  # keystore.KeystoreOpener while not opened
+    _wire_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _built: bool = field(default=False, repr=False)
     _tsa: Any | None = field(default=None, repr=False)
     _tsa_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -56,9 +66,19 @@ class Services:
         return self._tsa
 
     def need(self, name: str) -> Any:
-        """The named service, or ``503 UNAVAILABLE`` when this deployment does not have it (yet)."""
+        """The named service, or ``503 UNAVAILABLE`` when this deployment does not have it (yet):
+        ``TOKEN_UNAVAILABLE`` when it waits for a token that did not open, else ``SERVICE_UNAVAILABLE``."""
         value = getattr(self, name, None)
         if value is None:
+            cause = self.problems.get("keystore")
+            if cause is not None and name in NEEDS_TOKEN:
+                retry = self._opener.retry_in_s if self._opener is not None else 5.0
+                raise Unavailable(
+                    "TOKEN_UNAVAILABLE",
+                    "the signing token is not available; retry shortly",
+                    "签章令牌暂不可用，请稍后重试",
+                    details={"service": name, "cause": cause, "retry_after_s": max(1, round(retry))},
+                )
             raise Unavailable(
                 "SERVICE_UNAVAILABLE",
                 f"{name} is not available on this server",
@@ -67,11 +87,34 @@ class Services:
             )
         return value
 
+    def token_watched(self) -> bool:
+        """A token is configured here: the app's token loop looks after it (see :meth:`heal_token`)."""
+        return self.keystore is not None or self._opener is not None
+
+    def token_pending(self) -> bool:
+        """A token is configured but its keystore is not open (yet): the token loop keeps trying."""
+        return self.keystore is None and self._opener is not None
+
+    def heal_token(self) -> None:
+        """One round of the token loop (blocking; run it off the event loop): open the keystore if it did not
+        open at start, when the backoff allows; or let a keystore whose token failed re-open its sessions."""
+        if self.keystore is None:
+            if self._opener is not None and self._opener.due():
+                _open_keystore(self)
+            return
+        if getattr(self.keystore, "unavailable", None) is not None:
+            with contextlib.suppress(Exception):  # the keystore records and logs the failure itself
+                self.keystore.ping()
+
     def close(self) -> None:
         for closer in reversed(self._closers):
             with contextlib.suppress(Exception):
                 closer()
         self.engine.dispose()
+
+
+#: Services built on the token: while the keystore is not open they answer ``TOKEN_UNAVAILABLE``.
+NEEDS_TOKEN = frozenset({"keystore", "seal_registry", "county_pki", "signer"})
 
 
 def _optional_module(name: str) -> Any | None:
@@ -100,24 +143,50 @@ def build_services(settings: Settings, *, open_token: bool = True) -> Services:
         except Exception as exc:  # noqa: BLE001 - a missing area must not stop the service
             services.problems["policy_store"] = type(exc).__name__
     _wire_signer(services)
+    services._built = True
     return services
 
 
 def _wire_keystore(services: Services, keystore_mod: Any) -> None:
-    settings = services.settings
-    try:
-        ks = keystore_mod.Keystore.open(settings)
-    except Exception as exc:  # noqa: BLE001 - logged by code; readyz reports the token as down
-        services.problems["keystore"] = getattr(exc, "code", type(exc).__name__)
-        log.warning("keystore not opened", extra={"code": services.problems["keystore"]})
+    services._opener = keystore_mod.KeystoreOpener(services.settings)
+    _open_keystore(services)
+
+
+def _open_keystore(services: Services) -> None:
+    """One attempt to open the keystore and wire what is built on it (at start, then from the token loop)."""
+    keystore_mod = _optional_module("keystore")
+    opener = services._opener
+    if keystore_mod is None or opener is None:
         return
-    services.keystore = ks
-    services._closers.append(ks.close)
-    try:
-        services.seal_registry = keystore_mod.SealRegistry(services.engine, ks, settings)
-        services.county_pki = services.seal_registry.pki
-    except Exception as exc:  # noqa: BLE001
-        services.problems["seal_registry"] = type(exc).__name__
+    with services._wire_lock:
+        if services.keystore is not None:
+            return
+        try:
+            ks = opener.attempt()
+        except Exception as exc:  # noqa: BLE001 - logged by code; readyz reports the token as down
+            code = str(getattr(exc, "code", type(exc).__name__))
+            if services.problems.get("keystore") != code:  # once per code, not once per retry
+                log.warning("keystore not opened: %s; retrying by itself", code, extra={"code": code})
+            services.problems["keystore"] = code
+            return
+        services._closers.append(ks.close)
+        try:
+            registry = keystore_mod.SealRegistry(services.engine, ks, services.settings)
+            services.county_pki = registry.pki
+            services.seal_registry = registry
+            services.problems.pop("seal_registry", None)
+        except Exception as exc:  # noqa: BLE001
+            services.problems["seal_registry"] = str(getattr(exc, "code", type(exc).__name__))
+        services.keystore = ks
+        services.problems.pop("keystore", None)
+        if services._built:  # opened late: what was built without the token is built again on it
+            if not services.settings.log_key_source.startswith("file"):
+                services.problems.pop("ledger", None)
+                _wire_ledger(services)
+            services.problems.pop("signer", None)
+            _wire_signer(services)
+            log.warning("keystore opened after %d attempts: ready to seal", opener.attempts)
+        services._opener = None
 
 
 #: Label of the ledger's Ed25519 log key when it is held in the token (log_key_source=token).
@@ -182,6 +251,33 @@ def _wire_ledger(services: Services) -> None:
         log.warning("ledger not wired", extra={"code": services.problems["ledger"]})
 
 
+class TokenGuardedSealer:
+    """The signer's ``Sealer`` with one check in front of each sealing: while the keystore knows its token is
+    down, the token is asked first (``Keystore.ping``, which re-opens it when its backoff allows), so a
+    sealing that cannot sign answers ``TOKEN_UNAVAILABLE`` (503, Retry-After) before it draws -- and would
+    have to void -- a document number. Without this, every client retry during a token outage voided one
+    number. Everything else is the sealer's own (attribute access is forwarded)."""
+
+    def __init__(self, sealer: Any, keystore: Any) -> None:
+        self._sealer = sealer
+        self._keystore = keystore
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sealer, name)
+
+    def _check_token(self) -> None:
+        if getattr(self._keystore, "unavailable", None) is not None:
+            self._keystore.ping()
+
+    def apply_seal(self, request: Any) -> Any:
+        self._check_token()
+        return self._sealer.apply_seal(request)
+
+    async def async_apply_seal(self, request: Any) -> Any:
+        await asyncio.to_thread(self._check_token)
+        return await self._sealer.async_apply_seal(request)
+
+
 def _wire_signer(services: Services) -> None:
     """The signer's Sealer, when every collaborator it needs is here (token, registry, policies, ledger)."""
     signer_mod = _optional_module("signer")
@@ -191,7 +287,7 @@ def _wire_signer(services: Services) -> None:
     if any(getattr(services, p) is None for p in parts):
         return
     try:
-        services.signer = signer_mod.Sealer(
+        sealer = signer_mod.Sealer(
             engine=services.engine,
             settings=services.settings,
             keystore=services.keystore,
@@ -200,6 +296,7 @@ def _wire_signer(services: Services) -> None:
             policy_store=services.policy_store,
             ledger=services.ledger,
         )
+        services.signer = TokenGuardedSealer(sealer, services.keystore)
     except Exception as exc:  # noqa: BLE001
         services.problems["signer"] = getattr(exc, "code", type(exc).__name__)
         log.warning("signer not wired", extra={"code": services.problems["signer"]})

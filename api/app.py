@@ -59,6 +59,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = builder(settings)
         app.state.services = services
+        # The token loop: opens a keystore that failed at start, heals one whose token failed (issue 8).
+        token_watch = asyncio.create_task(_watch_token(services)) if services.token_watched() else None
         delivery = (
             asyncio.create_task(_deliver_webhooks(services, webhook_interval_s))
             if webhook_interval_s
@@ -71,6 +73,10 @@ def create_app(
         try:
             yield
         finally:
+            if token_watch is not None:
+                token_watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await token_watch
             for task in (delivery, checkpoints, sweeper):
                 if task is not None:
                     task.cancel()
@@ -117,6 +123,17 @@ async def _every(interval_s: float, round_: Callable[[], Any], what: str) -> Non
             await asyncio.to_thread(round_)
         except Exception:  # noqa: BLE001 - see above
             log.exception("%s failed", what)
+
+
+#: How often the token loop looks at the token (the keystore spaces its own attempts by a backoff).
+TOKEN_WATCH_INTERVAL_S = 1.0
+
+
+async def _watch_token(services: Services) -> None:
+    """Every second: open the keystore if it did not open at start (wiring the registry, the ledger's log
+    key and the signer on it), or let a keystore whose token failed re-open its sessions, so the service
+    becomes ready by itself when the token is back."""
+    await _every(TOKEN_WATCH_INTERVAL_S, services.heal_token, "token check")
 
 
 async def _checkpoint_regularly(services: Services, interval_s: float) -> None:

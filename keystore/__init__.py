@@ -25,7 +25,13 @@ from keystore._pki import (
 )
 from keystore._registry import TRANSITIONS, SealRegistry
 from keystore._softhsm import TOKEN_LABEL, SoftHsmHome, init_softhsm_home
-from keystore._token import Keystore, translate_pkcs11_error
+from keystore._token import (
+    Keystore,
+    KeystoreOpener,
+    TokenUnavailable,
+    token_gone,
+    translate_pkcs11_error,
+)
 from keystore._uri import Pkcs11Uri
 
 __all__ = [
@@ -37,6 +43,7 @@ __all__ = [
     "KeyAlgorithm",
     "KeyRef",
     "Keystore",
+    "KeystoreOpener",
     "Pkcs11Uri",
     "PublishedCrls",
     "RevocationReason",
@@ -50,9 +57,11 @@ __all__ = [
     "SealStatus",
     "SoftHsmHome",
     "TOKEN_LABEL",
+    "TokenUnavailable",
     "TRANSITIONS",
     "YIZHANG_ARC",
     "init_softhsm_home",
+    "token_gone",
     "token_private_key",
     "translate_pkcs11_error",
 ]

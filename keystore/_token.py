@@ -19,6 +19,7 @@ import hmac
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11e
 from pkcs11.util.ec import encode_named_curve_parameters
 
-from core.errors import BadInput, Conflict, KeystoreError, NotFound, SealServiceError
+from core.errors import BadInput, Conflict, KeystoreError, NotFound, SealServiceError, Unavailable
 from core.settings import DEFAULT_SOFTHSM_MODULE, Settings, read_secret
 from keystore._model import KeyAlgorithm, KeyRef
 from keystore._uri import Pkcs11Uri
@@ -50,7 +51,34 @@ _DIGEST_INFO = {
 }
 _DIGEST_BY_LEN = {32: "sha256", 48: "sha384", 64: "sha512"}
 _HASHES = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
-_DEAD_SESSION = (p11e.SessionHandleInvalid, p11e.SessionClosed, p11e.DeviceRemoved, p11e.TokenNotPresent)
+# Failures that say the token, or the module's hold on it, is gone -- not that the request was wrong: the
+# keystore drops its sessions, answers TOKEN_UNAVAILABLE and re-opens them by itself (``_recover_locked``).
+_TOKEN_GONE = (
+    p11e.SessionHandleInvalid,
+    p11e.SessionClosed,
+    p11e.DeviceRemoved,
+    p11e.DeviceError,
+    p11e.DeviceMemory,
+    p11e.TokenNotPresent,
+    p11e.TokenNotRecognised,
+    p11e.UserNotLoggedIn,
+    p11e.GeneralError,
+)
+# Bounds of the wait between two attempts to re-open a failed token (doubling from the first).
+RECOVERY_MIN_DELAY_S = 0.5
+RECOVERY_MAX_DELAY_S = 5.0
+_PIN_CODES = frozenset({"TOKEN_PIN_INCORRECT", "TOKEN_PIN_LOCKED"})
+
+
+def _not_initialized(exc: BaseException) -> bool:
+    """CKR_CRYPTOKI_NOT_INITIALIZED has no class of its own in python-pkcs11 0.9."""
+    return type(exc) is p11e.PKCS11Error and "not initialized" in str(exc)
+
+
+def token_gone(exc: BaseException) -> bool:
+    """True for a PKCS#11 failure that means the token is unavailable rather than the request invalid."""
+    return isinstance(exc, _TOKEN_GONE) or _not_initialized(exc)
+
 
 # One SoftHSM configuration per process: SoftHSM reads SOFTHSM2_CONF at C_Initialize only.
 _LIB_LOCK = threading.Lock()
@@ -71,6 +99,7 @@ class _Login:
     anchor: Any  # the session that holds the login; closed (logged out) when the last keystore closes
     pin_mac: bytes  # to refuse a second keystore with another PIN; the PIN itself is not kept
     users: int = 1
+    epoch: int = 0  # bumped by each re-login after a token failure: sessions of an older epoch are dead
 
 
 def _pin_mac(pin: str) -> bytes:
@@ -127,8 +156,10 @@ def translate_pkcs11_error(exc: BaseException, operation: str) -> SealServiceErr
         )
     if isinstance(exc, p11e.PinLocked):
         return KeystoreError("TOKEN_PIN_LOCKED", "the token PIN is locked", "令牌口令已锁定", details=details)
-    if isinstance(exc, p11e.NoSuchToken | p11e.TokenNotPresent | p11e.SlotIDInvalid):
+    if isinstance(exc, p11e.NoSuchToken | p11e.SlotIDInvalid):
         return KeystoreError("TOKEN_NOT_FOUND", "the token was not found", "未找到令牌", details=details)
+    if token_gone(exc):
+        return token_unavailable(operation, name)
     if isinstance(exc, p11e.MultipleTokensReturned):
         return KeystoreError(
             "TOKEN_AMBIGUOUS", "the URI matches more than one token", "URI 匹配多个令牌", details=details
@@ -150,11 +181,31 @@ def translate_pkcs11_error(exc: BaseException, operation: str) -> SealServiceErr
     )
 
 
+class TokenUnavailable(KeystoreError, Unavailable):
+    """``TOKEN_UNAVAILABLE``: a keystore error that is also a retry-later (HTTP 503 with Retry-After)."""
+
+    family = "keystore"
+    default_code = "TOKEN_UNAVAILABLE"
+
+
+def token_unavailable(operation: str, cause: str, retry_after_s: float | None = None) -> KeystoreError:
+    """The token is gone for now (removed, failing, its sessions lost); the keystore re-opens it by itself."""
+    details: dict[str, Any] = {"operation": operation, "pkcs11_error": cause}
+    details["retry_after_s"] = max(1, round(retry_after_s if retry_after_s is not None else 1))
+    return TokenUnavailable(
+        "TOKEN_UNAVAILABLE",
+        "the signing token is not available; retry shortly",
+        "签章令牌暂不可用，请稍后重试",
+        details=details,
+    )
+
+
 @dataclass
 class _Worker:
     session: Any
     private_keys: dict[str, Any] = field(default_factory=dict)
     generation: int = 0
+    epoch: int = 0  # the login epoch the session was opened in
 
 
 def _load_library(module_path: str, softhsm_conf: Path | None) -> Any:
@@ -207,6 +258,18 @@ def _release_library(module_path: str) -> None:
             state["users"] = max(0, state["users"] - 1)
 
 
+def _pin_source_of(settings: Settings) -> str:
+    if settings.pkcs11_uri is None and not settings.softhsm_conf.is_file():
+        raise NotFound(
+            "HOME_NOT_INITIALIZED",
+            f"no token in {settings.home_dir}: run `yizhang county init` (or configure a PKCS#11 URI)",
+            f"{settings.home_dir} 中尚无令牌：请先运行 yizhang county init（或配置 PKCS#11 URI）",
+            details={"home": str(settings.home_dir)},
+        )
+    uri = Pkcs11Uri.parse(settings.effective_pkcs11_uri)
+    return settings.pin_source or uri.pin_source or settings.effective_pin_source
+
+
 class Keystore:
     """Signing keys in a PKCS#11 token. Build with :meth:`open`; thread-safe; use as a context manager."""
 
@@ -220,6 +283,7 @@ class Keystore:
         uri: Pkcs11Uri,
         pool_size: int,
         timeout_s: float,
+        pin_source: str | None = None,
     ) -> None:
         self._lib = lib
         self._token = token
@@ -227,6 +291,7 @@ class Keystore:
         self.uri = uri
         self._timeout_s = timeout_s
         self._pool_size = pool_size
+        self._pin_source = pin_source  # where the PIN is re-read from to log in again (never the PIN)
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
         self._created = 0  # sessions open, idle or in use (changed under the call lock)
@@ -234,23 +299,29 @@ class Keystore:
         self._public_cache: dict[str, Any] = {}
         self._closed = False
         self._call = _call_lock(module_path)
+        # Token failure state (changed under the call lock): the error that took the token down, when the
+        # next attempt to re-open it is due, the current wait, and a PIN the token refused on re-login.
+        self._down: KeystoreError | None = None
+        self._retry_at = 0.0
+        self._delay = RECOVERY_MIN_DELAY_S
+        self._failed_attempts = 0
+        self._reinit_next = False
+        self._refused_pin: bytes | None = None
         with self._call:
             self._login_key = _login(module_path, token, pin)
+            self._login = _LOGINS[self._login_key]
+            self._epoch = self._login.epoch
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
     def open(cls, settings: Settings) -> Keystore:
-        if settings.pkcs11_uri is None and not settings.softhsm_conf.is_file():
-            raise NotFound(
-                "HOME_NOT_INITIALIZED",
-                f"no token in {settings.home_dir}: run `yizhang county init` (or configure a PKCS#11 URI)",
-                f"{settings.home_dir} 中尚无令牌：请先运行 yizhang county init（或配置 PKCS#11 URI）",
-                details={"home": str(settings.home_dir)},
-            )
+        pin_source = _pin_source_of(settings)
+        return cls._open(settings, pin_source, read_secret(pin_source))
+
+    @classmethod
+    def _open(cls, settings: Settings, pin_source: str, pin: str) -> Keystore:
         uri = Pkcs11Uri.parse(settings.effective_pkcs11_uri)
         module_path = uri.module_path(DEFAULT_SOFTHSM_MODULE)
-        pin_source = settings.pin_source or uri.pin_source or settings.effective_pin_source
-        pin = read_secret(pin_source)
         softhsm_conf = None
         if "softhsm" in Path(module_path).name.lower() and settings.softhsm_conf.is_file():
             softhsm_conf = settings.softhsm_conf
@@ -266,6 +337,7 @@ class Keystore:
                 uri=uri,
                 pool_size=settings.session_pool_size,
                 timeout_s=settings.token_timeout_s,
+                pin_source=pin_source,
             )
         except BaseException:
             _release_library(module_path)
@@ -337,10 +409,15 @@ class Keystore:
         if not self._call.acquire(timeout=self._timeout_s):
             raise self._busy(operation)
         try:
+            if self._login.epoch != self._epoch:  # another keystore on this token logged in again
+                self._drop_idle()
+                self._epoch = self._login.epoch
+            if self._down is not None:
+                self._recover_locked(operation)
             if self._idle:
                 worker = self._idle.pop()
             elif self._created < self._pool_size:
-                worker = _Worker(self._token.open(rw=True))
+                worker = _Worker(self._token.open(rw=True), epoch=self._epoch)
                 self._created += 1
             else:  # every session is held by this thread's enclosing operations
                 raise self._busy(operation)
@@ -349,15 +426,21 @@ class Keystore:
                 worker.generation = self._generation
             return worker
         except p11e.PKCS11Error as exc:
-            self._call.release()
-            raise translate_pkcs11_error(exc, "open session") from exc
+            try:
+                raise self._failed(exc, "open session") from exc
+            finally:
+                self._call.release()
         except BaseException:
             self._call.release()
             raise
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
         try:
-            if healthy and not self._closed:
+            if worker.epoch != self._epoch:
+                # Opened before the token was re-opened: its handle is dead (and may since name a new
+                # session), so it is forgotten, not closed.
+                self._created -= 1
+            elif healthy and not self._closed:
                 self._idle.append(worker)
             else:
                 self._created -= 1
@@ -365,16 +448,33 @@ class Keystore:
         finally:
             self._call.release()
 
+    def _failed(self, exc: p11e.PKCS11Error, operation: str) -> SealServiceError:
+        """The keystore error for ``exc`` (call lock held); a token failure takes the keystore down."""
+        if not token_gone(exc):
+            return translate_pkcs11_error(exc, operation)
+        if self._down is None:
+            log.warning(
+                "token unavailable during %s (%s): sessions dropped, re-opening it",
+                operation,
+                type(exc).__name__,
+            )
+            self._delay = RECOVERY_MIN_DELAY_S
+            self._retry_at = time.monotonic() + self._delay
+            self._failed_attempts = 0
+        err = token_unavailable(operation, type(exc).__name__, self._delay)
+        self._down = err
+        return err
+
     @contextmanager
     def _worker(self, operation: str) -> Iterator[_Worker]:
         worker = self._acquire(operation)
         healthy = True
         try:
             yield worker
-        except _DEAD_SESSION as exc:
-            healthy = False
-            raise translate_pkcs11_error(exc, operation) from exc
         except p11e.PKCS11Error as exc:
+            if token_gone(exc):
+                healthy = False
+                raise self._failed(exc, operation) from exc
             raise translate_pkcs11_error(exc, operation) from exc
         finally:
             self._release(worker, healthy)
@@ -388,13 +488,117 @@ class Keystore:
             if key is None:
                 key = self._private_key(worker, label)
             return bytes(key.sign(data, mechanism=mechanism))
-        except _DEAD_SESSION as exc:
-            healthy = False
-            raise translate_pkcs11_error(exc, "sign") from exc
         except p11e.PKCS11Error as exc:
+            if token_gone(exc):
+                healthy = False
+                raise self._failed(exc, "sign") from exc
             raise translate_pkcs11_error(exc, "sign") from exc
         finally:
             self._release(worker, healthy)
+
+    # -- recovery ----------------------------------------------------------------------------------
+    @property
+    def unavailable(self) -> str | None:
+        """The code of the failure the token is down with (``None`` while it works)."""
+        down = self._down
+        return down.code if down is not None else None
+
+    def _drop_idle(self) -> None:
+        while self._idle:
+            self._created -= 1
+            self._close_quietly(self._idle.pop().session)
+
+    def _recover_locked(self, operation: str) -> None:
+        """Re-open a failed token (call lock held): drop the sessions, log in again, prove it with one call.
+
+        Attempts are spaced by a doubling wait (``RECOVERY_MIN_DELAY_S`` .. ``RECOVERY_MAX_DELAY_S``); in
+        between, callers get ``TOKEN_UNAVAILABLE`` at once, without touching the token. Every third failed
+        attempt finalises and re-initialises the module first (C_Finalize / C_Initialize), which some
+        modules need after a device error. A PIN the token refused is not offered again until the PIN source
+        holds another one (a real HSM locks the PIN after a few wrong tries).
+        """
+        down = self._down
+        assert down is not None
+        now = time.monotonic()
+        if now < self._retry_at:
+            if down.code in _PIN_CODES:
+                raise down
+            raise token_unavailable(
+                operation, str(down.details.get("pkcs11_error", down.code)), self._retry_at - now
+            )
+        try:
+            self._reopen_locked()
+        except SealServiceError as exc:
+            self._failed_attempts += 1
+            if self._failed_attempts % 3 == 0:
+                self._reinit_next = True
+            self._delay = min(RECOVERY_MAX_DELAY_S, self._delay * 2)
+            self._retry_at = time.monotonic() + self._delay
+            if isinstance(exc, KeystoreError) and exc.code in _PIN_CODES:
+                self._down = exc
+                log.warning("token re-login refused: %s", exc.code)
+                raise
+            cause = str(exc.details.get("pkcs11_error", exc.code))
+            self._down = token_unavailable(operation, cause, self._delay)
+            raise self._down from exc
+        self._down = None
+        self._delay = RECOVERY_MIN_DELAY_S
+        self._failed_attempts = 0
+        log.warning("token available again: logged in afresh (login epoch %d)", self._epoch)
+
+    def _reopen_locked(self) -> None:
+        self._drop_idle()
+        with self._lock:
+            self._generation += 1  # key handles found on the old sessions are dead
+        login = self._login
+        if login.epoch == self._epoch:  # nobody logged in again since this keystore's sessions died
+            self._relogin_locked(login)
+        self._epoch = login.epoch
+        try:
+            session = self._token.open(rw=True)
+            session.generate_random(16)
+        except p11e.PKCS11Error as exc:
+            raise translate_pkcs11_error(exc, "reopen") from exc
+        self._idle.append(_Worker(session, generation=self._generation, epoch=self._epoch))
+        self._created += 1
+
+    def _relogin_locked(self, login: _Login) -> None:
+        if self._pin_source is None:
+            raise TokenUnavailable(
+                "TOKEN_UNAVAILABLE", "the keystore cannot log in again (no PIN source)", "密钥库无法重新登录"
+            )
+        pin = read_secret(self._pin_source)
+        mac = _pin_mac(pin)
+        if self._refused_pin is not None and hmac.compare_digest(self._refused_pin, mac):
+            raise KeystoreError(
+                "TOKEN_PIN_INCORRECT",
+                "the token refused the configured PIN; it is not offered again until the PIN source changes",
+                "令牌拒绝了所配置的口令；口令来源更改前不再重试",
+                details={"operation": "login", "retried": False},
+            )
+        with _LIB_LOCK:
+            self._close_quietly(login.anchor)
+        try:
+            if self._reinit_next:
+                self._reinit_next = False
+                log.warning("re-initialising the PKCS#11 module (C_Finalize, C_Initialize)")
+                self._lib.reinitialize()
+            self._token = self._find_token(self._lib, self.uri)
+            try:
+                anchor = self._token.open(rw=True, user_pin=pin)
+            except p11e.UserAlreadyLoggedIn:
+                anchor = self._token.open(rw=True)
+        except p11e.PKCS11Error as exc:
+            if isinstance(exc, p11e.PinIncorrect | p11e.PinLocked):
+                self._refused_pin = mac
+            elif _not_initialized(exc):
+                self._reinit_next = True
+            raise translate_pkcs11_error(exc, "login") from exc
+        self._refused_pin = None
+        with _LIB_LOCK:
+            login.anchor = anchor
+            login.pin_mac = mac
+            login.epoch += 1
 
     def _busy(self, operation: str) -> KeystoreError:
         return KeystoreError(
@@ -592,6 +796,62 @@ class Keystore:
     def sign_ed25519(self, label: str, message: bytes) -> bytes:
         """Pure Ed25519 (CKM_EDDSA) over the message: 64 bytes."""
         return self._sign_raw(label, message, Mechanism.EDDSA)
+
+
+class KeystoreOpener:
+    """Opens the keystore for a long-running service that must come up by itself once the token does.
+
+    ``attempt()`` opens it or raises the keystore error (``TOKEN_PIN_INCORRECT``, ``TOKEN_NOT_FOUND``,
+    ``TOKEN_UNAVAILABLE``, ``PKCS11_MODULE_NOT_FOUND`` ...); ``due()`` says whether the doubling wait since
+    the last failure (``min_delay_s`` .. ``max_delay_s``) is over. The PIN is read from its source at every
+    attempt, so a corrected PIN file is picked up without a restart; a PIN the token refused is not offered
+    again (the attempt fails at once with ``TOKEN_PIN_INCORRECT``, ``retried: false``) until the source holds
+    another one, so the retries cannot lock the PIN of a real HSM.
+    """
+
+    def __init__(self, settings: Settings, *, min_delay_s: float = 1.0, max_delay_s: float = 10.0) -> None:
+        self._settings = settings
+        self._min = min_delay_s
+        self._max = max_delay_s
+        self._delay = 0.0
+        self._retry_at = 0.0
+        self._refused_pin: bytes | None = None
+        self.attempts = 0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._retry_at
+
+    @property
+    def retry_in_s(self) -> float:
+        return max(0.0, self._retry_at - time.monotonic())
+
+    def attempt(self) -> Keystore:
+        self.attempts += 1
+        try:
+            pin_source = _pin_source_of(self._settings)
+            pin = read_secret(pin_source)
+            mac = _pin_mac(pin)
+            if self._refused_pin is not None and hmac.compare_digest(self._refused_pin, mac):
+                raise KeystoreError(
+                    "TOKEN_PIN_INCORRECT",
+                    "the token refused the configured PIN; it is not offered again until the PIN source "
+                    "changes",
+                    "令牌拒绝了所配置的口令；口令来源更改前不再重试",
+                    details={"operation": "login", "retried": False},
+                )
+            try:
+                ks = Keystore._open(self._settings, pin_source, pin)
+            except KeystoreError as exc:
+                if exc.code in _PIN_CODES:
+                    self._refused_pin = mac
+                raise
+        except Exception:
+            self._delay = min(self._max, max(self._min, self._delay * 2))
+            self._retry_at = time.monotonic() + self._delay
+            raise
+        self._delay = 0.0
+        self._refused_pin = None
+        return ks
 
 
 def _octet_string(value: bytes) -> bytes:

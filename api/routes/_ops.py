@@ -51,7 +51,11 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/readyz", dependencies=[Depends(public())])
     async def readyz(request: Request) -> JSONResponse:
-        """Ready to serve: the database answers, and the token too when one is configured (2 s bound)."""
+        """Ready to serve: the database answers, and the token too when one is configured (2 s bound).
+
+        ``checks.token`` is the keystore's code while the token is not usable: the code it failed to open
+        with at start (``TOKEN_NOT_FOUND``, ``TOKEN_PIN_INCORRECT`` ...; the token loop keeps trying), or
+        ``TOKEN_UNAVAILABLE`` while a token that failed under the running service is being re-opened."""
         services = services_of(request)
         timeout = min(READY_TIMEOUT_S, services.settings.token_timeout_s)
         checks = {"database": await _check(_db_ok, services, timeout)}
