@@ -13,7 +13,6 @@ the keystore itself (``keystore.Keystore``, ``TOKEN_UNAVAILABLE`` meanwhile).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import logging
@@ -251,33 +250,6 @@ def _wire_ledger(services: Services) -> None:
         log.warning("ledger not wired", extra={"code": services.problems["ledger"]})
 
 
-class TokenGuardedSealer:
-    """The signer's ``Sealer`` with one check in front of each sealing: while the keystore knows its token is
-    down, the token is asked first (``Keystore.ping``, which re-opens it when its backoff allows), so a
-    sealing that cannot sign answers ``TOKEN_UNAVAILABLE`` (503, Retry-After) before it draws -- and would
-    have to void -- a document number. Without this, every client retry during a token outage voided one
-    number. Everything else is the sealer's own (attribute access is forwarded)."""
-
-    def __init__(self, sealer: Any, keystore: Any) -> None:
-        self._sealer = sealer
-        self._keystore = keystore
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sealer, name)
-
-    def _check_token(self) -> None:
-        if getattr(self._keystore, "unavailable", None) is not None:
-            self._keystore.ping()
-
-    def apply_seal(self, request: Any) -> Any:
-        self._check_token()
-        return self._sealer.apply_seal(request)
-
-    async def async_apply_seal(self, request: Any) -> Any:
-        await asyncio.to_thread(self._check_token)
-        return await self._sealer.async_apply_seal(request)
-
-
 def _wire_signer(services: Services) -> None:
     """The signer's Sealer, when every collaborator it needs is here (token, registry, policies, ledger)."""
     signer_mod = _optional_module("signer")
@@ -287,7 +259,7 @@ def _wire_signer(services: Services) -> None:
     if any(getattr(services, p) is None for p in parts):
         return
     try:
-        sealer = signer_mod.Sealer(
+        services.signer = signer_mod.Sealer(
             engine=services.engine,
             settings=services.settings,
             keystore=services.keystore,
@@ -296,7 +268,6 @@ def _wire_signer(services: Services) -> None:
             policy_store=services.policy_store,
             ledger=services.ledger,
         )
-        services.signer = TokenGuardedSealer(sealer, services.keystore)
     except Exception as exc:  # noqa: BLE001
         services.problems["signer"] = getattr(exc, "code", type(exc).__name__)
         log.warning("signer not wired", extra={"code": services.problems["signer"]})

@@ -194,6 +194,13 @@ class Sealer:
         self._lock = threading.RLock()
 
     # -- collaborators ------------------------------------------------------------------------------
+    def _check_token(self) -> None:
+        """While the keystore knows its token is down, ask the token first (``ping`` re-opens it when its
+        backoff allows): a sealing that cannot sign answers ``TOKEN_UNAVAILABLE`` (503, retry) before it
+        reserves -- and would have to void -- a document number. A replay is answered before this."""
+        if getattr(self.keystore, "unavailable", None) is not None:
+            self.keystore.ping()
+
     @property
     def timestamper(self) -> Any:
         with self._lock:
@@ -252,6 +259,7 @@ class Sealer:
         done = self._stored(request.idempotency_key, req_hash)
         if done is not None:
             return done
+        self._check_token()
         if (request.unverified_pdf is None) == (request.template is None):
             raise BadInput(
                 "SEAL_INPUT_INVALID",
@@ -443,6 +451,7 @@ class Sealer:
         done = self._stored(request.idempotency_key, req_hash)
         if done is not None:
             return done
+        self._check_token()
         opened = open_untrusted_pdf(request.sealed_pdf, max_bytes=self.settings.max_pdf_bytes)
         resolve_placement(opened, request.placement)
         try:
