@@ -28,7 +28,7 @@ from api._accounts import Account, Role, aware, get_account
 from api._authz import Principal
 from api._services import Services
 from api._storage import DocumentRow, OutboxRow, SigningRequestRow
-from core.db import transaction
+from core.db import reading, transaction
 from core.errors import BadInput, Conflict, NotFound, PermissionDenied, PolicyDenied, SealServiceError
 
 
@@ -273,7 +273,7 @@ class SigningWorkflow:
         )
         payload_sha = _sha256(payload.encode())
         account = principal.account
-        with transaction(self.services.sessions) as s:
+        with reading(self.services.sessions) as s:
             seen = s.scalar(
                 select(SigningRequestRow.request_id).where(
                     SigningRequestRow.submitted_by == account.account_id,
@@ -501,7 +501,7 @@ class SigningWorkflow:
                 return SigningRequestView.from_row(row)
         from signer import SealRequest
 
-        with transaction(self.services.sessions) as s:
+        with reading(self.services.sessions) as s:  # one row and its source document, by key
             row = s.get(SigningRequestRow, request_id)
             assert row is not None
             source = s.get(DocumentRow, (request_id, "source"))
