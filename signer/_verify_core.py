@@ -3,7 +3,8 @@
 Plan (numbered, as the house style asks; ``verify_document`` adds steps 8–9 in the parent):
 
 1. Preflight: size bound, ``%PDF-`` header, ``%%EOF`` near the end. Otherwise PDF_UNREADABLE.
-2. Structure: ``qpdf --check`` (own subprocess, timeout, inherits the sandbox's RLIMIT_AS); pyHanko's
+2. Structure: ``qpdf --check`` (in the sandbox: in-process through libqpdf's job API, ``signer._qpdf``;
+   elsewhere its own subprocess with a timeout); pyHanko's
    *strict* reader must parse every revision's cross-reference section; each revision's ``startxref``
    must point at an ``xref`` table or an xref stream object, and nothing but one end-of-line may follow
    the last ``%%EOF``.
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from signer import _qpdf
 from signer._verify_model import (
     BindingFacts,
     DocumentFacts,
@@ -140,6 +142,10 @@ def unreadable_report(
 # 1–2. preflight and structure
 
 
+#: Set in the verification sandbox's children (signer._verify_sandbox): a wall timeout bounds them.
+IN_SANDBOX = False
+
+
 class _QpdfJob:
     """``qpdf --check`` running beside the Python checks (it is a separate process: the latency overlaps).
 
@@ -156,11 +162,16 @@ class _QpdfJob:
         tmpdir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - private mkstemp files
         self.pdf = tempfile.NamedTemporaryFile(suffix=".pdf", dir=tmpdir)  # noqa: SIM115 - closed in close()
         self.out = tempfile.TemporaryFile(dir=tmpdir)  # noqa: SIM115
+        self.pdf.write(data)
+        self.pdf.flush()
+        # In the sandbox (a worker the parent kills on its wall timeout) the same check runs in this process
+        # through libqpdf's job API: no fork/exec per document (signer._qpdf). Elsewhere: the binary.
+        self.in_process = IN_SANDBOX and _qpdf.available()
+        if self.in_process:
+            return
         if qpdf is None:
             self.error = "qpdf not installed"
             return
-        self.pdf.write(data)
-        self.pdf.flush()
         self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             [qpdf, "--check", self.pdf.name],
             stdout=self.out,
@@ -169,6 +180,9 @@ class _QpdfJob:
         )
 
     def result(self) -> str | None:
+        if self.in_process:
+            code, text = _qpdf.check_file(self.pdf.name)
+            return None if code == 0 else self._complaint(code, text)
         if self.error or self.proc is None:
             return self.error
         try:
@@ -180,7 +194,10 @@ class _QpdfJob:
         if code == 0:
             return None
         self.out.seek(0)
-        text = self.out.read(65536).decode("utf-8", "replace").replace(self.pdf.name, "<file>")
+        return self._complaint(code, self.out.read(65536).decode("utf-8", "replace"))
+
+    def _complaint(self, code: int, text: str) -> str | None:
+        text = text.replace(self.pdf.name, "<file>")
         warnings = [ln for ln in text.splitlines() if ln.startswith("WARNING") or "ERROR" in ln]
         if code == 3 and warnings and all(_benign_qpdf_warning(w) for w in warnings):
             return None

@@ -48,7 +48,10 @@ def _child(
         cpu = max(1, int(limits.timeout_s) + 1)
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        import signer._verify_core as core
         from signer._verify_core import run_checks, unreadable_report
+
+        core.IN_SANDBOX = True  # bounded by the parent's wall timeout: qpdf may run in this process
 
         try:
             report = run_checks(data, trust, now, limits)
@@ -165,7 +168,10 @@ def _worker_loop(rfd: int, wfd: int, memory_bytes: int) -> None:  # pragma: no c
     try:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        import signer._verify_core as core
         from signer._verify_core import run_checks, unreadable_report
+
+        core.IN_SANDBOX = True  # bounded by the parent's wall timeout: qpdf may run in this process
 
         while True:
             try:

@@ -115,9 +115,15 @@ def test_time_limit_kills_the_child(sealed: bytes) -> None:
 def test_memory_limit_is_an_answer_not_a_crash(sealed: bytes) -> None:
     # RLIMIT_AS below what the forked child already maps: every new mapping fails inside the child.
     r = verify_document(sealed, TrustList.empty(), now=NOW, limits=VerifyLimits(memory_bytes=1024 * 1024))
-    # Fail closed either way: the child dies (VERIFY_RESOURCE_LIMIT) or qpdf cannot start (STRUCTURE_INVALID).
-    assert r.indication is Indication.TOTAL_FAILED
-    assert "VERIFY_RESOURCE_LIMIT" in r.codes or "STRUCTURE_INVALID" in r.codes
+    full = verify_document(sealed, TrustList.empty(), now=NOW)
+    assert full.indication is Indication.INDETERMINATE  # intact, untrusted
+    if r.indication is Indication.TOTAL_FAILED:
+        # Fail closed: the child dies (VERIFY_RESOURCE_LIMIT) or qpdf cannot start (STRUCTURE_INVALID).
+        assert "VERIFY_RESOURCE_LIMIT" in r.codes or "STRUCTURE_INVALID" in r.codes
+    else:
+        # Or everything fit in what the forked child already had mapped (libqpdf loaded in the parent
+        # before the fork, qpdf run in-process): then it is the same, complete answer.
+        assert r == full
 
 
 def test_absurd_certificate_extension(county, crl) -> None:  # type: ignore[no-untyped-def]
