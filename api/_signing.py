@@ -346,8 +346,16 @@ class SigningWorkflow:
                     details={"request_id": existing.request_id},
                 )
             view = SigningRequestView.from_row(existing)
+            if view.status == Status.APPROVED:
+                operator = get_account(s, existing.submitted_by)
+                approver = get_account(s, existing.approver_id) if existing.approver_id else None
         if view.status == Status.DENIED:
             raise _denied(view.reasons, view.request_id)
+        if view.status == Status.APPROVED:
+            # Approved but not sealed: the first attempt was cut off (its worker died, the token or the
+            # database was down). The client's retry finishes it; the signer's idempotency key makes a
+            # twin still running harmless (one settles, the other gets the same document back).
+            return self._seal(view.request_id, operator, approver), False
         return view, False
 
     def _insert(
@@ -538,8 +546,12 @@ class SigningWorkflow:
         supervisor = self._supervisor_of(request.matter_code, request_township, request_department)
         now = _now()
         with transaction(self.services.sessions) as s:
-            row = s.get(SigningRequestRow, request_id)
+            # Locked: a twin (the client's retry while this attempt still ran) may finish at the same time;
+            # the first records the document and publishes the decision, the second only reads it.
+            row = s.get(SigningRequestRow, request_id, with_for_update=True)
             assert row is not None
+            if row.status == Status.SEALED:
+                return SigningRequestView.from_row(row)
             if s.get(DocumentRow, (request_id, "sealed")) is None:
                 s.add(
                     DocumentRow(
@@ -564,8 +576,10 @@ class SigningWorkflow:
 
     def _finish(self, request_id: str, status: str, code: str, reasons: Any = None) -> None:
         with transaction(self.services.sessions) as s:
-            row = s.get(SigningRequestRow, request_id)
+            row = s.get(SigningRequestRow, request_id, with_for_update=True)
             assert row is not None
+            if row.status == Status.SEALED:
+                return  # a twin attempt sealed it meanwhile: its failure changes nothing
             row.status = status
             row.error_code = code
             if reasons is not None:

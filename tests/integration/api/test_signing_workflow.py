@@ -490,3 +490,29 @@ def test_concurrent_retries_seal_once(county) -> None:
     assert len(listed) == 1
     sealed = c.get(f"/v1/signing-requests/{ok[0]['request_id']}", headers=h["mj.clerk"]).json()
     assert sealed["status"] == "SEALED" and sealed["document_number"].endswith("〕1号")
+
+
+def test_a_retry_finishes_a_sealing_that_was_cut_off(county) -> None:
+    """The first attempt was approved but not sealed (here: no signer wired, as while a token is down); the
+    client's retry with the same key seals it, once, and a further retry is a pure replay."""
+    c, h, seals = county["client"], county["h"], county["seals"]
+    services = c.app.state.services
+    signer = services.signer
+    services.signer = None
+    try:
+        first = _submit(c, h["gl.clerk"], seals[GL], county["accept_matter"], "受理", "受理通知书", "cut-off-1")
+    finally:
+        services.signer = signer
+    assert first.status_code == 201, first.text
+    assert first.json()["status"] == "APPROVED" and first.json()["document_number"] is None
+    again = _submit(c, h["gl.clerk"], seals[GL], county["accept_matter"], "受理", "受理通知书", "cut-off-1")
+    assert again.status_code == 200, again.text
+    view = again.json()
+    assert view["request_id"] == first.json()["request_id"]
+    assert view["status"] == "SEALED" and view["document_number"].endswith("〕1号")
+    _check_sealed(c, h["gl.clerk"], view, h["admin"])
+    third = _submit(c, h["gl.clerk"], seals[GL], county["accept_matter"], "受理", "受理通知书", "cut-off-1")
+    assert third.status_code == 200 and third.json()["sealed_sha256"] == view["sealed_sha256"]
+    feed = c.get("/v1/supervision/feed?cursor=0", headers=h["admin"]).json()
+    issued = [e for e in feed["events"] if e["request_id"] == view["request_id"]]
+    assert [e["event"] for e in issued] == ["DECISION_ISSUED"]
