@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -47,6 +48,7 @@ def create_app(
     public_rate: tuple[float, int] = (5.0, 30),
     webhook_interval_s: float | None = 5.0,
     checkpoint_interval_s: float | None = None,
+    freeze_gc: bool = False,
 ) -> FastAPI:
     """The service for one deployment. ``account_rate``/``public_rate`` are (tokens per second, burst).
 
@@ -59,6 +61,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = builder(settings)
         app.state.services = services
+        if freeze_gc:
+            # A serve worker: everything built so far (modules, catalogs, fonts, pyHanko's tables) lives as
+            # long as the worker; out of the collector's sight, a full collection no longer walks it on a
+            # request's time. Not for apps made and dropped in one process (tests): frozen is never freed.
+            gc.collect()
+            gc.freeze()
         # The token loop: opens a keystore that failed at start, heals one whose token failed (issue 8).
         token_watch = asyncio.create_task(_watch_token(services)) if services.token_watched() else None
         delivery = (
@@ -170,4 +178,4 @@ def app_factory() -> Any:
     from api._observability import configure_logging
 
     configure_logging()
-    return create_app(load_settings())
+    return create_app(load_settings(), freeze_gc=True)
