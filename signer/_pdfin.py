@@ -8,6 +8,8 @@ Documents that already carry signatures are accepted: the seal goes into an incr
 
 from __future__ import annotations
 
+import struct
+import zlib
 from io import BytesIO
 
 from pyhanko.pdf_utils.misc import PdfError
@@ -16,6 +18,26 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from core.errors import BadInput
 
 Box = tuple[float, float, float, float]
+
+#: What reading a broken document raises inside pyHanko, asn1crypto and the stdlib parsers under them: the
+#: client's bad input (``PDF_MALFORMED``), never an internal error. zlib.error: a corrupt Flate stream (an
+#: xref stream is decoded while the reader opens); ValueError also covers asn1crypto's parse errors;
+#: AssertionError: pyHanko asserts on what it reads (``startxref`` at an object that is not ``/XRef``);
+#: NotImplementedError: a feature pyHanko does not read (an unsupported filter).
+MALFORMED_ERRORS: tuple[type[BaseException], ...] = (
+    PdfError,
+    AssertionError,
+    NotImplementedError,
+    KeyError,
+    ValueError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+    OverflowError,
+    zlib.error,
+    struct.error,
+)
 
 
 class OpenedPdf:
@@ -45,15 +67,7 @@ class OpenedPdf:
                     page.get("/MediaBox") or self._reader.root["/Pages"].get("/MediaBox") or [0, 0, 595, 842]
                 )
                 x0, y0, x1, y1 = (float(v) for v in box)
-            except (
-                PdfError,
-                KeyError,
-                ValueError,
-                TypeError,
-                IndexError,
-                AttributeError,
-                RecursionError,
-            ) as exc:
+            except MALFORMED_ERRORS as exc:
                 raise BadInput(
                     "PDF_MALFORMED", f"page {index} cannot be read: {exc}", "PDF 页面无法读取"
                 ) from exc
@@ -81,7 +95,7 @@ def open_untrusted_pdf(unverified_pdf: bytes, *, max_bytes: int) -> OpenedPdf:
             opened.page_box(count - 1)  # the default stamp page must be readable
     except BadInput:
         raise
-    except (PdfError, KeyError, ValueError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+    except MALFORMED_ERRORS as exc:
         raise BadInput("PDF_MALFORMED", f"the PDF cannot be read: {exc}", "PDF 文件已损坏，无法读取") from exc
     if count < 1:
         raise BadInput("PDF_MALFORMED", "the PDF has no pages", "PDF 文件没有页面")

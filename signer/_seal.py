@@ -40,7 +40,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from core.errors import BadInput, SealServiceError, SigningError, Unavailable
 
-from ._pdfin import OpenedPdf, open_untrusted_pdf
+from ._pdfin import MALFORMED_ERRORS, OpenedPdf, open_untrusted_pdf
 from ._stamp import DEFAULT_DIAMETER_PT, SealFace, SealStampStyle
 
 BINDING_KEY = "/YizhangBinding"
@@ -250,7 +250,42 @@ async def async_seal_pdf(
 
     ``opened`` is the result of :func:`open_untrusted_pdf` on the same bytes, if the caller has it: one
     parse serves the checks, the placement and the writer (its object cache makes the last page cheap).
+
+    The document is untrusted: pyHanko reads its objects lazily, so a structure that passed the opening
+    checks can still break while the writer, the stamp or the pre-signing validation walks it (a page tree
+    without ``/Count``, an xref pointing at the wrong object, an earlier signature that is not DER). Those
+    are the client's bad input, ``PDF_MALFORMED`` (400), never an internal error.
     """
+    try:
+        return await _seal_untrusted(
+            unverified_pdf,
+            job,
+            keystore,
+            timestamper,
+            max_bytes=max_bytes,
+            tsa_certs_len=tsa_certs_len,
+            opened=opened,
+        )
+    except SealServiceError:
+        raise
+    except MALFORMED_ERRORS as exc:
+        raise BadInput(
+            "PDF_MALFORMED",
+            f"the PDF cannot be sealed: {type(exc).__name__}: {exc}"[:500],
+            "PDF 文件结构已损坏，无法盖章",
+        ) from exc
+
+
+async def _seal_untrusted(
+    unverified_pdf: bytes,
+    job: SealJob,
+    keystore: Any,
+    timestamper: TimeStamper,
+    *,
+    max_bytes: int,
+    tsa_certs_len: int,
+    opened: OpenedPdf | None,
+) -> bytes:
     if opened is None:
         opened = open_untrusted_pdf(unverified_pdf, max_bytes=max_bytes)
     page, box = resolve_placement(opened, job.placement)
