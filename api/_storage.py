@@ -123,7 +123,7 @@ class OutboxRow(Base):
 
     event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event: Mapped[str] = mapped_column(String(32), nullable=False)
-    request_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    request_id: Mapped[str] = mapped_column(String(36), nullable=False, index=True)  # a request's history
     supervising_code: Mapped[str | None] = mapped_column(String(64), index=True)
     township_code: Mapped[str] = mapped_column(String(64), nullable=False)
     payload: Mapped[str] = mapped_column(Text, nullable=False)  # JSON, no personal data

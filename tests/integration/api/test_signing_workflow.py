@@ -500,7 +500,9 @@ def test_a_retry_finishes_a_sealing_that_was_cut_off(county) -> None:
     signer = services.signer
     services.signer = None
     try:
-        first = _submit(c, h["gl.clerk"], seals[GL], county["accept_matter"], "受理", "受理通知书", "cut-off-1")
+        first = _submit(
+            c, h["gl.clerk"], seals[GL], county["accept_matter"], "受理", "受理通知书", "cut-off-1"
+        )
     finally:
         services.signer = signer
     assert first.status_code == 201, first.text
