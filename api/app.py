@@ -44,13 +44,14 @@ def create_app(
     settings: Settings,
     *,
     services_builder: Callable[[Settings], Services] | None = None,
-    account_rate: tuple[float, int] = (20.0, 120),
-    public_rate: tuple[float, int] = (5.0, 30),
+    account_rate: tuple[float, int] | None = None,
+    public_rate: tuple[float, int] | None = None,
     webhook_interval_s: float | None = 5.0,
     checkpoint_interval_s: float | None = None,
     freeze_gc: bool = False,
 ) -> FastAPI:
-    """The service for one deployment. ``account_rate``/``public_rate`` are (tokens per second, burst).
+    """The service for one deployment. ``account_rate``/``public_rate`` are (tokens per second, burst);
+    by default the settings' ``account_rate_per_s``/``account_burst`` and ``public_*``.
 
     ``checkpoint_interval_s`` defaults to ``settings.checkpoint_interval_s``; 0 or ``None`` there means
     checkpoints only on demand."""
@@ -103,8 +104,12 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    app.state.account_bucket = TokenBucket(*account_rate)
-    app.state.public_bucket = TokenBucket(*public_rate)
+    app.state.account_bucket = TokenBucket(
+        *(account_rate or (settings.account_rate_per_s, settings.account_burst))
+    )
+    app.state.public_bucket = TokenBucket(
+        *(public_rate or (settings.public_rate_per_s, settings.public_burst))
+    )
     install_error_handlers(app)
 
     from api.routes import include_all

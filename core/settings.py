@@ -54,6 +54,20 @@ class Settings(BaseSettings):
         "process died) is voided by the serve workers' sweeper (seconds; longer than any signing can take)",
     )
 
+    account_rate_per_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="rate limit per signed-in account and serve worker: sustained requests per second "
+        "(429 RATE_LIMITED beyond it, with Retry-After)",
+    )
+    account_burst: int = Field(default=120, ge=1, description="requests an account may send at once")
+    public_rate_per_s: float = Field(
+        default=5.0, gt=0, description="rate limit per client address on public endpoints (verify, proofs)"
+    )
+    public_burst: int = Field(
+        default=30, ge=1, description="public requests a client address may send at once"
+    )
+
     # OpenID Connect login for the console (disabled while oidc_issuer is unset). The provider proves the
     # person; the claim below names an existing local account, which carries the role and organisation.
     oidc_issuer: str | None = Field(

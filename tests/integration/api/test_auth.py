@@ -264,7 +264,9 @@ def test_rate_limit_per_account(api_settings, county_accounts) -> None:
 
     from api.app import create_app
 
-    app = create_app(api_settings, account_rate=(0.001, 3))
+    # From the settings (YIZHANG_ACCOUNT_RATE_PER_S / YIZHANG_ACCOUNT_BURST), as `yizhang serve` builds it.
+    settings = api_settings.model_copy(update={"account_rate_per_s": 0.001, "account_burst": 3})
+    app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as client:
         clerk, other = county_accounts["xj.clerk"], county_accounts["mj.clerk"]
         codes = [client.get("/v1/me", headers=clerk.headers).status_code for _ in range(5)]
