@@ -6,6 +6,7 @@ through psycopg: the pytest process never loads a SoftHSM configuration of its o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -233,3 +234,32 @@ def stored_sha(url: str, key: str) -> str | None:
 def signed_entries_for(url: str, key: str) -> int:
     rows = _rows(url, f"SELECT count(*) FROM ledger_entries WHERE idempotency_key = 'seal:{key}'")
     return int(rows[0][0])
+
+
+VERIFY_DRIVER = str(Path(__file__).with_name("_verify_driver.py"))
+
+
+def verify_stored(demo: DemoHome, numbers: set[str], out_dir: Path, timeout: float) -> dict[str, Any]:
+    """Write the stored sealed PDFs of ``numbers`` into ``out_dir`` and verify them all in one subprocess
+    (``_verify_driver.py``, the demo home's trust); returns its ``{checked, passed, ...}``."""
+    out_dir.mkdir()
+    for number, blob in _rows(demo.url, "SELECT document_number, sealed FROM sig_documents"):
+        if number in numbers:
+            (out_dir / f"{hashlib.sha256(number.encode()).hexdigest()[:16]}.pdf").write_bytes(bytes(blob))
+    verified = subprocess.run(
+        [PYTHON, VERIFY_DRIVER, str(demo.home), str(out_dir)],
+        env=demo.env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr[-3000:]
+    result: dict[str, Any] = json.loads(verified.stdout)
+    return result
+
+
+def stop_server(server: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM a ``yizhang serve`` and wait; SIGKILL it if it has not exited after ``timeout``."""
+    server.terminate()
+    try:
+        server.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=10)

@@ -26,7 +26,6 @@ token again); the new PIN is written to the PIN file: ready by itself, and it se
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -43,13 +42,22 @@ from typing import Any
 import httpx
 import pytest
 
-from ._home import ACCEPTANCE, PYTHON, YIZHANG, DemoHome, _rows, check_invariants, free_port, wait_ready
+from ._home import (
+    ACCEPTANCE,
+    YIZHANG,
+    DemoHome,
+    _rows,
+    check_invariants,
+    free_port,
+    stop_server,
+    verify_stored,
+    wait_ready,
+)
 from .pkcs11_fault import build_fault_module, fault_off, fault_on
 
 REQUESTS = int(os.environ.get("YIZHANG_TOKEN_REQUESTS", "36"))
 CLIENTS = int(os.environ.get("YIZHANG_TOKEN_CLIENTS", "8"))
 FAULT_S = float(os.environ.get("YIZHANG_TOKEN_FAULT_S", "3"))
-VERIFY_DRIVER = str(Path(__file__).with_name("_verify_driver.py"))
 TOWNSHIPS = ("兴江乡", "古龙岗镇", "梅窖镇")
 CLERKS = {"兴江乡": "xj.clerk", "古龙岗镇": "glg.clerk", "梅窖镇": "mj.clerk"}
 #: The 503s a token fault may surface as: the token itself, or the county TSA whose key is in the token.
@@ -96,12 +104,7 @@ def serving(faulty: Faulty, log: Path, *, ready: bool = True) -> Iterator[str]:
             _wait_answering(base, server, log)
         yield base
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        stop_server(server)
 
 
 def _wait_answering(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -313,18 +316,7 @@ def test_token_fails_under_signing_load(faulty: Faulty, work_dir: Path) -> None:
     report = demo.audit()
 
     # Every document the service handed out verifies.
-    out_dir = work_dir / "sealed"
-    out_dir.mkdir()
-    wanted = set(numbers)
-    for number, blob in _rows(demo.url, "SELECT document_number, sealed FROM sig_documents"):
-        if number in wanted:
-            (out_dir / f"{hashlib.sha256(number.encode()).hexdigest()[:16]}.pdf").write_bytes(bytes(blob))
-    verified = subprocess.run(
-        [PYTHON, VERIFY_DRIVER, str(demo.home), str(out_dir)],
-        env=demo.env, capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
-    assert verified.returncode == 0, verified.stderr[-3000:]
-    result = json.loads(verified.stdout)
+    result = verify_stored(demo, set(numbers), work_dir / "sealed", timeout=1800)
     assert result["checked"] == REQUESTS and result["passed"] == REQUESTS, result
 
     summary = [

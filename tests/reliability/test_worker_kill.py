@@ -25,7 +25,6 @@ Seed ``YIZHANG_KILL_SEED`` (default 8) for the kill delays and the worker chosen
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -42,12 +41,22 @@ from typing import Any
 import httpx
 import pytest
 
-from ._home import ACCEPTANCE, PYTHON, YIZHANG, DemoHome, _rows, check_invariants, free_port, wait_ready
+from ._home import (
+    ACCEPTANCE,
+    PYTHON,
+    YIZHANG,
+    DemoHome,
+    _rows,
+    check_invariants,
+    free_port,
+    stop_server,
+    verify_stored,
+    wait_ready,
+)
 
 KILLS = int(os.environ.get("YIZHANG_WORKER_KILLS", "10"))
 CLIENTS = int(os.environ.get("YIZHANG_KILL_CLIENTS", "6"))
 SEED = int(os.environ.get("YIZHANG_KILL_SEED", "8"))
-VERIFY_DRIVER = str(Path(__file__).with_name("_verify_driver.py"))
 TOWNSHIPS = ("兴江乡", "古龙岗镇", "梅窖镇")
 CLERKS = {"兴江乡": "xj.clerk", "古龙岗镇": "glg.clerk", "梅窖镇": "mj.clerk"}
 PDF_EVERY = 3  # every third request uploads a PDF, the others name a template
@@ -356,12 +365,7 @@ def test_kill_serve_workers_while_signing(pg_demo: DemoHome, work_dir: Path) -> 
         restarts = _supervisor_restarts(log) - restarts_at_start
     finally:
         elapsed = time.monotonic() - started_at
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        stop_server(server, timeout=60)
 
     assert len(kills) == KILLS
     assert not tally.server_errors, tally.server_errors[:5]
@@ -414,18 +418,7 @@ def test_kill_serve_workers_while_signing(pg_demo: DemoHome, work_dir: Path) -> 
     report = demo.audit()
 
     # Every document the service handed out verifies.
-    out_dir = work_dir / "sealed"
-    out_dir.mkdir()
-    wanted = set(numbers)
-    for number, blob in _rows(demo.url, "SELECT document_number, sealed FROM sig_documents"):
-        if number in wanted:
-            (out_dir / f"{hashlib.sha256(number.encode()).hexdigest()[:16]}.pdf").write_bytes(bytes(blob))
-    verified = subprocess.run(
-        [PYTHON, VERIFY_DRIVER, str(demo.home), str(out_dir)],
-        env=demo.env, capture_output=True, text=True, timeout=3600,
-    )  # fmt: skip
-    assert verified.returncode == 0, verified.stderr[-3000:]
-    result = json.loads(verified.stdout)
+    result = verify_stored(demo, set(numbers), work_dir / "sealed", timeout=3600)
     assert result["checked"] == requests and result["passed"] == requests, result
 
     # A kill "hit" a request when a request sent before it failed on the connection after it.
