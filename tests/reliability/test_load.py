@@ -36,7 +36,17 @@ from typing import Any
 import httpx
 import pytest
 
-from ._home import ACCEPTANCE, PYTHON, YIZHANG, DemoHome, _rows, check_invariants, free_port, wait_ready
+from ._home import (
+    ACCEPTANCE,
+    PYTHON,
+    YIZHANG,
+    DemoHome,
+    _rows,
+    check_invariants,
+    free_port,
+    stop_server,
+    wait_ready,
+)
 
 REQUESTS = int(os.environ.get("YIZHANG_LOAD_REQUESTS", "240"))
 CLIENTS = int(os.environ.get("YIZHANG_LOAD_CLIENTS", "32"))
@@ -281,12 +291,7 @@ def test_load_with_a_database_outage(pg_demo: DemoHome, work_dir: Path) -> None:
         if pg_down.is_set():
             _pg("start", cluster)
         elapsed = time.monotonic() - started
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        stop_server(server)
 
     # The outage was seen and survived.
     assert outage.get("recovered") is True, outage
