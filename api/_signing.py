@@ -326,7 +326,7 @@ class SigningWorkflow:
             self._count_denials(reasons)
             raise _denied(reasons, row.request_id)
         if status == Status.APPROVED:
-            return self._seal(row.request_id, account, None), True
+            return self._seal(row.request_id, account, None, held=(row, pdf)), True
         return SigningRequestView.from_row(row), True
 
     def _existing(self, account_id: str, key: str, payload_sha: str) -> tuple[SigningRequestView, bool]:
@@ -493,11 +493,19 @@ class SigningWorkflow:
             approver = get_account(s, row.approver_id) if row.approver_id else None
         return self._seal(request_id, operator, approver)
 
-    def _seal(self, request_id: str, operator: Account, approver: Account | None) -> SigningRequestView:
+    def _seal(
+        self,
+        request_id: str,
+        operator: Account,
+        approver: Account | None,
+        held: tuple[SigningRequestRow, bytes | None] | None = None,
+    ) -> SigningRequestView:
         """Apply the seal through the signer area (policy again, number, stamp, token, timestamp, ledger).
 
         The signer's idempotency key is derived from the request id, so a retry never seals twice. A
         token or TSA outage leaves the request APPROVED (retry with POST .../seal); bad input fails it.
+        ``held`` is the row just committed by this call and its source PDF: a submission approved at once
+        seals from them instead of reading both back (one round trip and the whole upload fewer).
         """
         sealer = self.services.signer
         if sealer is None:
@@ -509,27 +517,32 @@ class SigningWorkflow:
                 return SigningRequestView.from_row(row)
         from signer import SealRequest
 
-        with reading(self.services.sessions) as s:  # one row and its source document, by key
-            row = s.get(SigningRequestRow, request_id)
-            assert row is not None
-            source = s.get(DocumentRow, (request_id, "source"))
-            request = SealRequest(
-                seal_id=row.seal_id,
-                matter_code=row.matter_code,
-                stage=row.stage,
-                document_kind=row.document_kind,
-                idempotency_key=f"api:{row.request_id}",
-                operator=self._actor(operator),
-                approver=self._actor(approver) if approver is not None else None,
-                reason=row.reason,
-                unverified_pdf=bytes(source.data) if source is not None else None,
-                template=row.template,
-                template_data=json.loads(row.template_data)
-                if row.template_data
-                else ({} if row.template else None),
-                personal={"applicant_name": row.applicant} if row.applicant else {},
-            )
-            request_township, request_department = row.township_code, row.department_code
+        if held is not None:
+            row, source_pdf = held
+        else:
+            with reading(self.services.sessions) as s:  # one row and its source document, by key
+                found = s.get(SigningRequestRow, request_id)
+                assert found is not None
+                row = found
+                source = s.get(DocumentRow, (request_id, "source"))
+                source_pdf = bytes(source.data) if source is not None else None
+        request = SealRequest(
+            seal_id=row.seal_id,
+            matter_code=row.matter_code,
+            stage=row.stage,
+            document_kind=row.document_kind,
+            idempotency_key=f"api:{row.request_id}",
+            operator=self._actor(operator),
+            approver=self._actor(approver) if approver is not None else None,
+            reason=row.reason,
+            unverified_pdf=source_pdf,
+            template=row.template,
+            template_data=json.loads(row.template_data)
+            if row.template_data
+            else ({} if row.template else None),
+            personal={"applicant_name": row.applicant} if row.applicant else {},
+        )
+        request_township, request_department = row.township_code, row.department_code
         try:
             sealed = sealer.apply_seal(request)
         except PolicyDenied as exc:
