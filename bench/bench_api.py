@@ -14,6 +14,10 @@ Run: .venv/bin/python bench/bench_api.py [--seconds 20] [--concurrency 4]
 5. Bare pyHanko: 2 processes, each ``signers.sign_pdf`` of the same PDF in a loop (no stamp, no timestamp,
    no database), with the seal's key in the token through the keystore signer.
 
+6. PostgreSQL transactions per sealed document over steps 3 and 4 and the warm-up (``pg_stat_database`` of
+   the bench database; each autocommit read and each pool ping counts as one): the round trips a signing
+   costs, which is what limits the workers (they hold the GIL about two thirds of the time).
+
 Prints a table; writes bench/out/api.json.
 """
 
@@ -256,6 +260,17 @@ class Load:
         return lat
 
 
+def _pg_xacts(db: str) -> int:
+    """Committed + rolled-back transactions of the bench database so far (pg_stat_database)."""
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s", (db,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
@@ -323,6 +338,7 @@ def main() -> None:
                 time.sleep(0.1)
             else:
                 raise SystemExit("server not ready:\n" + (Path(tmp) / "serve.log").read_text())
+            xacts_before = _pg_xacts(db)
             load = Load(base, made["token"], made["seal_id"], pdf)
             with httpx.Client(base_url=base, timeout=60) as c:  # warm-up: every worker, TSA identity, fonts
                 for _ in range(6):
@@ -334,6 +350,9 @@ def main() -> None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
             proc = None
+            time.sleep(0.5)  # server backends report their statistics when they exit
+            sealed_total = 6 + len(sat_lat) + len(half)
+            xacts_per_doc = (_pg_xacts(db) - xacts_before) / sealed_total
             bare_env = {**env, "SOFTHSM2_CONF": str(home / "softhsm2.conf")}
             bare = bare_pyhanko(bare_env, made["key_label"], pdf, args.seconds, args.workers)
             bare_tsa = bare_pyhanko(bare_env, made["key_label"], pdf, args.seconds, args.workers, tsa=True)
@@ -353,6 +372,7 @@ def main() -> None:
                 "half_load_p50_ms": round(pct(half, 50) * 1000, 1),
                 "half_load_p99_ms": round(pct(half, 99) * 1000, 1),
                 "half_load_requests": len(half),
+                "pg_transactions_per_document": round(xacts_per_doc, 1),
                 "errors": len(load.errors),
                 "first_error": load.errors[0] if load.errors else None,
             }
@@ -375,6 +395,10 @@ def main() -> None:
     print(
         f"half load ({result['half_load_rate_per_s']}/s, {result['half_load_requests']} requests): "
         f"p50 {result['half_load_p50_ms']} ms, p99 {result['half_load_p99_ms']} ms; errors {result['errors']}"
+    )
+    print(
+        f"PostgreSQL transactions per sealed document (autocommit reads count one each, pings included): "
+        f"{result['pg_transactions_per_document']}"
     )
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
