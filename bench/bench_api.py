@@ -13,7 +13,6 @@ Run: .venv/bin/python bench/bench_api.py [--seconds 20] [--concurrency 4]
    p50 / p99.
 5. Bare pyHanko: 2 processes, each ``signers.sign_pdf`` of the same PDF in a loop (no stamp, no timestamp,
    no database), with the seal's key in the token through the keystore signer.
-
 6. PostgreSQL transactions per sealed document over steps 3 and 4 and the warm-up (``pg_stat_database`` of
    the bench database; each autocommit read and each pool ping counts as one): the round trips a signing
    costs, which is what limits the workers (they hold the GIL about two thirds of the time).
@@ -260,6 +259,9 @@ class Load:
         return lat
 
 
+WARM_UP = 6  # requests before the measured runs: every worker, the TSA identity, the fonts
+
+
 def _pg_xacts(db: str) -> int:
     """Committed + rolled-back transactions of the bench database so far (pg_stat_database)."""
     import psycopg
@@ -341,7 +343,7 @@ def main() -> None:
             xacts_before = _pg_xacts(db)
             load = Load(base, made["token"], made["seal_id"], pdf)
             with httpx.Client(base_url=base, timeout=60) as c:  # warm-up: every worker, TSA identity, fonts
-                for _ in range(6):
+                for _ in range(WARM_UP):
                     load.one(c)
             if load.errors:
                 raise SystemExit("sealing through HTTP failed: " + load.errors[0])
@@ -351,7 +353,7 @@ def main() -> None:
             proc.wait(timeout=30)
             proc = None
             time.sleep(0.5)  # server backends report their statistics when they exit
-            sealed_total = 6 + len(sat_lat) + len(half)
+            sealed_total = WARM_UP + len(sat_lat) + len(half)
             xacts_per_doc = (_pg_xacts(db) - xacts_before) / sealed_total
             bare_env = {**env, "SOFTHSM2_CONF": str(home / "softhsm2.conf")}
             bare = bare_pyhanko(bare_env, made["key_label"], pdf, args.seconds, args.workers)
