@@ -273,6 +273,32 @@ def _pg_xacts(db: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _cpu_by_group(serve_sid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the processes alive now, by group: the serve workers
+    (the server's session), PostgreSQL backends, this bench process (the HTTP clients), everything else."""
+    tick = os.sysconf("SC_CLK_TCK")
+    groups = {"serve": 0.0, "postgres": 0.0, "bench_client": 0.0, "other": 0.0}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if int(pid) == os.getpid():
+            groups["bench_client"] += cpu
+        elif int(fields[3]) == serve_sid:  # session id
+            groups["serve"] += cpu
+        elif comm == "postgres":
+            groups["postgres"] += cpu
+        else:
+            groups["other"] += cpu
+    return groups
+
+
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
@@ -347,7 +373,12 @@ def main() -> None:
                     load.one(c)
             if load.errors:
                 raise SystemExit("sealing through HTTP failed: " + load.errors[0])
+            cpu_before = _cpu_by_group(proc.pid)
             rate, sat_lat = load.saturate(args.concurrency, args.seconds)
+            cpu_after = _cpu_by_group(proc.pid)
+            cpu_ms_per_doc = {
+                k: round((cpu_after[k] - cpu_before[k]) * 1000 / max(1, len(sat_lat)), 2) for k in cpu_after
+            }
             half = load.paced(rate / 2, args.seconds)
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
@@ -375,6 +406,7 @@ def main() -> None:
                 "half_load_p99_ms": round(pct(half, 99) * 1000, 1),
                 "half_load_requests": len(half),
                 "pg_transactions_per_document": round(xacts_per_doc, 1),
+                "saturation_cpu_ms_per_document": cpu_ms_per_doc,
                 "errors": len(load.errors),
                 "first_error": load.errors[0] if load.errors else None,
             }
@@ -401,6 +433,10 @@ def main() -> None:
     print(
         f"PostgreSQL transactions per sealed document (autocommit reads count one each, pings included): "
         f"{result['pg_transactions_per_document']}"
+    )
+    print(
+        "CPU per sealed document at saturation (ms; processes alive at both ends): "
+        + ", ".join(f"{k} {v}" for k, v in result["saturation_cpu_ms_per_document"].items())
     )
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import BadInput, Conflict
@@ -80,6 +81,10 @@ def year_of(moment: datetime) -> int:
     return moment.astimezone(CHINA_TZ).year
 
 
+class AlreadySettled(Exception):  # noqa: N818 -- a signal, not an error
+    """A signing with this idempotency key has already used its number: its stored document is the answer."""
+
+
 def reserve_number(
     session: Session,
     *,
@@ -94,68 +99,89 @@ def reserve_number(
     """The number for this request: its own earlier reservation if one is still open, else the next one.
 
     Run it in a transaction of its own and commit at once: the counter row stays locked until then.
+    Raises :class:`AlreadySettled` when a twin with this idempotency key has settled its number meanwhile.
+
+    PostgreSQL, three statements: lock the counter row (creating it on the year's first number) and read it;
+    look up this key's numbers under the lock (a new statement, so a twin's reservation committed while this
+    one waited is seen); bump the counter and record the number in one statement. A number another sequence
+    already printed (two sequences sharing one format) is refused by the unique index, not by a lookup.
     """
     check_format(fmt)
     pg = session.get_bind().dialect.name == "postgresql"
     if pg:
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        session.execute(
+        last: int | None = session.execute(
             pg_insert(NumberCounterRow)
             .values(sequence=sequence, year=year, last_seq=0)
-            .on_conflict_do_nothing(index_elements=["sequence", "year"])
-        )
-    q = select(NumberCounterRow.last_seq).where(
-        NumberCounterRow.sequence == sequence, NumberCounterRow.year == year
-    )
-    if pg:
-        q = q.with_for_update()
-    last = session.execute(q).scalar_one_or_none()
-    # Under the counter lock: a retry (or a concurrent twin) of this request takes over its reservation.
+            .on_conflict_do_update(
+                index_elements=["sequence", "year"], set_={"last_seq": NumberCounterRow.last_seq}
+            )
+            .returning(NumberCounterRow.last_seq)
+        ).scalar_one()
+    else:  # SQLite: BEGIN IMMEDIATE holds the database lock, nobody else writes meanwhile
+        last = session.execute(
+            select(NumberCounterRow.last_seq).where(
+                NumberCounterRow.sequence == sequence, NumberCounterRow.year == year
+            )
+        ).scalar_one_or_none()
+    # Under the counter lock: a retry (or a concurrent twin) of this request takes over its reservation, or
+    # learns that the twin has finished.
     mine = session.execute(
-        select(DocumentNumberRow.seq, DocumentNumberRow.number)
+        select(
+            DocumentNumberRow.sequence,
+            DocumentNumberRow.year,
+            DocumentNumberRow.seq,
+            DocumentNumberRow.number,
+            DocumentNumberRow.status,
+        )
         .where(
             DocumentNumberRow.idempotency_key == idempotency_key,
-            DocumentNumberRow.sequence == sequence,
-            DocumentNumberRow.year == year,
-            DocumentNumberRow.status == RESERVED,
+            DocumentNumberRow.status.in_((RESERVED, USED)),
         )
         .order_by(DocumentNumberRow.seq)
-        .limit(1)
-    ).first()
-    if mine is not None:
-        return DrawnNumber(sequence=sequence, year=year, seq=mine[0], number=mine[1])
-    if last is None:  # SQLite: the database lock is held, nobody else can insert meanwhile
-        session.execute(insert(NumberCounterRow).values(sequence=sequence, year=year, last_seq=0))
-        last = 0
-    seq = last + 1
-    session.execute(
+    ).all()
+    if any(r[4] == USED for r in mine):
+        raise AlreadySettled(idempotency_key)
+    for r in mine:
+        if (r[0], r[1]) == (sequence, year):
+            return DrawnNumber(sequence=sequence, year=year, seq=r[2], number=r[3])
+    seq = (last or 0) + 1
+    number = fmt.format(
+        township_short=township_short(township, county), township=township, county=county, year=year, seq=seq
+    )
+    record = insert(DocumentNumberRow).values(
+        sequence=sequence,
+        year=year,
+        seq=seq,
+        number=number,
+        status=RESERVED,
+        idempotency_key=idempotency_key,
+        created_at=now,
+    )
+    bump = (
         update(NumberCounterRow)
         .where(NumberCounterRow.sequence == sequence, NumberCounterRow.year == year)
         .values(last_seq=seq)
     )
-    number = fmt.format(
-        township_short=township_short(township, county), township=township, county=county, year=year, seq=seq
-    )
-    clash = session.execute(select(DocumentNumberRow.id).where(DocumentNumberRow.number == number)).first()
-    if clash is not None:
+    try:
+        if pg:
+            session.execute(record.add_cte(bump.cte("bump")))
+        else:
+            if last is None:
+                session.execute(insert(NumberCounterRow).values(sequence=sequence, year=year, last_seq=seq))
+            else:
+                session.execute(bump)
+            session.execute(record)
+    except IntegrityError as exc:
+        detail = str(exc.orig)
+        if "uq_sig_document_numbers_number" not in detail and "sig_document_numbers.number" not in detail:
+            raise
         raise Conflict(
             "DOCUMENT_NUMBER_CLASH",
             f"{number} already exists (two sequences share one format?)",
             f"文号 {number} 已存在",
-        )
-    session.add(
-        DocumentNumberRow(
-            sequence=sequence,
-            year=year,
-            seq=seq,
-            number=number,
-            status=RESERVED,
-            idempotency_key=idempotency_key,
-            created_at=now,
-        )
-    )
-    session.flush()
+        ) from None
     return DrawnNumber(sequence=sequence, year=year, seq=seq, number=number)
 
 

@@ -24,6 +24,7 @@ Numbers stay gap-free and unique; two signings may reach the ledger in the other
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import json
 import threading
@@ -61,6 +62,40 @@ from ._tsa import CountyTimeStamper, CountyTsa, HttpTimeStamper, ensure_county_t
 CRL_REUSE_S = 300
 
 
+# One event loop per thread that seals, kept for the thread's life. ``asyncio.run`` made a loop, a selector,
+# a self-pipe and a default executor (whose threads then started for the token signature and the timestamp)
+# for every document and tore them down again: a seventh of a serve worker's CPU under load. The loops share
+# one small executor for the blocking calls pyHanko's async API hands off (token, TSA).
+class _SharedExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Lives as long as the process: a loop that closes (its thread ended) must not shut it down for all."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        return None
+
+
+class _ThreadLoop:
+    """A thread's sealing loop, closed when the thread ends (its thread-local holder is dropped then)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_default_executor(_EXECUTOR)
+
+    def __del__(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.close()
+
+
+_LOOPS = threading.local()
+_EXECUTOR = _SharedExecutor(max_workers=4, thread_name_prefix="yizhang-seal-io")
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    held: _ThreadLoop | None = getattr(_LOOPS, "held", None)
+    if held is None or held.loop.is_closed():
+        held = _LOOPS.held = _ThreadLoop()
+    return held.loop
+
+
 def _run_off_loop(coro: Any) -> Any:
     """pyHanko's async signing, driven from the synchronous service in its own (worker) thread."""
     try:
@@ -68,7 +103,17 @@ def _run_off_loop(coro: Any) -> Any:
     except SigningError:
         coro.close()
         raise
-    return asyncio.run(coro)
+    loop = _thread_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        # What a failed signing left behind (an attribute provider still pending) is cancelled now, not
+        # resumed by the next document's signing on this loop.
+        leftover = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
 
 
 def _refuse_on_event_loop() -> None:
@@ -330,20 +375,27 @@ class Sealer:
         # 3. the number, reserved in a short transaction of its own (the counter lock is held for
         # milliseconds: signings of one township run side by side, not one at a time)
         with transaction(self.engine) as session:
-            drawn = _numbers.reserve_number(
-                session,
-                sequence=sequence,
-                year=_numbers.year_of(now),
-                fmt=self.number_format,
-                township=seal.township,
-                county=seal.county,
-                idempotency_key=request.idempotency_key,
-                now=now,
-            )
-            done = self._stored_in(session, request.idempotency_key, req_hash)
-            if done is not None:
-                # a concurrent retry sealed it while we waited for the lock: this reservation never was
+            try:
+                drawn = _numbers.reserve_number(
+                    session,
+                    sequence=sequence,
+                    year=_numbers.year_of(now),
+                    fmt=self.number_format,
+                    township=seal.township,
+                    county=seal.county,
+                    idempotency_key=request.idempotency_key,
+                    now=now,
+                )
+            except _numbers.AlreadySettled:
+                # a concurrent retry sealed it while we waited for the lock: its document is the answer
+                done = self._stored_in(session, request.idempotency_key, req_hash)
                 session.rollback()
+                if done is None:
+                    raise Conflict(
+                        "DOCUMENT_NUMBER_STATE",
+                        "this idempotency key's number is used but its document is missing",
+                        "该幂等键的文号已使用但找不到已盖章文件",
+                    ) from None
                 return done
 
         # 4. render, stamp, sign, timestamp: no transaction open, nothing written
