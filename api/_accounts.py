@@ -371,14 +371,18 @@ def authenticate_token(session: Session, secret: str, *, now: datetime | None = 
     now = now or utcnow()
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         raise Unauthenticated("TOKEN_INVALID", "unknown API token", "无效的访问令牌")
-    row = session.scalar(select(TokenRow).where(TokenRow.token_sha256 == sha256_hex(secret)))
-    if row is None:
+    found = session.execute(  # the token and its account in one round trip
+        select(TokenRow, AccountRow)
+        .join(AccountRow, AccountRow.account_id == TokenRow.account_id)
+        .where(TokenRow.token_sha256 == sha256_hex(secret))
+    ).first()
+    if found is None:
         raise Unauthenticated("TOKEN_INVALID", "unknown API token", "无效的访问令牌")
+    row, account = found
     if row.revoked_at is not None:
         raise Unauthenticated("TOKEN_REVOKED", "this API token was revoked", "访问令牌已吊销")
     if aware(row.expires_at) <= now:
         raise Unauthenticated("TOKEN_EXPIRED", "this API token has expired", "访问令牌已过期")
-    account = _row(session, row.account_id)
     if account.disabled:
         raise PermissionDenied("ACCOUNT_DISABLED", "this account is disabled", "该账号已停用")
     if row.last_used_at is None or aware(row.last_used_at) + LAST_USED_GRANULARITY <= now:

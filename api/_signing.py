@@ -30,6 +30,7 @@ from api._services import Services
 from api._storage import DocumentRow, OutboxRow, SigningRequestRow
 from core.db import reading, transaction
 from core.errors import BadInput, Conflict, NotFound, PermissionDenied, PolicyDenied, SealServiceError
+from core.scope import read_scope
 
 
 class Status:
@@ -135,6 +136,11 @@ class DecisionEvent:
     ledger_index: int | None
     actor: str | None = None
     reason: str | None = None
+
+
+def signer_key(request_id: str) -> str:
+    """The signer's idempotency key of a signing request: a retry never seals twice."""
+    return f"api:{request_id}"
 
 
 def _now() -> datetime:
@@ -252,7 +258,16 @@ class SigningWorkflow:
     def submit(
         self, principal: Principal, sub: Submission, pdf: bytes | None
     ) -> tuple[SigningRequestView, bool]:
-        """A new request (or the one already made with this idempotency key). Returns (view, created)."""
+        """A new request (or the one already made with this idempotency key). Returns (view, created).
+
+        One read scope: the pre-check and the signer's decision read the seal and the policy revision once.
+        """
+        with read_scope():
+            return self._submit(principal, sub, pdf)
+
+    def _submit(
+        self, principal: Principal, sub: Submission, pdf: bytes | None
+    ) -> tuple[SigningRequestView, bool]:
         if pdf is None and sub.template is None:
             raise BadInput("DOCUMENT_REQUIRED", "upload a PDF or name a template", "请上传 PDF 或选择模板")
         if pdf is not None and not pdf.startswith(b"%PDF-"):
@@ -273,16 +288,9 @@ class SigningWorkflow:
         )
         payload_sha = _sha256(payload.encode())
         account = principal.account
-        with reading(self.services.sessions) as s:
-            seen = s.scalar(
-                select(SigningRequestRow.request_id).where(
-                    SigningRequestRow.submitted_by == account.account_id,
-                    SigningRequestRow.idempotency_key == sub.idempotency_key,
-                )
-            )
-        if seen is not None:
-            return self._existing(account.account_id, sub.idempotency_key, payload_sha)
-
+        # A retry with a known idempotency key is found by the unique index when the row is inserted (see
+        # below), not by a lookup first: a new request, the common case, costs no extra round trip, and a
+        # retry's pre-check is rolled back with its insert (nothing logged, nothing counted twice).
         seal = self.services.need("seal_registry").get(sub.seal_id)
         decision = self._decide(seal, sub, account, None)
         reasons = _reasons(decision)
@@ -531,7 +539,7 @@ class SigningWorkflow:
             matter_code=row.matter_code,
             stage=row.stage,
             document_kind=row.document_kind,
-            idempotency_key=f"api:{row.request_id}",
+            idempotency_key=signer_key(row.request_id),
             operator=self._actor(operator),
             approver=self._actor(approver) if approver is not None else None,
             reason=row.reason,
@@ -541,6 +549,7 @@ class SigningWorkflow:
             if row.template_data
             else ({} if row.template else None),
             personal={"applicant_name": row.applicant} if row.applicant else {},
+            fresh_key=held is not None,  # the request was inserted by this call: its key is unused
         )
         request_township, request_department = row.township_code, row.department_code
         try:
@@ -565,16 +574,8 @@ class SigningWorkflow:
             assert row is not None
             if row.status == Status.SEALED:
                 return SigningRequestView.from_row(row)
-            if s.get(DocumentRow, (request_id, "sealed")) is None:
-                s.add(
-                    DocumentRow(
-                        request_id=request_id,
-                        role="sealed",
-                        sha256=sealed.sha256,
-                        data=sealed.pdf,
-                        created_at=now,
-                    )
-                )
+            # The sealed bytes are kept once, by the signer under the request's idempotency key (see
+            # ``document``); rows sealed before that change also have a copy in api_documents.
             row.status = Status.SEALED
             row.document_number = sealed.document_number
             row.ledger_index = sealed.ledger_index
@@ -603,12 +604,19 @@ class SigningWorkflow:
     def document(self, principal: Principal, request_id: str, role: str = "sealed") -> bytes:
         with transaction(self.services.sessions) as s:
             row = self._load(s, principal, request_id)
+            status = row.status
             doc = s.get(DocumentRow, (request_id, role))
-            if doc is None:
-                raise Conflict(
-                    "NOT_SEALED", f"the request is {row.status}: no sealed document", "该申请尚未用印"
-                )
-            return bytes(doc.data)
+            if doc is not None:
+                return bytes(doc.data)
+        sealer = self.services.signer
+        data = (
+            sealer.sealed_pdf(signer_key(request_id))
+            if role == "sealed" and status == Status.SEALED and sealer is not None
+            else None
+        )
+        if data is None:
+            raise Conflict("NOT_SEALED", f"the request is {status}: no sealed document", "该申请尚未用印")
+        return data
 
     def receipt(self, principal: Principal, request_id: str) -> str:
         view = self.get(principal, request_id)

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.db import reading, transaction
 from core.errors import BadInput, Conflict, KeystoreError, NotFound
+from core.scope import scoped
 from core.settings import Settings
 from keystore._model import (
     KeyAlgorithm,
@@ -127,6 +128,10 @@ class SealRegistry:
 
     # -- reading -----------------------------------------------------------------------------------
     def get(self, seal_id: str) -> Seal:
+        """The seal's record (within a ``core.scope.read_scope`` read once per unit of work)."""
+        return scoped(("keystore.seal", id(self._engine), seal_id), lambda: self._get(seal_id))
+
+    def _get(self, seal_id: str) -> Seal:
         with reading(self._engine) as session:  # two rows by key: no snapshot needed
             row = session.get(SealRow, seal_id)
             if row is None:

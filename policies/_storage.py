@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.db import Base, reading, transaction
 from core.errors import BadInput, Conflict, NotFound
+from core.scope import scoped
 from policies._catalog import decode_catalog, detect_and_parse, parse_no2_seals
 from policies._engine import decide
 from policies._model import (
@@ -268,7 +269,11 @@ class PolicyStore:
         if s is None:
             with transaction(self.engine) as s2:
                 return self.current_revision(s2)
-        return int(s.scalar(select(func.coalesce(func.max(PolRevision.id), 0))) or 0)
+        # Within a read scope (one signing), one revision for the pre-check, the decision and the lookups.
+        return scoped(
+            ("policies.revision", id(self.engine)),
+            lambda: int(s.scalar(select(func.coalesce(func.max(PolRevision.id), 0))) or 0),
+        )
 
     def revision_at(self, at: datetime) -> int:
         """The policy revision in force at ``at`` ("was this delegated on 2026-03-01?")."""

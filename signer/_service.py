@@ -156,6 +156,9 @@ class SealRequest:
     count: int = 1
     personal: dict[str, str] = field(default_factory=dict)  # applicant name/ID: salted in the ledger
     verify_qr: bool = False  # print a QR code + "扫码验证" line leading to the public verification page
+    # The caller made ``idempotency_key`` just now and has never used it (the API's first attempt of a new
+    # request): the replay lookup is skipped. A twin is still caught under the number lock.
+    fresh_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -301,7 +304,7 @@ class Sealer:
         _refuse_on_event_loop()  # before anything is drawn or logged
         now = self.clock()
         req_hash = self._request_hash(request)
-        done = self._stored(request.idempotency_key, req_hash)
+        done = None if request.fresh_key else self._stored(request.idempotency_key, req_hash)
         if done is not None:
             return done
         self._check_token()
@@ -638,6 +641,14 @@ class Sealer:
         h.update(json.dumps(head, sort_keys=True, ensure_ascii=True, default=str).encode())
         h.update(hashlib.sha256(request.unverified_pdf or b"").digest())
         return h.hexdigest()
+
+    def sealed_pdf(self, idempotency_key: str) -> bytes | None:
+        """The sealed bytes stored for this idempotency key, if its signing settled."""
+        with reading(self.engine) as session:
+            data = session.scalar(
+                select(SealedDocumentRow.sealed).where(SealedDocumentRow.idempotency_key == idempotency_key)
+            )
+        return bytes(data) if data is not None else None
 
     def _stored(self, key: str, req_hash: str) -> SealedDocument | None:
         with reading(self.engine) as session:
