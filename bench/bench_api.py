@@ -15,7 +15,10 @@ Run: .venv/bin/python bench/bench_api.py [--seconds 20] [--concurrency 4]
    no database), with the seal's key in the token through the keystore signer.
 6. PostgreSQL transactions per sealed document over steps 3 and 4 and the warm-up (``pg_stat_database`` of
    the bench database; each autocommit read and each pool ping counts as one): the round trips a signing
-   costs, which is what limits the workers (they hold the GIL about two thirds of the time).
+   costs.
+7. CPU time per sealed document at saturation by process group (serve workers, PostgreSQL, the bench's
+   own HTTP clients, the rest), from ``/proc/*/stat`` of the processes alive at both ends of step 3: what
+   the 2 cores are spent on.
 
 Prints a table; writes bench/out/api.json.
 """
