@@ -47,9 +47,3 @@ def scoped(key: Any, load: Callable[[], T]) -> T:
     memo[key] = value
     return value
 
-
-def forget(key: Any) -> None:
-    """Drop ``key`` from the open scope (after this unit of work changed it itself)."""
-    memo = _SCOPE.get()
-    if memo is not None:
-        memo.pop(key, None)

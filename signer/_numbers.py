@@ -1,10 +1,11 @@
 """Approval document numbers (审批专用文号): gap-free and unique per (sequence, year).
 
 A number is *reserved* in a short transaction of its own: the (sequence, year) counter row is locked
-(``SELECT … FOR UPDATE`` on PostgreSQL; SQLite writers already hold the database lock from
-``BEGIN IMMEDIATE``), incremented, and the number recorded in ``sig_document_numbers`` as ``RESERVED`` with
-the request's idempotency key; the transaction commits at once, so the counter lock is held for
-milliseconds, not for the whole signing. The number then ends in exactly one of two states:
+(on PostgreSQL by an ``INSERT … ON CONFLICT DO UPDATE`` that creates or touches it; SQLite writers already
+hold the database lock from ``BEGIN IMMEDIATE``), incremented, and the number recorded in
+``sig_document_numbers`` as ``RESERVED`` with the request's idempotency key; the transaction commits at
+once, so the counter lock is held for milliseconds, not for the whole signing. The number then ends in
+exactly one of two states:
 
 * ``USED``: the signing's final transaction flips ``RESERVED → USED`` together with its ``SEAL_SIGNED``
   ledger entry and the stored sealed document (:func:`settle_number`);
