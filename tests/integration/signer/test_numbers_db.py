@@ -188,3 +188,59 @@ def test_concurrent_sealing_gap_free_and_one_seal_per_key(
     assert [(n, st) for n, _, st in seq] == [(i, "USED") for i in range(1, 6)]
     report = ledger.audit()
     assert report.ok and report.size == 5
+
+
+def test_a_settled_key_is_answered_not_renumbered(pg_engine: Any) -> None:
+    """Under the counter lock a key whose number is USED draws nothing: the signer returns its document."""
+    from core.db import transaction
+    from signer._numbers import AlreadySettled, numbers, settle_number
+
+    with transaction(pg_engine) as s:
+        drawn = _reserve(s, "k-done")
+    with transaction(pg_engine) as s:
+        assert settle_number(s, drawn) is True
+    with pytest.raises(AlreadySettled), transaction(pg_engine) as s:
+        _reserve(s, "k-done")
+    with transaction(pg_engine) as s:
+        assert numbers(s, "360732-11", 2026) == [(1, drawn.number, "USED")]
+        assert _reserve(s, "k-next").seq == 2  # the counter did not move for the settled key
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_two_sequences_printing_one_number_clash(backend: str, pg_engine: Any, tmp_path: Any) -> None:
+    """Two sequences sharing a format would print the same number: the unique index refuses the second
+    (DOCUMENT_NUMBER_CLASH) and its reservation, counter bump included, is rolled back."""
+    from core.db import make_engine, migrate, transaction
+    from core.errors import Conflict
+    from signer._numbers import DEFAULT_FORMAT, numbers, reserve_number
+
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'numbers.db'}"
+        migrate(url)
+        engine = make_engine(url)
+    else:
+        engine = pg_engine
+
+    def reserve(sequence: str, key: str) -> Any:
+        with transaction(engine) as s:
+            return reserve_number(
+                s,
+                sequence=sequence,
+                year=2026,
+                fmt=DEFAULT_FORMAT,
+                township="兴江乡",
+                county="兴国县",
+                idempotency_key=key,
+                now=NOW,
+            )
+
+    first = reserve("centre-a", "a-1")
+    with pytest.raises(Conflict) as caught:
+        reserve("centre-b", "b-1")
+    assert caught.value.code == "DOCUMENT_NUMBER_CLASH"
+    with transaction(engine) as s:
+        assert numbers(s, "centre-a", 2026) == [(1, first.number, "RESERVED")]
+        assert numbers(s, "centre-b", 2026) == []
+    assert reserve("centre-a", "a-2").seq == 2
+    if backend == "sqlite":
+        engine.dispose()
