@@ -27,6 +27,8 @@ import asyncio
 import concurrent.futures
 import hashlib
 import json
+import os
+import selectors
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,14 +76,22 @@ class _SharedExecutor(concurrent.futures.ThreadPoolExecutor):
 
 
 class _ThreadLoop:
-    """A thread's sealing loop, closed when the thread ends (its thread-local holder is dropped then)."""
+    """A thread's sealing loop, closed when the thread ends (its thread-local holder is dropped then).
+
+    Its selector is ``poll``, not ``epoll``: the verification sandbox forks the server, and an epoll instance
+    is shared with the child — a child closing its inherited copy of the loop deregistered the parent's
+    self-pipe, and the parent's next signing waited forever for a wake-up that never came. ``poll`` keeps no
+    kernel state (the loop only ever watches its self-pipe). A loop is never used in a process it was not
+    made in.
+    """
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.pid = os.getpid()
+        self.loop = asyncio.SelectorEventLoop(selectors.PollSelector())
         self.loop.set_default_executor(_EXECUTOR)
 
     def __del__(self) -> None:
-        if not self.loop.is_closed():
+        if not self.loop.is_closed() and self.pid == os.getpid():
             self.loop.close()
 
 
@@ -91,7 +101,7 @@ _EXECUTOR = _SharedExecutor(max_workers=4, thread_name_prefix="yizhang-seal-io")
 
 def _thread_loop() -> asyncio.AbstractEventLoop:
     held: _ThreadLoop | None = getattr(_LOOPS, "held", None)
-    if held is None or held.loop.is_closed():
+    if held is None or held.loop.is_closed() or held.pid != os.getpid():
         held = _LOOPS.held = _ThreadLoop()
     return held.loop
 
