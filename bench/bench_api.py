@@ -12,7 +12,10 @@ Run: .venv/bin/python bench/bench_api.py [--seconds 20] [--concurrency 4]
 4. Half that rate, open loop (requests sent on a fixed schedule, latency measured from the scheduled time):
    p50 / p99.
 5. Bare pyHanko: 2 processes, each ``signers.sign_pdf`` of the same PDF in a loop (no stamp, no timestamp,
-   no database), with the seal's key in the token through the keystore signer.
+   no database), with the seal's key in the token through a plain pyHanko ``Signer`` subclass
+   (bench/_bare.py); then the same with the county TSA; then the same with the TSA and Yizhang's own
+   ``KeystoreSigner`` (which encodes the CMS signed attributes once): the ratio to that last one is the
+   service's own overhead.
 6. PostgreSQL transactions per sealed document over steps 3 and 4 and the warm-up (``pg_stat_database`` of
    the bench database; each autocommit read and each pool ping counts as one): the round trips a signing
    costs.
@@ -124,16 +127,17 @@ def setup(env: dict[str, str]) -> dict[str, Any]:
 
 
 def _bare_worker(
-    env: dict[str, str], key_label: str, pdf: bytes, seconds: float, tsa: bool, out: Any
+    env: dict[str, str], key_label: str, pdf: bytes, seconds: float, tsa: bool, ours: bool, out: Any
 ) -> None:
     os.environ.update(env)
+    from _bare import bare_signer
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
 
     from core.db import make_engine
     from core.settings import load_settings
     from keystore import Keystore, SealRegistry
-    from signer._seal import KeystoreSigner, SealingKey
+    from signer._seal import SealingKey, signer_for
 
     settings = load_settings()
     os.environ["SOFTHSM2_CONF"] = str(settings.softhsm_conf)
@@ -147,7 +151,7 @@ def _bare_worker(
             chain_der=tuple(registry.chain_der(seal)),
             seal_name=seal.name,
         )
-        bare = KeystoreSigner(ks, key)
+        bare = signer_for(ks, key) if ours else bare_signer(ks, key)
         stamper = None
         if tsa:
             from signer import CountyTimeStamper, CountyTsa, ensure_county_tsa
@@ -165,11 +169,20 @@ def _bare_worker(
 
 
 def bare_pyhanko(
-    env: dict[str, str], key_label: str, pdf: bytes, seconds: float, procs: int, tsa: bool = False
+    env: dict[str, str],
+    key_label: str,
+    pdf: bytes,
+    seconds: float,
+    procs: int,
+    tsa: bool = False,
+    ours: bool = False,
 ) -> float:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    ps = [ctx.Process(target=_bare_worker, args=(env, key_label, pdf, seconds, tsa, q)) for _ in range(procs)]
+    ps = [
+        ctx.Process(target=_bare_worker, args=(env, key_label, pdf, seconds, tsa, ours, q))
+        for _ in range(procs)
+    ]
     for p in ps:
         p.start()
     results = [q.get(timeout=seconds + 120) for _ in ps]
@@ -190,20 +203,26 @@ class Load:
         self.errors: list[str] = []
 
     def one(self, client: Any) -> float:
+        import httpx
+
         t0 = time.perf_counter()
-        r = client.post(
-            "/v1/signing-requests",
-            data={
-                "seal_id": self.seal_id,
-                "matter_code": "SX-002",
-                "stage": "受理",
-                "document_kind": "受理通知书",
-                "reason": "bench",
-                "idempotency_key": "bench-" + secrets.token_hex(8),
-            },
-            files={"file": ("permit.pdf", self.pdf, "application/pdf")},
-            headers=self.headers,
-        )
+        try:
+            r = client.post(
+                "/v1/signing-requests",
+                data={
+                    "seal_id": self.seal_id,
+                    "matter_code": "SX-002",
+                    "stage": "受理",
+                    "document_kind": "受理通知书",
+                    "reason": "bench",
+                    "idempotency_key": "bench-" + secrets.token_hex(8),
+                },
+                files={"file": ("permit.pdf", self.pdf, "application/pdf")},
+                headers=self.headers,
+            )
+        except httpx.HTTPError as exc:  # a dropped connection is an error, not the end of this client
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            return time.perf_counter() - t0
         if r.status_code != 201 or r.json().get("status") != "SEALED":
             self.errors.append(f"{r.status_code} {r.text[:200]}")
         return time.perf_counter() - t0
@@ -276,11 +295,13 @@ def _pg_xacts(db: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _cpu_by_group(serve_sid: int) -> dict[str, float]:
+def _cpu_by_group(serve_sid: int) -> tuple[dict[str, float], dict[int, float]]:
     """CPU seconds (user + system) used so far by the processes alive now, by group: the serve workers
-    (the server's session), PostgreSQL backends, this bench process (the HTTP clients), everything else."""
+    (the server's session), PostgreSQL backends, this bench process (the HTTP clients), everything else;
+    and each serve process apart (is the load spread over the workers?)."""
     tick = os.sysconf("SC_CLK_TCK")
     groups = {"serve": 0.0, "postgres": 0.0, "bench_client": 0.0, "other": 0.0}
+    serve: dict[int, float] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -295,11 +316,38 @@ def _cpu_by_group(serve_sid: int) -> dict[str, float]:
             groups["bench_client"] += cpu
         elif int(fields[3]) == serve_sid:  # session id
             groups["serve"] += cpu
+            serve[int(pid)] = cpu
         elif comm == "postgres":
             groups["postgres"] += cpu
         else:
             groups["other"] += cpu
-    return groups
+    return groups, serve
+
+
+def _profile(serve_pid: int, directory: Path, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """py-spy (on PATH) samples each serve worker while it holds the GIL: where its CPU goes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    children = Path(f"/proc/{serve_pid}/task/{serve_pid}/children").read_text().split()
+    return [
+        subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "-p",
+                pid,
+                "--gil",
+                "--nonblocking",
+                "-r",
+                "200",
+                "-d",
+                str(int(seconds) - 1),
+            ]
+            + ["-f", "raw", "-o", str(directory / f"worker-{pid}.txt")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in children
+    ]
 
 
 def pct(values: list[float], p: float) -> float:
@@ -312,6 +360,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        help="directory: py-spy GIL profiles (collapsed stacks) of each serve worker during saturation",
+    )
     args = ap.parse_args()
 
     import httpx
@@ -352,7 +405,7 @@ def main() -> None:
                     "--workers",
                     str(args.workers),
                     "--log-level",
-                    "warning",
+                    "info",
                 ],
                 env={**os.environ, **env, "SOFTHSM2_CONF": str(home / "softhsm2.conf")},
                 stdout=log,
@@ -376,22 +429,43 @@ def main() -> None:
                     load.one(c)
             if load.errors:
                 raise SystemExit("sealing through HTTP failed: " + load.errors[0])
-            cpu_before = _cpu_by_group(proc.pid)
+            cpu_before, serve_before = _cpu_by_group(proc.pid)
+            spies = _profile(proc.pid, args.profile, args.seconds) if args.profile else []
+            t_sat = time.perf_counter()
             rate, sat_lat = load.saturate(args.concurrency, args.seconds)
-            cpu_after = _cpu_by_group(proc.pid)
+            for spy in spies:
+                spy.wait(timeout=60)
+            t_sat = time.perf_counter() - t_sat
+            cpu_after, serve_after = _cpu_by_group(proc.pid)
             cpu_ms_per_doc = {
                 k: round((cpu_after[k] - cpu_before[k]) * 1000 / max(1, len(sat_lat)), 2) for k in cpu_after
             }
+            # each serve process's share of a core over the saturation run (1.0 = one core busy throughout)
+            serve_busy = sorted(
+                (
+                    round((serve_after[p] - serve_before[p]) / t_sat, 2)
+                    for p in serve_after
+                    if p in serve_before
+                ),
+                reverse=True,
+            )
             half = load.paced(rate / 2, args.seconds)
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
             proc = None
+            serve_log = (Path(tmp) / "serve.log").read_text(errors="replace")
+            restarts = serve_log.count(" died")
+            (ROOT / "bench" / "out").mkdir(parents=True, exist_ok=True)
+            (ROOT / "bench" / "out" / "api-serve.log").write_text(serve_log)
             time.sleep(0.5)  # server backends report their statistics when they exit
             sealed_total = WARM_UP + len(sat_lat) + len(half)
             xacts_per_doc = (_pg_xacts(db) - xacts_before) / sealed_total
             bare_env = {**env, "SOFTHSM2_CONF": str(home / "softhsm2.conf")}
             bare = bare_pyhanko(bare_env, made["key_label"], pdf, args.seconds, args.workers)
             bare_tsa = bare_pyhanko(bare_env, made["key_label"], pdf, args.seconds, args.workers, tsa=True)
+            ours_tsa = bare_pyhanko(
+                bare_env, made["key_label"], pdf, args.seconds, args.workers, tsa=True, ours=True
+            )
             result = {
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                 "document": "1-page permit (public_place_hygiene_permit)",
@@ -404,12 +478,16 @@ def main() -> None:
                 "ratio_api_to_bare": round(rate / bare, 3) if bare else None,
                 "bare_pyhanko_tsa_docs_per_s": round(bare_tsa, 2),
                 "ratio_api_to_bare_tsa": round(rate / bare_tsa, 3) if bare_tsa else None,
+                "yizhang_signer_tsa_docs_per_s": round(ours_tsa, 2),
+                "ratio_api_to_yizhang_signer_tsa": round(rate / ours_tsa, 3) if ours_tsa else None,
                 "half_load_rate_per_s": round(rate / 2, 2),
                 "half_load_p50_ms": round(pct(half, 50) * 1000, 1),
                 "half_load_p99_ms": round(pct(half, 99) * 1000, 1),
                 "half_load_requests": len(half),
                 "pg_transactions_per_document": round(xacts_per_doc, 1),
                 "saturation_cpu_ms_per_document": cpu_ms_per_doc,
+                "saturation_serve_process_busy": serve_busy,
+                "worker_restarts": restarts,
                 "errors": len(load.errors),
                 "first_error": load.errors[0] if load.errors else None,
             }
@@ -426,12 +504,18 @@ def main() -> None:
     print(f"{api_side:44} {result['api_docs_per_s']:>8}")
     print(f"{bare_side:44} {result['bare_pyhanko_docs_per_s']:>8}")
     print(f"{bare_side + ' + county TSA':44} {result['bare_pyhanko_tsa_docs_per_s']:>8}")
+    ours_side = f"pyHanko sign_pdf with Yizhang's signer + TSA, {args.workers} processes"
+    print(f"{ours_side:44} {result['yizhang_signer_tsa_docs_per_s']:>8}")
     print(
-        f"ratio API / bare: {result['ratio_api_to_bare']}; API / bare+TSA: {result['ratio_api_to_bare_tsa']}"
+        f"ratio API / bare: {result['ratio_api_to_bare']}; "
+        f"API / bare+TSA: {result['ratio_api_to_bare_tsa']}; "
+        "API / Yizhang's signer+TSA (the service's own overhead): "
+        f"{result['ratio_api_to_yizhang_signer_tsa']}"
     )
     print(
         f"half load ({result['half_load_rate_per_s']}/s, {result['half_load_requests']} requests): "
-        f"p50 {result['half_load_p50_ms']} ms, p99 {result['half_load_p99_ms']} ms; errors {result['errors']}"
+        f"p50 {result['half_load_p50_ms']} ms, p99 {result['half_load_p99_ms']} ms; "
+        f"errors {result['errors']}; worker restarts {result['worker_restarts']}"
     )
     print(
         f"PostgreSQL transactions per sealed document (autocommit reads count one each, pings included): "
@@ -440,6 +524,10 @@ def main() -> None:
     print(
         "CPU per sealed document at saturation (ms; processes alive at both ends): "
         + ", ".join(f"{k} {v}" for k, v in result["saturation_cpu_ms_per_document"].items())
+    )
+    print(
+        "serve processes' share of a core at saturation: "
+        + ", ".join(str(b) for b in result["saturation_serve_process_busy"])
     )
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)

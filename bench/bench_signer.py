@@ -126,11 +126,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
 
+    from _bare import bare_signer
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter as W
     from pyhanko.sign import signers
 
     from signer import SealRequest
-    from signer._seal import KeystoreSigner, SealingKey
+    from signer._seal import SealingKey
 
     with tempfile.TemporaryDirectory(prefix="yz-bench-signer-") as tmpdir:
         tmp = Path(tmpdir)
@@ -143,7 +144,7 @@ def main() -> None:
             chain_der=tuple(registry.chain_der(seal)),
             seal_name=seal.name,
         )
-        bare_signer = KeystoreSigner(env["ks"], key)
+        bare_token_signer = bare_signer(env["ks"], key)
         stamper = sealer.timestamper
         counter = iter(range(10**9))
 
@@ -169,7 +170,7 @@ def main() -> None:
             def run() -> Any:
                 meta = signers.PdfSignatureMetadata(field_name="Sig1")
                 ts = stamper if tsa else None
-                return signers.sign_pdf(W(BytesIO(pdf)), meta, bare_signer, timestamper=ts)
+                return signers.sign_pdf(W(BytesIO(pdf)), meta, bare_token_signer, timestamper=ts)
 
             return run
 

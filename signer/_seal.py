@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
 
+from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 from asn1crypto.algos import SignedDigestAlgorithm
 from pyhanko.pdf_utils import generic
@@ -120,6 +121,29 @@ class SealJob:
     verify_url: str | None = None  # draw the verification QR code and line (first seal only)
 
 
+class _FrozenAttribute:
+    """A signed attribute as parsed back from its one encoding (see ``KeystoreSigner``). The signing
+    certificate's ESS attribute depends on the certificate alone: it is encoded once per signer."""
+
+    _CONSTANT = frozenset({"signing_certificate_v2"})
+
+    def __init__(self, inner: Any, constants: dict[str, bytes]) -> None:
+        self._inner = inner
+        self._constants = constants
+
+    async def get_attribute(self, dry_run: bool = False) -> cms.CMSAttribute | None:
+        kind = getattr(self._inner, "attribute_type", None)
+        der = self._constants.get(kind) if kind in self._CONSTANT else None
+        if der is None:
+            attr = await self._inner.get_attribute(dry_run=dry_run)
+            if attr is None:
+                return None
+            der = attr.dump()
+            if kind in self._CONSTANT:
+                self._constants[kind] = der
+        return cms.CMSAttribute.load(der)  # a value of its own each time: parsing is lazy, not thread-safe
+
+
 class KeystoreSigner(Signer):
     """pyHanko signer whose private key operation happens in the PKCS#11 token via the keystore.
 
@@ -142,6 +166,23 @@ class KeystoreSigner(Signer):
             embed_roots=True,
         )
         self._dummy_len = 72 if self._alg is KeyAlgorithm.EC_P256 else 384
+        self._constant_attrs: dict[str, bytes] = {}
+
+    # asn1crypto re-encodes a value built from Python objects every time it is dumped (its "mutated" flag
+    # is never cleared), and SET OF sorts by encoding each member again: the signed attributes were encoded
+    # dozens of times per signature, their ESS certificate ids and default algorithm parameters with them.
+    # Parsing the one encoding back gives values whose dump is the cached bytes; what is signed and what is
+    # embedded are the same bytes either way.
+    def _signed_attr_providers(self, *args: Any, **kwargs: Any) -> list[_FrozenAttribute]:
+        providers = super()._signed_attr_providers(*args, **kwargs)
+        return [_FrozenAttribute(p, self._constant_attrs) for p in providers]
+
+    async def signed_attrs(self, *args: Any, **kwargs: Any) -> cms.CMSAttributes:
+        attrs = await super().signed_attrs(*args, **kwargs)
+        return cms.CMSAttributes.load(attrs.dump())
+
+    def signer_info(self, *args: Any, **kwargs: Any) -> cms.SignerInfo:
+        return cms.SignerInfo.load(super().signer_info(*args, **kwargs).dump())
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
         if dry_run:
