@@ -116,3 +116,47 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class ConnectionRecycleMiddleware:
+    """Close a keep-alive connection after ``max_requests`` answers on it (nginx ``keepalive_requests``).
+
+    The serve workers share one listening socket, and an event loop accepts every connection pending when
+    it wakes: a burst of clients (or a proxy's upstream pool) opening connections together lands mostly on
+    one worker, and a kept-alive connection never moves. One worker then runs at its one-core limit while
+    the other idles. Answering ``Connection: close`` every ``max_requests`` requests makes the client
+    reconnect, and the idle worker, whose loop is not waiting for the GIL, is the one that accepts.
+
+    A connection is known by its peer address (``scope["client"]``); behind a proxy that rewrites it
+    (``X-Forwarded-For``) connections share a count, which only recycles some of them sooner.
+    """
+
+    _MAX_TRACKED = 4096
+
+    def __init__(self, app: ASGIApp, *, max_requests: int) -> None:
+        self.app = app
+        self.max_requests = max_requests
+        self._served: dict[tuple[str, int], int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] != "http" or not self.max_requests or not client:
+            await self.app(scope, receive, send)
+            return
+        peer = (client[0], client[1])
+        served = self._served.get(peer, 0) + 1
+        if served < self.max_requests:
+            if len(self._served) >= self._MAX_TRACKED:
+                self._served.clear()  # peers that left; at worst a connection lives a little longer
+            self._served[peer] = served
+            await self.app(scope, receive, send)
+            return
+        self._served.pop(peer, None)
+
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, closing_send)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -99,7 +99,8 @@ class SigningRequestView:
     created_at: datetime | None = None
 
     @classmethod
-    def from_row(cls, row: SigningRequestRow) -> SigningRequestView:
+    def from_row(cls, row: SigningRequestRow | Row[Any]) -> SigningRequestView:
+        """From an ORM row or a ``RETURNING`` result of the request table (the same names)."""
         return cls(
             request_id=row.request_id,
             status=row.status,
@@ -375,21 +376,26 @@ class SigningWorkflow:
         operator: str,
         codes: set[str],
     ) -> None:
+        # Plain INSERTs, not the ORM's unit of work (its flush bookkeeping cost more CPU than the round trip
+        # on this path); ``row`` stays a detached value the caller reads from. The unique idempotency key
+        # is checked by the first statement, before anything else is written.
         with transaction(self.services.sessions) as s:
-            s.add(row)
+            s.execute(insert(SigningRequestRow), [_columns(row)])
             if pdf is not None:
-                s.add(
-                    DocumentRow(
-                        request_id=row.request_id,
-                        role="source",
-                        sha256=_sha256(pdf),
-                        data=pdf,
-                        created_at=now,
-                    )
+                s.execute(
+                    insert(DocumentRow),
+                    [
+                        {
+                            "request_id": row.request_id,
+                            "role": "source",
+                            "sha256": _sha256(pdf),
+                            "data": pdf,
+                            "created_at": now,
+                        }
+                    ],
                 )
             if status == Status.DENIED:
                 # Refusals are evidence too: logged with the request, in the same transaction.
-                s.flush()  # the unique idempotency key is checked before the ledger entry is written
                 self._log_refusal(s, row, operator, sorted(codes), f"refused:{row.request_id}")
 
     # -- approval ---------------------------------------------------------------------------------------
@@ -568,24 +574,33 @@ class SigningWorkflow:
         supervisor = self._supervisor_of(request.matter_code, request_township, request_department)
         now = _now()
         with transaction(self.services.sessions) as s:
-            # Locked: a twin (the client's retry while this attempt still ran) may finish at the same time;
-            # the first records the document and publishes the decision, the second only reads it.
-            row = s.get(SigningRequestRow, request_id, with_for_update=True)
-            assert row is not None
-            if row.status == Status.SEALED:
-                return SigningRequestView.from_row(row)
+            # One guarded UPDATE: a twin (the client's retry while this attempt still ran) may finish at the
+            # same time; the row lock makes the second wait, and then its condition no longer holds (the
+            # row is SEALED): the first records the document and publishes the decision, the second reads.
             # The sealed bytes are kept once, by the signer under the request's idempotency key (see
             # ``document``); rows sealed before that change also have a copy in api_documents.
-            row.status = Status.SEALED
-            row.document_number = sealed.document_number
-            row.ledger_index = sealed.ledger_index
-            row.sealed_sha256 = sealed.sha256
-            row.error_code = None
-            row.updated_at = now
-            _publish(s, row, "DECISION_ISSUED", now, supervisor)
-            view = SigningRequestView.from_row(row)
+            marked = s.execute(
+                update(SigningRequestRow)
+                .where(SigningRequestRow.request_id == request_id, SigningRequestRow.status != Status.SEALED)
+                .values(
+                    status=Status.SEALED,
+                    document_number=sealed.document_number,
+                    ledger_index=sealed.ledger_index,
+                    sealed_sha256=sealed.sha256,
+                    error_code=None,
+                    updated_at=now,
+                )
+                .returning(*SigningRequestRow.__table__.c)
+                .execution_options(synchronize_session=False)
+            ).one_or_none()
+            if marked is None:
+                found = s.get(SigningRequestRow, request_id)
+                assert found is not None
+                return SigningRequestView.from_row(found)
+            _publish(s, marked, "DECISION_ISSUED", now, supervisor)
+            view = SigningRequestView.from_row(marked)
         if self.metrics is not None and not sealed.replayed:
-            self.metrics.signings.labels(row.seal_id, row.matter_code).inc()
+            self.metrics.signings.labels(view.seal_id, view.matter_code).inc()
         return view
 
     def _finish(self, request_id: str, status: str, code: str, reasons: Any = None) -> None:
@@ -774,40 +789,51 @@ class SigningWorkflow:
         return m.supervising_department or m.department_code or department_code
 
 
+def _columns(row: SigningRequestRow) -> dict[str, Any]:
+    """The values set on a new (transient) row, for a plain INSERT; unset columns keep their defaults."""
+    values = {c.key: getattr(row, c.key) for c in SigningRequestRow.__table__.c}
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def _publish(
     s: Session,
-    row: SigningRequestRow,
+    row: Any,
     event: str,
     now: datetime,
     supervisor: str | None,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """An outbox event for the supervision feed: no personal data, only what a supervisor needs."""
-    s.add(
-        OutboxRow(
-            event=event,
-            request_id=row.request_id,
-            supervising_code=supervisor,
-            township_code=row.township_code,
-            payload=json.dumps(
-                {
-                    "request_id": row.request_id,
-                    "document_number": row.document_number,
-                    "seal_id": row.seal_id,
-                    "matter": row.matter_code,
-                    "stage": row.stage,
-                    "document_kind": row.document_kind,
-                    "township_code": row.township_code,
-                    "decision_status": row.decision_status,
-                    "ledger_index": row.ledger_index,
-                    "sealed_sha256": row.sealed_sha256,
-                    "at": now.isoformat(),
-                    **(extra or {}),
-                },
-                ensure_ascii=False,
-            ),
-            created_at=now,
-        )
+    """An outbox event for the supervision feed: no personal data, only what a supervisor needs.
+
+    ``row`` is a request row, ORM or a ``RETURNING`` result (the same column names)."""
+    s.execute(
+        insert(OutboxRow),
+        [
+            dict(
+                event=event,
+                request_id=row.request_id,
+                supervising_code=supervisor,
+                township_code=row.township_code,
+                payload=json.dumps(
+                    {
+                        "request_id": row.request_id,
+                        "document_number": row.document_number,
+                        "seal_id": row.seal_id,
+                        "matter": row.matter_code,
+                        "stage": row.stage,
+                        "document_kind": row.document_kind,
+                        "township_code": row.township_code,
+                        "decision_status": row.decision_status,
+                        "ledger_index": row.ledger_index,
+                        "sealed_sha256": row.sealed_sha256,
+                        "at": now.isoformat(),
+                        **(extra or {}),
+                    },
+                    ensure_ascii=False,
+                ),
+                created_at=now,
+            )
+        ],
     )
 
 

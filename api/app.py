@@ -1,10 +1,11 @@
 """The FastAPI application: ``create_app(settings)`` builds it; ``app_factory()`` is uvicorn's entry point.
 
-Layers, outermost first: request id / access log / metrics / last-resort 500 (``ObservabilityMiddleware``),
-body-size limit (FastAPI's ``max_body_size``, checked on Content-Length and on streamed bytes before the body
-is read whole), error handlers (one status table, ``api._errors``), routes (each declares ``require(...)`` or
-``public()``, ``api._authz``). The :class:`~api._services.Services` container is built in the lifespan, once
-per worker process.
+Layers, outermost first: keep-alive recycling (``Connection: close`` every ``keepalive_requests`` answers,
+so reconnecting clients spread over the workers), request id / access log / metrics / last-resort 500
+(``ObservabilityMiddleware``), body-size limit (FastAPI's ``max_body_size``, checked on Content-Length and
+on streamed bytes before the body is read whole), error handlers (one status table, ``api._errors``),
+routes (each declares ``require(...)`` or ``public()``, ``api._authz``). The
+:class:`~api._services.Services` container is built in the lifespan, once per worker process.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from fastapi import FastAPI
 
 from api._authz import TokenBucket
 from api._errors import install_error_handlers
-from api._limits import BodyLimitMiddleware
+from api._limits import BodyLimitMiddleware, ConnectionRecycleMiddleware
 from api._observability import Metrics, ObservabilityMiddleware
 from api._services import Services, build_services
 from core.settings import Settings, load_settings
@@ -124,6 +125,7 @@ def create_app(
         by_prefix=dict.fromkeys(UPLOAD_PATHS, upload_limit(settings)),
     )
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
+    app.add_middleware(ConnectionRecycleMiddleware, max_requests=settings.keepalive_requests)
     return app
 
 

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         "process died) is voided by the serve workers' sweeper (seconds; longer than any signing can take)",
     )
 
+    keepalive_requests: int = Field(
+        default=100,
+        ge=0,
+        description="answers on one kept-alive HTTP connection before the server closes it (0: no limit); "
+        "reconnecting clients spread over the serve workers",
+    )
+
     account_rate_per_s: float = Field(
         default=20.0,
         gt=0,

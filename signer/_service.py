@@ -37,7 +37,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
 from core.db import database_unavailable, reading, transaction
@@ -454,18 +454,21 @@ class Sealer:
                 settled = _numbers.settle_number(session, drawn)
                 if settled:
                     entry = self._log_signed(session, request, seal, stage, kind, drawn, digest, level, now)
-                    session.add(
-                        SealedDocumentRow(
-                            idempotency_key=request.idempotency_key,
-                            seal_id=seal.seal_id,
-                            document_number=drawn.number,
-                            sha256=digest,
-                            request_sha256=req_hash,
-                            level=level.value,
-                            ledger_index=entry.index,
-                            sealed=sealed,
-                            created_at=now,
-                        )
+                    session.execute(  # a plain INSERT: no unit-of-work bookkeeping for one row
+                        insert(SealedDocumentRow),
+                        [
+                            {
+                                "idempotency_key": request.idempotency_key,
+                                "seal_id": seal.seal_id,
+                                "document_number": drawn.number,
+                                "sha256": digest,
+                                "request_sha256": req_hash,
+                                "level": level.value,
+                                "ledger_index": entry.index,
+                                "sealed": sealed,
+                                "created_at": now,
+                            }
+                        ],
                     )
         except Exception as exc:
             if database_unavailable(exc):

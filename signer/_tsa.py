@@ -115,6 +115,18 @@ class CountyTsa:
         # loaded from DER are dumped from their stored bytes; the token is byte-for-byte the same.
         self._ess_der = self._signing_certificate_v2().dump()
         self._certs_der = cms.CertificateSet([self.cert, *self.chain]).dump()
+        # The same for the parts every token repeats, and each per-token part is parsed back from its one
+        # encoding before it goes into the next (a SET OF re-encodes its members to sort them).
+        self._tsa_name_der = asn1_x509.GeneralName({"directory_name": self.cert.subject}).dump()
+        self._sid_der = cms.SignerIdentifier(
+            {
+                "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                    {"issuer": self.cert.issuer, "serial_number": self.cert.serial_number}
+                )
+            }
+        ).dump()
+        self._digest_alg_der = algos.DigestAlgorithm({"algorithm": "sha256"}).dump()
+        self._sig_alg_der = algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}).dump()
 
     def _signing_certificate_v2(self) -> tsp.SigningCertificateV2:
         return tsp.SigningCertificateV2(
@@ -174,41 +186,35 @@ class CountyTsa:
             "gen_time": now,
             "accuracy": {"seconds": 1},
             "ordering": False,
-            "tsa": asn1_x509.GeneralName({"directory_name": self.cert.subject}),
+            "tsa": asn1_x509.GeneralName.load(self._tsa_name_der),
         }
         if nonce is not None:
             info["nonce"] = nonce
         tst_der = tsp.TSTInfo(info).dump()
         ess = tsp.SigningCertificateV2.load(self._ess_der)
-        signed_attrs = cms.CMSAttributes(
+        signed_attrs_der = cms.CMSAttributes(
             [
                 cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
                 cms.CMSAttribute({"type": "signing_time", "values": [cms.Time({"utc_time": now})]}),
                 cms.CMSAttribute({"type": "message_digest", "values": [hashlib.sha256(tst_der).digest()]}),
                 cms.CMSAttribute({"type": "signing_certificate_v2", "values": [ess]}),
             ]
-        )
-        signature = self._ks.sign(self.identity.key_label, signed_attrs.dump())
-        digest_alg = algos.DigestAlgorithm({"algorithm": "sha256"})
+        ).dump()
+        signature = self._ks.sign(self.identity.key_label, signed_attrs_der)
         signer_info = cms.SignerInfo(
             {
                 "version": "v1",
-                "sid": cms.SignerIdentifier(
-                    {
-                        "issuer_and_serial_number": cms.IssuerAndSerialNumber(
-                            {"issuer": self.cert.issuer, "serial_number": self.cert.serial_number}
-                        )
-                    }
-                ),
-                "digest_algorithm": digest_alg,
-                "signed_attrs": signed_attrs,
-                "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}),
+                "sid": cms.SignerIdentifier.load(self._sid_der),
+                "digest_algorithm": algos.DigestAlgorithm.load(self._digest_alg_der),
+                "signed_attrs": cms.CMSAttributes.load(signed_attrs_der),
+                "signature_algorithm": algos.SignedDigestAlgorithm.load(self._sig_alg_der),
                 "signature": signature,
             }
         )
+        signer_info = cms.SignerInfo.load(signer_info.dump())
         signed_data: dict[str, Any] = {
             "version": "v3",
-            "digest_algorithms": [digest_alg],
+            "digest_algorithms": [algos.DigestAlgorithm.load(self._digest_alg_der)],
             "encap_content_info": {"content_type": "tst_info", "content": core.ParsableOctetString(tst_der)},
             "signer_infos": [signer_info],
         }

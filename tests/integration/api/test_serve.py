@@ -26,7 +26,12 @@ def _free_port() -> int:
 @pytest.mark.postgres
 def test_serve_two_workers_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {**os.environ, "YIZHANG_DATABASE_URL": pg_url, "YIZHANG_HOME": str(home)}
+    env = {
+        **os.environ,
+        "YIZHANG_DATABASE_URL": pg_url,
+        "YIZHANG_HOME": str(home),
+        "YIZHANG_KEEPALIVE_REQUESTS": "5",  # a connection is closed after 5 answers: clients spread out
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     port = _free_port()
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
@@ -78,11 +83,16 @@ def test_serve_two_workers_on_postgresql(pg_url: str, tmp_path: Path) -> None:
         )
         token = json.loads(out.stdout)["token"]
         auth = {"Authorization": f"Bearer {token}"}
-        # Many requests, so both workers answer some; all agree on the database.
+        # Many requests over several connections (every 5th answer closes its connection, the client opens
+        # a new one, which either worker may accept); all agree on the database.
+        closing = []
         with httpx.Client(base_url=base, timeout=10) as client:
-            for _ in range(20):
+            for i in range(20):
                 r = client.get("/v1/me", headers=auth)
                 assert r.status_code == 200 and r.json()["username"] == "admin"
+                if r.headers.get("connection") == "close":
+                    closing.append(i)
+            assert closing == [4, 9, 14, 19]
             assert client.get("/v1/me").status_code == 401
             metrics = client.get("/metrics").text
         # The counters of every worker are added up.
