@@ -1,7 +1,7 @@
 """End-to-end sealed documents per second through HTTP: ``yizhang serve`` (2 uvicorn workers, PostgreSQL,
 SoftHSM) against bare pyHanko ``sign_pdf`` in 2 processes with the same key in the same token.
 
-Run: .venv/bin/python bench/bench_api.py [--seconds 20] [--concurrency 4]
+Run: .venv/bin/python bench/bench_api.py [--seconds 20] [--concurrency 8]
 
 1. A throw-away deployment: a fresh PostgreSQL database, a home with a SoftHSM token and the county PKI,
    the Shanxi catalog, 兴江乡's active seal, a clerk account bound to its service centre with an API token.
@@ -325,13 +325,16 @@ def _cpu_by_group(serve_sid: int) -> tuple[dict[str, float], dict[int, float]]:
 
 
 def _profile(serve_pid: int, directory: Path, seconds: float) -> list[subprocess.Popen[bytes]]:
-    """py-spy (on PATH) samples each serve worker while it holds the GIL: where its CPU goes."""
+    """py-spy (the dev extra's, next to this interpreter) samples each serve worker while it holds the GIL."""
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        raise SystemExit(f"--profile needs py-spy at {spy} (the dev extra: bash scripts/setup.sh)")
     directory.mkdir(parents=True, exist_ok=True)
     children = Path(f"/proc/{serve_pid}/task/{serve_pid}/children").read_text().split()
     return [
         subprocess.Popen(
             [
-                "py-spy",
+                str(spy),
                 "record",
                 "-p",
                 pid,
@@ -358,7 +361,7 @@ def pct(values: list[float], p: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(
         "--profile",

@@ -33,11 +33,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.orm import Session
 
 from core.db import database_unavailable, reading, transaction
@@ -62,6 +62,7 @@ from ._templates import load_template, render_template
 from ._tsa import CountyTimeStamper, CountyTsa, HttpTimeStamper, ensure_county_tsa
 
 CRL_REUSE_S = 300
+_sealed_t = cast(Table, SealedDocumentRow.__table__)  # a Core INSERT when settling: no ORM bulk layer
 
 
 # One event loop per thread that seals, kept for the thread's life. ``asyncio.run`` made a loop, a selector,
@@ -308,7 +309,19 @@ class Sealer:
         """For async servers: the whole step runs in a worker thread (token and database calls block)."""
         return await asyncio.to_thread(self.apply_seal, request)
 
-    def apply_seal(self, request: SealRequest) -> SealedDocument:
+    def apply_seal(
+        self,
+        request: SealRequest,
+        *,
+        on_settled: Callable[[Session, SealedDocument], None] | None = None,
+    ) -> SealedDocument:
+        """Decide, number, stamp, sign and log one document (see the module docstring).
+
+        ``on_settled`` runs inside the settle transaction, after the number is USED, the ledger entry
+        written and the sealed document stored, with that transaction's session: the caller's own record of
+        the outcome (the API marks its request SEALED) commits with them or not at all. It is not called
+        when the answer is a replay of an earlier signing with this idempotency key (nothing is settled).
+        """
         from policies import DocumentKind, SigningRequest, Stage, decide
 
         _refuse_on_event_loop()  # before anything is drawn or logged
@@ -449,13 +462,14 @@ class Sealer:
 
         # 5. settle: USED + SEAL_SIGNED + the stored bytes, in one transaction. The sealed bytes leave only
         # after its commit.
+        document: SealedDocument | None = None
         try:
             with transaction(self.engine) as session:
                 settled = _numbers.settle_number(session, drawn)
                 if settled:
                     entry = self._log_signed(session, request, seal, stage, kind, drawn, digest, level, now)
-                    session.execute(  # a plain INSERT: no unit-of-work bookkeeping for one row
-                        insert(SealedDocumentRow),
+                    session.execute(
+                        insert(_sealed_t),
                         [
                             {
                                 "idempotency_key": request.idempotency_key,
@@ -470,6 +484,17 @@ class Sealer:
                             }
                         ],
                     )
+                    document = SealedDocument(
+                        idempotency_key=request.idempotency_key,
+                        seal_id=seal.seal_id,
+                        document_number=drawn.number,
+                        sha256=digest,
+                        level=level.value,
+                        ledger_index=entry.index,
+                        pdf=sealed,
+                    )
+                    if on_settled is not None:
+                        on_settled(session, document)
         except Exception as exc:
             if database_unavailable(exc):
                 # Nothing of this transaction was written: the number stays reserved for this request,
@@ -477,7 +502,7 @@ class Sealer:
                 raise _database_gone() from exc
             self._give_up(request, drawn, exc, now)
             raise
-        if not settled:
+        if document is None:
             # A twin request with this idempotency key settled the number first (then its document is
             # the answer), or the reservation outlived its time and was voided.
             done = self._stored(request.idempotency_key, req_hash)
@@ -488,15 +513,7 @@ class Sealer:
                 f"the reservation of {drawn.number} expired before the signing ended; it was voided, retry",
                 f"文号 {drawn.number} 预留已过期并作废，请重试",
             )
-        return SealedDocument(
-            idempotency_key=request.idempotency_key,
-            seal_id=seal.seal_id,
-            document_number=drawn.number,
-            sha256=digest,
-            level=level.value,
-            ledger_index=entry.index,
-            pdf=sealed,
-        )
+        return document
 
     async def async_attest(self, request: AttestRequest) -> SealedDocument:
         return await asyncio.to_thread(self.attest, request)
@@ -834,6 +851,11 @@ class Sealer:
                 return voided
 
 
-def apply_seal(sealer: Sealer, request: SealRequest) -> SealedDocument:
+def apply_seal(
+    sealer: Sealer,
+    request: SealRequest,
+    *,
+    on_settled: Callable[[Session, SealedDocument], None] | None = None,
+) -> SealedDocument:
     """Module-level form of :meth:`Sealer.apply_seal`."""
-    return sealer.apply_seal(request)
+    return sealer.apply_seal(request, on_settled=on_settled)

@@ -497,3 +497,60 @@ def test_a_signing_outliving_its_reservation_releases_nothing(
     assert retry.document_number.endswith("〕2号") and not retry.replayed
     report = ledger.audit()
     assert report.ok and report.size == 2  # DOCUMENT_NUMBER_VOIDED, SEAL_SIGNED
+
+
+def test_on_settled_commits_with_the_settle_or_not_at_all(
+    sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any, ledger: Any, engine: Any
+) -> None:
+    """The caller's record of the outcome is written in the settle transaction: both or neither."""
+    from sqlalchemy import text
+
+    from core.db import transaction
+    from signer._numbers import numbers
+    from signer._storage import SealedDocumentRow
+
+    with transaction(engine) as s:
+        s.execute(text("CREATE TABLE caller_record (key VARCHAR(64) PRIMARY KEY, number VARCHAR(200))"))
+
+    seen: list[tuple[str, int]] = []
+
+    def record(session: Any, doc: Any) -> None:
+        # The settle's own session: this request's number is already USED in it, not yet committed.
+        [(_, _, status)] = numbers(session, xingjiang_seal.township_code, 2026)[-1:]
+        seen.append((status, doc.ledger_index))
+        session.execute(
+            text("INSERT INTO caller_record VALUES (:k, :n)"),
+            {"k": doc.idempotency_key, "n": doc.document_number},
+        )
+
+    done = sealer.apply_seal(
+        _request(xingjiang_seal, xingjiang_clerk, idempotency_key="kept"), on_settled=record
+    )
+    assert seen == [("USED", done.ledger_index)]
+    again = sealer.apply_seal(
+        _request(xingjiang_seal, xingjiang_clerk, idempotency_key="kept"), on_settled=record
+    )
+    assert again.replayed and len(seen) == 1  # a replay settles nothing: not called
+
+    class CallerFailed(Exception):
+        pass
+
+    def fail(session: Any, doc: Any) -> None:
+        session.execute(text("INSERT INTO caller_record VALUES ('lost', 'x')"))
+        raise CallerFailed
+
+    with pytest.raises(CallerFailed):
+        sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="lost"), on_settled=fail)
+    with transaction(engine) as s:
+        rows = s.execute(text("SELECT key, number FROM caller_record ORDER BY key")).all()
+        assert [tuple(r) for r in rows] == [("kept", done.document_number)]
+        assert s.get(SealedDocumentRow, "lost") is None
+        assert [(n, st) for n, _, st in numbers(s, xingjiang_seal.township_code, 2026)] == [
+            (1, "USED"),
+            (2, "VOID"),
+        ]
+        s.execute(text("DROP TABLE caller_record"))
+    report = ledger.audit()
+    kinds = [ledger.get(i).kind.value for i in range(report.size)]
+    # The failed signing left no SEAL_SIGNED, only its voided number.
+    assert report.ok and kinds == ["SEAL_SIGNED", "DOCUMENT_NUMBER_VOIDED"]
