@@ -18,9 +18,10 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Row, Table, insert, select, update
+from sqlalchemy import Insert, Row, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -570,10 +571,18 @@ class SigningWorkflow:
         supervisor = self._supervisor_of(request.matter_code, row.township_code, row.department_code)
         marked: list[SigningRequestView | None] = []
 
-        def on_settled(s: Session, sealed: SealedDocument) -> None:
-            # In the signer's settle transaction: the request is SEALED with its number, ledger entry and
-            # stored document, or none of them is written.
-            marked.append(self._mark_sealed(s, request_id, sealed, supervisor, _now()))
+        def on_settled(sealed: SealedDocument) -> list[Any]:
+            # Written by the signer's settle, in the ledger's statement: the request is SEALED with its
+            # number, ledger entry and stored document, or none of them is written. Only the signing that
+            # settles the number calls this, once: the request cannot be SEALED already.
+            now = _now()
+            values = _sealed_values(sealed, now)
+            after = SimpleNamespace(**{**_current(row), **values})
+            marked.append(SigningRequestView.from_row(after))  # type: ignore[arg-type]
+            return [
+                update(_requests_t).where(_requests_t.c.request_id == request_id).values(**values),
+                _outbox_insert(after, "DECISION_ISSUED", now, supervisor),
+            ]
 
         try:
             sealed = sealer.apply_seal(request, on_settled=on_settled)
@@ -616,14 +625,7 @@ class SigningWorkflow:
         marked = s.execute(
             update(_requests_t)
             .where(_requests_t.c.request_id == request_id, _requests_t.c.status != Status.SEALED)
-            .values(
-                status=Status.SEALED,
-                document_number=sealed.document_number,
-                ledger_index=sealed.ledger_index,
-                sealed_sha256=sealed.sha256,
-                error_code=None,
-                updated_at=now,
-            )
+            .values(**_sealed_values(sealed, now))
             .returning(*_requests_t.c)
         ).one_or_none()
         if marked is None:
@@ -823,6 +825,61 @@ def _columns(row: SigningRequestRow) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _sealed_values(sealed: SealedDocument, now: datetime) -> dict[str, Any]:
+    """What a request row holds once its document is sealed."""
+    return {
+        "status": Status.SEALED,
+        "document_number": sealed.document_number,
+        "ledger_index": sealed.ledger_index,
+        "sealed_sha256": sealed.sha256,
+        "error_code": None,
+        "updated_at": now,
+    }
+
+
+def _current(row: SigningRequestRow) -> dict[str, Any]:
+    """A request row's column values, with the table's defaults where a new row left them unset."""
+    out = {}
+    for c in _requests_t.c:
+        value = getattr(row, c.key)
+        if value is None and c.default is not None and c.default.is_scalar:
+            value = c.default.arg  # type: ignore[attr-defined]
+        out[c.key] = value
+    return out
+
+
+def _outbox_insert(
+    row: Any, event: str, now: datetime, supervisor: str | None, extra: dict[str, Any] | None = None
+) -> Insert:
+    """An outbox event for the supervision feed: no personal data, only what a supervisor needs.
+
+    ``row`` has a request row's column names (an ORM row, a ``RETURNING`` result, a namespace)."""
+    return insert(_outbox_t).values(
+        event=event,
+        request_id=row.request_id,
+        supervising_code=supervisor,
+        township_code=row.township_code,
+        payload=json.dumps(
+            {
+                "request_id": row.request_id,
+                "document_number": row.document_number,
+                "seal_id": row.seal_id,
+                "matter": row.matter_code,
+                "stage": row.stage,
+                "document_kind": row.document_kind,
+                "township_code": row.township_code,
+                "decision_status": row.decision_status,
+                "ledger_index": row.ledger_index,
+                "sealed_sha256": row.sealed_sha256,
+                "at": now.isoformat(),
+                **(extra or {}),
+            },
+            ensure_ascii=False,
+        ),
+        created_at=now,
+    )
+
+
 def _publish(
     s: Session,
     row: Any,
@@ -831,38 +888,8 @@ def _publish(
     supervisor: str | None,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """An outbox event for the supervision feed: no personal data, only what a supervisor needs.
-
-    ``row`` is a request row, ORM or a ``RETURNING`` result (the same column names)."""
-    s.execute(
-        insert(_outbox_t),
-        [
-            dict(
-                event=event,
-                request_id=row.request_id,
-                supervising_code=supervisor,
-                township_code=row.township_code,
-                payload=json.dumps(
-                    {
-                        "request_id": row.request_id,
-                        "document_number": row.document_number,
-                        "seal_id": row.seal_id,
-                        "matter": row.matter_code,
-                        "stage": row.stage,
-                        "document_kind": row.document_kind,
-                        "township_code": row.township_code,
-                        "decision_status": row.decision_status,
-                        "ledger_index": row.ledger_index,
-                        "sealed_sha256": row.sealed_sha256,
-                        "at": now.isoformat(),
-                        **(extra or {}),
-                    },
-                    ensure_ascii=False,
-                ),
-                created_at=now,
-            )
-        ],
-    )
+    """Queue an outbox event (see :func:`_outbox_insert`) in ``s``'s transaction."""
+    s.execute(_outbox_insert(row, event, now, supervisor, extra))
 
 
 def feed(

@@ -30,14 +30,14 @@ import json
 import os
 import selectors
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy import Engine, Executable, Table, insert, select
 from sqlalchemy.orm import Session
 
 from core.db import database_unavailable, reading, transaction
@@ -313,14 +313,16 @@ class Sealer:
         self,
         request: SealRequest,
         *,
-        on_settled: Callable[[Session, SealedDocument], None] | None = None,
+        on_settled: Callable[[SealedDocument], Sequence[Executable]] | None = None,
     ) -> SealedDocument:
         """Decide, number, stamp, sign and log one document (see the module docstring).
 
-        ``on_settled`` runs inside the settle transaction, after the number is USED, the ledger entry
-        written and the sealed document stored, with that transaction's session: the caller's own record of
-        the outcome (the API marks its request SEALED) commits with them or not at all. It is not called
-        when the answer is a replay of an earlier signing with this idempotency key (nothing is settled).
+        ``on_settled(document)`` gives the caller's own record of the outcome (the API marks its request
+        SEALED and queues the supervision event) as write statements: they run in the settle transaction,
+        in the same statement as the ledger entry on PostgreSQL, and commit with the number's USED, the
+        entry and the stored document or not at all. They must only write (nothing is returned to read).
+        It is called at most once, only by the signing that settles the number, never for a replay of an
+        earlier signing with this idempotency key.
         """
         from policies import DocumentKind, SigningRequest, Stage, decide
 
@@ -411,6 +413,7 @@ class Sealer:
                     county=seal.county,
                     idempotency_key=request.idempotency_key,
                     now=now,
+                    fresh=request.fresh_key,
                 )
             except _numbers.AlreadySettled:
                 # a concurrent retry sealed it while we waited for the lock: its document is the answer
@@ -463,38 +466,48 @@ class Sealer:
         # 5. settle: USED + SEAL_SIGNED + the stored bytes, in one transaction. The sealed bytes leave only
         # after its commit.
         document: SealedDocument | None = None
+
+        def written_with_the_entry(entries: list[Any]) -> list[Any]:
+            # Built once the entry's index is known, written in the ledger's own statement (PostgreSQL):
+            # after the head row is locked nothing else waits on a round trip.
+            nonlocal document
+            document = SealedDocument(
+                idempotency_key=request.idempotency_key,
+                seal_id=seal.seal_id,
+                document_number=drawn.number,
+                sha256=digest,
+                level=level.value,
+                ledger_index=entries[0].index,
+                pdf=sealed,
+            )
+            stored = insert(_sealed_t).values(
+                idempotency_key=request.idempotency_key,
+                seal_id=seal.seal_id,
+                document_number=drawn.number,
+                sha256=digest,
+                request_sha256=req_hash,
+                level=level.value,
+                ledger_index=entries[0].index,
+                sealed=sealed,
+                created_at=now,
+            )
+            return [stored, *(on_settled(document) if on_settled is not None else ())]
+
         try:
             with transaction(self.engine) as session:
-                settled = _numbers.settle_number(session, drawn)
-                if settled:
-                    entry = self._log_signed(session, request, seal, stage, kind, drawn, digest, level, now)
-                    session.execute(
-                        insert(_sealed_t),
-                        [
-                            {
-                                "idempotency_key": request.idempotency_key,
-                                "seal_id": seal.seal_id,
-                                "document_number": drawn.number,
-                                "sha256": digest,
-                                "request_sha256": req_hash,
-                                "level": level.value,
-                                "ledger_index": entry.index,
-                                "sealed": sealed,
-                                "created_at": now,
-                            }
-                        ],
+                if _numbers.settle_number(session, drawn):
+                    self._log_signed(
+                        session,
+                        request,
+                        seal,
+                        stage,
+                        kind,
+                        drawn,
+                        digest,
+                        level,
+                        now,
+                        then=written_with_the_entry,
                     )
-                    document = SealedDocument(
-                        idempotency_key=request.idempotency_key,
-                        seal_id=seal.seal_id,
-                        document_number=drawn.number,
-                        sha256=digest,
-                        level=level.value,
-                        ledger_index=entry.index,
-                        pdf=sealed,
-                    )
-                    if on_settled is not None:
-                        on_settled(session, document)
         except Exception as exc:
             if database_unavailable(exc):
                 # Nothing of this transaction was written: the number stays reserved for this request,
@@ -732,6 +745,8 @@ class Sealer:
         digest: str,
         level: SignatureLevel,
         now: datetime,
+        *,
+        then: Callable[[list[Any]], Sequence[Any]],
     ) -> Any:
         from ledger import EntryFields, EntryKind
 
@@ -754,7 +769,9 @@ class Sealer:
         if not body["approver"]:
             body["approver"] = "-"  # the ledger requires the field; "-" = no approval was required
         fields = EntryFields(kind=EntryKind.SEAL_SIGNED, at=now, body=body, personal=dict(request.personal))
-        return self.ledger.append(session, fields, f"seal:{request.idempotency_key}")
+        # fresh: this transaction alone moved the request's number from RESERVED to USED, so no entry has
+        # this key (a twin that settled first made this one's settle fail); the ledger skips its lookup.
+        return self.ledger.append(session, fields, f"seal:{request.idempotency_key}", fresh=True, then=then)
 
     def _log_refusal(self, request: SealRequest, seal: Any, decision: Any, now: datetime) -> None:
         from ledger import EntryFields, EntryKind
@@ -855,7 +872,7 @@ def apply_seal(
     sealer: Sealer,
     request: SealRequest,
     *,
-    on_settled: Callable[[Session, SealedDocument], None] | None = None,
+    on_settled: Callable[[SealedDocument], Sequence[Executable]] | None = None,
 ) -> SealedDocument:
     """Module-level form of :meth:`Sealer.apply_seal`."""
     return sealer.apply_seal(request, on_settled=on_settled)

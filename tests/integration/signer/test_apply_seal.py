@@ -502,55 +502,65 @@ def test_a_signing_outliving_its_reservation_releases_nothing(
 def test_on_settled_commits_with_the_settle_or_not_at_all(
     sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any, ledger: Any, engine: Any
 ) -> None:
-    """The caller's record of the outcome is written in the settle transaction: both or neither."""
-    from sqlalchemy import text
+    """The caller's writes go with the settle (PostgreSQL: in the ledger's statement): both or neither."""
+    from sqlalchemy import Column, MetaData, String, Table, insert, select
+    from sqlalchemy.exc import IntegrityError
 
     from core.db import transaction
     from signer._numbers import numbers
     from signer._storage import SealedDocumentRow
 
-    with transaction(engine) as s:
-        s.execute(text("CREATE TABLE caller_record (key VARCHAR(64) PRIMARY KEY, number VARCHAR(200))"))
-
+    caller = Table(
+        "caller_record",
+        MetaData(),
+        Column("key", String(64), primary_key=True),
+        Column("number", String(200)),
+    )
+    caller.create(engine)
     seen: list[tuple[str, int]] = []
 
-    def record(session: Any, doc: Any) -> None:
-        # The settle's own session: this request's number is already USED in it, not yet committed.
-        [(_, _, status)] = numbers(session, xingjiang_seal.township_code, 2026)[-1:]
-        seen.append((status, doc.ledger_index))
-        session.execute(
-            text("INSERT INTO caller_record VALUES (:k, :n)"),
-            {"k": doc.idempotency_key, "n": doc.document_number},
-        )
+    def record(doc: Any) -> list[Any]:
+        seen.append((doc.document_number, doc.ledger_index))
+        return [insert(caller).values(key=doc.idempotency_key, number=doc.document_number)]
 
     done = sealer.apply_seal(
         _request(xingjiang_seal, xingjiang_clerk, idempotency_key="kept"), on_settled=record
     )
-    assert seen == [("USED", done.ledger_index)]
+    assert seen == [(done.document_number, done.ledger_index)]
     again = sealer.apply_seal(
         _request(xingjiang_seal, xingjiang_clerk, idempotency_key="kept"), on_settled=record
     )
     assert again.replayed and len(seen) == 1  # a replay settles nothing: not called
 
+    # The caller's write fails in the database (its key exists): nothing of the settle stays.
+    def clash(doc: Any) -> list[Any]:
+        return [insert(caller).values(key="kept", number=doc.document_number)]
+
+    with pytest.raises(IntegrityError):
+        sealer.apply_seal(
+            _request(xingjiang_seal, xingjiang_clerk, idempotency_key="clash"), on_settled=clash
+        )
+
+    # The caller fails before writing anything: the same.
     class CallerFailed(Exception):
         pass
 
-    def fail(session: Any, doc: Any) -> None:
-        session.execute(text("INSERT INTO caller_record VALUES ('lost', 'x')"))
+    def fail(doc: Any) -> list[Any]:
         raise CallerFailed
 
     with pytest.raises(CallerFailed):
         sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="lost"), on_settled=fail)
+
     with transaction(engine) as s:
-        rows = s.execute(text("SELECT key, number FROM caller_record ORDER BY key")).all()
-        assert [tuple(r) for r in rows] == [("kept", done.document_number)]
-        assert s.get(SealedDocumentRow, "lost") is None
+        assert [tuple(r) for r in s.execute(select(caller)).all()] == [("kept", done.document_number)]
+        assert s.get(SealedDocumentRow, "clash") is None and s.get(SealedDocumentRow, "lost") is None
         assert [(n, st) for n, _, st in numbers(s, xingjiang_seal.township_code, 2026)] == [
             (1, "USED"),
             (2, "VOID"),
+            (3, "VOID"),
         ]
-        s.execute(text("DROP TABLE caller_record"))
+    caller.drop(engine)
     report = ledger.audit()
     kinds = [ledger.get(i).kind.value for i in range(report.size)]
-    # The failed signing left no SEAL_SIGNED, only its voided number.
-    assert report.ok and kinds == ["SEAL_SIGNED", "DOCUMENT_NUMBER_VOIDED"]
+    # The failed signings left no SEAL_SIGNED, only their voided numbers.
+    assert report.ok and kinds == ["SEAL_SIGNED", "DOCUMENT_NUMBER_VOIDED", "DOCUMENT_NUMBER_VOIDED"]
