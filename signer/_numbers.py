@@ -96,7 +96,6 @@ def reserve_number(
     county: str,
     idempotency_key: str,
     now: datetime,
-    fresh: bool = False,
 ) -> DrawnNumber:
     """The number for this request: its own earlier reservation if one is still open, else the next one.
 
@@ -107,78 +106,9 @@ def reserve_number(
     look up this key's numbers under the lock (a new statement, so a twin's reservation committed while this
     one waited is seen); bump the counter and record the number in one statement. A number another sequence
     already printed (two sequences sharing one format) is refused by the unique index, not by a lookup.
-
-    ``fresh=True``: the caller knows no reservation has this key (the API inserted the request in this call),
-    so there is none to take over. PostgreSQL then bumps the counter in the statement that locks it and
-    records the number in the next: one round trip fewer while the county's counter is locked (every
-    signing of the township queues on it, and each round trip costs a GIL wait in a busy worker).
     """
     check_format(fmt)
     pg = session.get_bind().dialect.name == "postgresql"
-    if pg and fresh:
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        seq: int = session.execute(
-            pg_insert(NumberCounterRow)
-            .values(sequence=sequence, year=year, last_seq=1)
-            .on_conflict_do_update(
-                index_elements=["sequence", "year"], set_={"last_seq": NumberCounterRow.last_seq + 1}
-            )
-            .returning(NumberCounterRow.last_seq)
-        ).scalar_one()
-    else:
-        last, mine = _lock_and_look_up(
-            session, pg, sequence=sequence, year=year, idempotency_key=idempotency_key
-        )
-        if mine is not None:
-            return mine
-        seq = (last or 0) + 1
-    number = fmt.format(
-        township_short=township_short(township, county), township=township, county=county, year=year, seq=seq
-    )
-    record = insert(DocumentNumberRow).values(
-        sequence=sequence,
-        year=year,
-        seq=seq,
-        number=number,
-        status=RESERVED,
-        idempotency_key=idempotency_key,
-        created_at=now,
-    )
-    bump = (
-        update(NumberCounterRow)
-        .where(NumberCounterRow.sequence == sequence, NumberCounterRow.year == year)
-        .values(last_seq=seq)
-    )
-    try:
-        if pg and fresh:
-            session.execute(record)  # the counter was bumped when it was locked
-        elif pg:
-            session.execute(record.add_cte(bump.cte("bump")))
-        else:
-            if last is None:
-                session.execute(insert(NumberCounterRow).values(sequence=sequence, year=year, last_seq=seq))
-            else:
-                session.execute(bump)
-            session.execute(record)
-    except IntegrityError as exc:
-        detail = str(exc.orig)
-        if "uq_sig_document_numbers_number" not in detail and "sig_document_numbers.number" not in detail:
-            raise
-        raise Conflict(
-            "DOCUMENT_NUMBER_CLASH",
-            f"{number} already exists (two sequences share one format?)",
-            f"文号 {number} 已存在",
-        ) from None
-    return DrawnNumber(sequence=sequence, year=year, seq=seq, number=number)
-
-
-def _lock_and_look_up(
-    session: Session, pg: bool, *, sequence: str, year: int, idempotency_key: str
-) -> tuple[int | None, DrawnNumber | None]:
-    """Lock the counter and read it; then this key's own open reservation, if any (taken over).
-
-    Raises :class:`AlreadySettled` when a twin with this key has settled its number."""
     if pg:
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -216,8 +146,44 @@ def _lock_and_look_up(
         raise AlreadySettled(idempotency_key)
     for r in mine:
         if (r[0], r[1]) == (sequence, year):
-            return last, DrawnNumber(sequence=sequence, year=year, seq=r[2], number=r[3])
-    return last, None
+            return DrawnNumber(sequence=sequence, year=year, seq=r[2], number=r[3])
+    seq = (last or 0) + 1
+    number = fmt.format(
+        township_short=township_short(township, county), township=township, county=county, year=year, seq=seq
+    )
+    record = insert(DocumentNumberRow).values(
+        sequence=sequence,
+        year=year,
+        seq=seq,
+        number=number,
+        status=RESERVED,
+        idempotency_key=idempotency_key,
+        created_at=now,
+    )
+    bump = (
+        update(NumberCounterRow)
+        .where(NumberCounterRow.sequence == sequence, NumberCounterRow.year == year)
+        .values(last_seq=seq)
+    )
+    try:
+        if pg:
+            session.execute(record.add_cte(bump.cte("bump")))
+        else:
+            if last is None:
+                session.execute(insert(NumberCounterRow).values(sequence=sequence, year=year, last_seq=seq))
+            else:
+                session.execute(bump)
+            session.execute(record)
+    except IntegrityError as exc:
+        detail = str(exc.orig)
+        if "uq_sig_document_numbers_number" not in detail and "sig_document_numbers.number" not in detail:
+            raise
+        raise Conflict(
+            "DOCUMENT_NUMBER_CLASH",
+            f"{number} already exists (two sequences share one format?)",
+            f"文号 {number} 已存在",
+        ) from None
+    return DrawnNumber(sequence=sequence, year=year, seq=seq, number=number)
 
 
 def _flip(session: Session, drawn: DrawnNumber, status: str, reason: str | None = None) -> bool:

@@ -168,7 +168,10 @@ class SealRequest:
     personal: dict[str, str] = field(default_factory=dict)  # applicant name/ID: salted in the ledger
     verify_qr: bool = False  # print a QR code + "扫码验证" line leading to the public verification page
     # The caller made ``idempotency_key`` just now and has never used it (the API's first attempt of a new
-    # request): the replay lookup is skipped. A twin is still caught under the number lock.
+    # request): the replay lookup is skipped. Only that: a concurrent retry of the same request (it sees the
+    # committed request row) may reserve first, so the number lookup under the counter lock stays — it is
+    # what makes twins share one reservation (a "fresh" reservation without it sealed twice, caught by
+    # test_concurrent_retries_seal_once).
     fresh_key: bool = False
 
 
@@ -413,7 +416,6 @@ class Sealer:
                     county=seal.county,
                     idempotency_key=request.idempotency_key,
                     now=now,
-                    fresh=request.fresh_key,
                 )
             except _numbers.AlreadySettled:
                 # a concurrent retry sealed it while we waited for the lock: its document is the answer
