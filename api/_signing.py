@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Insert, Row, Table, insert, select, update
+from sqlalchemy import Insert, Row, Table, Update, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -110,8 +110,8 @@ class SigningRequestView:
     created_at: datetime | None = None
 
     @classmethod
-    def from_row(cls, row: SigningRequestRow | Row[Any]) -> SigningRequestView:
-        """From an ORM row or a ``RETURNING`` result of the request table (the same names)."""
+    def from_row(cls, row: SigningRequestRow | Row[Any] | SimpleNamespace) -> SigningRequestView:
+        """From an ORM row, a ``RETURNING`` result or a namespace of the request table's column names."""
         return cls(
             request_id=row.request_id,
             status=row.status,
@@ -569,16 +569,16 @@ class SigningWorkflow:
             fresh_key=held is not None,  # the request was inserted by this call: its key is unused
         )
         supervisor = self._supervisor_of(request.matter_code, row.township_code, row.department_code)
-        marked: list[SigningRequestView | None] = []
+        marked: list[SigningRequestView] = []
 
-        def on_settled(sealed: SealedDocument) -> list[Any]:
+        def on_settled(sealed: SealedDocument) -> list[Insert | Update]:
             # Written by the signer's settle, in the ledger's statement: the request is SEALED with its
             # number, ledger entry and stored document, or none of them is written. Only the signing that
             # settles the number calls this, once: the request cannot be SEALED already.
             now = _now()
             values = _sealed_values(sealed, now)
             after = SimpleNamespace(**{**_current(row), **values})
-            marked.append(SigningRequestView.from_row(after))  # type: ignore[arg-type]
+            marked.append(SigningRequestView.from_row(after))
             return [
                 update(_requests_t).where(_requests_t.c.request_id == request_id).values(**values),
                 _outbox_insert(after, "DECISION_ISSUED", now, supervisor),
@@ -597,6 +597,7 @@ class SigningWorkflow:
         except SealServiceError as exc:
             self._finish(request_id, Status.APPROVED, exc.code)  # retriable: token, TSA, database
             raise
+        view: SigningRequestView | None
         if marked:  # recorded with the settle
             view = marked[0]
         else:  # a replay of an earlier signing (a retry after a lost answer): record it now, or read it

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Executable, create_engine, select, update
+from sqlalchemy import Connection, Engine, Insert, Update, create_engine, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import BadInput, Conflict, LedgerIntegrityError, NotFound, VerificationError
@@ -134,7 +134,7 @@ class Ledger:
         idempotency_key: str,
         *,
         fresh: bool = False,
-        then: Callable[[list[LedgerEntry]], Sequence[Executable]] | None = None,
+        then: Callable[[list[LedgerEntry]], Sequence[Insert | Update]] | None = None,
     ) -> LedgerEntry:
         """Log one event inside the caller's transaction; a retried ``idempotency_key`` returns the first."""
         return self.append_many(session, [(entry_fields, idempotency_key)], fresh=fresh, then=then)[0]
@@ -145,7 +145,7 @@ class Ledger:
         items: Sequence[tuple[EntryFields, str]],
         *,
         fresh: bool = False,
-        then: Callable[[list[LedgerEntry]], Sequence[Executable]] | None = None,
+        then: Callable[[list[LedgerEntry]], Sequence[Insert | Update]] | None = None,
     ) -> list[LedgerEntry]:
         """Log a batch in one critical section (one lock of the head row), inside the caller's transaction.
 
@@ -266,7 +266,7 @@ class Ledger:
                 ]
                 if personal_rows:
                     ctes.append(personal_t.insert().values(personal_rows).cte("p"))
-                ctes += [stmt.cte(f"w{i}") for i, stmt in enumerate(also)]  # type: ignore[attr-defined]
+                ctes += [stmt.cte(f"w{i}") for i, stmt in enumerate(also)]
                 moved = len(session.execute(move.add_cte(*ctes).returning(head_t.c.id)).all())
             else:
                 session.execute(entries_t.insert(), entry_rows)

@@ -37,7 +37,7 @@ from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Engine, Executable, Table, insert, select
+from sqlalchemy import Engine, Insert, Table, Update, insert, select
 from sqlalchemy.orm import Session
 
 from core.db import database_unavailable, reading, transaction
@@ -316,7 +316,7 @@ class Sealer:
         self,
         request: SealRequest,
         *,
-        on_settled: Callable[[SealedDocument], Sequence[Executable]] | None = None,
+        on_settled: Callable[[SealedDocument], Sequence[Insert | Update]] | None = None,
     ) -> SealedDocument:
         """Decide, number, stamp, sign and log one document (see the module docstring).
 
@@ -469,7 +469,7 @@ class Sealer:
         # after its commit.
         document: SealedDocument | None = None
 
-        def written_with_the_entry(entries: list[Any]) -> list[Any]:
+        def written_with_the_entry(entries: list[Any]) -> list[Insert | Update]:
             # Built once the entry's index is known, written in the ledger's own statement (PostgreSQL):
             # after the head row is locked nothing else waits on a round trip.
             nonlocal document
@@ -748,7 +748,7 @@ class Sealer:
         level: SignatureLevel,
         now: datetime,
         *,
-        then: Callable[[list[Any]], Sequence[Any]],
+        then: Callable[[list[Any]], Sequence[Insert | Update]],
     ) -> Any:
         from ledger import EntryFields, EntryKind
 
@@ -874,7 +874,7 @@ def apply_seal(
     sealer: Sealer,
     request: SealRequest,
     *,
-    on_settled: Callable[[SealedDocument], Sequence[Executable]] | None = None,
+    on_settled: Callable[[SealedDocument], Sequence[Insert | Update]] | None = None,
 ) -> SealedDocument:
     """Module-level form of :meth:`Sealer.apply_seal`."""
     return sealer.apply_seal(request, on_settled=on_settled)
