@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql import Executable
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -161,6 +162,39 @@ def reading(engine_or_factory: Engine | sessionmaker[Session]) -> Iterator[Sessi
         Session(bind=conn, expire_on_commit=False) as session,
     ):
         yield session
+
+
+def execute_and_commit(session: Session, statement: Executable) -> bool:
+    """Run the last write of ``session``'s transaction and its COMMIT in one round trip (PostgreSQL).
+
+    For a transaction that holds a hot row lock until it ends: sent apart, the COMMIT waits for this
+    thread to be scheduled again (behind the GIL, among CPU-bound signings) while everyone queued on the
+    lock waits too. psycopg's pipeline mode sends both and reads both answers at once, so the lock is
+    released as soon as the server has committed. Nothing may be written in the session after it (the
+    transaction is over; the session's own commit then finds nothing to do). An error of either is raised
+    as SQLAlchemy's (``IntegrityError``, ``OperationalError``, ...) and the transaction is rolled back by
+    the caller as usual.
+
+    Returns False, having only executed the statement, where that is not possible (SQLite, another
+    driver): the caller's commit then ends the transaction.
+    """
+    connection = session.connection()
+    raw = connection.connection.dbapi_connection
+    pipeline = getattr(raw, "pipeline", None)
+    if connection.dialect.name != "postgresql" or pipeline is None:
+        session.execute(statement)
+        return False
+    import psycopg
+
+    try:
+        with pipeline():
+            session.execute(statement)
+            raw.commit()  # type: ignore[union-attr]
+    except psycopg.Error as exc:
+        raise sa_exc.DBAPIError.instance(
+            str(statement), None, exc, psycopg.Error, connection_invalidated=raw.closed  # type: ignore[union-attr]
+        ) from exc
+    return True
 
 
 def migrate(url_or_engine: str | Engine, revision: str = "heads") -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Insert, Update, create_engine, select, update
 from sqlalchemy.orm import Session
 
+from core.db import execute_and_commit
 from core.errors import BadInput, Conflict, LedgerIntegrityError, NotFound, VerificationError
 from ledger import _entry, _merkle
 from ledger._audit import AuditProblem, AuditReport, ChainChecker, check_checkpoint_chain
@@ -135,9 +136,12 @@ class Ledger:
         *,
         fresh: bool = False,
         then: Callable[[list[LedgerEntry]], Sequence[Insert | Update]] | None = None,
+        last: bool = False,
     ) -> LedgerEntry:
         """Log one event inside the caller's transaction; a retried ``idempotency_key`` returns the first."""
-        return self.append_many(session, [(entry_fields, idempotency_key)], fresh=fresh, then=then)[0]
+        return self.append_many(
+            session, [(entry_fields, idempotency_key)], fresh=fresh, then=then, last=last
+        )[0]
 
     def append_many(
         self,
@@ -146,6 +150,7 @@ class Ledger:
         *,
         fresh: bool = False,
         then: Callable[[list[LedgerEntry]], Sequence[Insert | Update]] | None = None,
+        last: bool = False,
     ) -> list[LedgerEntry]:
         """Log a batch in one critical section (one lock of the head row), inside the caller's transaction.
 
@@ -165,6 +170,9 @@ class Ledger:
         ``then(entries)`` gives the caller's own writes that need the entries' indexes (INSERT/UPDATE
         statements, nothing to read back): on PostgreSQL they join the same statement, elsewhere they run
         right after it. It is called once new entries are made, not when every key was already logged.
+        ``last=True`` says this append is the caller's last write: on PostgreSQL its statement and the
+        COMMIT go in one round trip (:func:`core.db.execute_and_commit`), so the head lock is released by
+        the server, not after this thread is scheduled again; the caller's own commit then has nothing to do.
         """
         if not items:
             return []
@@ -267,6 +275,11 @@ class Ledger:
                 if personal_rows:
                     ctes.append(personal_t.insert().values(personal_rows).cte("p"))
                 ctes += [stmt.cte(f"w{i}") for i, stmt in enumerate(also)]
+                if last:
+                    # Nothing read back: under the lock the head cannot have moved (the UPDATE's WHERE
+                    # is a guard for the other path), and an error of the statement fails the COMMIT.
+                    execute_and_commit(session, move.add_cte(*ctes))
+                    return out
                 moved = len(session.execute(move.add_cte(*ctes).returning(head_t.c.id)).all())
             else:
                 session.execute(entries_t.insert(), entry_rows)

@@ -29,6 +29,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.db import execute_and_commit
 from core.errors import BadInput, Conflict
 
 from ._storage import DocumentNumberRow, NumberCounterRow
@@ -96,10 +97,13 @@ def reserve_number(
     county: str,
     idempotency_key: str,
     now: datetime,
+    commit: bool = False,
 ) -> DrawnNumber:
     """The number for this request: its own earlier reservation if one is still open, else the next one.
 
     Run it in a transaction of its own and commit at once: the counter row stays locked until then.
+    ``commit=True`` does that here on PostgreSQL: the last statement and the COMMIT share one round trip
+    (:func:`core.db.execute_and_commit`), so the lock does not wait for this thread to be scheduled again.
     Raises :class:`AlreadySettled` when a twin with this idempotency key has settled its number meanwhile.
 
     PostgreSQL, three statements: lock the counter row (creating it on the year's first number) and read it;
@@ -166,7 +170,9 @@ def reserve_number(
         .values(last_seq=seq)
     )
     try:
-        if pg:
+        if pg and commit:
+            execute_and_commit(session, record.add_cte(bump.cte("bump")))
+        elif pg:
             session.execute(record.add_cte(bump.cte("bump")))
         else:
             if last is None:

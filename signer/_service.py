@@ -416,6 +416,7 @@ class Sealer:
                     county=seal.county,
                     idempotency_key=request.idempotency_key,
                     now=now,
+                    commit=True,
                 )
             except _numbers.AlreadySettled:
                 # a concurrent retry sealed it while we waited for the lock: its document is the answer
@@ -773,7 +774,9 @@ class Sealer:
         fields = EntryFields(kind=EntryKind.SEAL_SIGNED, at=now, body=body, personal=dict(request.personal))
         # fresh: this transaction alone moved the request's number from RESERVED to USED, so no entry has
         # this key (a twin that settled first made this one's settle fail); the ledger skips its lookup.
-        return self.ledger.append(session, fields, f"seal:{request.idempotency_key}", fresh=True, then=then)
+        return self.ledger.append(
+            session, fields, f"seal:{request.idempotency_key}", fresh=True, then=then, last=True
+        )
 
     def _log_refusal(self, request: SealRequest, seal: Any, decision: Any, now: datetime) -> None:
         from ledger import EntryFields, EntryKind

@@ -37,7 +37,7 @@ def pg_engine(pg_url: str) -> Any:
     eng.dispose()
 
 
-def _reserve(session: Any, key: str, year: int = 2026) -> Any:
+def _reserve(session: Any, key: str, year: int = 2026, commit: bool = False) -> Any:
     from signer._numbers import DEFAULT_FORMAT, reserve_number
 
     return reserve_number(
@@ -49,10 +49,14 @@ def _reserve(session: Any, key: str, year: int = 2026) -> Any:
         county="兴国县",
         idempotency_key=key,
         now=NOW,
+        commit=commit,
     )
 
 
-def test_concurrent_reservations_are_gap_free(pg_engine: Any) -> None:
+@pytest.mark.parametrize("commit", [False, True], ids=["caller-commits", "commits-itself"])
+def test_concurrent_reservations_are_gap_free(pg_engine: Any, commit: bool) -> None:
+    """Six threads reserve, settle or void; ``commit=True`` (the signer's: statement and COMMIT in one
+    round trip) is as gap-free as the caller's commit."""
     from core.db import transaction
     from signer._numbers import numbers, settle_number, void_number
 
@@ -62,13 +66,13 @@ def test_concurrent_reservations_are_gap_free(pg_engine: Any) -> None:
         try:
             for i in range(10):
                 with transaction(pg_engine) as s:
-                    drawn = _reserve(s, f"{w}-{i}")
+                    drawn = _reserve(s, f"{w}-{i}", commit=commit)
                 with transaction(pg_engine) as s:
                     if i % 4 == 3:  # the signing failed after the reservation: the number is voided, kept
                         assert void_number(s, drawn, "SIGNING_FAILED")
                     else:
                         assert settle_number(s, drawn)
-                if i == 5:  # a reservation whose transaction dies whole gives its number back
+                if i == 5 and not commit:  # a reservation whose transaction dies whole gives its number back
                     try:
                         with transaction(pg_engine) as s:
                             _reserve(s, f"{w}-abort")
@@ -206,7 +210,7 @@ def test_a_settled_key_is_answered_not_renumbered(pg_engine: Any) -> None:
         assert _reserve(s, "k-next").seq == 2  # the counter did not move for the settled key
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("backend", ["postgresql", "postgresql-commit", "sqlite"])
 def test_two_sequences_printing_one_number_clash(backend: str, pg_engine: Any, tmp_path: Any) -> None:
     """Two sequences sharing a format would print the same number: the unique index refuses the second
     (DOCUMENT_NUMBER_CLASH) and its reservation, counter bump included, is rolled back."""
@@ -232,6 +236,7 @@ def test_two_sequences_printing_one_number_clash(backend: str, pg_engine: Any, t
                 county="兴国县",
                 idempotency_key=key,
                 now=NOW,
+                commit=backend == "postgresql-commit",  # the clash is raised by the pipelined COMMIT
             )
 
     first = reserve("centre-a", "a-1")
@@ -244,3 +249,22 @@ def test_two_sequences_printing_one_number_clash(backend: str, pg_engine: Any, t
     assert reserve("centre-a", "a-2").seq == 2
     if backend == "sqlite":
         engine.dispose()
+
+
+def test_a_reservation_that_commits_itself_is_committed_on_return(pg_engine: Any) -> None:
+    """``commit=True``: the number is RESERVED for everyone as soon as the call returns (the counter lock
+    is gone), and the caller's transaction then has nothing left to commit or roll back."""
+    from core.db import transaction
+    from signer._numbers import numbers
+
+    try:
+        with transaction(pg_engine) as s:
+            drawn = _reserve(s, "k-self", commit=True)
+            with transaction(pg_engine) as other:  # another connection sees it, and takes the next number
+                assert numbers(other, "360732-11", 2026) == [(1, drawn.number, "RESERVED")]
+                assert _reserve(other, "k-after").seq == 2
+            raise RuntimeError("the caller fails after the reservation")
+    except RuntimeError:
+        pass
+    with transaction(pg_engine) as s:
+        assert [(n, st) for n, _, st in numbers(s, "360732-11", 2026)] == [(1, "RESERVED"), (2, "RESERVED")]
