@@ -379,3 +379,43 @@ def test_usage_view(filled_ledger: Ledger) -> None:
     with pytest.raises(BadInput) as exc:
         filled_ledger.usage("x", "March")
     assert exc.value.code == "LEDGER_MONTH_INVALID"
+
+
+@pytest.mark.parametrize("races", [1, 2], ids=["lost-once", "lost-twice-then-locked"])
+def test_a_last_append_that_loses_its_race_retries_after_the_winner(  # type: ignore[no-untyped-def]
+    ledger: Ledger, engine: Engine, make_fields, races: int
+) -> None:
+    """``fresh`` + ``last`` (the signer's SEAL_SIGNED): on PostgreSQL the append is built from the head read
+    without a lock. Another append committed between that read and the locked write takes the index: the
+    loser's statement fails on the entry's primary key, its transaction goes back to before the lock (its
+    earlier writes kept) and it appends after the winner; after two misses it locks the head first."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, insert
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's appends hold the database lock from BEGIN: no head is read unlocked")
+    notes = Table(
+        "yz_test_notes", MetaData(), Column("id", Integer, primary_key=True), Column("what", String)
+    )
+    notes.create(engine)
+    built: list[int] = []
+
+    def then(entries: list[Any]) -> list[Any]:
+        built.append(entries[0].index)
+        if len(built) <= races:  # a concurrent signing commits first, in a transaction of its own
+            with transaction(engine) as other:
+                ledger.append(other, make_fields(len(built)), f"winner-{len(built)}")
+        return [insert(notes).values(id=entries[0].index, what="written with the entry")]
+
+    with transaction(engine) as s:
+        s.execute(insert(notes).values(id=1000, what="before the append"))
+        mine = ledger.append(s, make_fields(9), "the-loser", fresh=True, then=then, last=True)
+    assert built == list(range(races + 1))  # one build per attempt, each after the previous winner
+    assert mine.index == races and ledger.get(races).idempotency_key == "the-loser"
+    assert ledger.size() == races + 1
+    assert [ledger.get(i).idempotency_key for i in range(races)] == [f"winner-{i + 1}" for i in range(races)]
+    with engine.connect() as c:
+        rows = dict(c.execute(text("SELECT id, what FROM yz_test_notes")).all())
+    # the write before the append survived the rollbacks; only the winning attempt's own write is there
+    assert rows == {1000: "before the append", races: "written with the entry"}
+    assert ledger.audit().ok
+    notes.drop(engine)
