@@ -7,7 +7,7 @@ The schema is only ever made by :func:`migrate` (Alembic), as in production.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -194,39 +194,6 @@ def execute_and_commit(session: Session, statement: Executable) -> bool:
         raise sa_exc.DBAPIError.instance(
             str(statement), None, exc, psycopg.Error, connection_invalidated=raw.closed  # type: ignore[union-attr]
         ) from exc
-    return True
-
-
-def commit_unless(
-    session: Session, lock_sql: str, statement: Executable, lost: Callable[[BaseException], bool]
-) -> bool:
-    """Optimistic end of a PostgreSQL transaction, one round trip: SAVEPOINT, ``lock_sql`` (a constant
-    ``SELECT ... FOR UPDATE``), ``statement`` and COMMIT, pipelined.
-
-    ``statement`` was built from rows read without the lock; it must fail (a unique or primary key) if
-    they changed meanwhile. When it fails with an error ``lost`` accepts, the transaction goes back to the
-    savepoint (the lock is released, earlier writes stay) and False is returned: read again and retry, or
-    lock first. True: committed, nothing may be written in the session after it. Other errors are raised
-    as SQLAlchemy's, as by :func:`execute_and_commit`.
-    """
-    connection = session.connection()
-    raw = connection.connection.dbapi_connection
-    import psycopg
-
-    assert isinstance(raw, psycopg.Connection), "commit_unless is for PostgreSQL through psycopg"
-    try:
-        with raw.pipeline():
-            raw.execute("SAVEPOINT yz_optimistic")
-            raw.execute(lock_sql)
-            session.execute(statement)
-            raw.commit()
-    except psycopg.Error as exc:
-        if not lost(exc) or raw.closed:
-            raise sa_exc.DBAPIError.instance(
-                str(statement), None, exc, psycopg.Error, connection_invalidated=raw.closed
-            ) from exc
-        raw.execute("ROLLBACK TO SAVEPOINT yz_optimistic")
-        return False
     return True
 
 

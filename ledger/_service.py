@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Insert, Update, create_engine, select, update
 from sqlalchemy.orm import Session
 
-from core.db import commit_unless, execute_and_commit
+from core.db import execute_and_commit
 from core.errors import BadInput, Conflict, LedgerIntegrityError, NotFound, VerificationError
 from ledger import _entry, _merkle
 from ledger._audit import AuditProblem, AuditReport, ChainChecker, check_checkpoint_chain
@@ -35,36 +35,6 @@ _PAGE = (
 _PAGE_PG, _PAGE_SQLITE = _PAGE.format("%s"), _PAGE.format("?")
 SALT_BYTES = 16
 _ONE_STATEMENT_ROWS = 100  # entries per append written in one statement on PostgreSQL (bind parameters)
-_OPTIMISTIC_TRIES = 2  # unlocked attempts of an append before it waits for the head lock
-_LOCK_HEAD_SQL = "SELECT 1 FROM ledger_head WHERE id = 1 FOR UPDATE"
-
-
-def _index_taken(exc: BaseException) -> bool:
-    """An optimistic append lost its race: another append wrote the entry index (or tree node) first."""
-    diag = getattr(getattr(exc, "orig", exc), "diag", None)
-    return getattr(diag, "constraint_name", None) in ("pk_ledger_entries", "pk_ledger_nodes")
-
-
-@dataclass
-class _AppendPlan:
-    out: list[LedgerEntry]
-    entry_rows: list[dict[str, Any]]
-    node_rows: list[dict[str, Any]]
-    personal_rows: list[dict[str, Any]]
-    move: Update
-    also: list[Insert | Update]
-
-    def statement(self) -> Update:
-        """PostgreSQL, one statement: the inserts (and the caller's writes) as data-modifying CTEs of the
-        head's UPDATE; each runs exactly once, referenced or not."""
-        ctes = [
-            entries_t.insert().values(self.entry_rows).cte("e"),
-            nodes_t.insert().values(self.node_rows).cte("n"),
-        ]
-        if self.personal_rows:
-            ctes.append(personal_t.insert().values(self.personal_rows).cte("p"))
-        ctes += [stmt.cte(f"w{i}") for i, stmt in enumerate(self.also)]
-        return self.move.add_cte(*ctes)
 
 
 @dataclass(frozen=True)
@@ -219,18 +189,14 @@ class Ledger:
             prepared.append((kind, fields, body, key))
 
         head_q = select(head_t.c.size, head_t.c.last_hash, head_t.c.range_blob).where(head_t.c.id == 1)
-        if self._pg and fresh and last and len(prepared) <= _ONE_STATEMENT_ROWS:
-            # Optimistic: read the head without a lock, build the append, then send the lock, the append
-            # and the COMMIT in one round trip. The head row is held only while the server runs them; if
-            # another append took this index meanwhile, the insert of the entry fails on its primary key
-            # and the transaction goes back to before the lock. Locked as below after two such misses.
-            for _ in range(_OPTIMISTIC_TRIES):
-                plan = self._plan(session.execute(head_q).one(), prepared, {}, then)
-                if commit_unless(session, _LOCK_HEAD_SQL, plan.statement(), _index_taken):
-                    return plan.out
         if self._pg:
             head_q = head_q.with_for_update()
         head = session.execute(head_q).one()
+        size, prev, cr = (
+            head.size,
+            head.last_hash,
+            _merkle.CompactRange.from_bytes(head.size, head.range_blob),
+        )
 
         keys = [] if fresh else list({key for *_, key in prepared})
         existing: dict[str, LedgerEntry] = {}
@@ -243,39 +209,6 @@ class Ledger:
             for row in rows:
                 existing[row.idempotency_key] = LedgerEntry.from_encoded(row.encoded, row.idempotency_key)
 
-        plan = self._plan(head, prepared, existing, then)
-        if not plan.entry_rows:
-            return plan.out
-        if self._pg and len(plan.entry_rows) <= _ONE_STATEMENT_ROWS:
-            if last:
-                # Nothing read back: under the lock the head cannot have moved (the UPDATE's WHERE is a
-                # guard for the other path), and an error of the statement fails the COMMIT.
-                execute_and_commit(session, plan.statement())
-                return plan.out
-            moved = len(session.execute(plan.statement().returning(head_t.c.id)).all())
-        else:
-            session.execute(entries_t.insert(), plan.entry_rows)
-            session.execute(nodes_t.insert(), plan.node_rows)
-            if plan.personal_rows:
-                session.execute(personal_t.insert(), plan.personal_rows)
-            moved = getattr(session.execute(plan.move), "rowcount", 1)
-            for stmt in plan.also:
-                session.execute(stmt)
-        if moved != 1:  # cannot happen under the lock; refuse rather than fork
-            raise LedgerIntegrityError("LEDGER_HEAD_MOVED", "the ledger head moved during an append")
-        return plan.out
-
-    def _plan(
-        self,
-        head: Any,
-        prepared: list[tuple[EntryKind, EntryFields, dict[str, Any], str]],
-        existing: dict[str, LedgerEntry],
-        then: Callable[[list[LedgerEntry]], Sequence[Insert | Update]] | None,
-    ) -> _AppendPlan:
-        """The entries after ``head`` (keys in ``existing`` answered by their entry) and the rows to write."""
-        size, prev = head.size, head.last_hash
-        cr = _merkle.CompactRange.from_bytes(head.size, head.range_blob)
-        existing = dict(existing)
         now = self.clock()
         out: list[LedgerEntry] = []
         entry_rows: list[dict[str, Any]] = []
@@ -324,13 +257,41 @@ class Ledger:
             existing[key] = entry
             out.append(entry)
             size, prev = size + 1, h
-        move = (
-            update(head_t)
-            .where(head_t.c.id == 1, head_t.c.size == head.size)
-            .values(size=size, last_hash=prev, range_blob=cr.to_bytes(), updated_at=now)
-        )
-        also = list(then(out)) if then is not None and entry_rows else []
-        return _AppendPlan(out, entry_rows, node_rows, personal_rows, move, also)
+
+        if entry_rows:
+            move = (
+                update(head_t)
+                .where(head_t.c.id == 1, head_t.c.size == head.size)
+                .values(size=size, last_hash=prev, range_blob=cr.to_bytes(), updated_at=now)
+            )
+            also = list(then(out)) if then is not None else []
+            if self._pg and len(entry_rows) <= _ONE_STATEMENT_ROWS:
+                # One round trip: the inserts (and the caller's writes) run as data-modifying CTEs of
+                # the UPDATE; PostgreSQL runs each exactly once, referenced or not.
+                ctes = [
+                    entries_t.insert().values(entry_rows).cte("e"),
+                    nodes_t.insert().values(node_rows).cte("n"),
+                ]
+                if personal_rows:
+                    ctes.append(personal_t.insert().values(personal_rows).cte("p"))
+                ctes += [stmt.cte(f"w{i}") for i, stmt in enumerate(also)]
+                if last:
+                    # Nothing read back: under the lock the head cannot have moved (the UPDATE's WHERE
+                    # is a guard for the other path), and an error of the statement fails the COMMIT.
+                    execute_and_commit(session, move.add_cte(*ctes))
+                    return out
+                moved = len(session.execute(move.add_cte(*ctes).returning(head_t.c.id)).all())
+            else:
+                session.execute(entries_t.insert(), entry_rows)
+                session.execute(nodes_t.insert(), node_rows)
+                if personal_rows:
+                    session.execute(personal_t.insert(), personal_rows)
+                moved = getattr(session.execute(move), "rowcount", 1)
+                for stmt in also:
+                    session.execute(stmt)
+            if moved != 1:  # cannot happen under the lock; refuse rather than fork
+                raise LedgerIntegrityError("LEDGER_HEAD_MOVED", "the ledger head moved during an append")
+        return out
 
     # --- reading ----------------------------------------------------------------------------------------
 

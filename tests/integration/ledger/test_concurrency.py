@@ -11,7 +11,7 @@ from sqlalchemy import text
 from core.db import make_engine
 
 
-def _worker(url: str, worker: int, workers: int, total: int, shared: int, last: bool = False) -> int:
+def _worker(url: str, worker: int, workers: int, total: int, shared: int) -> int:
     from core.db import transaction
     from ledger import EntryFields, EntryKind, Ledger
     from tests._fixtures.ledger import BASE_TIME, MemorySigner, seal_signed_body
@@ -24,27 +24,24 @@ def _worker(url: str, worker: int, workers: int, total: int, shared: int, last: 
     rng.shuffle(mine)
     done = 0
     while mine:
-        take = 1 if last else rng.randint(1, 8)
+        take = rng.randint(1, 8)
         batch, mine = mine[:take], mine[take:]
         with transaction(engine) as s:
             items = [
                 (EntryFields(EntryKind.SEAL_SIGNED, BASE_TIME, seal_signed_body(i)), f"req-{i}")
                 for i in batch
             ]
-            if last:  # the signer's way: a fresh key, the transaction's last write (optimistic on PostgreSQL)
-                ledger.append(s, *items[0], fresh=True, last=True)
-            else:
-                ledger.append_many(s, items)
+            ledger.append_many(s, items)
         done += len(batch)
     ledger.close()
     engine.dispose()
     return done
 
 
-def _run(url: str, workers: int, total: int, shared: int, last: bool = False) -> None:
+def _run(url: str, workers: int, total: int, shared: int) -> None:
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(workers) as pool:
-        results = [pool.apply_async(_worker, (url, w, workers, total, shared, last)) for w in range(workers)]
+        results = [pool.apply_async(_worker, (url, w, workers, total, shared)) for w in range(workers)]
         done = [r.get(timeout=600) for r in results]
     assert sum(done) == total + shared * (workers - 1)
 
@@ -80,16 +77,6 @@ def test_eight_processes_append_5000_on_postgresql(pg_url: str) -> None:
 
     migrate(pg_url)
     _run(pg_url, workers=8, total=5000, shared=40)
-
-
-@pytest.mark.postgres
-def test_eight_processes_race_their_appends_on_postgresql(pg_url: str) -> None:
-    """Single fresh appends that end their transactions: built from an unlocked head, many lose the race
-    and retry, none forks the chain or leaves a gap."""
-    from core.db import migrate
-
-    migrate(pg_url)
-    _run(pg_url, workers=8, total=2000, shared=0, last=True)
 
 
 def test_four_processes_append_on_sqlite(sqlite_url: str) -> None:
