@@ -275,12 +275,13 @@ class Ledger:
                 if personal_rows:
                     ctes.append(personal_t.insert().values(personal_rows).cte("p"))
                 ctes += [stmt.cte(f"w{i}") for i, stmt in enumerate(also)]
+                statement = move.add_cte(*ctes)
                 if last:
                     # Nothing read back: under the lock the head cannot have moved (the UPDATE's WHERE
                     # is a guard for the other path), and an error of the statement fails the COMMIT.
-                    execute_and_commit(session, move.add_cte(*ctes))
+                    execute_and_commit(session, statement)
                     return out
-                moved = len(session.execute(move.add_cte(*ctes).returning(head_t.c.id)).all())
+                moved = len(session.execute(statement.returning(head_t.c.id)).all())
             else:
                 session.execute(entries_t.insert(), entry_rows)
                 session.execute(nodes_t.insert(), node_rows)

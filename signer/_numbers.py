@@ -170,10 +170,12 @@ def reserve_number(
         .values(last_seq=seq)
     )
     try:
-        if pg and commit:
-            execute_and_commit(session, record.add_cte(bump.cte("bump")))
-        elif pg:
-            session.execute(record.add_cte(bump.cte("bump")))
+        if pg:
+            statement = record.add_cte(bump.cte("bump"))
+            if commit:
+                execute_and_commit(session, statement)
+            else:
+                session.execute(statement)
         else:
             if last is None:
                 session.execute(insert(NumberCounterRow).values(sequence=sequence, year=year, last_seq=seq))
