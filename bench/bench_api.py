@@ -143,19 +143,9 @@ def _bare_worker(
     settings = load_settings()
     os.environ["SOFTHSM2_CONF"] = str(settings.softhsm_conf)
     engine = make_engine(settings.effective_database_url)
-    from core.errors import KeystoreError
-
-    for attempt in range(3):
-        # Seen once (2026-12-05): SoftHSM found no token in a bare worker started while the serve workers
-        # had the same token open. Cause not found; the bench says so and tries again rather than failing.
-        try:
-            ks = Keystore.open(settings)
-            break
-        except KeystoreError as exc:
-            if attempt == 2 or exc.code != "TOKEN_NOT_FOUND":
-                raise
-            print(f"bare worker: {exc.code}, retrying in 1 s", file=sys.stderr, flush=True)
-            time.sleep(1)
+    # Two of these start together and each login rewrites SoftHSM's token file: Keystore.open scans again
+    # when it reads a torn one (it failed here three times in a row before that, 2026-12-05).
+    ks = Keystore.open(settings)
     with ks:
         registry = SealRegistry(engine, ks, settings)
         seal = next(s for s in registry.list() if s.key_label == key_label)

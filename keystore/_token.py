@@ -251,6 +251,26 @@ def _load_library(module_path: str, softhsm_conf: Path | None) -> Any:
         return lib
 
 
+#: Opening attempts before a missing or uninitialised token is believed (see ``Keystore._open``).
+TOKEN_OPEN_ATTEMPTS = 6
+#: What a torn read of SoftHSM's token file looks like from another process.
+TORN_READ_CODES = frozenset({"TOKEN_NOT_FOUND", "TOKEN_NOT_INITIALIZED", "TOKEN_UNAVAILABLE"})
+
+
+def _rescan_if_alone(module_path: str) -> bool:
+    """Finalise and initialise the module again, if the caller is its only user in this process (nothing
+    else has sessions or a login to lose). Whether it did."""
+    with _LIB_LOCK:
+        state = _LIB_STATE.get(module_path)
+        if state is None or state["users"] != 1:
+            return False
+        try:
+            state["lib"].reinitialize()
+        except p11e.PKCS11Error:
+            return False
+        return True
+
+
 def _release_library(module_path: str) -> None:
     with _LIB_LOCK:
         state = _LIB_STATE.get(module_path)
@@ -327,18 +347,39 @@ class Keystore:
             softhsm_conf = settings.softhsm_conf
         lib = _load_library(module_path, softhsm_conf)
         try:
-            with _call_lock(module_path):
-                token = cls._find_token(lib, uri)
-            return cls(
-                lib=lib,
-                token=token,
-                pin=pin,
-                module_path=module_path,
-                uri=uri,
-                pool_size=settings.session_pool_size,
-                timeout_s=settings.token_timeout_s,
-                pin_source=pin_source,
-            )
+            for attempt in range(TOKEN_OPEN_ATTEMPTS):
+                try:
+                    with _call_lock(module_path):
+                        token = cls._find_token(lib, uri)
+                    return cls(
+                        lib=lib,
+                        token=token,
+                        pin=pin,
+                        module_path=module_path,
+                        uri=uri,
+                        pool_size=settings.session_pool_size,
+                        timeout_s=settings.token_timeout_s,
+                        pin_source=pin_source,
+                    )
+                except KeystoreError as exc:
+                    # SoftHSM rewrites a token's ``token.object`` on every login (it resets the PIN-count
+                    # flags), truncating it first. Another process that scans the token directory
+                    # (``C_Initialize``), refreshes the token or logs in at that instant reads a short file:
+                    # the token is missing from the scan (TOKEN_NOT_FOUND), looks uninitialised
+                    # (TOKEN_NOT_INITIALIZED) or the call fails (CKR_GENERAL_ERROR: TOKEN_UNAVAILABLE). Two
+                    # serve workers starting together, or a CLI command while a worker logs in, hit it. When
+                    # this process has nothing else open on the module, it is initialised again (a fresh
+                    # scan) and the lookup and login repeated, a few times over ~0.5 s; a token that is really
+                    # absent or uninitialised is still reported, late. A refused PIN is never tried again.
+                    if (
+                        exc.code not in TORN_READ_CODES
+                        or attempt == TOKEN_OPEN_ATTEMPTS - 1
+                        or not _rescan_if_alone(module_path)
+                    ):
+                        raise
+                    log.info("opening the token failed (%s); scanning the token directory again", exc.code)
+                    time.sleep(0.025 * (attempt + 1))
+            raise AssertionError("unreachable")
         except BaseException:
             _release_library(module_path)
             raise
