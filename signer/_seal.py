@@ -13,7 +13,6 @@ chain in the DSS; ``B-LTA`` adds a document timestamp over everything (the count
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
 import logging
@@ -41,6 +40,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from core.errors import BadInput, SealServiceError, SigningError, Unavailable
 
+from ._loops import call_blocking, run_off_loop
 from ._pdfin import MALFORMED_ERRORS, OpenedPdf, open_untrusted_pdf
 from ._stamp import DEFAULT_DIAMETER_PT, SealFace, SealStampStyle
 
@@ -187,7 +187,7 @@ class KeystoreSigner(Signer):
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
         if dry_run:
             return bytes(self._dummy_len)
-        return await asyncio.to_thread(self._ks.sign, self._label, data, self._alg, digest_algorithm)
+        return await call_blocking(self._ks.sign, self._label, data, self._alg, digest_algorithm)
 
 
 _SIGNERS: weakref.WeakKeyDictionary[Any, dict[SealingKey, KeystoreSigner]] = weakref.WeakKeyDictionary()
@@ -438,7 +438,7 @@ def seal_pdf(
     max_bytes: int,
 ) -> bytes:
     """Synchronous form for sync callers (CLI, worker threads); never call it on a running event loop."""
-    return asyncio.run(async_seal_pdf(unverified_pdf, job, keystore, timestamper, max_bytes=max_bytes))
+    return run_off_loop(async_seal_pdf(unverified_pdf, job, keystore, timestamper, max_bytes=max_bytes))
 
 
 def read_binding(pdf: bytes) -> list[dict[str, Any]]:

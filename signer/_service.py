@@ -24,11 +24,8 @@ Numbers stay gap-free and unique; two signings may reach the ledger in the other
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hashlib
 import json
-import os
-import selectors
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,10 +38,12 @@ from sqlalchemy import Engine, Insert, Table, Update, insert, select
 from sqlalchemy.orm import Session
 
 from core.db import database_unavailable, reading, transaction
-from core.errors import BadInput, Conflict, PolicyDenied, SealServiceError, SigningError, Unavailable
+from core.errors import BadInput, Conflict, PolicyDenied, SealServiceError, Unavailable
 from core.settings import Settings
 
 from . import _numbers
+from ._loops import refuse_on_event_loop as _refuse_on_event_loop
+from ._loops import run_off_loop as _run_off_loop
 from ._pdfin import OpenedPdf, has_signatures, open_untrusted_pdf
 from ._qr import verification_url
 from ._seal import (
@@ -63,80 +62,6 @@ from ._tsa import CountyTimeStamper, CountyTsa, HttpTimeStamper, ensure_county_t
 
 CRL_REUSE_S = 300
 _sealed_t = cast(Table, SealedDocumentRow.__table__)  # a Core INSERT when settling: no ORM bulk layer
-
-
-# One event loop per thread that seals, kept for the thread's life. ``asyncio.run`` made a loop, a selector,
-# a self-pipe and a default executor (whose threads then started for the token signature and the timestamp)
-# for every document and tore them down again: a seventh of a serve worker's CPU under load. The loops share
-# one small executor for the blocking calls pyHanko's async API hands off (token, TSA).
-class _SharedExecutor(concurrent.futures.ThreadPoolExecutor):
-    """Lives as long as the process: a loop that closes (its thread ended) must not shut it down for all."""
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        return None
-
-
-class _ThreadLoop:
-    """A thread's sealing loop, closed when the thread ends (its thread-local holder is dropped then).
-
-    Its selector is ``poll``, not ``epoll``: the verification sandbox forks the server, and an epoll instance
-    is shared with the child — a child closing its inherited copy of the loop deregistered the parent's
-    self-pipe, and the parent's next signing waited forever for a wake-up that never came. ``poll`` keeps no
-    kernel state (the loop only ever watches its self-pipe). A loop is never used in a process it was not
-    made in.
-    """
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.loop = asyncio.SelectorEventLoop(selectors.PollSelector())
-        self.loop.set_default_executor(_EXECUTOR)
-
-    def __del__(self) -> None:
-        if not self.loop.is_closed() and self.pid == os.getpid():
-            self.loop.close()
-
-
-_LOOPS = threading.local()
-_EXECUTOR = _SharedExecutor(max_workers=4, thread_name_prefix="yizhang-seal-io")
-
-
-def _thread_loop() -> asyncio.AbstractEventLoop:
-    held: _ThreadLoop | None = getattr(_LOOPS, "held", None)
-    if held is None or held.loop.is_closed() or held.pid != os.getpid():
-        held = _LOOPS.held = _ThreadLoop()
-    return held.loop
-
-
-def _run_off_loop(coro: Any) -> Any:
-    """pyHanko's async signing, driven from the synchronous service in its own (worker) thread."""
-    try:
-        _refuse_on_event_loop()
-    except SigningError:
-        coro.close()
-        raise
-    loop = _thread_loop()
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        # What a failed signing left behind (an attribute provider still pending) is cancelled now, not
-        # resumed by the next document's signing on this loop.
-        leftover = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for task in leftover:
-            task.cancel()
-        if leftover:
-            loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
-
-
-def _refuse_on_event_loop() -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    raise SigningError(
-        "SYNC_CALL_ON_EVENT_LOOP",
-        "apply_seal/attest block: from async code await async_apply_seal/async_attest instead",
-        "请在异步代码中使用 async_apply_seal",
-    )
 
 
 def _utcnow() -> datetime:

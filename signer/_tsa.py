@@ -12,7 +12,6 @@ serial number (unique without any shared counter).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from sqlalchemy import Engine, select
 from core.db import transaction
 from core.errors import BadInput, SealServiceError, Unavailable
 
+from ._loops import call_blocking
 from ._storage import TsaCertRow
 
 # Yizhang's private arc (keystore.YIZHANG_ARC is 1.3.6.1.4.1.<pen>); the TSA policy sits under it.
@@ -242,14 +242,15 @@ def _check_response(resp: Any) -> None:
 
 
 class CountyTimeStamper(TimeStamper):
-    """pyHanko time stamper answering in-process from the county TSA (the token call runs in a thread)."""
+    """pyHanko time stamper answering in-process from the county TSA (on a private sealing loop the token
+    call is made directly, elsewhere in a thread: :func:`signer._loops.call_blocking`)."""
 
     def __init__(self, tsa: CountyTsa) -> None:
         super().__init__(include_nonce=True)
         self.tsa = tsa
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
-        der = await asyncio.to_thread(self.tsa.respond, req.dump())
+        der = await call_blocking(self.tsa.respond, req.dump())
         return _load_response(der)
 
 

@@ -11,7 +11,8 @@ import asyncio
 import os
 import threading
 
-from signer._service import _LOOPS, _run_off_loop
+from signer._loops import _LOOPS
+from signer._loops import run_off_loop as _run_off_loop
 
 
 async def _hand_off() -> int:
@@ -43,7 +44,7 @@ def test_loop_wakes_after_a_forked_child_closed_its_copy() -> None:
 
 
 def test_each_thread_has_its_own_loop_and_a_fresh_one_in_a_child() -> None:
-    from signer._service import _thread_loop
+    from signer._loops import thread_loop as _thread_loop
 
     mine = _thread_loop()
     assert _thread_loop() is mine
@@ -59,3 +60,14 @@ def test_each_thread_has_its_own_loop_and_a_fresh_one_in_a_child() -> None:
         os._exit(0)
     os.waitpid(pid, 0)
     assert os.read(r, 1) == b"1"
+
+
+def test_blocking_calls_run_in_place_on_a_private_loop_and_in_a_thread_elsewhere() -> None:
+    from signer._loops import call_blocking
+
+    async def where() -> int:
+        return await call_blocking(threading.get_ident)
+
+    me = threading.get_ident()
+    assert _run_off_loop(where()) == me  # the sealing thread's own loop: no hand-off
+    assert asyncio.run(where()) != me  # any other loop must not be blocked: a worker thread
