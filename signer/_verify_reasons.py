@@ -33,10 +33,52 @@ CATALOG: dict[str, tuple[Severity, SubIndication | None, str, str]] = {
         "交叉引用表损坏或位置不符",
     ),
     "ACTIVE_CONTENT": (
-        _I,
+        _F,
         S.FORMAT_FAILURE,
         "the document carries scripts or automatic actions that can change what a viewer shows",
         "文件含有可改变显示内容的脚本或自动动作",
+    ),
+    "VISIBLE_CHANGE": (
+        _F,
+        S.FORMAT_FAILURE,
+        "what a person sees on a page differs from the document as sealed",
+        "页面显示内容与盖章时不一致",
+    ),
+    "VISIBLE_WIDGET_AFTER_SEAL": (
+        _F,
+        S.FORMAT_FAILURE,
+        "a signature or timestamp added or filled after the seal shows something on a page",
+        "盖章后追加或填写的签名、时间戳在页面上可见（可能覆盖原内容）",
+    ),
+    "OPTIONAL_CONTENT_VARIES": (
+        _F,
+        S.FORMAT_FAILURE,
+        "the document has optional content that shows differently on screen, on paper or when toggled",
+        "文件含有在屏幕、打印或切换时显示不同的可选内容（图层）",
+    ),
+    "BINDING_TEXT_MISMATCH": (
+        _F,
+        S.SIG_CONSTRAINTS_FAILURE,
+        "the document number on the page differs from the one bound to the seal",
+        "页面上的文号与印章绑定的文号不一致",
+    ),
+    "LEDGER_ENTRY_MISSING": (
+        _F,
+        S.SIG_CONSTRAINTS_FAILURE,
+        "the county ledger has no entry for this document",
+        "县级用印台账中没有本文件的记录",
+    ),
+    "LEDGER_ENTRY_PENDING": (
+        _I,
+        S.TRY_LATER,
+        "the document's ledger entry is newer than the latest checkpoint available; check again later",
+        "本文件的台账记录晚于可用的最新检查点，请稍后再核验",
+    ),
+    "VERIFY_BUDGET_EXCEEDED": (
+        _F,
+        S.FORMAT_FAILURE,
+        "the file exceeds a structural budget (objects, expanded streams) and is refused unread",
+        "文件结构超出限制（对象数量、解压数据量），拒绝验证",
     ),
     "BYTE_RANGE_INVALID": (
         _F,
