@@ -103,6 +103,7 @@ class _SigWork:
     seal: SealFacts | None = None
     binding: BindingFacts | None = None
     cert_der: bytes | None = None
+    field_ref: Any = None
 
     def add(self, code: str, **kw: Any) -> None:
         self.reasons.append(reason(code, signature=self.name, **kw))
@@ -786,6 +787,7 @@ def _run_checks(
                 works.append((w, None))
                 continue
             w.signed_revision = emb.signed_revision
+            w.field_ref = field_ref
             works.append((w, emb))
     except Exception as exc:  # noqa: BLE001 - a form tree too broken to walk
         doc_reasons.append(reason("PDF_UNREADABLE", detail=f"signature fields: {type(exc).__name__}: {exc}"))
@@ -839,6 +841,7 @@ def _run_checks(
         for w in sig_works[sig_works.index(first_seal) + 1 :]:
             if w.kind == "signature" and not w.trusted:
                 w.add("LATER_SIGNATURE_UNAUTHORISED", detail=w.seal.subject if w.seal else None)
+    _after_the_seal(reader, data, ends, sig_works, doc_reasons, checks)
     first_rev = min((w.signed_revision for w in sig_works if w.signed_revision is not None), default=None)
     if first_rev is not None:
         for fq_name, field_ref in unsigned_fields:
@@ -850,6 +853,90 @@ def _run_checks(
                 doc_reasons.append(reason("UNSIGNED_FIELD_ADDED", detail=str(fq_name)[:200]))
     _collect_qpdf(job, doc_reasons, checks)
     return _finish(data, sha, now, doc_reasons, sig_works, revisions, checks, revision_sha256)
+
+
+def _anchor(sig_works: list[_SigWork]) -> _SigWork | None:
+    """The seal everything later is judged against: the first trusted seal, else the first signature."""
+    seals = [w for w in sig_works if w.kind == "signature" and w.signed_revision is not None]
+    return next((w for w in seals if w.trusted), seals[0] if seals else None)
+
+
+def _after_the_seal(
+    reader: Any,
+    data: bytes,
+    ends: list[int],
+    sig_works: list[_SigWork],
+    doc_reasons: list[Reason],
+    checks: list[str],
+) -> None:
+    """Step 7a: after the seal nothing a person sees may change (``signer._verify_after_seal``).
+
+    Every signature or document timestamp signed after the seal must be invisible, except a trusted
+    signature on a field created after the seal (a county attestation). Every object written after the seal
+    must be validation data or signature bookkeeping; anything else is ``MODIFIED_AFTER_SIGNING``. When the
+    later revisions are more than that (an attestation, or anything the rules above already refused), the
+    pages as sealed and as they are now are rendered and compared (``VISIBLE_CHANGE``) outside the
+    attestation seals' own widgets.
+    """
+    from signer import _verify_after_seal as after
+
+    anchor = _anchor(sig_works)
+    if anchor is None or anchor.signed_revision is None:
+        return
+    seal_rev = anchor.signed_revision
+    pages = after.page_indices(reader)
+    allowed: dict[int, list[after.Rect]] = {}
+    exempt: set[int] = set()
+    for w in sig_works:
+        if w is anchor or w.signed_revision is None or w.signed_revision <= seal_rev or w.field_ref is None:
+            continue
+        try:
+            widgets = after.widgets_of(w.field_ref.get_object(), pages)
+            introduced = reader.xrefs.get_introducing_revision(w.field_ref.reference)
+        except Exception as exc:  # noqa: BLE001 - a field too broken to judge is not invisible
+            w.add("VISIBLE_WIDGET_AFTER_SEAL", detail=f"field unreadable: {type(exc).__name__}")
+            continue
+        visible = [x for x in widgets if x.visible]
+        if not visible:
+            continue
+        attestation = w.kind == "signature" and bool(w.trusted) and introduced > seal_rev
+        if not attestation:
+            where = ", ".join(f"page {x.page + 1 if x.page is not None else '?'} {x.rect}" for x in visible)
+            what = "document timestamp" if w.kind == "doc_timestamp" else "signature"
+            pre = " on a field that existed before the seal" if introduced <= seal_rev else ""
+            w.add("VISIBLE_WIDGET_AFTER_SEAL", detail=f"{what} {w.name}{pre}: {where}")
+            continue
+        exempt.add(w.signed_revision)
+        for x in visible:
+            if x.page is not None and x.rect is not None:
+                allowed.setdefault(x.page, []).append(x.rect)
+    try:
+        problems = after.later_revision_problems(reader, seal_rev, exempt=frozenset(exempt))
+    except Exception as exc:  # noqa: BLE001 - a later revision too broken to judge is not LTV-only
+        problems = [f"later revisions unreadable: {type(exc).__name__}"]
+    checks.append("after-seal")
+    if problems and not any(r.code == "MODIFIED_AFTER_SIGNING" for r in anchor.reasons):
+        anchor.add("MODIFIED_AFTER_SIGNING", detail="; ".join(problems))
+    if (problems or exempt) and seal_rev < len(ends):
+        _compare_rendered(data, ends[seal_rev], allowed, doc_reasons, checks)
+
+
+def _compare_rendered(
+    data: bytes,
+    sealed_end: int,
+    allowed: dict[int, list[tuple[float, float, float, float]]],
+    doc_reasons: list[Reason],
+    checks: list[str],
+) -> None:
+    """Defence in depth: the pages as sealed and as they are now, rendered and compared."""
+    try:
+        from signer import _verify_visual
+    except ImportError:  # pragma: no cover - built beside this change
+        return
+    diffs = _verify_visual.visible_changes(data[:sealed_end], data, allowed=allowed)
+    checks.append("render-compare")
+    for d in diffs[:5]:
+        doc_reasons.append(reason("VISIBLE_CHANGE", detail=str(d)))
 
 
 def _finish(

@@ -504,3 +504,153 @@ def add_document_timestamp(pdf: bytes, ca: CountyCA, at: datetime) -> bytes:
         IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False), "sha256", output=out
     )
     return out.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# overlays after the seal: visible document timestamps, sneaky fields, form and catalog state
+
+
+def _overlay_stream(w, width: float, height: float, text: str):  # type: ignore[no-untyped-def]
+    """A form XObject that whites out its box and writes ``text``: what an overlay attack draws."""
+    from pyhanko.pdf_utils import generic
+
+    n = generic.NameObject
+    font = generic.DictionaryObject(
+        {n("/Type"): n("/Font"), n("/Subtype"): n("/Type1"), n("/BaseFont"): n("/Helvetica")}
+    )
+    return w.add_object(
+        generic.StreamObject(
+            {
+                n("/Type"): n("/XObject"),
+                n("/Subtype"): n("/Form"),
+                n("/BBox"): generic.ArrayObject(map(generic.FloatObject, (0, 0, width, height))),
+                n("/Resources"): generic.DictionaryObject(
+                    {n("/Font"): generic.DictionaryObject({n("/F1"): font})}
+                ),
+            },
+            stream_data=(
+                f"1 1 1 rg 0 0 {width} {height} re f 0 0 0 rg BT /F1 24 Tf 10 12 Td ({text}) Tj ET"
+            ).encode(),
+        )
+    )
+
+
+def add_signature_field(
+    w, name: str, rect: tuple[float, float, float, float], *, appearance: str | None = None
+):  # type: ignore[no-untyped-def]
+    """Append an empty signature field merged with its widget on page 1 (optionally with an appearance)."""
+    from pyhanko.pdf_utils import generic
+
+    n = generic.NameObject
+    page_ref, page = _page(w)
+    widget = generic.DictionaryObject(
+        {
+            n("/FT"): n("/Sig"),
+            n("/T"): generic.TextStringObject(name),
+            n("/Type"): n("/Annot"),
+            n("/Subtype"): n("/Widget"),
+            n("/F"): generic.NumberObject(4),
+            n("/Rect"): generic.ArrayObject(map(generic.FloatObject, rect)),
+            n("/P"): page_ref,
+        }
+    )
+    if appearance is not None:
+        width, height = abs(rect[2] - rect[0]) or 1, abs(rect[3] - rect[1]) or 1
+        widget[n("/AP")] = generic.DictionaryObject({n("/N"): _overlay_stream(w, width, height, appearance)})
+    ref = w.add_object(widget)
+    annots = page.get("/Annots")
+    if annots is None:
+        page[n("/Annots")] = generic.ArrayObject([ref])
+    else:
+        annots.append(ref)
+    w.update_container(page)
+    w.mark_update(page_ref)
+    root = w.root
+    if "/AcroForm" not in root:
+        root[n("/AcroForm")] = generic.DictionaryObject({n("/Fields"): generic.ArrayObject()})
+    form = root["/AcroForm"]
+    form["/Fields"].append(ref)
+    form_ref = root.raw_get("/AcroForm")
+    if isinstance(form_ref, generic.IndirectObject):
+        w.mark_update(form_ref)
+    w.update_root()
+    return ref
+
+
+def add_visible_document_timestamp(
+    pdf: bytes,
+    ca: CountyCA,
+    at: datetime,
+    *,
+    rect: tuple[float, float, float, float] = (60, 700, 420, 750),
+    text: str = "Permit 2036-999",
+    field_name: str = "TS-overlay",
+    existing_field: bool = False,
+) -> bytes:
+    """A document timestamp whose widget is an overlay (white box + new text) over the permit's line.
+
+    ``existing_field``: fill a signature field that is already in the document (the Sneaky Signature
+    Attack); the appearance is replaced by the forgery while it is filled.
+    """
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields
+    from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
+    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    w = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    if existing_field:
+        for name, _value, ref in fields.enumerate_sig_fields(w, filled_status=False):
+            if name == field_name:
+                fld = ref.get_object()
+                x1, y1, x2, y2 = (float(v) for v in fld["/Rect"])
+                fld[generic.NameObject("/AP")] = generic.DictionaryObject(
+                    {generic.NameObject("/N"): _overlay_stream(w, abs(x2 - x1), abs(y2 - y1), text)}
+                )
+                w.mark_update(ref)
+                break
+        else:
+            raise ValueError(f"no empty signature field {field_name}")
+    else:
+        add_signature_field(w, field_name, rect, appearance=text)
+    tsa = DummyTimeStamper(
+        tsa_cert=ca.tsa.asn1,
+        tsa_key=ca.tsa.asn1_key,
+        certs_to_embed=SimpleCertificateStore.from_certs([ca.root.asn1]),
+        fixed_dt=at,
+    )
+    out = io.BytesIO()
+    PdfTimeStamper(tsa, field_name=field_name).timestamp_pdf(w, "sha256", output=out)
+    return out.getvalue()
+
+
+def with_empty_signature_field(pdf: bytes, name: str, rect: tuple[float, float, float, float]) -> bytes:
+    """The source document with an empty signature field (before sealing: the sneaky field)."""
+    return _incremental(pdf, lambda w: add_signature_field(w, name, rect))
+
+
+def append_acroform_entry(pdf: bytes, key: str, value) -> bytes:  # type: ignore[no-untyped-def]
+    """Set an AcroForm entry (``/NeedAppearances``, ``/DA`` …) in an update after sealing."""
+    from pyhanko.pdf_utils import generic
+
+    def mutate(w):  # type: ignore[no-untyped-def]
+        form_ref = w.root.raw_get("/AcroForm")
+        form = form_ref.get_object()
+        form[generic.NameObject(key)] = value
+        if isinstance(form_ref, generic.IndirectObject):
+            w.mark_update(form_ref)
+        w.update_root()
+
+    return _incremental(pdf, mutate)
+
+
+def append_catalog_entry(pdf: bytes, key: str, make) -> bytes:  # type: ignore[no-untyped-def]
+    """Set a catalog entry (``/OCProperties``, ``/PageLabels`` …) built by ``make(writer)`` after sealing."""
+    from pyhanko.pdf_utils import generic
+
+    def mutate(w):  # type: ignore[no-untyped-def]
+        w.root[generic.NameObject(key)] = make(w)
+        w.update_root()
+
+    return _incremental(pdf, mutate)

@@ -278,4 +278,4 @@ def test_javascript_in_the_sealed_document_is_not_a_pass(
     doc = f._incremental(f.blank_pdf(), add_js)
     sealed = f.sign_pdf(doc, county, county.issue_seal(seal_id="SEAL-JS"), timestamp_at=SIGNED_AT, crls=[crl])
     r = _verify(sealed, trust)
-    assert r.indication is Indication.INDETERMINATE and "ACTIVE_CONTENT" in r.codes
+    assert r.indication is Indication.TOTAL_FAILED and "ACTIVE_CONTENT" in r.codes
