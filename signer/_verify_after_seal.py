@@ -238,40 +238,127 @@ def later_revision_problems(
     object."""
     problems: list[str] = []
     xrefs = reader.xrefs
+    if after_revision + 1 >= xrefs.total_revisions:
+        return problems
+    budget = [_MAX_CLOSURE]
+    # Shadow slots: references the document as sealed makes to objects that do not exist yet (they read as
+    # null). An object added later under such a number would be drawn where the seal saw nothing.
+    slots = _dangling_references(reader, after_revision, budget)
     for rev in range(after_revision + 1, xrefs.total_revisions):
         if rev in exempt:
             continue
-        for p in _revision_problems(reader, rev):
+        for p in _revision_problems(reader, rev, slots, budget):
             problems.append(f"revision {rev}: {p}")
             if len(problems) >= _MAX_PROBLEMS:
                 return problems
+    if budget[0] <= 0 and not problems:
+        problems.append("object graph too large to judge")
     return problems
 
 
-def _revision_problems(reader: Any, rev: int) -> Iterator[str]:
+@dataclass
+class _Roles:
+    """What the objects of one revision are for, as far as the after-seal rule cares."""
+
+    root: int | None
+    info: int | None
+    acroform: int | None
+    fields: int | None
+    dss: set[int]
+    pages: set[int]
+    annots: set[int]  # indirect /Annots arrays of pages
+
+
+def _get(resolver: Any, v: Any) -> Any:
+    """Dereference in the given revision (``IndirectObject.get_object`` would read the latest one)."""
+    return resolver(v.reference) if isinstance(v, generic.IndirectObject) else v
+
+
+def _id(v: Any) -> int | None:
+    return v.idnum if isinstance(v, generic.IndirectObject) else None
+
+
+def _roles(resolver: Any, budget: list[int]) -> _Roles:
+    trailer = resolver.trailer_view
+    root_ref = _raw(trailer, "/Root")
+    try:
+        root = _get(resolver, root_ref)
+    except Exception:  # noqa: BLE001 - no readable catalog: nothing has a role
+        return _Roles(_id(root_ref), _id(_raw(trailer, "/Info")), None, None, set(), set(), set())
+    acro = _raw(root, "/AcroForm") if isinstance(root, generic.DictionaryObject) else None
+    fields = None
+    try:
+        if acro is not None:
+            fields = _raw(_get(resolver, acro), "/Fields")
+    except Exception:  # noqa: BLE001
+        fields = None
+    dss = _closure(resolver, [_raw(root, "/DSS")], budget) if "/DSS" in root else set()
+    pages: set[int] = set()
+    annots: set[int] = set()
+    stack: list[Any] = [_raw(root, "/Pages")] if "/Pages" in root else []
+    seen: set[int] = set()
+    while stack and budget[0] > 0:
+        budget[0] -= 1
+        ref = stack.pop()
+        idnum = _id(ref)
+        if idnum is None or idnum in seen:
+            continue
+        seen.add(idnum)
+        try:
+            node = resolver(ref.reference)
+        except Exception:  # noqa: BLE001, S112
+            continue
+        if not isinstance(node, generic.DictionaryObject):
+            continue
+        if "/Kids" in node and node.get("/Type") != "/Page":
+            kids = _raw(node, "/Kids")
+            try:
+                stack.extend(_get(resolver, kids))
+            except Exception:  # noqa: BLE001, S112
+                continue
+        else:
+            pages.add(idnum)
+            a = _id(_raw(node, "/Annots")) if "/Annots" in node else None
+            if a is not None:
+                annots.add(a)
+    return _Roles(_id(root_ref), _id(_raw(trailer, "/Info")), _id(acro), _id(fields), dss, pages, annots)
+
+
+def _dangling_references(reader: Any, rev: int, budget: list[int]) -> set[int]:
+    """Object numbers referenced by some object of revision ``rev`` that do not exist in that revision."""
+    xrefs = reader.xrefs
+    resolver = reader.get_historical_resolver(rev)
+    present: set[int] = set()
+    for r in range(rev + 1):
+        present |= {ref.idnum for ref in xrefs.explicit_refs_in_revision(r)}
+    out: set[int] = set()
+    starts: list[Any] = [resolver.trailer_view]
+    for idnum in present:
+        if budget[0] <= 0:
+            break
+        budget[0] -= 1
+        try:
+            gen = 0
+            ref = generic.Reference(idnum, gen, pdf=reader)
+            starts.append(resolver(ref))
+        except Exception:  # noqa: BLE001, S112 - generation other than 0 or unreadable: judged elsewhere
+            continue
+        for ref in _refs_in(starts.pop(), budget):
+            if ref.idnum not in present:
+                out.add(ref.idnum)
+    for ref in _refs_in(starts[0], budget):
+        if ref.idnum not in present:
+            out.add(ref.idnum)
+    return out
+
+
+def _revision_problems(reader: Any, rev: int, slots: set[int], budget: list[int]) -> Iterator[str]:
     old_res = reader.get_historical_resolver(rev - 1)
     new_res = reader.get_historical_resolver(rev)
-    budget = [_MAX_CLOSURE]
-    new_root = new_res.root if hasattr(new_res, "root") else new_res.trailer_view["/Root"].get_object()
-    root_ref = new_res.trailer_view.raw_get("/Root")
-    root_id = root_ref.idnum if isinstance(root_ref, generic.IndirectObject) else None
-    info = _raw(new_res.trailer_view, "/Info")
-    info_id = info.idnum if isinstance(info, generic.IndirectObject) else None
-    dss_ids = _closure(new_res, [new_root.raw_get("/DSS")], budget) if "/DSS" in new_root else set()
-    acro = _raw(new_root, "/AcroForm")
-    acro_id = acro.idnum if isinstance(acro, generic.IndirectObject) else None
-    fields_ref = None
-    if acro is not None:
-        try:
-            fields_ref = _raw(acro.get_object(), "/Fields")
-        except Exception:  # noqa: BLE001
-            fields_ref = None
-    fields_id = fields_ref.idnum if isinstance(fields_ref, generic.IndirectObject) else None
+    was, now = _roles(old_res, budget), _roles(new_res, budget)
     refs = sorted(reader.xrefs.explicit_refs_in_revision(rev), key=lambda r: r.idnum)
-    # appearance streams (and their resources) of signature fields written in this revision: their
-    # visibility is judged by the widget rule, their contents by rendering
-    sig_ap_starts: list[Any] = []
     objs: dict[int, Any] = {}
+    sig_ap_starts: list[Any] = []
     for ref in refs:
         try:
             obj = new_res(ref)
@@ -281,10 +368,9 @@ def _revision_problems(reader: Any, rev: int) -> Iterator[str]:
         objs[ref.idnum] = obj
         if _is_sig_field(obj) and "/AP" in obj:
             sig_ap_starts.append(obj.raw_get("/AP"))
+    # appearance streams (and their resources) of signature fields written in this revision: their
+    # visibility is judged by the widget rule, their pixels by rendering
     sig_ap_ids = _closure(new_res, sig_ap_starts, budget) if sig_ap_starts else set()
-    if budget[0] <= 0:
-        yield "object graph too large to judge"
-        return
     for ref in refs:
         if ref.idnum not in objs:
             continue
@@ -297,114 +383,149 @@ def _revision_problems(reader: Any, rev: int) -> Iterator[str]:
             old = None
         if isinstance(old, generic.NullObject):
             old = None
-        why = _judge(ref.idnum, obj, old, new_res, root_id, info_id, acro_id, fields_id, dss_ids, sig_ap_ids)
+        if old is None:
+            why = _judge_new(ref.idnum, obj, new_res, now, slots, sig_ap_ids)
+        else:
+            why = _judge_changed(ref.idnum, obj, old, new_res, was, now)
         if why:
             yield why
 
 
-def _judge(
-    idnum: int,
-    obj: Any,
-    old: Any,
-    resolver: Any,
-    root_id: int | None,
-    info_id: int | None,
-    acro_id: int | None,
-    fields_id: int | None,
-    dss_ids: set[int],
-    sig_ap_ids: set[int],
+def _describe(idnum: int, obj: Any, what: str) -> str:
+    desc = None
+    if isinstance(obj, generic.DictionaryObject):
+        desc = obj.get("/Type") or obj.get("/Subtype")
+    return f"{what} object {idnum}" + (f" ({desc})" if desc else "")
+
+
+def _judge_new(
+    idnum: int, obj: Any, resolver: Any, now: _Roles, slots: set[int], sig_ap_ids: set[int]
 ) -> str | None:
-    if old is not None and _same(old, obj):
-        return None  # rewritten unchanged
+    """A new object number: harmless only as one of the things validation and signing add, and never in a
+    slot the sealed document already refers to."""
+    if idnum in slots:
+        return _describe(idnum, obj, "new") + " fills a reference the sealed document already made (shadow)"
     kind = obj.get("/Type") if isinstance(obj, generic.DictionaryObject) else None
     if isinstance(obj, generic.StreamObject) and kind in ("/ObjStm", "/XRef"):
         return None
-    if idnum in dss_ids:
-        return None
-    if idnum == info_id:
+    if idnum in now.dss or idnum in sig_ap_ids or idnum == now.info:
         return None
     if isinstance(obj, generic.StreamObject) and kind == "/Metadata" and obj.get("/Subtype") == "/XML":
         return None
-    if idnum == root_id:
-        if old is None:
-            return "a new document catalog"
-        bad = _differing_keys(old, obj) - _CATALOG_KEYS_OK
+    if isinstance(obj, generic.DictionaryObject) and kind in ("/Sig", "/DocTimeStamp"):
+        return None
+    if _is_sig_field(obj):
+        return None  # a new signature field: its widget's visibility is judged by the caller
+    if idnum == now.fields:
+        return None if _added_are_sig_widgets(list(obj), resolver) else "a new /Fields array"
+    if idnum == now.acroform:
+        return _judge_acroform(None, obj, resolver)
+    if idnum == now.root:
+        return "a new document catalog"
+    return _describe(idnum, obj, "new")
+
+
+def _judge_changed(idnum: int, obj: Any, old: Any, resolver: Any, was: _Roles, now: _Roles) -> str | None:
+    """An existing object rewritten: allowed only in the role it already had before this revision."""
+    if _same(old, obj):
+        return None
+    old_kind = old.get("/Type") if isinstance(old, generic.DictionaryObject) else None
+    new_kind = obj.get("/Type") if isinstance(obj, generic.DictionaryObject) else None
+    streams = isinstance(old, generic.StreamObject), isinstance(obj, generic.StreamObject)
+    if streams == (True, True) and old_kind == new_kind and old_kind in ("/ObjStm", "/XRef"):
+        return None
+    if idnum in was.dss and idnum in now.dss and not _drawable(old):
+        return None  # the DSS and its VRI dictionaries are updated in place
+    if idnum == was.info and idnum == now.info and streams == (False, False):
+        return None
+    if (
+        streams == (True, True)
+        and old_kind == new_kind == "/Metadata"
+        and old.get("/Subtype") == obj.get("/Subtype") == "/XML"
+    ):
+        return None
+    if idnum == was.root and idnum == now.root:
+        diff = _differing_keys(old, obj)
+        bad = diff - _CATALOG_KEYS_OK
         if bad:
             return f"catalog entries {sorted(bad)} changed"
-        if "/AcroForm" in _differing_keys(old, obj) and acro_id is None:
-            return _judge_acroform(old.get("/AcroForm"), obj.get("/AcroForm"), resolver)
+        if "/AcroForm" in diff:
+            old_form, new_form = _raw(old, "/AcroForm"), _raw(obj, "/AcroForm")
+            if old_form is not None and _id(old_form) != _id(new_form):
+                return "the catalog's /AcroForm now points elsewhere"
+            if _id(new_form) is None:  # a direct form dictionary in the catalog
+                return _judge_acroform(old_form, new_form, resolver)
         return None
-    if idnum == acro_id:
+    if idnum == was.acroform and idnum == now.acroform and streams == (False, False):
         return _judge_acroform(old, obj, resolver)
-    if idnum == fields_id:
-        if old is None:
-            return None if _added_are_sig_widgets(list(obj), resolver) else "a new /Fields array"
+    if idnum == was.fields and idnum == now.fields:
         added = _list_grows(old, obj)
         if added is None or not _added_are_sig_widgets(added, resolver):
             return "the form's /Fields changed other than by new signature fields"
         return None
-    if isinstance(obj, generic.DictionaryObject) and kind in ("/Sig", "/DocTimeStamp"):
-        if old is not None:
-            return f"an existing signature value (object {idnum}) was rewritten"
+    if idnum in was.annots and idnum in now.annots:
+        added = _list_grows(old, obj)
+        if added is None or not _added_are_sig_widgets(added, resolver):
+            return f"annotations array {idnum} changed other than by new signature widgets"
         return None
-    if _is_sig_field(obj):
-        if old is None:
-            return None  # a new signature field: its widget's visibility is judged by the caller
+    if isinstance(old, generic.DictionaryObject) and old_kind in ("/Sig", "/DocTimeStamp"):
+        return f"an existing signature value (object {idnum}) was rewritten"
+    if _is_sig_field(old) and _is_sig_field(obj) and not streams[1]:
         bad = _differing_keys(old, obj) - _SIGFIELD_FILL_KEYS_OK
         if bad or "/V" in old:
             return f"signature field object {idnum} changed ({sorted(bad) or '/V replaced'})"
         return None  # an earlier empty signature field being signed: judged by the widget rule
-    if idnum in sig_ap_ids and old is None:
-        return None
-    if isinstance(obj, generic.DictionaryObject) and kind == "/Page" and old is not None:
+    if idnum in was.pages and idnum in now.pages and streams == (False, False):
         bad = _differing_keys(old, obj) - {"/Annots"}
         if bad:
             return f"page object {idnum}: {sorted(bad)} changed"
-        old_annots, new_annots = old.get("/Annots"), obj.get("/Annots")
-        if old_annots is None:
-            added = list(new_annots) if isinstance(new_annots, generic.ArrayObject) else None
-        else:
-            added = _list_grows(old_annots, new_annots)
+        old_annots, new_annots = _raw(old, "/Annots") if "/Annots" in old else None, _raw(obj, "/Annots")
+        if _id(old_annots) is not None and _id(old_annots) == _id(new_annots):
+            return None  # the indirect array itself is judged as an annotations array
+        try:
+            old_list = _get(resolver, old_annots) if old_annots is not None else generic.ArrayObject()
+            new_list = _get(resolver, new_annots)
+        except Exception:  # noqa: BLE001
+            return f"page object {idnum}: unreadable annotations"
+        added = _list_grows(old_list, new_list)
         if added is None or not _added_are_sig_widgets(added, resolver):
             return f"page object {idnum}: annotations changed other than by new signature widgets"
         return None
-    if isinstance(obj, generic.ArrayObject) and old is not None:
-        added = _list_grows(old, obj)  # an indirect /Annots array of a page
-        if added is not None and _added_are_sig_widgets(added, resolver):
-            return None
-        return f"array object {idnum} changed"
-    desc = kind or (obj.get("/Subtype") if isinstance(obj, generic.DictionaryObject) else None)
-    what = "new" if old is None else "changed"
-    return f"{what} object {idnum}" + (f" ({desc})" if desc else "")
+    return _describe(idnum, obj, "changed")
+
+
+def _drawable(obj: Any) -> bool:
+    """Could a page draw this object? (Form and image XObjects, content-like streams without a type.)"""
+    if not isinstance(obj, generic.StreamObject):
+        return False
+    return obj.get("/Type") in (None, "/XObject") or obj.get("/Subtype") in ("/Form", "/Image")
 
 
 def _judge_acroform(old: Any, new: Any, resolver: Any) -> str | None:
-    if old is None or new is None:
-        if new is not None and old is None:
-            try:
-                new_d = new.get_object()
-                extra = set(map(str, new_d.keys())) - _ACROFORM_KEYS_OK
-                if extra:
-                    return f"a new form with {sorted(extra)}"
-                return (
-                    None if _added_are_sig_widgets(list(new_d.get("/Fields", [])), resolver) else "a new form"
-                )
-            except Exception:  # noqa: BLE001
-                return "an unreadable new form"
+    if new is None:
         return "the form was removed"
-    old_d, new_d = old.get_object(), new.get_object()
+    try:
+        new_d = _get(resolver, new)
+        old_d = _get(resolver, old) if old is not None else None
+    except Exception:  # noqa: BLE001
+        return "an unreadable form"
+    if not isinstance(new_d, generic.DictionaryObject) or isinstance(new_d, generic.StreamObject):
+        return "the form is not a dictionary"
+    if old_d is None:
+        extra = set(map(str, new_d.keys())) - _ACROFORM_KEYS_OK
+        if extra:
+            return f"a new form with {sorted(extra)}"
+        fields = new_d.get("/Fields", generic.ArrayObject())
+        return None if _added_are_sig_widgets(list(_get(resolver, fields)), resolver) else "a new form"
     diff = _differing_keys(old_d, new_d)
     bad = diff - _ACROFORM_KEYS_OK
     if bad:
         return f"form entries {sorted(bad)} changed"
     if "/Fields" in diff:
-        added = _list_grows(_raw(old_d, "/Fields") or generic.ArrayObject(), _raw(new_d, "/Fields"))
-        if added is None:
-            # /Fields is indirect in one of them, or not a pure append
-            try:
-                added = _list_grows(old_d["/Fields"], new_d["/Fields"])
-            except Exception:  # noqa: BLE001
-                added = None
+        o, n = _raw(old_d, "/Fields"), _raw(new_d, "/Fields")
+        if _id(o) is not None or _id(n) is not None:
+            return "the form's /Fields now points elsewhere"
+        added = _list_grows(o or generic.ArrayObject(), n)
         if added is None or not _added_are_sig_widgets(added, resolver):
             return "the form's /Fields changed other than by new signature fields"
     return None

@@ -174,3 +174,95 @@ def test_ltv_only_revisions_have_no_problems(sealed: bytes, county: f.CountyCA) 
     lta = f.add_document_timestamp(sealed, county, LATER)
     reader = PdfFileReader(io.BytesIO(lta), strict=True)
     assert later_revision_problems(reader, 1) == []
+
+
+# --- the after-seal rule on its own: hijacked roles and shadow slots (each must be named, whatever pyHanko says)
+
+
+def _problems(pdf: bytes) -> list[str]:
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from signer._verify_after_seal import later_revision_problems
+
+    reader = PdfFileReader(io.BytesIO(pdf), strict=True)
+    return later_revision_problems(reader, 1)  # revision 1: the seal (revision 0 is the source)
+
+
+def _content_ref(w):  # type: ignore[no-untyped-def]
+    _ref, page = f._page(w)
+    return page.raw_get("/Contents")
+
+
+def _rewrite_content(w, text: str = "Permit 2036-999"):  # type: ignore[no-untyped-def]
+    ref = _content_ref(w)
+    stream = ref.get_object()
+    stream._data = f"BT /F1 24 Tf 72 720 Td ({text}) Tj ET".encode()
+    stream._encoded_data = None
+    w.mark_update(ref)
+    return ref
+
+
+def test_content_rewritten_and_posing_as_document_info_is_named(sealed: bytes) -> None:
+    def mutate(w):  # type: ignore[no-untyped-def]
+        w.trailer[_n("/Info")] = _rewrite_content(w)
+
+    problems = _problems(f._incremental(sealed, mutate))
+    assert any("changed object" in p for p in problems), problems
+
+
+def test_content_rewritten_and_hung_under_the_dss_is_named(sealed: bytes) -> None:
+    def mutate(w):  # type: ignore[no-untyped-def]
+        ref = _rewrite_content(w)
+        w.root[_n("/DSS")] = generic.DictionaryObject({_n("/Certs"): generic.ArrayObject([ref])})
+        w.update_root()
+
+    problems = _problems(f._incremental(sealed, mutate))
+    assert any("changed object" in p for p in problems), problems
+
+
+def test_content_retyped_as_metadata_is_named(sealed: bytes) -> None:
+    def mutate(w):  # type: ignore[no-untyped-def]
+        ref = _rewrite_content(w)
+        stream = ref.get_object()
+        stream[_n("/Type")] = _n("/Metadata")
+        stream[_n("/Subtype")] = _n("/XML")
+
+    problems = _problems(f._incremental(sealed, mutate))
+    assert any("changed object" in p for p in problems), problems
+
+
+def test_object_added_where_the_sealed_page_already_pointed_is_a_shadow(
+    county: f.CountyCA, seal: f.Issued, crl: bytes, trust: TrustList
+) -> None:
+    # the source page draws [its content, 900 0 R]; object 900 does not exist when it is sealed (null)
+    def dangle(w):  # type: ignore[no-untyped-def]
+        page_ref, page = f._page(w)
+        page[_n("/Contents")] = generic.ArrayObject(
+            [page.raw_get("/Contents"), generic.IndirectObject(900, 0, w)]
+        )
+        w.mark_update(page_ref)
+
+    sealed = f.sign_pdf(f._incremental(f.blank_pdf(), dangle), county, seal, timestamp_at=SIGNED_AT, crls=[crl])
+
+    def reveal(w):  # type: ignore[no-untyped-def]
+        # an "XMP metadata" stream under the number the page already draws: white box + new text
+        stream = generic.StreamObject(
+            {_n("/Type"): _n("/Metadata"), _n("/Subtype"): _n("/XML")},
+            stream_data=b"1 1 1 rg 60 700 400 60 re f 0 g BT /F1 24 Tf 72 720 Td (Permit 2036-999) Tj ET",
+        )
+        w.objects[(0, 900)] = stream  # placed under the number the page refers to
+        w.root[_n("/Metadata")] = generic.IndirectObject(900, 0, w)
+        w.update_root()
+
+    try:
+        forged = f._incremental(sealed, reveal)
+    except Exception:  # noqa: BLE001 - pyHanko's writer refuses a chosen object number
+        import pytest
+
+        pytest.skip("the writer cannot place an object under a chosen number")
+    problems = _problems(forged)
+    assert any("shadow" in p for p in problems), problems
+    r = _verify(forged, trust)
+    assert r.indication is Indication.TOTAL_FAILED
