@@ -176,7 +176,7 @@ def test_ltv_only_revisions_have_no_problems(sealed: bytes, county: f.CountyCA) 
     assert later_revision_problems(reader, 1) == []
 
 
-# --- the after-seal rule on its own: hijacked roles and shadow slots (each must be named, whatever pyHanko says)
+# --- the after-seal rule on its own: hijacked roles and shadow slots (named whatever pyHanko says)
 
 
 def _problems(pdf: bytes) -> list[str]:
@@ -244,7 +244,8 @@ def test_object_added_where_the_sealed_page_already_pointed_is_a_shadow(
         )
         w.mark_update(page_ref)
 
-    sealed = f.sign_pdf(f._incremental(f.blank_pdf(), dangle), county, seal, timestamp_at=SIGNED_AT, crls=[crl])
+    source = f._incremental(f.blank_pdf(), dangle)
+    sealed = f.sign_pdf(source, county, seal, timestamp_at=SIGNED_AT, crls=[crl])
 
     def reveal(w):  # type: ignore[no-untyped-def]
         # an "XMP metadata" stream under the number the page already draws: white box + new text
