@@ -181,9 +181,18 @@ class VerifyLimits:
 
     max_bytes: int = 50 * 1024 * 1024
     timeout_s: float = 20.0
-    memory_bytes: int = 1024 * 1024 * 1024  # RLIMIT_AS of the sandboxed child
+    # Memory a sandboxed verification may add to its forked worker (RLIMIT_DATA above the worker's own
+    # private writable mappings at its start, so reserved-but-unused address space — PDFium — is free):
+    # a hostile file ends in VERIFY_RESOURCE_LIMIT before it holds more than this much real memory.
+    memory_bytes: int = 256 * 1024 * 1024
     max_signatures: int = 32
     max_revisions: int = 64
+    # The pre-parse budget (signer._verify_budget): over any of these → VERIFY_BUDGET_EXCEEDED, unread.
+    budget: bool = True
+    max_objects: int = 50_000  # object headers + object-stream members; also any declared /Size
+    max_xref_entries: int = 200_000  # xref table rows and xref stream entries, all revisions together
+    max_structure_bytes: int = 32 * 1024 * 1024  # xref and object streams inflated (the parser keeps them)
+    max_expanded_bytes: int = 128 * 1024 * 1024  # every stream inflated, all together
     qpdf: bool = True  # run `qpdf --check` on the file
     qpdf_timeout_s: float = 10.0
     cross_check: bool = True  # endesive as an independent second integrity check

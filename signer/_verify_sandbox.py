@@ -1,6 +1,6 @@
-"""Run the checks on hostile bytes in forked children bounded by RLIMIT_AS and a wall timeout.
+"""Run the checks on hostile bytes in forked children bounded by RLIMIT_DATA and a wall timeout.
 
-Two modes. ``SandboxPool`` (the default): pre-forked workers, each with its own RLIMIT_AS, that verify one
+Two modes. ``SandboxPool`` (the default): pre-forked workers, each with its own memory limit, that verify one
 document at a time; a worker that overruns the timeout, dies, or has served ``max_tasks`` documents is
 killed and replaced, so hostile input costs at most one worker. ``run_sandboxed``: one fresh fork per
 document (also RLIMIT_CPU), slower (copy-on-write faults in every child) but with no state kept between
@@ -12,6 +12,16 @@ which it spawns), runs :func:`signer._verify_core.run_checks`, and writes the re
 JSON to a pipe; the parent never unpickles anything from the child. A child that dies (MemoryError → exit,
 SIGKILL from the kernel, SIGXCPU) or overruns the timeout is killed and reported as
 ``VERIFY_RESOURCE_LIMIT`` (TOTAL_FAILED, unreadable).
+
+Memory: ``VerifyLimits.memory_bytes`` is what a verification may *add* to the forked child. The child sets
+RLIMIT_DATA to its own private writable mappings at the start (``VmData``: the parent's heap, inherited)
+plus that budget. RLIMIT_DATA (Linux ≥ 4.7) counts brk and every private writable mmap — what malloc,
+Python's arenas, zlib, libqpdf and PDFium allocate — but not address space merely reserved
+(``PROT_NONE``) or shared libraries, so an allocator that reserves gigabytes of address space up front
+costs nothing against it, where RLIMIT_AS would refuse it. A child's real memory therefore grows by at most
+``memory_bytes`` (plus copy-on-write copies of pages it shared with the parent, which hostile input cannot
+enlarge). Each task's resident-set peak is measured (``/proc/self/clear_refs`` resets ``VmHWM`` per task;
+a child that died is measured through ``wait4``'s rusage) and returned by ``run_measured``.
 
 Caveat (documented in docs/verification.md): fork in a multi-threaded parent copies only the calling
 thread; a lock held by another thread at fork time stays held in the child. The child touches no shared
@@ -27,6 +37,7 @@ import select
 import signal
 import struct
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 from signer._verify_model import VerificationReport, VerifyLimits
@@ -35,7 +46,91 @@ from signer._verify_trust import TrustList
 _CHILD_EXIT_OK = 0
 _CHILD_EXIT_ERROR = 3
 _MAX_REPORT_BYTES = 8 * 1024 * 1024
+#: A task whose RSS grew to within this of ``memory_bytes`` hit the limit (see ``_run_guarded``).
+_NEAR_LIMIT = 16 * 1024 * 1024
 _PRELOADED = False
+
+
+@dataclass(frozen=True)
+class TaskUsage:
+    """Resident memory of the child around one verification, in bytes (``None``: not measurable)."""
+
+    start_rss: int | None  # when the task began (the forked baseline, shared pages included)
+    peak_rss: int | None  # the high-water mark during the task
+    limit_bytes: int  # memory_bytes: what the task was allowed to add
+    ended: str  # "answered" or why the child was lost ("time limit", "signal 9", …)
+
+    @property
+    def growth(self) -> int | None:
+        """What the verification itself added at its peak."""
+        if self.start_rss is None or self.peak_rss is None:
+            return None
+        return max(0, self.peak_rss - self.start_rss)
+
+
+def _status_kb(*keys: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                k, _, v = line.partition(b":")
+                name = k.decode()
+                if name in keys:
+                    out[name] = int(v.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+def _limit_memory(memory_bytes: int) -> None:  # pragma: no cover - runs in forked children
+    """RLIMIT_DATA = what the child already has (inherited) + ``memory_bytes``; see the module docstring."""
+    have = _status_kb("VmData").get("VmData")
+    if have is None:  # no /proc: the whole budget as an absolute bound, as before
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        return
+    cap = have + int(memory_bytes)
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+
+
+def _reset_peak() -> int | None:  # pragma: no cover - runs in forked children
+    """Reset VmHWM to the current RSS (Linux ≥ 4.0) and return that RSS."""
+    try:
+        with open("/proc/self/clear_refs", "wb") as f:
+            f.write(b"5")
+    except OSError:
+        return None
+    return _status_kb("VmRSS").get("VmRSS")
+
+
+def _peak() -> int | None:  # pragma: no cover - runs in forked children
+    return _status_kb("VmHWM").get("VmHWM")
+
+
+def _run_guarded(data: bytes, trust: TrustList, now: datetime, limits: VerifyLimits) -> bytes:
+    """In a child: one verification, its answer as the JSON payload ``{"report", "usage"}``."""
+    from signer._verify_core import run_checks, unreadable_report
+
+    start_rss = _reset_peak()
+    try:
+        report = run_checks(data, trust, now, limits)
+    except MemoryError:
+        report = unreadable_report(len(data), now, "VERIFY_RESOURCE_LIMIT", "memory limit", None)
+    except RecursionError:
+        report = unreadable_report(len(data), now, "PDF_UNREADABLE", "nesting too deep", None)
+    peak = _peak()
+    grew = peak - start_rss if start_rss is not None and peak is not None else 0
+    swallowed = any("MemoryError" in (r.detail or "") for r in report.reasons) or any(
+        "MemoryError" in (r.detail or "") for sig in report.signatures for r in sig.reasons
+    )
+    if swallowed or grew >= limits.memory_bytes - _NEAR_LIMIT:
+        # The child reached its memory bound: an allocation was refused, and a library that caught the
+        # MemoryError (pyHanko's parser does; the checks name it in a reason's detail) may have turned it
+        # into an ordinary-looking verdict. Only the resource answer is sure.
+        report = unreadable_report(
+            len(data), now, "VERIFY_RESOURCE_LIMIT", f"memory limit (peak +{grew >> 20} MiB)", None
+        )
+    usage = {"start_rss": start_rss, "peak_rss": peak}
+    return json.dumps({"report": report.to_dict(), "usage": usage}, ensure_ascii=False).encode()
 
 
 def _child(
@@ -43,28 +138,15 @@ def _child(
 ) -> None:  # pragma: no cover - runs in the forked child; its outcome is asserted via the parent
     code = _CHILD_EXIT_ERROR
     try:
-        mem = int(limits.memory_bytes)
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        _limit_memory(limits.memory_bytes)
         cpu = max(1, int(limits.timeout_s) + 1)
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         import signer._verify_core as core
-        from signer._verify_core import run_checks, unreadable_report
 
         core.IN_SANDBOX = True  # bounded by the parent's wall timeout: qpdf may run in this process
-
-        try:
-            report = run_checks(data, trust, now, limits)
-        except MemoryError:
-            report = unreadable_report(len(data), now, "VERIFY_RESOURCE_LIMIT", "memory limit", None)
-        except RecursionError:
-            report = unreadable_report(len(data), now, "PDF_UNREADABLE", "nesting too deep", None)
-        payload = json.dumps(report.to_dict(), ensure_ascii=False).encode()
-        os.write(wfd, struct.pack(">I", len(payload)))
-        view = memoryview(payload)
-        while view:
-            n = os.write(wfd, view)
-            view = view[n:]
+        payload = _run_guarded(data, trust, now, limits)
+        _write_all(wfd, struct.pack(">I", len(payload)) + payload)
         code = _CHILD_EXIT_OK
     except BaseException:  # noqa: BLE001, S110 - the child must exit, whatever happened
         pass
@@ -72,10 +154,50 @@ def _child(
         os._exit(code)
 
 
+def _decode_answer(
+    payload: bytes, data_len: int, now: datetime, limits: VerifyLimits
+) -> tuple[VerificationReport, TaskUsage] | None:
+    """The child's report and its memory figures, or None when the payload is not a well-formed answer."""
+    try:
+        out = json.loads(payload)
+        report = VerificationReport.from_dict(out["report"])
+        usage = out.get("usage") or {}
+        start, peak = usage.get("start_rss"), usage.get("peak_rss")
+        return report, TaskUsage(
+            start_rss=int(start) if start is not None else None,
+            peak_rss=int(peak) if peak is not None else None,
+            limit_bytes=limits.memory_bytes,
+            ended="answered",
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _lost(
+    data_len: int, now: datetime, limits: VerifyLimits, why: str, maxrss_kb: int | None
+) -> tuple[VerificationReport, TaskUsage]:
+    from signer._verify_core import unreadable_report
+
+    usage = TaskUsage(
+        start_rss=None,
+        peak_rss=maxrss_kb * 1024 if maxrss_kb is not None else None,
+        limit_bytes=limits.memory_bytes,
+        ended=why,
+    )
+    return unreadable_report(data_len, now, "VERIFY_RESOURCE_LIMIT", why, None), usage
+
+
 def run_sandboxed(
     unverified_pdf: bytes, trust: TrustList, now: datetime, limits: VerifyLimits
 ) -> VerificationReport:
-    from signer._verify_core import preload, unreadable_report
+    return run_sandboxed_measured(unverified_pdf, trust, now, limits)[0]
+
+
+def run_sandboxed_measured(
+    unverified_pdf: bytes, trust: TrustList, now: datetime, limits: VerifyLimits
+) -> tuple[VerificationReport, TaskUsage]:
+    """One fresh forked child for one document; the report and the child's memory figures."""
+    from signer._verify_core import preload
 
     global _PRELOADED
     if not _PRELOADED:
@@ -113,19 +235,18 @@ def run_sandboxed(
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        _, status = os.waitpid(pid, 0)
+        _, status, rusage = os.wait4(pid, 0)
     if timed_out:
-        return unreadable_report(len(unverified_pdf), now, "VERIFY_RESOURCE_LIMIT", "time limit", None)
+        return _lost(len(unverified_pdf), now, limits, "time limit", rusage.ru_maxrss)
     if len(buf) >= 4:
         (n,) = struct.unpack(">I", bytes(buf[:4]))
         if len(buf) - 4 == n and os.WIFEXITED(status) and os.WEXITSTATUS(status) == _CHILD_EXIT_OK:
-            try:
-                return VerificationReport.from_dict(json.loads(bytes(buf[4:])))
-            except (ValueError, KeyError, TypeError):
-                pass
+            answer = _decode_answer(bytes(buf[4:]), len(unverified_pdf), now, limits)
+            if answer is not None:
+                return answer
     how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
-    return unreadable_report(
-        len(unverified_pdf), now, "VERIFY_RESOURCE_LIMIT", f"verifier child ended abnormally ({how})", None
+    return _lost(
+        len(unverified_pdf), now, limits, f"verifier child ended abnormally ({how})", rusage.ru_maxrss
     )
 
 
@@ -166,10 +287,9 @@ def _encode_request(data: bytes, trust: TrustList, now: datetime, limits: Verify
 def _worker_loop(rfd: int, wfd: int, memory_bytes: int) -> None:  # pragma: no cover - forked child
     code = _CHILD_EXIT_ERROR
     try:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        _limit_memory(memory_bytes)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         import signer._verify_core as core
-        from signer._verify_core import run_checks, unreadable_report
 
         core.IN_SANDBOX = True  # bounded by the parent's wall timeout: qpdf may run in this process
 
@@ -185,14 +305,8 @@ def _worker_loop(rfd: int, wfd: int, memory_bytes: int) -> None:  # pragma: no c
             trust = TrustList(**{k: tuple(bytes.fromhex(x) for x in v) for k, v in header["trust"].items()})
             now = datetime.fromisoformat(header["now"])
             limits = VerifyLimits(**header["limits"])
-            try:
-                report = run_checks(data, trust, now, limits)
-            except MemoryError:
-                report = unreadable_report(len(data), now, "VERIFY_RESOURCE_LIMIT", "memory limit", None)
-            except RecursionError:
-                report = unreadable_report(len(data), now, "PDF_UNREADABLE", "nesting too deep", None)
+            payload = _run_guarded(data, trust, now, limits)
             del data
-            payload = json.dumps(report.to_dict(), ensure_ascii=False).encode()
             _write_all(wfd, struct.pack(">I", len(payload)) + payload)
     except BaseException:  # noqa: BLE001, S110 - the worker must exit, whatever happened
         pass
@@ -218,7 +332,8 @@ class _Worker:
         self.memory_bytes = memory_bytes
         self.tasks = 0
 
-    def kill(self) -> None:
+    def kill(self) -> int | None:
+        """Kill and reap the worker; its lifetime peak RSS in kB (``ru_maxrss``), if it could be reaped."""
         for fd in (self.req, self.resp):
             try:
                 os.close(fd)
@@ -229,14 +344,13 @@ class _Worker:
         except ProcessLookupError:
             pass
         try:
-            os.waitpid(self.pid, 0)
+            _, _, rusage = os.wait4(self.pid, 0)
         except ChildProcessError:
-            pass
+            return None
+        return int(rusage.ru_maxrss)
 
-    def run(
-        self, data: bytes, trust: TrustList, now: datetime, limits: VerifyLimits
-    ) -> dict[str, object] | str:
-        """The report as a dict, or why the worker failed (the caller kills it)."""
+    def run(self, data: bytes, trust: TrustList, now: datetime, limits: VerifyLimits) -> bytes | str:
+        """The answer's JSON payload, or why the worker failed (the caller kills it)."""
         self.tasks += 1
         deadline = time.monotonic() + limits.timeout_s
         try:
@@ -260,22 +374,38 @@ class _Worker:
                 (need,) = struct.unpack(">I", bytes(buf[:4]))
                 if need > _MAX_REPORT_BYTES:
                     return "report too large"
-        try:
-            out = json.loads(bytes(buf[4 : 4 + need]))
-        except ValueError:
-            return "unreadable report"
-        return out if isinstance(out, dict) else "unreadable report"
+        return bytes(buf[4 : 4 + need])
+
+
+#: A document is "large" (served by at most ``size - 1`` workers at once) above these: our own sealed
+#: permits are 100–300 objects and well under 1 MiB, and so is nearly every document a person uploads.
+LARGE_DOCUMENT_BYTES = 1 << 20
+LARGE_DOCUMENT_OBJ_KEYWORDS = 4_000  # b"obj" occurrences (an object has two: "obj" and "endobj")
+
+
+def is_large(unverified_pdf: bytes) -> bool:
+    """Cheap (memchr-speed) guess that a document will cost more than a permit: big, or many objects."""
+    return len(unverified_pdf) > LARGE_DOCUMENT_BYTES or (
+        unverified_pdf.count(b"obj") > LARGE_DOCUMENT_OBJ_KEYWORDS
+    )
 
 
 class SandboxPool:
-    """Pre-forked verifier workers; thread-safe; each call holds one worker for one document."""
+    """Pre-forked verifier workers; thread-safe; each call holds one worker for one document.
 
-    def __init__(self, size: int = 2, max_tasks: int = 500) -> None:
+    Large documents (:func:`is_large`) run on at most ``size - 1`` workers at once (one when ``size`` is
+    1 or 2), so however many large or hostile uploads arrive together, a worker stays free for ordinary
+    ones: the expensive case waits for its own lane instead of making everyone wait.
+    """
+
+    def __init__(self, size: int = 2, max_tasks: int = 500, large_slots: int | None = None) -> None:
         import queue
         import threading
 
         self.size = max(1, size)
         self.max_tasks = max_tasks
+        self.large_slots = max(1, self.size - 1 if large_slots is None else large_slots)
+        self._large = threading.BoundedSemaphore(self.large_slots)
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         self._lock = threading.Lock()
         self._spawned = 0
@@ -305,39 +435,50 @@ class SandboxPool:
                     continue
             if w.memory_bytes == memory_bytes:
                 return w
-            self._discard(w)  # other limits: a worker's RLIMIT_AS is fixed at its start
+            self._discard(w)  # other limits: a worker's memory limit is fixed at its start
 
-    def _discard(self, w: _Worker) -> None:
-        w.kill()
+    def _discard(self, w: _Worker) -> int | None:
+        maxrss_kb = w.kill()
         with self._lock:
             self._spawned -= 1
+        return maxrss_kb
 
     def run(
         self, unverified_pdf: bytes, trust: TrustList, now: datetime, limits: VerifyLimits
     ) -> VerificationReport:
-        from signer._verify_core import unreadable_report
+        return self.run_measured(unverified_pdf, trust, now, limits)[0]
 
+    def run_measured(
+        self, unverified_pdf: bytes, trust: TrustList, now: datetime, limits: VerifyLimits
+    ) -> tuple[VerificationReport, TaskUsage]:
+        """The report and the worker's memory figures for this one document."""
+        if not is_large(unverified_pdf):
+            return self._run(unverified_pdf, trust, now, limits)
+        with self._large:
+            return self._run(unverified_pdf, trust, now, limits)
+
+    def _run(
+        self, unverified_pdf: bytes, trust: TrustList, now: datetime, limits: VerifyLimits
+    ) -> tuple[VerificationReport, TaskUsage]:
+        n = len(unverified_pdf)
         for attempt in range(2):
             w = self._acquire(limits.memory_bytes)
             reused = w.tasks > 0
             result = w.run(unverified_pdf, trust, now, limits)
             if isinstance(result, str):
-                self._discard(w)
+                maxrss_kb = self._discard(w)
                 if result.startswith("worker gone") and reused and attempt == 0:
                     continue  # an idle worker that had died: not this document's doing, try a fresh one
-                return unreadable_report(len(unverified_pdf), now, "VERIFY_RESOURCE_LIMIT", result, None)
-            try:
-                report = VerificationReport.from_dict(result)
-            except (ValueError, KeyError, TypeError):
-                self._discard(w)
-                return unreadable_report(
-                    len(unverified_pdf), now, "VERIFY_RESOURCE_LIMIT", "bad report", None
-                )
+                return _lost(n, now, limits, result, maxrss_kb)
+            answer = _decode_answer(result, n, now, limits)
+            if answer is None:
+                return _lost(n, now, limits, "bad report", self._discard(w))
+            report, usage = answer
             if w.tasks >= self.max_tasks or "VERIFY_RESOURCE_LIMIT" in report.codes:
                 self._discard(w)  # recycled, or it just hit a limit and its heap is not to be trusted
             else:
                 self._idle.put(w)
-            return report
+            return report, usage
         raise AssertionError("unreachable")
 
     def close(self) -> None:
