@@ -4,6 +4,14 @@ Codes: ``PDF_TOO_LARGE`` (over ``settings.max_pdf_bytes``), ``PDF_NOT_PDF`` (no 
 ``PDF_ENCRYPTED`` (an encrypted document cannot be sealed: the seal would sign ciphertext the reader
 decrypts differently), ``PDF_MALFORMED`` (pyHanko cannot read the structure or its pages).
 Documents that already carry signatures are accepted: the seal goes into an incremental update.
+
+"Seal the document as it is shown" (:func:`refuse_unsealable`, after opening, before a number is drawn):
+``PDF_ACTIVE_CONTENT`` (scripts or actions in any object, direct or indirect), ``PDF_OPTIONAL_CONTENT``
+(layers shown differently on screen, in print, on export or when toggled), ``PDF_EMPTY_SIGNATURE_FIELD``
+(a visible unsigned signature field: it could be filled after the seal), ``PDF_NEEDS_APPEARANCES`` (the
+viewer would redraw the form fields its own way), ``PDF_TOO_COMPLEX`` (more objects than the walk's
+budget), ``PDF_STRUCTURE_INVALID`` (``qpdf --check`` complains: the verifier would refuse the sealed copy
+with STRUCTURE_INVALID, so it is refused before anything is spent on it).
 """
 
 from __future__ import annotations
@@ -15,7 +23,9 @@ from io import BytesIO
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from core.errors import BadInput
+from core.errors import BadInput, Unavailable
+
+from ._pdfgraph import DEFAULT_MAX_NODES, GraphBudgetExceeded, scan
 
 Box = tuple[float, float, float, float]
 
@@ -100,6 +110,90 @@ def open_untrusted_pdf(unverified_pdf: bytes, *, max_bytes: int) -> OpenedPdf:
     if count < 1:
         raise BadInput("PDF_MALFORMED", "the PDF has no pages", "PDF 文件没有页面")
     return opened
+
+
+def refuse_unsealable(
+    opened: OpenedPdf,
+    unverified_pdf: bytes,
+    *,
+    max_nodes: int = DEFAULT_MAX_NODES,
+    check_structure: bool = True,
+    qpdf_timeout_s: float = 10.0,
+) -> None:
+    """Refuse what a viewer could show otherwise than it is sealed (codes in the module docstring).
+
+    One pass over every object of every revision (``signer._pdfgraph.scan``, ~2-6 ms for a permit), then
+    ``qpdf --check`` in a child process (~8 ms wall, ~5 ms CPU): the same check, with the same tolerance,
+    as the verifier's STRUCTURE_INVALID. The child process, not libqpdf in this process: the input is
+    hostile and a crash or hang must cost a child, not the sealing worker.
+    """
+    job = None
+    if check_structure:
+        from ._verify_core import _QpdfJob  # the verifier's own check: the same tolerance for warnings
+
+        job = _QpdfJob(unverified_pdf, qpdf_timeout_s)  # a child process: runs while the graph is walked
+    try:
+        _refuse_graph(opened, max_nodes)
+        if job is not None:
+            if job.error is not None:  # no qpdf on this machine: the service's fault, not the client's
+                raise Unavailable("STRUCTURE_CHECK_UNAVAILABLE", job.error, "PDF 结构检查不可用")
+            problem = job.result()
+            if problem is not None:
+                raise BadInput(
+                    "PDF_STRUCTURE_INVALID",
+                    f"the PDF's structure needs repair, the sealed copy would not verify: {problem}"[:500],
+                    "PDF 文件结构有误（需修复），盖章后无法通过验证",
+                )
+    finally:
+        if job is not None:
+            job.close()
+
+
+def _refuse_graph(opened: OpenedPdf, max_nodes: int) -> None:
+    try:
+        found = scan(opened.reader, max_nodes=max_nodes)
+    except GraphBudgetExceeded as exc:
+        raise BadInput(
+            "PDF_TOO_COMPLEX", f"the PDF has too many objects to be checked: {exc}", "PDF 对象过多，无法检查"
+        ) from exc
+    except MALFORMED_ERRORS as exc:
+        raise BadInput("PDF_MALFORMED", f"the PDF cannot be read: {exc}", "PDF 文件已损坏，无法读取") from exc
+    if found.unreadable:
+        raise BadInput(
+            "PDF_MALFORMED",
+            f"{len(found.unreadable)} objects cannot be read, first: {found.unreadable[0]}"[:500],
+            "PDF 文件中有无法读取的对象",
+        )
+    if found.active_content is not None:
+        raise BadInput(
+            "PDF_ACTIVE_CONTENT",
+            f"the PDF carries scripts or actions that can change what a viewer shows: {found.active_content}",
+            "PDF 含有脚本或动作，可改变阅读器显示的内容，不能盖章",
+            details={"where": found.active_content},
+        )
+    if found.optional_content is not None:
+        raise BadInput(
+            "PDF_OPTIONAL_CONTENT",
+            "the PDF has layers that show differently on screen, in print, on export or when switched: "
+            + found.optional_content,
+            "PDF 含有图层，屏幕显示、打印或切换图层时内容可能不同，不能盖章",
+            details={"where": found.optional_content},
+        )
+    if found.sneaky_fields:
+        raise BadInput(
+            "PDF_EMPTY_SIGNATURE_FIELD",
+            "the PDF has visible empty signature fields that could be filled after the seal: "
+            + ", ".join(found.sneaky_fields[:5]),
+            "PDF 含有可见的空白签名域，盖章后可能被填入其他内容，不能盖章",
+            details={"fields": list(found.sneaky_fields[:20])},
+        )
+    if found.needs_appearances:
+        raise BadInput(
+            "PDF_NEEDS_APPEARANCES",
+            "the PDF's form asks the viewer to redraw its fields (/NeedAppearances): they would not show "
+            "as sealed",
+            "PDF 表单要求阅读器重绘字段（NeedAppearances），显示内容可能与盖章时不同，不能盖章",
+        )
 
 
 def has_signatures(opened: OpenedPdf) -> bool:

@@ -331,6 +331,7 @@ async def _seal_untrusted(
         opened = open_untrusted_pdf(unverified_pdf, max_bytes=max_bytes)
     page, box = resolve_placement(opened, job.placement)
     writer = IncrementalPdfFileWriter.from_reader(opened.reader)
+    make_annotations_indirect(writer)
     existing = [name for name, _, _ in fields.enumerate_sig_fields(writer.prev)]
     if job.verify_url is not None:
         from ._qr import draw_verification_qr, qr_box
@@ -408,6 +409,51 @@ async def _seal_untrusted(
     return bytes(output.read())
 
 
+def make_annotations_indirect(writer: IncrementalPdfFileWriter, *, max_pages: int = 100_000) -> int:
+    """Write every annotation that sits as a direct dictionary in a page's ``/Annots`` as an object of its
+    own, in the seal's revision (which the seal signs). Returns how many were moved.
+
+    Why: a page may legally hold an annotation inline, but pyHanko's difference analysis
+    (``SigFieldCreationRule`` walking every page's ``/Annots`` through ``_arr_to_refs``) refuses any
+    ``/Annots`` array with a direct entry, on every page, as soon as a later revision adds a signature field
+    — and the B-LTA document timestamp right after the seal is such a revision. The seal then verified
+    MODIFIED_AFTER_SIGNING ("Array contains direct objects"). The annotation's content is unchanged; only
+    where it is stored moves.
+    """
+    moved = 0
+    stack: list[Any] = [writer.root.raw_get("/Pages")]
+    seen: set[generic.Reference] = set()
+    while stack:
+        node_ref = stack.pop()
+        if not isinstance(node_ref, generic.IndirectObject) or node_ref.reference in seen:
+            continue
+        seen.add(node_ref.reference)
+        if len(seen) > max_pages:
+            raise BadInput("PDF_TOO_COMPLEX", "the page tree is too large", "PDF 页面树过大")
+        node = node_ref.get_object()
+        if not isinstance(node, generic.DictionaryObject):
+            continue
+        kids = node.get("/Kids")
+        if isinstance(kids, generic.ArrayObject) and node.get("/Type") != "/Page":
+            stack.extend(reversed(list(kids)))  # raw: references stay references
+            continue
+        raw = node.raw_get("/Annots") if "/Annots" in node else None
+        if raw is None:
+            continue
+        annots = raw.get_object()
+        if not isinstance(annots, generic.ArrayObject):
+            continue
+        direct = [i for i, a in enumerate(annots) if isinstance(a, generic.DictionaryObject)]
+        if not direct:
+            continue
+        for i in direct:
+            annots[i] = writer.add_object(annots[i])
+        # the array itself if it is an object of its own, else the page that holds it inline
+        writer.mark_update(raw.reference if isinstance(raw, generic.IndirectObject) else node_ref.reference)
+        moved += len(direct)
+    return moved
+
+
 def _translate(exc: BaseException) -> SealServiceError:
     text = str(exc)
     cause: BaseException | None = exc
@@ -462,6 +508,7 @@ __all__: Sequence[str] = (
     "SignatureLevel",
     "async_seal_pdf",
     "binding_json",
+    "make_annotations_indirect",
     "read_binding",
     "resolve_placement",
     "seal_pdf",

@@ -44,7 +44,7 @@ from core.settings import Settings
 from . import _numbers
 from ._loops import refuse_on_event_loop as _refuse_on_event_loop
 from ._loops import run_off_loop as _run_off_loop
-from ._pdfin import OpenedPdf, has_signatures, open_untrusted_pdf
+from ._pdfin import OpenedPdf, has_signatures, open_untrusted_pdf, refuse_unsealable
 from ._qr import verification_url
 from ._seal import (
     Placement,
@@ -279,6 +279,7 @@ class Sealer:
         else:
             assert request.unverified_pdf is not None
             opened = open_untrusted_pdf(request.unverified_pdf, max_bytes=self.settings.max_pdf_bytes)
+            refuse_unsealable(opened, request.unverified_pdf)
             resolve_placement(opened, request.placement)
             if request.verify_qr and has_signatures(opened):
                 raise BadInput(
@@ -479,6 +480,7 @@ class Sealer:
             return done
         self._check_token()
         opened = open_untrusted_pdf(request.sealed_pdf, max_bytes=self.settings.max_pdf_bytes)
+        refuse_unsealable(opened, request.sealed_pdf)
         resolve_placement(opened, request.placement)
         try:
             bindings = read_binding(request.sealed_pdf)
