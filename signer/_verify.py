@@ -7,7 +7,10 @@ Plan:
      forked child bounded by ``VerifyLimits`` (``signer._verify_sandbox``) because the bytes are hostile.
 8.   Evidence, in this process (it may use a database or a network lookup the child must not inherit):
      ledger receipt + inclusion proof against a signed checkpoint, the decision's current status, the
-     delegation at the signing time. Each input is optional; what was not checked says so (INFO).
+     delegation at the signing time. Each input is optional; what was not checked says so (INFO). A
+     ledger that was supplied judges: no entry for the document fails (LEDGER_ENTRY_MISSING), an entry
+     newer than the latest checkpoint at hand is INDETERMINATE (LEDGER_ENTRY_PENDING). The ledger lookup
+     gets the primary seal, its binding and the digest of every revision prefix to find the entry by.
 9.   Verdict: worst reason wins; untrusted-but-intact is INDETERMINATE, never TOTAL_PASSED.
 """
 

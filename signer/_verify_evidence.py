@@ -1,6 +1,9 @@
 """Policy evidence: ledger receipt + inclusion proof against a signed checkpoint, decision status, delegation.
 
-All inputs are optional: the verifier checks what it is given and says what it did not check. The Merkle
+All inputs are optional: the verifier checks what it is given and says what it did not check. A ledger that
+*was* supplied is a verdict, not a note: a ledger that answers "no entry for this document" fails the
+document (``LEDGER_ENTRY_MISSING``), one whose entry is not yet under a signed checkpoint leaves it
+indeterminate (``LEDGER_ENTRY_PENDING``); ``LEDGER_NOT_CHECKED`` is only for "no ledger was asked". The Merkle
 proof and the C2SP signed-note checks are implemented here from RFC 9162 §2.1.3.2 and the C2SP
 signed-note / tlog-checkpoint specs, independently of the ledger package (a verifier should not trust the
 code of the thing it verifies).
@@ -14,6 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from signer._verify_model import BindingFacts, Reason, SealFacts
 from signer._verify_reasons import reason
@@ -76,15 +80,66 @@ TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 
 
 @dataclass(frozen=True)
+class LedgerQuery:
+    """What a ledger lookup gets to find the document's entry: the binding (ledger index, idempotency key,
+    document number), the seal, and the SHA-256 of every revision prefix of the file (the entry logs the
+    digest of the sealed output; later LTV revisions may have been appended since)."""
+
+    binding: BindingFacts | None
+    seal: SealFacts | None
+    revision_sha256: tuple[str, ...]
+
+
+class LedgerAnswer(StrEnum):
+    FOUND = "found"  # the entry, with its proof against a signed checkpoint
+    MISSING = "missing"  # this ledger has no entry for the document
+    PENDING = "pending"  # the entry exists but no signed checkpoint covers it yet
+
+
+@dataclass(frozen=True)
+class LedgerFinding:
+    """A ledger's answer about one document (``Evidence.ledger_lookup``). The ledger is a source, not an
+    authority: a FOUND receipt is checked like any other; a PENDING entry is still compared with the
+    document."""
+
+    answer: LedgerAnswer
+    receipt: LedgerReceipt | None = None  # FOUND
+    index: int | None = None  # PENDING: the entry's index
+    entry: bytes | None = None  # PENDING: the entry's canonical bytes
+    checkpoint_size: int | None = None  # PENDING: the latest signed checkpoint's size (0: none yet)
+    detail: str | None = None
+
+    @classmethod
+    def found(cls, receipt: LedgerReceipt) -> LedgerFinding:
+        return cls(LedgerAnswer.FOUND, receipt=receipt, index=receipt.index)
+
+    @classmethod
+    def missing(cls, detail: str) -> LedgerFinding:
+        return cls(LedgerAnswer.MISSING, detail=detail)
+
+    @classmethod
+    def pending(cls, index: int, entry: bytes, checkpoint_size: int) -> LedgerFinding:
+        return cls(LedgerAnswer.PENDING, index=index, entry=entry, checkpoint_size=checkpoint_size)
+
+
+@dataclass(frozen=True)
 class Evidence:
-    """Optional inputs for step 8 of the plan. Anything left ``None`` is reported as not checked."""
+    """Optional inputs for step 8 of the plan. Anything left ``None`` is reported as not checked.
+
+    ``ledger_lookup`` asks a ledger (this deployment's database) for the document's entry; it returns
+    ``None`` when that ledger cannot speak for the document (not this county's seal), else a
+    :class:`LedgerFinding`. ``checkpoint``/``checkpoint_at`` are the latest signed checkpoint an offline
+    verifier holds (the verify bundle) and when it was signed: a document sealed after it cannot be in it.
+    """
 
     receipt: LedgerReceipt | None = None
     log_public_key: bytes | None = None  # raw 32-byte Ed25519 key of the county's log
     log_key_name: str | None = None  # the signed-note key name; any name when None
     status_lookup: Callable[[BindingFacts], str | None] | None = None
     delegation_lookup: Callable[[SealFacts, BindingFacts, datetime], bool | None] | None = None
-    receipt_lookup: Callable[[BindingFacts], LedgerReceipt | None] | None = None
+    ledger_lookup: Callable[[LedgerQuery], LedgerFinding | None] | None = None
+    checkpoint: bytes | None = None
+    checkpoint_at: datetime | None = None
 
 
 def leaf_hash(entry: bytes) -> bytes:
@@ -169,35 +224,7 @@ def check_evidence(
     """Step 8: reasons and facts (ledger_index, ledger_verified, status) from the optional inputs."""
     reasons: list[Reason] = []
     facts: dict[str, object] = {}
-    receipt = evidence.receipt
-    if receipt is None and evidence.receipt_lookup is not None and binding is not None:
-        receipt = evidence.receipt_lookup(binding)
-    if receipt is None or evidence.log_public_key is None:
-        reasons.append(reason("LEDGER_NOT_CHECKED"))
-    else:
-        facts["ledger_index"] = receipt.index
-        try:
-            _origin, size, root = verify_checkpoint(
-                receipt.checkpoint, evidence.log_public_key, evidence.log_key_name
-            )
-        except (ValueError, UnicodeDecodeError) as exc:
-            reasons.append(reason("CHECKPOINT_INVALID", detail=str(exc)))
-            facts["ledger_verified"] = False
-        else:
-            try:
-                ok = (
-                    root_from_inclusion_proof(receipt.index, size, leaf_hash(receipt.entry), receipt.proof)
-                    == root
-                )
-            except ValueError as exc:
-                ok = False
-                reasons.append(reason("LEDGER_PROOF_INVALID", detail=str(exc)))
-            if not ok and not any(r.code == "LEDGER_PROOF_INVALID" for r in reasons):
-                reasons.append(reason("LEDGER_PROOF_INVALID", detail="root mismatch"))
-            mismatch = _entry_mismatch(receipt.entry, binding, revision_sha256) if ok else None
-            if mismatch:
-                reasons.append(reason("LEDGER_ENTRY_MISMATCH", detail=mismatch))
-            facts["ledger_verified"] = ok and not mismatch
+    reasons += _check_ledger(evidence, binding, seal, signing_time, revision_sha256, facts)
     lookup_binding = binding or BindingFacts()
     if evidence.status_lookup is not None:
         try:
@@ -226,6 +253,120 @@ def check_evidence(
     return reasons, facts
 
 
+def _check_ledger(
+    evidence: Evidence,
+    binding: BindingFacts | None,
+    seal: SealFacts | None,
+    signing_time: datetime | None,
+    revision_sha256: tuple[str, ...],
+    facts: dict[str, object],
+) -> list[Reason]:
+    """Step 8a, the document's ledger entry:
+
+    1. the receipt that came with the document, else what the ledger lookup answers for it;
+    2. a receipt (given or found): checkpoint signature, inclusion proof, the entry is about this document
+       (``CHECKPOINT_INVALID``, ``LEDGER_PROOF_INVALID``, ``LEDGER_ENTRY_MISMATCH``);
+    3. the lookup found no entry: ``LEDGER_ENTRY_MISSING``; an entry no signed checkpoint covers yet: the
+       same "is it about this document" check, then ``LEDGER_ENTRY_PENDING``;
+    4. no receipt, no lookup, but an offline checkpoint of this log (bundle): a document sealed after that
+       checkpoint was signed cannot be in it (``LEDGER_ENTRY_PENDING``); otherwise a checkpoint alone proves
+       nothing about one entry (``LEDGER_NOT_CHECKED``, asking for the receipt);
+    5. nothing supplied: ``LEDGER_NOT_CHECKED``.
+    """
+    # 1
+    receipt = evidence.receipt
+    finding: LedgerFinding | None = None
+    if receipt is None and evidence.ledger_lookup is not None:
+        try:
+            finding = evidence.ledger_lookup(LedgerQuery(binding, seal, revision_sha256))
+        except Exception as exc:  # noqa: BLE001 - an unreachable ledger is "not checked", not a crash
+            return [reason("LEDGER_NOT_CHECKED", detail=f"ledger lookup failed: {str(exc)[:200]}")]
+        if finding is not None and finding.answer is LedgerAnswer.FOUND:
+            receipt = finding.receipt
+    # 2
+    if receipt is not None:
+        if evidence.log_public_key is None:
+            return [reason("LEDGER_NOT_CHECKED", detail="a receipt but no log key to check it against")]
+        return _check_receipt(receipt, evidence, binding, revision_sha256, facts)
+    # 3
+    if finding is not None:
+        facts["ledger_verified"] = False
+        if finding.answer is LedgerAnswer.MISSING:
+            return [reason("LEDGER_ENTRY_MISSING", detail=finding.detail)]
+        if finding.answer is LedgerAnswer.PENDING and finding.entry is not None:
+            facts["ledger_index"] = finding.index
+            mismatch = _entry_mismatch(finding.entry, binding, revision_sha256)
+            if mismatch:
+                return [reason("LEDGER_ENTRY_MISMATCH", detail=mismatch)]
+            return [
+                reason(
+                    "LEDGER_ENTRY_PENDING",
+                    detail=f"entry {finding.index}; latest signed checkpoint size {finding.checkpoint_size}",
+                )
+            ]
+        return [reason("LEDGER_NOT_CHECKED", detail="the ledger lookup gave no usable answer")]
+    if evidence.ledger_lookup is not None:
+        return [reason("LEDGER_NOT_CHECKED", detail="this ledger does not keep this seal's documents")]
+    # 4
+    if evidence.checkpoint is not None and evidence.log_public_key is not None:
+        try:
+            _origin, size, _root = verify_checkpoint(
+                evidence.checkpoint, evidence.log_public_key, evidence.log_key_name
+            )
+        except (ValueError, UnicodeDecodeError) as exc:
+            return [reason("CHECKPOINT_INVALID", detail=f"the offline checkpoint: {exc}")]
+        at = evidence.checkpoint_at
+        if signing_time is not None and at is not None and signing_time > at:
+            facts["ledger_verified"] = False
+            return [
+                reason(
+                    "LEDGER_ENTRY_PENDING",
+                    detail=f"sealed {signing_time.isoformat()}, after the checkpoint held here "
+                    f"(size {size}, {at.isoformat()})",
+                )
+            ]
+        return [
+            reason(
+                "LEDGER_NOT_CHECKED",
+                detail=f"a checkpoint (size {size}) alone does not prove this document's entry: "
+                "supply its receipt",
+            )
+        ]
+    # 5
+    return [reason("LEDGER_NOT_CHECKED")]
+
+
+def _check_receipt(
+    receipt: LedgerReceipt,
+    evidence: Evidence,
+    binding: BindingFacts | None,
+    revision_sha256: tuple[str, ...],
+    facts: dict[str, object],
+) -> list[Reason]:
+    assert evidence.log_public_key is not None
+    reasons: list[Reason] = []
+    facts["ledger_index"] = receipt.index
+    try:
+        _origin, size, root = verify_checkpoint(
+            receipt.checkpoint, evidence.log_public_key, evidence.log_key_name
+        )
+    except (ValueError, UnicodeDecodeError) as exc:
+        facts["ledger_verified"] = False
+        return [reason("CHECKPOINT_INVALID", detail=str(exc))]
+    try:
+        ok = root_from_inclusion_proof(receipt.index, size, leaf_hash(receipt.entry), receipt.proof) == root
+    except ValueError as exc:
+        ok = False
+        reasons.append(reason("LEDGER_PROOF_INVALID", detail=str(exc)))
+    if not ok and not reasons:
+        reasons.append(reason("LEDGER_PROOF_INVALID", detail="root mismatch"))
+    mismatch = _entry_mismatch(receipt.entry, binding, revision_sha256) if ok else None
+    if mismatch:
+        reasons.append(reason("LEDGER_ENTRY_MISMATCH", detail=mismatch))
+    facts["ledger_verified"] = ok and not mismatch
+    return reasons
+
+
 def entry_payload(entry: bytes) -> dict[str, object] | None:
     """The JSON payload of a ledger entry: the ledger's canonical encoding is a fixed binary header (version,
     index, previous hash …) followed by UTF-8 JSON; bare JSON is accepted too."""
@@ -248,6 +389,9 @@ def _entry_mismatch(
     obj = entry_payload(entry)
     if obj is None:
         return None  # an opaque entry: only its inclusion is checked
+    kind = obj.get("kind")
+    if kind is not None and kind != "SEAL_SIGNED":
+        return f"the ledger entry records {str(kind)[:40]}, not a sealing"
     body = obj.get("body")
     logged = body.get("document_sha256") if isinstance(body, dict) else obj.get("document_sha256")
     if logged is not None and revision_sha256 and str(logged) not in revision_sha256:

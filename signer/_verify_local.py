@@ -1,25 +1,27 @@
 """Evidence from this deployment's own database: the ledger entry of a sealed document, and its proof.
 
-Used when the verifier runs beside the service (``yizhang verify --home``, the API). The receipt is built
-from stored data (the sealed-document row, the ledger entry, an inclusion proof against the latest *signed*
-checkpoint) and then checked by the same independent code as a receipt that arrives with the document: the
-database is a source, not an authority. Nothing is signed here; no checkpoint covering the entry yet means
-"not checked".
+Used when the verifier runs beside the service (``yizhang verify --home``, the API). The answer is built
+from stored data (the ledger's entries, the sealed-document rows, an inclusion proof against the latest
+*signed* checkpoint) and then checked by the same independent code as a receipt that arrives with the
+document: the database is a source, not an authority. This ledger answers for documents sealed with this
+county's seals: no entry is ``LEDGER_ENTRY_MISSING``; an entry no signed checkpoint covers yet is
+``LEDGER_ENTRY_PENDING``. Nothing is signed here.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from signer._verify_evidence import Evidence, LedgerReceipt
+from core.errors import SealServiceError
+from signer._verify_evidence import Evidence, LedgerFinding, LedgerQuery, LedgerReceipt
 from signer._verify_model import BindingFacts, SealFacts
 
 
@@ -33,42 +35,146 @@ def parse_vkey(vkey: str) -> tuple[str, bytes]:
 
 
 def local_evidence(engine: Engine, vkey_file: Path) -> Evidence:
-    """An :class:`Evidence` whose receipts come from the local ledger; empty if the log key is unknown."""
+    """An :class:`Evidence` whose ledger answers come from the local database; empty (nothing asked, so
+    ``LEDGER_NOT_CHECKED``) if the log key is not published."""
     try:
         name, key = parse_vkey(vkey_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return Evidence()
 
-    def lookup(binding: BindingFacts) -> LedgerReceipt | None:
-        return local_receipt(engine, binding, origin=name)  # the log's key name is its origin
+    def lookup(query: LedgerQuery) -> LedgerFinding | None:
+        return find_ledger_entry(engine, query, origin=name)  # the log's key name is its origin
 
-    return Evidence(log_public_key=key, log_key_name=name, receipt_lookup=lookup)
+    return Evidence(log_public_key=key, log_key_name=name, ledger_lookup=lookup)
 
 
-def local_receipt(engine: Engine, binding: BindingFacts, *, origin: str) -> LedgerReceipt | None:
+MAX_CANDIDATES = 32  # entries looked at per document (a document number shared by many rows is no DoS)
+
+
+def find_ledger_entry(engine: Engine, query: LedgerQuery, *, origin: str) -> LedgerFinding | None:
+    """This deployment's ledger's answer about one document.
+
+    1. Whose is it: only a document sealed with one of this county's seals (its seal id in the seal
+       registry) must be in this ledger; for any other, ``None`` (the ledger cannot speak for it).
+    2. Candidate entries, strongest first: the binding's ledger index; the ledger's own idempotency key for
+       the binding's key (``seal:<key>``, what the sealer appends under); the sealed-document rows found by
+       the binding's key, by the digest of any revision of the file, by the document number.
+    3. The first candidate that records a sealing of one of this file's revisions and agrees with the
+       binding is the entry; if none does, the first candidate (its receipt then fails as
+       ``LEDGER_ENTRY_MISMATCH``); no candidate at all: MISSING.
+    4. Covered by the latest signed checkpoint: FOUND, with its inclusion proof; newer: PENDING.
+    """
     from ledger import Ledger
-    from signer._storage import SealedDocumentRow
+    from signer._verify_evidence import _entry_mismatch
 
-    index = binding.ledger_index
+    binding = query.binding
     try:
-        if index is None and binding.idempotency_key:
-            with engine.connect() as conn:
-                index = conn.execute(
-                    select(SealedDocumentRow.ledger_index).where(
-                        SealedDocumentRow.idempotency_key == binding.idempotency_key
-                    )
-                ).scalar_one_or_none()
-        if index is None:
-            return None
-        led = Ledger(engine, None, origin=origin)
-        cp = led.latest_checkpoint()
-        if cp is None or cp.size <= index:
-            return None
-        entry = led.get(index)
-        proof = led.inclusion_proof(index, cp.size)
+        with engine.connect() as conn:
+            # 1
+            ours = _ours(conn, query)
+            if ours is None:
+                return None
+            # 2
+            candidates = _candidates(conn, query)
+            led = Ledger(engine, None, origin=origin)
+            entries: list[tuple[int, bytes]] = []
+            for index in candidates[:MAX_CANDIDATES]:
+                try:
+                    entries.append((index, led.get(index, conn).encoded))
+                except (SealServiceError, ValueError):
+                    continue  # a row pointing at an entry the ledger does not hold
+            # 3
+            if not entries:
+                return LedgerFinding.missing(
+                    f"no ledger entry for this document (seal {ours}, "
+                    f"{_described(binding)}, digest of any of {len(query.revision_sha256)} revision(s))"
+                )
+            index, entry = next(
+                ((i, e) for i, e in entries if _entry_mismatch(e, binding, query.revision_sha256) is None),
+                entries[0],
+            )
+            # 4
+            cp = led.latest_checkpoint(conn)
+            if cp is None or cp.size <= index:
+                return LedgerFinding.pending(index, entry, cp.size if cp is not None else 0)
+            proof = led.inclusion_proof(index, cp.size, conn)
     except SQLAlchemyError:
         return None  # no such tables in this database: nothing to say
-    return LedgerReceipt(index=index, entry=entry.encoded, proof=tuple(proof), checkpoint=cp.note.encode())
+    return LedgerFinding.found(
+        LedgerReceipt(index=index, entry=entry, proof=tuple(proof), checkpoint=cp.note.encode())
+    )
+
+
+def _ours(conn: Connection, query: LedgerQuery) -> str | None:
+    """The seal id when the document's seal is one of this county's, else None."""
+    from keystore._storage import SealRow
+
+    seal_id = query.seal.seal_id if query.seal is not None else None
+    if not seal_id:
+        return None
+    found = conn.execute(select(SealRow.seal_id).where(SealRow.seal_id == seal_id)).scalar_one_or_none()
+    return str(found) if found is not None else None
+
+
+def _candidates(conn: Connection, query: LedgerQuery) -> list[int]:
+    from ledger._storage import entries_t
+    from signer._storage import SealedDocumentRow
+
+    binding = query.binding
+    out: list[int] = []
+
+    def add(values: Iterable[Any]) -> None:
+        for v in values:
+            if v is not None and int(v) not in out:
+                out.append(int(v))
+
+    docs = SealedDocumentRow
+    if binding is not None and binding.ledger_index is not None:
+        add([binding.ledger_index])
+    if binding is not None and binding.idempotency_key:
+        key = binding.idempotency_key
+        add(
+            conn.execute(
+                select(entries_t.c.idx)
+                .where(entries_t.c.idempotency_key.in_([f"seal:{key}", key]))
+                .order_by(entries_t.c.idx)
+            ).scalars()
+        )
+        add(conn.execute(select(docs.ledger_index).where(docs.idempotency_key == key)).scalars())
+    if query.revision_sha256:
+        add(
+            conn.execute(
+                select(docs.ledger_index)
+                .where(docs.sha256.in_(list(query.revision_sha256[-MAX_CANDIDATES:])))
+                .order_by(docs.ledger_index)
+                .limit(MAX_CANDIDATES)
+            ).scalars()
+        )
+    if binding is not None and binding.document_number:
+        add(
+            conn.execute(
+                select(docs.ledger_index)
+                .where(docs.document_number == binding.document_number)
+                .order_by(docs.ledger_index)
+                .limit(MAX_CANDIDATES)
+            ).scalars()
+        )
+    return out
+
+
+def _described(binding: BindingFacts | None) -> str:
+    if binding is None:
+        return "no binding"
+    parts = [
+        f"{k} {v!r}"
+        for k, v in (
+            ("index", binding.ledger_index),
+            ("key", binding.idempotency_key),
+            ("number", binding.document_number),
+        )
+        if v is not None
+    ]
+    return ", ".join(parts) or "a binding without index, key or number"
 
 
 def policy_delegation_lookup(store: Any) -> Callable[[SealFacts, BindingFacts, datetime], bool | None]:

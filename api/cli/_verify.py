@@ -7,6 +7,7 @@ PDF, over a limit, unreadable file or trust material).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -109,12 +110,7 @@ def register(app: typer.Typer) -> None:
                     rec = LedgerReceipt.parse(receipt.read_bytes())
                 except (OSError, ValueError, TypeError) as exc:
                     raise BadInput("RECEIPT_INVALID", "cannot read the receipt", "无法读取台账回执") from exc
-                evidence = Evidence(
-                    receipt=rec,
-                    log_public_key=evidence.log_public_key,
-                    log_key_name=evidence.log_key_name,
-                    receipt_lookup=evidence.receipt_lookup,
-                )
+                evidence = replace(evidence, receipt=rec)
             try:
                 data = file.read_bytes()
             except OSError as exc:
@@ -149,7 +145,8 @@ def register(app: typer.Typer) -> None:
             bundle.update(trust.to_bundle())
             vkey = settings.home_dir / "ledger" / "log.vkey"
             bundle["log_vkey"] = vkey.read_text(encoding="utf-8").strip() if vkey.is_file() else None
-            bundle["checkpoint"] = _latest_checkpoint(settings)
+            bundle["checkpoint"], checkpoint_at = _latest_checkpoint(settings)
+            bundle["checkpoint_at"] = checkpoint_at.isoformat() if checkpoint_at is not None else None
             out.write_text(json.dumps(bundle, ensure_ascii=False, indent=2), encoding="utf-8")
         summary = {
             "out": str(out),
@@ -182,30 +179,42 @@ def _home_evidence(settings: Any) -> Any:
     return replace(evidence, delegation_lookup=policy_delegation_lookup(PolicyStore(engine)))
 
 
-def _latest_checkpoint(settings: Any) -> str | None:
-    """The ledger's latest signed checkpoint, read (never signed) from the deployment's database."""
+def _latest_checkpoint(settings: Any) -> tuple[str | None, datetime | None]:
+    """The ledger's latest signed checkpoint and when it was signed, read (never signed) from the
+    deployment's database. A verifier holding the bundle knows that a document sealed after that time
+    cannot be in it (``LEDGER_ENTRY_PENDING``)."""
+    from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
     from core.db import make_engine
 
     try:
         from ledger import Ledger, origin_for
+        from ledger._storage import CheckpointRow
     except ImportError:
-        return None
+        return None, None
     database_url = settings.effective_database_url
     if database_url.startswith("sqlite:///"):
         from pathlib import Path as _P
 
         if not _P(database_url.removeprefix("sqlite:///")).is_file():
-            return None
+            return None, None
     engine = make_engine(database_url)
     try:
         cps = Ledger(engine, None, origin=origin_for(settings)).checkpoints()
+        if not cps:
+            return None, None
+        with engine.connect() as conn:
+            at = conn.execute(
+                select(CheckpointRow.created_at).where(CheckpointRow.size == cps[-1].size)
+            ).scalar_one_or_none()
     except SQLAlchemyError:
-        return None  # no ledger tables in this deployment yet
+        return None, None  # no ledger tables in this deployment yet
     finally:
         engine.dispose()
-    return cps[-1].note if cps else None
+    if at is not None and at.tzinfo is None:  # SQLite hands back naive datetimes; they were stored in UTC
+        at = at.replace(tzinfo=UTC)
+    return cps[-1].note, at
 
 
 def _bundle_evidence(bundle: dict[str, Any]) -> Any:
@@ -228,4 +237,26 @@ def _bundle_evidence(bundle: dict[str, Any]) -> Any:
         raise BadInput(
             "BUNDLE_INVALID", "bundle log_vkey is not an Ed25519 key", "验证包中的台账公钥不是Ed25519"
         )
-    return Evidence(log_public_key=raw[1:], log_key_name=name)
+    checkpoint = bundle.get("checkpoint")
+    return Evidence(
+        log_public_key=raw[1:],
+        log_key_name=name,
+        checkpoint=str(checkpoint).encode() if checkpoint else None,
+        checkpoint_at=_bundle_time(bundle.get("checkpoint_at") or bundle.get("created_at"))
+        if checkpoint
+        else None,
+    )
+
+
+def _bundle_time(value: Any) -> datetime | None:
+    """When the bundle's checkpoint was signed (``checkpoint_at``; older bundles: ``created_at``, a bound
+    from above: the checkpoint was signed before the bundle was made)."""
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise BadInput(
+            "BUNDLE_INVALID", "bundle checkpoint time is malformed", "验证包中的检查点时间格式错误"
+        ) from exc
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
