@@ -1,7 +1,14 @@
-"""Public endpoints (no login): CA certificates, CRLs, the log's public key, checkpoints, proofs, TSA, verify.
+"""Public endpoints (no login): CA certificates, CRLs, the log's public key, checkpoints, proofs, verify;
+and the county TSA, which is *not* public.
 
-Everything here is what an office in another county needs to check a document without trusting this
-service; none of it is secret. The expensive ones (verify, TSA) are rate-limited per client address.
+Everything public here is what an office in another county needs to check a document without trusting this
+service; none of it is secret. The expensive one (verify) is rate-limited per client address.
+
+The time-stamping authority answers only an authenticated account that seals (``SIGNING_SUBMIT``: the
+township clerks). An open TSA is an oracle: anyone could get this county's own timestamp for an overlay
+added to a sealed document after the fact (issue 18). The service's own sealing does not use the route (it
+asks the county TSA in process), and an office checking a document needs the TSA's certificate and CRLs,
+which stay public, never a fresh token.
 """
 
 from __future__ import annotations
@@ -13,8 +20,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from api._authz import public, services_of
-from core.errors import BadInput, NotFound, Unavailable
+from api._authz import Permission, public, require, services_of
+from core.errors import BadInput, NotFound, SealServiceError, Unavailable
 from core.settings import Settings
 
 CERT_TYPE = "application/pkix-cert"
@@ -22,6 +29,7 @@ CRL_TYPE = "application/pkix-crl"
 PUBLIC = [Depends(public())]
 MAX_INDEX = 2**62  # SQLite and PostgreSQL integers are 64-bit
 PUBLIC_LIMITED = [Depends(public(rate_limited=True))]
+SEALERS = [Depends(require(Permission.SIGNING_SUBMIT))]  # accounts that seal; rate-limited per account
 
 
 def _published(settings: Settings, relative: str, what_zh: str) -> bytes:
@@ -93,18 +101,21 @@ def router_for(settings: Settings) -> APIRouter:
         hashes = ledger.consistency_proof(first, second)
         return {"first": first, "second": second, "proof": [base64.b64encode(h).decode() for h in hashes]}
 
-    # -- time-stamping (RFC 3161) ---------------------------------------------------------------------
+    # -- time-stamping (RFC 3161): for accounts that seal, not the public -----------------------------
     @router.post(
         "/v1/tsa",
-        dependencies=PUBLIC_LIMITED,
+        dependencies=SEALERS,
+        tags=["timestamping"],
         response_class=Response,
         openapi_extra={
             "requestBody": {"content": {"application/timestamp-query": {"schema": {"type": "string"}}}}
         },
     )
     async def tsa(request: Request) -> Response:
-        """The county's time-stamping authority: DER TimeStampReq in, DER TimeStampResp out (RFC 3161
-        over HTTP, §3.4); ``openssl ts -query`` / ``-verify`` work against it."""
+        """The county's time-stamping authority, for an account that seals (a township clerk's bearer
+        token): DER TimeStampReq in, DER TimeStampResp out (RFC 3161 over HTTP, §3.4); ``openssl ts -query``
+        / ``-verify`` work against it. Anonymous: 401 ``UNAUTHENTICATED``; another role: 403
+        ``ROLE_FORBIDDEN``."""
         import anyio
 
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/timestamp-query":
@@ -162,6 +173,8 @@ def _evidence(services: Any) -> Any:
         evidence = Evidence()
     else:
         evidence = local_evidence(services.engine, vkey_path(services.settings))
+    if evidence.ledger_lookup is not None:
+        evidence = dataclasses.replace(evidence, ledger_lookup=_covering(services, evidence.ledger_lookup))
 
     def status(binding: Any) -> str | None:
         from sqlalchemy import select
@@ -184,3 +197,24 @@ def _evidence(services: Any) -> Any:
         return None if found is None else str(found).lower()
 
     return dataclasses.replace(evidence, status_lookup=status)
+
+
+def _covering(services: Any, lookup: Any) -> Any:
+    """The ledger lookup of this service, which owns the log: an entry no signed checkpoint covers yet
+    (sealed since the serve loop's last one) gets one, as ``/v1/public/proofs`` does, and is then proven
+    like any other. The checkpoint is signed by the ledger (one signature per growth of the tree, never two
+    that disagree); the verifier still only reads and checks. Where the log key is not at hand the answer
+    stays PENDING (INDETERMINATE, TRY_LATER)."""
+    from signer._verify_evidence import LedgerAnswer
+
+    def covering(query: Any) -> Any:
+        finding = lookup(query)
+        if finding is None or finding.answer is not LedgerAnswer.PENDING:
+            return finding
+        try:
+            services.need("ledger").checkpoint()
+        except SealServiceError:
+            return finding
+        return lookup(query)
+
+    return covering

@@ -239,3 +239,4 @@ def test_openapi_document_is_served(sqlite_api_client) -> None:
     # Guarded operations declare the bearer scheme; public ones do not.
     assert spec["paths"]["/v1/me"]["get"]["security"] == [{"bearer": []}]
     assert "security" not in spec["paths"]["/v1/verify"]["post"]
+    assert spec["paths"]["/v1/tsa"]["post"]["security"] == [{"bearer": []}]  # not a public oracle

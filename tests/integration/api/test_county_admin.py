@@ -195,7 +195,7 @@ def test_public_verify_refuses_garbage_with_a_report(api_client, county_accounts
     assert 400 <= r.status_code < 500
 
 
-def test_tsa_over_http_verifies_with_openssl(api_client, tmp_path: Path) -> None:
+def test_tsa_over_http_verifies_with_openssl(api_client, county_accounts, tmp_path: Path) -> None:
     import subprocess
 
     from cryptography.hazmat.primitives import serialization
@@ -206,7 +206,17 @@ def test_tsa_over_http_verifies_with_openssl(api_client, tmp_path: Path) -> None
     query = subprocess.run(
         ["openssl", "ts", "-query", "-data", str(data), "-sha256", "-cert"], capture_output=True, check=True
     ).stdout
-    r = c.post("/v1/tsa", content=query, headers={"Content-Type": "application/timestamp-query"})
+    tsq = {"Content-Type": "application/timestamp-query"}
+    # Not a public oracle (issue 18): no account, no timestamp; an account that does not seal, neither.
+    r = c.post("/v1/tsa", content=query, headers=tsq)
+    assert (r.status_code, r.json()["code"]) == (401, "UNAUTHENTICATED"), r.text
+    r = c.post("/v1/tsa", content=query, headers={**tsq, "Authorization": "Bearer yz_not-a-token"})
+    assert r.status_code == 401, r.text
+    for who in ("auditor", "admin", "xj.custodian"):
+        r = c.post("/v1/tsa", content=query, headers={**tsq, **county_accounts[who].headers})
+        assert (r.status_code, r.json()["code"]) == (403, "ROLE_FORBIDDEN"), (who, r.text)
+    clerk = county_accounts["xj.clerk"].headers
+    r = c.post("/v1/tsa", content=query, headers={**tsq, **clerk})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/timestamp-reply"
     (tmp_path / "resp.tsr").write_bytes(r.content)
@@ -232,9 +242,9 @@ def test_tsa_over_http_verifies_with_openssl(api_client, tmp_path: Path) -> None
     )
     assert out.returncode == 0 and "Verification: OK" in out.stdout, out.stdout + out.stderr
     # Wrong content type and garbage: 4xx with a code, never a 500.
-    r = c.post("/v1/tsa", content=query, headers={"Content-Type": "application/octet-stream"})
+    r = c.post("/v1/tsa", content=query, headers={"Content-Type": "application/octet-stream", **clerk})
     assert r.status_code == 400 and r.json()["code"] == "CONTENT_TYPE_INVALID"
-    r = c.post("/v1/tsa", content=b"\x30\x03garbage", headers={"Content-Type": "application/timestamp-query"})
+    r = c.post("/v1/tsa", content=b"\x30\x03garbage", headers={**tsq, **clerk})
     assert r.status_code < 500
 
 
