@@ -14,7 +14,13 @@ from signer._tsa import CountyTimeStamper, CountyTsa, HttpTimeStamper, ensure_co
 
 # --- verification (issue 7) ---
 from signer._verify import verify_document  # noqa: E402
-from signer._verify_evidence import Evidence, LedgerReceipt  # noqa: E402
+from signer._verify_evidence import (  # noqa: E402
+    Evidence,
+    LedgerAnswer,
+    LedgerFinding,
+    LedgerQuery,
+    LedgerReceipt,
+)
 from signer._verify_model import (  # noqa: E402
     BindingFacts,
     DocumentFacts,
@@ -52,6 +58,9 @@ __all__ = [
     "DocumentFacts",
     "Evidence",
     "Indication",
+    "LedgerAnswer",
+    "LedgerFinding",
+    "LedgerQuery",
     "LedgerReceipt",
     "Reason",
     "SealFacts",

@@ -267,34 +267,29 @@ def _revision_ends(data: bytes, reader: Any, doc_reasons: list[Reason]) -> list[
     return ends
 
 
-_ACTION_TYPES = {"/JavaScript", "/Launch", "/ImportData", "/Rendition", "/GoToE", "/SubmitForm"}
-_MAX_SCANNED_OBJECTS = 200_000
+def _document_content(reader: Any, doc_reasons: list[Reason], checks: list[str]) -> None:
+    """Step 7b: what a viewer could show other than what was sealed, in any object form, direct or indirect
+    (``signer._pdfgraph``, the same walk the sealer's gate uses): scripts and actions (``ACTIVE_CONTENT``),
+    optional content that differs on screen, on paper or when toggled (``OPTIONAL_CONTENT_VARIES``), and
+    ``/NeedAppearances`` (the viewer redraws the fields: ``ACTIVE_CONTENT``). Current objects only: an old
+    version brought back by a later revision is a change the after-seal rule sees."""
+    from signer import _pdfgraph
 
-
-def _active_content(reader: Any) -> str | None:
-    """Scripts, launch actions, XFA or automatic actions anywhere in the file: what a viewer runs can change
-    what it shows, so a document carrying them cannot be vouched for by its signature alone."""
-    from pyhanko.pdf_utils import generic
-
-    refs: set[Any] = set()
-    for rev in range(reader.xrefs.total_revisions):
-        refs |= reader.xrefs.explicit_refs_in_revision(rev)
-        if len(refs) > _MAX_SCANNED_OBJECTS:
-            return f"more than {_MAX_SCANNED_OBJECTS} objects"
-    for ref in refs:
-        try:
-            obj = reader.get_object(ref)
-        except Exception:  # noqa: BLE001, S112 - unreadable objects are the structure checks' business
-            continue
-        if not isinstance(obj, generic.DictionaryObject):
-            continue
-        for key in ("/JS", "/JavaScript", "/AA", "/XFA"):
-            if key in obj:
-                return f"{key} in object {ref.idnum}"
-        kind = obj.get("/S") if "/S" in obj else None
-        if kind in _ACTION_TYPES:
-            return f"{kind} action in object {ref.idnum}"
-    return None
+    try:
+        found = _pdfgraph.scan(reader, history=False)
+    except _pdfgraph.GraphBudgetExceeded as exc:
+        doc_reasons.append(reason("VERIFY_BUDGET_EXCEEDED", detail=str(exc)))
+        return
+    except Exception as exc:  # noqa: BLE001 - a failed scan is not a pass
+        doc_reasons.append(reason("ACTIVE_CONTENT", detail=f"scan failed: {type(exc).__name__}"))
+        return
+    checks.append("active-content")
+    if found.active_content:
+        doc_reasons.append(reason("ACTIVE_CONTENT", detail=found.active_content))
+    if found.needs_appearances:
+        doc_reasons.append(reason("ACTIVE_CONTENT", detail="/NeedAppearances: the viewer redraws the fields"))
+    if found.optional_content:
+        doc_reasons.append(reason("OPTIONAL_CONTENT_VARIES", detail=found.optional_content))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -712,6 +707,13 @@ def run_checks(
         return unreadable_report(len(data), now, "PDF_TOO_LARGE", f"{len(data)} > {limits.max_bytes}", sha)
     if b"%PDF-" not in data[:1024] or b"%%EOF" not in data[-1024:]:
         return unreadable_report(len(data), now, "PDF_UNREADABLE", "no %PDF- header or %%EOF trailer", sha)
+    # 1b. budget: bounds on objects, xref entries and inflated bytes, counted before anything is parsed
+    if limits.budget:
+        from signer._verify_budget import check_budget
+
+        over = check_budget(data, limits)
+        if over is not None:
+            return unreadable_report(len(data), now, "VERIFY_BUDGET_EXCEEDED", over, sha)
     # 2. structure: qpdf runs beside everything below; its verdict is collected before the report is made
     job = _QpdfJob(data, limits.qpdf_timeout_s) if limits.qpdf else None
     try:
@@ -750,13 +752,7 @@ def _run_checks(
         ends = _revision_ends(data, reader, doc_reasons)
     except Exception as exc:  # noqa: BLE001
         doc_reasons.append(reason("XREF_INVALID", detail=f"{type(exc).__name__}: {exc}"))
-    try:
-        active = _active_content(reader)
-    except Exception as exc:  # noqa: BLE001 - a failed scan is not a pass
-        active = f"scan failed: {type(exc).__name__}"
-    if active:
-        doc_reasons.append(reason("ACTIVE_CONTENT", detail=active))
-    checks.append("active-content")
+    _document_content(reader, doc_reasons, checks)
     # The ledger logs the SHA-256 of the document as sealed; later LTV updates append revisions, so the
     # logged digest is matched against every revision prefix (see _verify_evidence).
     revision_sha256 = tuple(hashlib.sha256(data[:end]).hexdigest() for end in ends)
@@ -886,7 +882,7 @@ def _after_the_seal(
     seal_rev = anchor.signed_revision
     pages = after.page_indices(reader)
     allowed: dict[int, list[after.Rect]] = {}
-    exempt: set[int] = set()
+    attested = False
     for w in sig_works:
         if w is anchor or w.signed_revision is None or w.signed_revision <= seal_rev or w.field_ref is None:
             continue
@@ -906,19 +902,21 @@ def _after_the_seal(
             pre = " on a field that existed before the seal" if introduced <= seal_rev else ""
             w.add("VISIBLE_WIDGET_AFTER_SEAL", detail=f"{what} {w.name}{pre}: {where}")
             continue
-        exempt.add(w.signed_revision)
+        attested = True
         for x in visible:
             if x.page is not None and x.rect is not None:
                 allowed.setdefault(x.page, []).append(x.rect)
     try:
-        problems = after.later_revision_problems(reader, seal_rev, exempt=frozenset(exempt))
+        problems = after.later_revision_problems(reader, seal_rev)
     except Exception as exc:  # noqa: BLE001 - a later revision too broken to judge is not LTV-only
         problems = [f"later revisions unreadable: {type(exc).__name__}"]
     checks.append("after-seal")
     if problems and not any(r.code == "MODIFIED_AFTER_SIGNING" for r in anchor.reasons):
         anchor.add("MODIFIED_AFTER_SIGNING", detail="; ".join(problems))
-    if (problems or exempt) and seal_rev < len(ends):
-        _compare_rendered(data, ends[seal_rev], allowed, doc_reasons, checks)
+    if (problems or attested) and seal_rev < len(ends):
+        # an attestation alone: only its pages can differ (everything else was judged object by object)
+        touched = None if problems else set(allowed)
+        _compare_rendered(data, ends[seal_rev], allowed, doc_reasons, checks, touched)
 
 
 def _compare_rendered(
@@ -927,16 +925,18 @@ def _compare_rendered(
     allowed: dict[int, list[tuple[float, float, float, float]]],
     doc_reasons: list[Reason],
     checks: list[str],
+    pages: set[int] | None,
 ) -> None:
-    """Defence in depth: the pages as sealed and as they are now, rendered and compared."""
-    try:
-        from signer import _verify_visual
-    except ImportError:  # pragma: no cover - built beside this change
-        return
-    diffs = _verify_visual.visible_changes(data[:sealed_end], data, allowed=allowed)
+    """Defence in depth: the pages as sealed and as they are now, rendered and compared in view and print
+    mode (``signer._verify_visual``); ``pages`` None: every page (within the renderer's budget)."""
+    from signer import _verify_visual
+
+    diffs = _verify_visual.visible_changes(data[:sealed_end], data, allowed=allowed, pages=pages)
     checks.append("render-compare")
     for d in diffs[:5]:
-        doc_reasons.append(reason("VISIBLE_CHANGE", detail=str(d)))
+        # an incomplete comparison is no pass either; unrenderable or a vanished form fails closed
+        code = "VERIFY_BUDGET_EXCEEDED" if d.kind is _verify_visual.DiffKind.BUDGET else "VISIBLE_CHANGE"
+        doc_reasons.append(reason(code, detail=str(d)))
 
 
 def _finish(
@@ -1047,6 +1047,11 @@ def preload() -> None:
     import pyhanko.sign.validation.pdf_embedded  # noqa: F401
     import pyhanko_certvalidator  # noqa: F401
     from pyhanko.pdf_utils.reader import PdfFileReader  # noqa: F401
+
+    import signer._pdfgraph  # noqa: F401
+    import signer._verify_after_seal  # noqa: F401
+    import signer._verify_budget  # noqa: F401
+    import signer._verify_visual  # noqa: F401 - PDFium: ~77 ms to load
 
     try:
         import keystore._pki  # noqa: F401 - seal facts parser

@@ -22,6 +22,8 @@ def _rows() -> list[dict[str, str]]:
 
 
 ROWS = _rows()
+#: Files whose verdict is stricter here than the manifest's (issue 18: after the seal nothing visible changes).
+STRICTER = {"pyhanko-minimal-signed-twice-both-created.pdf": "overlay"}
 
 
 def test_corpus_is_present() -> None:
@@ -33,8 +35,14 @@ def test_foreign_file_verdict(row: dict[str, str]) -> None:
     data = (CORPUS / row["file"]).read_bytes()
     # Sandboxed, as in production: the corpus holds malformed files.
     r = verify_document(data, TrustList.empty(), now=datetime(2026, 6, 1, tzinfo=UTC), limits=VerifyLimits())
-    expect = row["expect"]
-    if expect == "intact":
+    expect = STRICTER.get(row["file"], row["expect"])
+    if expect == "overlay":
+        # intact signatures, but a visible field the first signature covered empty was filled afterwards:
+        # a legitimate multi-party workflow in Acrobat, the Sneaky Signature Attack's shape for a seal
+        assert r.indication is Indication.TOTAL_FAILED, r.codes
+        assert "VISIBLE_WIDGET_AFTER_SEAL" in r.codes
+        assert all(s.intact for s in r.signatures)
+    elif expect == "intact":
         assert r.indication is Indication.INDETERMINATE, r.codes
         assert "SIGNER_UNTRUSTED" in r.codes
         assert all(s.intact for s in r.signatures)
