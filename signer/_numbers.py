@@ -78,6 +78,21 @@ def township_short(township: str, county: str = "") -> str:
     return name
 
 
+def series_prefix(fmt: str, township: str, county: str = "") -> str | None:
+    """The issuing-organ part a number of this series starts with (``兴江审批`` for the default format),
+    None when the format has no bracketed year (``〔{year}〕`` and its variants) to recognise a number by."""
+    head, sep, _ = fmt.partition("{year}")
+    if not sep or not head or head[-1] not in "〔【[(（［":
+        return None
+    try:
+        text = head[:-1].format(
+            township_short=township_short(township, county), township=township, county=county
+        )
+    except (KeyError, IndexError, ValueError):
+        return None
+    return text.strip() or None
+
+
 def year_of(moment: datetime) -> int:
     """The year on the document is China's calendar year, not UTC's."""
     return moment.astimezone(CHINA_TZ).year

@@ -288,6 +288,8 @@ class Sealer:
                     "文件已有签名，添加验证二维码会使原签名失效",
                 )
         seal = self.registry.get(request.seal_id)
+        if request.unverified_pdf is not None:
+            self._refuse_own_numbers(request.unverified_pdf, seal)
 
         # 1. the decision
         policy_request = SigningRequest(
@@ -369,6 +371,8 @@ class Sealer:
                 "seal_id": seal.seal_id,
                 "policy_revision": getattr(versions, "revision", None),
                 "source_sha256": source_sha256,
+                # from our own template: the page shows the bound number (checked at verification)
+                "template": request.template,
             }
             job = SealJob(
                 key=key,
@@ -650,6 +654,33 @@ class Sealer:
             pdf=bytes(row.sealed),
             replayed=True,
         )
+
+    def _refuse_own_numbers(self, unverified_pdf: bytes, seal: Any) -> None:
+        """A PDF brought to be sealed may not already print a number of this centre's series (nor a bare
+        〔2026〕2号): the number is assigned here, after this check, and a page showing another one would
+        carry a seal bound to a number it does not show (issue 18). Numbers of other organs' series
+        (citations such as 兴国县林业局〔2025〕12号) are fine. Checked before a number is drawn."""
+        from ._verify_visual import conflicting_numbers, page_texts
+
+        head = _numbers.series_prefix(self.number_format, seal.township, seal.county)
+        if head is None:
+            return  # a number format without 〔year〕: nothing to recognise on a page
+        try:
+            texts = page_texts(unverified_pdf)
+        except ValueError as exc:
+            raise BadInput(
+                "PDF_MALFORMED", f"the PDF's pages cannot be read: {exc}", "PDF 页面无法读取"
+            ) from exc
+        shown = conflicting_numbers(texts, head)
+        if shown:
+            page, number = shown[0]
+            raise BadInput(
+                "PDF_SHOWS_DOCUMENT_NUMBER",
+                f"page {page} already shows the document number {number}; numbers of this series are "
+                "assigned when the document is sealed (use a template, or leave the number out)",
+                f"第{page}页已印有文号“{number}”；本中心的审批文号由盖章时分配（请使用模板或去掉文号）",
+                details={"page": page, "number": number},
+            )
 
     def _input_pdf(self, request: SealRequest, seal: Any, number: str, now: datetime) -> bytes:
         if request.unverified_pdf is not None:

@@ -838,6 +838,7 @@ def _run_checks(
             if w.kind == "signature" and not w.trusted:
                 w.add("LATER_SIGNATURE_UNAUTHORISED", detail=w.seal.subject if w.seal else None)
     _after_the_seal(reader, data, ends, sig_works, doc_reasons, checks)
+    _number_on_the_page(data, ends, _anchor(sig_works), checks)
     first_rev = min((w.signed_revision for w in sig_works if w.signed_revision is not None), default=None)
     if first_rev is not None:
         for fq_name, field_ref in unsigned_fields:
@@ -917,6 +918,37 @@ def _after_the_seal(
         # an attestation alone: only its pages can differ (everything else was judged object by object)
         touched = None if problems else set(allowed)
         _compare_rendered(data, ends[seal_rev], allowed, doc_reasons, checks, touched)
+
+
+def _number_on_the_page(data: bytes, ends: list[int], anchor: _SigWork | None, checks: list[str]) -> None:
+    """Step 7c: the page as sealed shows the document number bound to the seal and no other of its series.
+
+    A number of the bound number's series (or a bare 〔2026〕2号) other than the bound one is
+    ``BINDING_TEXT_MISMATCH``; so is a page from one of our own templates (the binding names it) that does
+    not show the bound number at all. Citations of other organs' numbers are not this series'.
+    """
+    if anchor is None or anchor.binding is None or not anchor.binding.document_number:
+        return
+    from signer import _verify_visual as visual
+
+    bound = anchor.binding.document_number
+    head = visual.series_head(bound)
+    if head is None or anchor.signed_revision is None:
+        return  # a number format without 〔year〕: nothing to recognise it by
+    end = ends[anchor.signed_revision] if anchor.signed_revision < len(ends) else len(data)
+    try:
+        texts = visual.page_texts(data[:end])
+    except ValueError as exc:
+        anchor.add("BINDING_TEXT_MISMATCH", detail=f"the pages as sealed cannot be read: {exc}")
+        return
+    checks.append("number-on-page")
+    for page, number in visual.conflicting_numbers(texts, head, bound)[:3]:
+        anchor.add("BINDING_TEXT_MISMATCH", detail=f"page {page} shows {number}; the seal is bound to {bound}")
+    template = anchor.binding.extra.get("template")
+    if template and template != "None":
+        shown = any(visual.same_document_number(n, bound) for t in texts for n in visual.document_numbers_in(t))
+        if not shown:
+            anchor.add("BINDING_TEXT_MISMATCH", detail=f"the {template} page does not show {bound}")
 
 
 def _compare_rendered(

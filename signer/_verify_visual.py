@@ -515,6 +515,56 @@ def document_numbers_in(text: str) -> list[str]:
     ]
 
 
+def page_texts(pdf: bytes, *, max_pages: int = 500) -> list[str]:
+    """The text of each page (at most ``max_pages``), one PDFium document open for all of them."""
+    out: list[str] = []
+    with _PDFIUM_LOCK, ExitStack() as stack:
+        try:
+            doc = pdfium.PdfDocument(pdf)
+        except pdfium.PdfiumError as exc:
+            raise ValueError(f"PDFium cannot open the file: {exc}") from exc
+        stack.callback(doc.close)
+        for i in range(min(len(doc), max_pages)):
+            page = doc[i]
+            try:
+                text = page.get_textpage()
+                try:
+                    out.append(str(text.get_text_range()))
+                finally:
+                    text.close()
+            finally:
+                page.close()
+    return out
+
+
+#: How the organ designation of a 发文字号 ends (兴政发、林字、兴政函、兴江审批): a number whose prefix
+#: ends otherwise (a document title, an organ's name, a bare 〔2026〕2号) is counted as this series'.
+_ORGAN_ENDINGS = ("审批", "发", "字", "函", "办")
+
+
+def series_head(number: str) -> str | None:
+    """The series part of a canonical number (``兴江审批〔2026〕3号`` → ``兴江审批``); None if none."""
+    canonical = normalise_document_number(number)
+    return canonical.partition("〔")[0] if canonical else None
+
+
+def conflicting_numbers(texts: Sequence[str], head: str, bound: str | None = None) -> list[tuple[int, str]]:
+    """Document numbers a page shows that belong to the series ``head`` (or to no series) and are not
+    ``bound``: (1-based page, number). With ``bound`` None every such number conflicts (a PDF brought to
+    be sealed cannot know the number the seal service will assign)."""
+    out: list[tuple[int, str]] = []
+    for i, text in enumerate(texts):
+        for found in document_numbers_in(text):
+            f_head = found.partition("〔")[0]
+            ours = (head and f_head.endswith(head)) or not f_head.endswith(_ORGAN_ENDINGS)
+            if not ours:
+                continue
+            if bound is not None and same_document_number(found, bound):
+                continue
+            out.append((i + 1, found))
+    return out
+
+
 def same_document_number(found: str, bound: str) -> bool:
     """``found`` (from :func:`document_numbers_in`) names the number ``bound`` (as bound to the seal)."""
     canonical = normalise_document_number(bound)
@@ -535,7 +585,10 @@ __all__ = [
     "VisualBudget",
     "document_numbers_in",
     "normalise_document_number",
+    "conflicting_numbers",
     "page_text",
+    "page_texts",
     "same_document_number",
+    "series_head",
     "visible_changes",
 ]

@@ -86,8 +86,10 @@ def _request(seal: Any, clerk: Any, key: str, **kw: Any) -> Any:
     return SealRequest(**args)
 
 
-def _source(number: str = "兴江审批〔2026〕1号") -> bytes:
-    """The acceptance notice as a supplied PDF (what a caller brings instead of a template)."""
+def _source(number: str = "兴政发〔2026〕1号") -> bytes:
+    """The acceptance notice as a supplied PDF (what a caller brings instead of a template). It shows a
+    number of another organ's series: one of the centre's own series is refused at sealing (the service
+    assigns those), see test_visible_number_differs_from_binding."""
     from signer import render_template
 
     return render_template(
@@ -172,7 +174,7 @@ def _build_world(request: pytest.FixtureRequest) -> World:
         allow_fetching=False,
     )
     # 2. the shadow source: the overlay planted, unreferenced, before sealing
-    shadow_number = "兴江审批〔2026〕1号"
+    shadow_number = "兴政发〔2026〕1号"
     source = _source(shadow_number)
     shadow_obj = a.trailer_size(source)
     planted = a.plant_orphan_overlay(source, a.Forgery(old=shadow_number, new=_forged_number(shadow_number)))
@@ -322,7 +324,7 @@ def test_sealer_refuses_sneaky_signature_field(
 
 
 def test_sneaky_signature_attack_verifier_side(world: World) -> None:
-    sneaky = a.place_empty_signature_field(_source(), "Approval", SNEAKY_BOX)
+    sneaky = a.place_empty_signature_field(_source("兴江审批〔2026〕1号"), "Approval", SNEAKY_BOX)
     sealed = world.factory_sealed(sneaky)
     forgery = a.Forgery(old="兴江审批〔2026〕1号", new="兴江审批〔2026〕3号")
     attacked = a.fill_sneaky_field(sealed, world.timestamper, "Approval", forgery)
