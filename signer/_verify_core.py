@@ -943,10 +943,14 @@ def _number_on_the_page(data: bytes, ends: list[int], anchor: _SigWork | None, c
         return
     checks.append("number-on-page")
     for page, number in visual.conflicting_numbers(texts, head, bound)[:3]:
-        anchor.add("BINDING_TEXT_MISMATCH", detail=f"page {page} shows {number}; the seal is bound to {bound}")
+        anchor.add(
+            "BINDING_TEXT_MISMATCH", detail=f"page {page} shows {number}; the seal is bound to {bound}"
+        )
     template = anchor.binding.extra.get("template")
     if template and template != "None":
-        shown = any(visual.same_document_number(n, bound) for t in texts for n in visual.document_numbers_in(t))
+        shown = any(
+            visual.same_document_number(n, bound) for t in texts for n in visual.document_numbers_in(t)
+        )
         if not shown:
             anchor.add("BINDING_TEXT_MISMATCH", detail=f"the {template} page does not show {bound}")
 

@@ -22,7 +22,7 @@ def _rows() -> list[dict[str, str]]:
 
 
 ROWS = _rows()
-#: Files whose verdict is stricter here than the manifest's (issue 18: after the seal nothing visible changes).
+#: Verdicts stricter here than the manifest (issue 18: nothing visible changes after the seal).
 STRICTER = {"pyhanko-minimal-signed-twice-both-created.pdf": "overlay"}
 
 
