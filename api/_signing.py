@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from api._accounts import Account, Role, aware, get_account
 from api._authz import Principal
+from api._refusals import check_refusal_budget, is_foreign_refusal, of_organisation
 from api._services import Services
 from api._storage import DocumentRow, OutboxRow, SigningRequestRow
 from core.db import reading, transaction
@@ -259,6 +260,9 @@ class SigningWorkflow:
                     "stage": row.stage,
                     "document_kind": row.document_kind,
                     "operator": operator,
+                    # Whose record the refusal is (issue 21): the operator's organisation, and the seal's.
+                    "operator_org": row.operator_org or row.township_code,
+                    "township": row.township_code,
                     "reason_codes": codes,
                     "request_id": row.request_id,
                 },
@@ -314,6 +318,8 @@ class SigningWorkflow:
         else:
             status = Status.DENIED
         now = _now()
+        if status == Status.DENIED:
+            check_refusal_budget(self.services, account.account_id, now)  # 429, nothing written
         row = SigningRequestRow(
             request_id=str(uuid.uuid4()),
             submitted_by=account.account_id,
@@ -334,6 +340,7 @@ class SigningWorkflow:
             reason_codes=json.dumps(reasons, ensure_ascii=False),
             requires_approval=bool(decision.requires_approval or status == Status.PENDING_APPROVAL),
             decision_status="VALID",
+            operator_org=account.org_code,
             created_at=now,
             updated_at=now,
         )
@@ -414,7 +421,9 @@ class SigningWorkflow:
         row = s.get(SigningRequestRow, request_id)
         if row is None:
             raise NotFound("SIGNING_REQUEST_NOT_FOUND", "no such signing request", "用章申请不存在")
-        principal.ensure_scope(township_code=row.township_code, department_code=row.department_code)
+        if not (is_foreign_refusal(row) and principal.in_scope(org_code=row.operator_org)):
+            # The seal's side sees it too: a refusal from outside is an attempt on its seal.
+            principal.ensure_scope(township_code=row.township_code, department_code=row.department_code)
         return row
 
     def get(self, principal: Principal, request_id: str) -> SigningRequestView:
@@ -428,10 +437,13 @@ class SigningWorkflow:
         if status is not None:
             stmt = stmt.where(SigningRequestRow.status == status)
         if not principal.county_wide:
-            if principal.role is Role.DEPARTMENT_OFFICER:
-                stmt = stmt.where(SigningRequestRow.department_code == principal.org_code)
-            else:
-                stmt = stmt.where(SigningRequestRow.township_code == principal.org_code)
+            # A refusal from outside is filed under the operator's organisation (api._refusals).
+            own = (
+                SigningRequestRow.department_code
+                if principal.role is Role.DEPARTMENT_OFFICER
+                else SigningRequestRow.township_code
+            )
+            stmt = stmt.where(of_organisation(principal.org_code, own))
         with transaction(self.services.sessions) as s:
             rows = s.scalars(stmt).all()
             return [SigningRequestView.from_row(r) for r in rows]

@@ -96,6 +96,9 @@ class SigningRequestRow(Base):
     sealed_sha256: Mapped[str | None] = mapped_column(String(64))
     decision_status: Mapped[str] = mapped_column(String(16), nullable=False, default="VALID")
     error_code: Mapped[str | None] = mapped_column(String(64))
+    # The submitter's organisation when submitted (migration api_0005_operator_org; None before it). A refusal
+    # whose operator is not of the seal's township is filed under this organisation (issue 21, finding 4).
+    operator_org: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 

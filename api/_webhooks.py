@@ -7,6 +7,14 @@ answers 2xx, with exponential back-off (capped at an hour). A delivery is claime
 
 Signature: ``X-Yizhang-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`` — the
 receiver recomputes it and rejects old timestamps (replay).
+
+Where a hook may post is checked at registration and before every delivery (``api._webhook_guard``): public
+addresses only, unless the host is allow-listed; the connection goes to the address just checked. The owner
+reads ``last_error`` as ``destination refused`` or ``delivery failed`` only (what answered, or that nothing
+did, would make the hook a port scanner); the operator's log has the detail.
+
+A hook delivers only while the account that registered it is enabled: disabling that account pauses its
+hooks (their cursor waits), re-enabling resumes them.
 """
 
 from __future__ import annotations
@@ -14,25 +22,31 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select
 
 from api._accounts import aware
 from api._services import Services
-from api._storage import OutboxRow, WebhookRow
+from api._storage import AccountRow, OutboxRow, WebhookRow
+from api._webhook_guard import DestinationRefused, check_destination, parse_allow_hosts, pinned
 from core.db import transaction
-from core.errors import BadInput, NotFound
+from core.errors import NotFound
+
+log = logging.getLogger("yizhang.api.webhooks")
 
 LEASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(hours=1)
 SIGNATURE_HEADER = "X-Yizhang-Signature"
+#: What a hook's owner reads in ``last_error``; nothing more specific (see the module's docstring).
+REFUSED = "destination refused"
+FAILED = "delivery failed"
 
 
 @dataclass(frozen=True)
@@ -74,11 +88,11 @@ def create_webhook(
 ) -> tuple[Webhook, str]:
     """A new subscription; returns it with its secret (shown once). New hooks start at the current end of
     the feed unless ``from_start``."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"https", "http"} or not parts.netloc or len(url) > 500:
-        raise BadInput(
-            "WEBHOOK_URL_INVALID", "the webhook URL must be http(s)://host/...", "回调地址须为 http(s) URL"
-        )
+    try:
+        check_destination(url, parse_allow_hosts(services.settings.webhook_allow_hosts))
+    except DestinationRefused as exc:
+        log.warning("webhook registration refused: %s", exc.why, extra={"created_by": created_by})
+        raise
     secret = secrets.token_urlsafe(32)
     now = _now()
     with transaction(services.sessions) as s:
@@ -129,9 +143,18 @@ def disable_webhook(services: Services, webhook_id: str) -> Webhook:
 
 
 def _claim(services: Services, now: datetime) -> list[tuple[str, str, str, str | None, int, int]]:
+    # Only hooks whose registering account exists and is enabled (finding 10): a disabled account's hooks
+    # are not even claimed, so their cursor waits and nothing is posted.
+    owner_enabled = (
+        select(AccountRow.account_id)
+        .where(AccountRow.username == WebhookRow.created_by, AccountRow.disabled.is_(False))
+        .exists()
+    )
     with transaction(services.sessions) as s:
         rows = s.scalars(
-            select(WebhookRow).where(WebhookRow.disabled.is_(False), WebhookRow.next_attempt_at <= now)
+            select(WebhookRow).where(
+                WebhookRow.disabled.is_(False), WebhookRow.next_attempt_at <= now, owner_enabled
+            )
         ).all()
         claimed = []
         for r in rows:
@@ -154,11 +177,16 @@ def _next_event(services: Services, supervising_code: str | None, cursor: int) -
 def deliver_due(
     services: Services, client: httpx.Client, now: datetime | None = None, max_events: int = 100
 ) -> int:
-    """One delivery round: every due webhook gets its pending events, in order, until one fails."""
+    """One delivery round: every due webhook gets its pending events, in order, until one fails.
+
+    Before a hook's first post of the round its destination is resolved and checked again (DNS rebinding);
+    the round's posts go to the address checked then."""
     now = now or _now()
     delivered = 0
+    allow = parse_allow_hosts(services.settings.webhook_allow_hosts)
     for webhook_id, url, secret, code, cursor, attempts in _claim(services, now):
         error: str | None = None
+        destination = None
         for _ in range(max_events):
             event = _next_event(services, code, cursor)
             if event is None:
@@ -173,13 +201,29 @@ def deliver_due(
                 SIGNATURE_HEADER: sign(secret, int(now.timestamp()), body),
                 "X-Yizhang-Event-Id": str(event.event_id),
             }
+            if destination is None:
+                try:
+                    destination = check_destination(url, allow)
+                except DestinationRefused as exc:
+                    log.warning("webhook %s not delivered: destination %s", webhook_id, exc.why)
+                    error = REFUSED
+                    break
+            target, host, extensions = pinned(destination)
             try:
-                r = client.post(url, content=body, headers=headers)
+                r = client.post(
+                    target,
+                    content=body,
+                    headers={**headers, **host},
+                    extensions=extensions,
+                    follow_redirects=False,
+                )
                 ok = 200 <= r.status_code < 300
-                error = None if ok else f"HTTP {r.status_code}"
+                detail = f"HTTP {r.status_code}"
             except httpx.HTTPError as exc:
-                ok, error = False, type(exc).__name__
+                ok, detail = False, type(exc).__name__
             if not ok:
+                log.warning("webhook %s not delivered: %s", webhook_id, detail)
+                error = FAILED
                 break
             cursor = event.event_id
             delivered += 1

@@ -95,6 +95,19 @@ class Settings(BaseSettings):
     oidc_required_claim_value: str | None = Field(default=None, description="the required claim's value")
     oidc_timeout_s: float = Field(default=5.0, gt=0, le=60, description="bound on one call to the provider")
 
+    webhook_allow_hosts: str = Field(
+        default="",
+        description="comma-separated host names or IP addresses webhooks may post to although they resolve "
+        "to loopback, private, link-local or other non-public addresses (an on-premises receiver); empty: "
+        "public destinations only",
+    )
+    refusal_limit_per_minute: int = Field(
+        default=10,
+        ge=1,
+        description="policy refusals recorded per account a minute; beyond it a submission the policy "
+        "would refuse is answered 429 RATE_LIMITED and not recorded",
+    )
+
     @property
     def home_dir(self) -> Path:
         return self.home.resolve()

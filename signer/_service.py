@@ -746,6 +746,9 @@ class Sealer:
             "document_kind": request.document_kind,
             "operator": request.operator.user_id,
             "approver": request.approver.user_id if request.approver is not None else "-",
+            # Whose record the refusal is (issue 21): the operator's organisation, and the seal's township.
+            "operator_org": request.operator.org_code,
+            "township": seal.township_code,
             "reason_codes": list(decision.codes),
             "idempotency_key": request.idempotency_key,
         }

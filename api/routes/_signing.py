@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from api._authz import Permission, Principal, require, services_of
+from api._refusals import filed_under, foreign_refusal, is_foreign_refusal, of_organisation
 from api._signing import SigningRequestView, SigningWorkflow, Submission, feed
 from api._storage import SigningRequestRow
 from api._views import MONTH, jsonable, month_bounds
@@ -327,7 +328,11 @@ def router_for(settings: Settings) -> APIRouter:
         township_code: Annotated[str | None, Query(max_length=64)] = None,
     ) -> dict[str, Any]:
         """What is worth a look in a month: refused attempts, uses outside office hours (Beijing time,
-        08:00–18:00 Mon–Fri), and days with more than three times the month's median daily volume."""
+        08:00–18:00 Mon–Fri), and days with more than three times the month's median daily volume.
+
+        A refusal is counted under the organisation whose records hold it (``api._refusals``): one whose
+        operator is not of the seal's township counts for the operator's organisation, and is listed for
+        the seal's township under ``attempts_from_outside`` instead of among its refusals."""
         from datetime import timedelta, timezone
 
         principal.ensure_scope(township_code=township_code, org_code=township_code)
@@ -336,20 +341,46 @@ def router_for(settings: Settings) -> APIRouter:
         stmt = select(SigningRequestRow).where(
             SigningRequestRow.created_at >= start, SigningRequestRow.created_at < end
         )
+        attempts_on: Any = SigningRequestRow.township_code
         if township_code is not None:
-            stmt = stmt.where(SigningRequestRow.township_code == township_code)
+            ours = of_organisation(township_code, SigningRequestRow.township_code)
+            stmt = stmt.where(or_(ours, attempts_on == township_code))
         elif not principal.county_wide:
-            stmt = stmt.where(SigningRequestRow.department_code == principal.org_code)
+            attempts_on = SigningRequestRow.department_code
+            stmt = stmt.where(
+                or_(
+                    of_organisation(principal.org_code, SigningRequestRow.department_code),
+                    and_(foreign_refusal(), attempts_on == principal.org_code),
+                )
+            )
         refused: dict[str, int] = {}
+        attempts: list[dict[str, Any]] = []
+        mine = township_code or (None if principal.county_wide else principal.org_code)
         off_hours: list[dict[str, Any]] = []
         per_day: dict[tuple[str, str], int] = {}
         with transaction(services_of(request).sessions) as s:
             for r in s.scalars(stmt):
                 at = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC)
                 local = at.astimezone(beijing)
+                codes = sorted({x.get("code", "") for x in json.loads(r.reason_codes or "[]")} or {r.status})
+                foreign = is_foreign_refusal(r)
+                if foreign and r.operator_org != mine:  # on these seals, from another organisation
+                    attempts.append(
+                        {
+                            "request_id": r.request_id,
+                            "seal_id": r.seal_id,
+                            "township_code": r.township_code,
+                            "operator_org": r.operator_org,
+                            "at": local.isoformat(),
+                            "reason_codes": codes,
+                        }
+                    )
+                    if mine is not None and r.operator_org != mine:
+                        continue  # an attempt on our seals from outside: listed, not counted as ours
+                owner = filed_under(r)
                 if r.status in {"DENIED", "REJECTED"}:
-                    for code in {x.get("code", "") for x in json.loads(r.reason_codes or "[]")} or {r.status}:
-                        refused[f"{r.township_code}:{code}"] = refused.get(f"{r.township_code}:{code}", 0) + 1
+                    for code in codes:
+                        refused[f"{owner}:{code}"] = refused.get(f"{owner}:{code}", 0) + 1
                 if r.status == "SEALED" and (local.weekday() >= 5 or not 8 <= local.hour < 18):
                     off_hours.append(
                         {
@@ -358,7 +389,7 @@ def router_for(settings: Settings) -> APIRouter:
                             "at": local.isoformat(),
                         }
                     )
-                key = (r.township_code, local.date().isoformat())
+                key = (owner, local.date().isoformat())
                 per_day[key] = per_day.get(key, 0) + 1
         volumes = sorted(per_day.values())
         median = volumes[len(volumes) // 2] if volumes else 0
@@ -370,6 +401,7 @@ def router_for(settings: Settings) -> APIRouter:
         return {
             "month": month,
             "refused": refused,
+            "attempts_from_outside": attempts,
             "outside_office_hours": off_hours,
             "volume_spikes": spikes,
         }

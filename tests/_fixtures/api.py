@@ -29,6 +29,27 @@ class Caller:
         return {"Authorization": f"Bearer {self.token}"}
 
 
+def loopback_only_resolve(host: str, port: int) -> list[str]:
+    """The tests' webhook resolver: IP literals as they are, ``localhost`` as 127.0.0.1, no other name
+    (no DNS query ever leaves a test, whatever URL a test or a fuzzer registers)."""
+    import ipaddress
+    import socket
+
+    if host.rstrip(".").lower() == "localhost":
+        return ["127.0.0.1"]
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        raise socket.gaierror(socket.EAI_NONAME, "tests resolve no names") from None
+
+
+@pytest.fixture(autouse=True)
+def _no_webhook_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    import api._webhook_guard as guard
+
+    monkeypatch.setattr(guard, "RESOLVE", loopback_only_resolve)
+
+
 @pytest.fixture
 def api_settings(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     from core.settings import Settings

@@ -1,4 +1,7 @@
-"""Webhook delivery over real HTTP: signed, in order, retried with back-off, nothing lost while down."""
+"""Webhook delivery over real HTTP: signed, in order, retried with back-off, nothing lost while down.
+
+The receiver listens on loopback, which webhooks may reach only when allow-listed
+(``webhook_allow_hosts``); the refusals themselves are in tests/security/test_webhook_destinations.py."""
 
 from __future__ import annotations
 
@@ -38,6 +41,20 @@ class Receiver:
 
 
 @pytest.fixture
+def county_hooks(sqlite_api_settings):  # type: ignore[no-untyped-def]
+    """(client, accounts) on SQLite whose settings allow-list the loopback receiver."""
+    from starlette.testclient import TestClient
+
+    from api.app import create_app
+    from tests._fixtures.api import make_county_accounts
+
+    settings = sqlite_api_settings.model_copy(update={"webhook_allow_hosts": "127.0.0.1"})
+    app = create_app(settings, account_rate=(1000.0, 10_000), webhook_interval_s=None)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, make_county_accounts(client)
+
+
+@pytest.fixture
 def receiver():  # type: ignore[no-untyped-def]
     r = Receiver()
     yield r
@@ -61,10 +78,10 @@ def _event(services, n: int, supervisor: str) -> None:  # type: ignore[no-untype
         )
 
 
-def test_webhook_delivery_signed_ordered_retried(county_accounts_sqlite, receiver) -> None:
+def test_webhook_delivery_signed_ordered_retried(county_hooks, receiver) -> None:
     from api._webhooks import SIGNATURE_HEADER, deliver_due
 
-    client, accounts = county_accounts_sqlite
+    client, accounts = county_hooks
     officer = accounts["health.officer"]
     services = client.app.state.services
     r = client.post("/v1/webhooks", json={"url": receiver.url}, headers=officer.headers)
@@ -90,7 +107,7 @@ def test_webhook_delivery_signed_ordered_retried(county_accounts_sqlite, receive
         # The receiver is down: nothing is lost, the hook backs off.
         assert deliver_due(services, http, now) == 0
         state = client.get("/v1/webhooks", headers=officer.headers).json()[0]
-        assert state["attempts"] == 1 and state["last_error"] == "HTTP 503" and state["cursor"] == 0
+        assert state["attempts"] == 1 and state["last_error"] == "delivery failed" and state["cursor"] == 0
         assert deliver_due(services, http, now) == 0  # not due yet
         receiver.fail = False
         assert deliver_due(services, http, now + timedelta(seconds=3)) == 3
