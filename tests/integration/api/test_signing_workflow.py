@@ -194,7 +194,7 @@ def test_township_seal_allowed_and_cross_township_refused(county) -> None:
     # A stage the township does not hold for that matter.
     r = _submit(c, h["xj.clerk"], seals[XJ], county["accept_matter"], "审批", "准予决定书", "key-0003")
     assert r.status_code == 403 and r.json()["reasons"]
-    # 梅窖镇 sees none of 兴江乡's requests; only its own clerk's refused attempt, filed under 梅窖镇 (issue 21).
+    # 梅窖镇 sees none of 兴江乡's requests: only its own clerk's refused attempt (issue 21).
     seen = c.get("/v1/signing-requests", headers=h["mj.principal"]).json()
     assert [(v["status"], v["submitted_by"] != "") for v in seen] == [("DENIED", True)], seen
     r = c.get(f"/v1/signing-requests/{body['request_id']}", headers=h["mj.clerk"])
