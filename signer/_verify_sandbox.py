@@ -2,7 +2,9 @@
 
 Two modes. ``SandboxPool`` (the default): pre-forked workers, each with its own memory limit, that verify one
 document at a time; a worker that overruns the timeout, dies, or has served ``max_tasks`` documents is
-killed and replaced, so hostile input costs at most one worker. ``run_sandboxed``: one fresh fork per
+killed and replaced, so hostile input costs at most one worker. Large documents (``is_large``) have their
+own lane of workers at nice 19, so they cannot take a worker or CPU time from ordinary ones (issue 18:
+four hostile uploads made a 0.05 s verification take 11 s). ``run_sandboxed``: one fresh fork per
 document (also RLIMIT_CPU), slower (copy-on-write faults in every child) but with no state kept between
 documents at all.
 
@@ -39,6 +41,7 @@ import struct
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from signer._verify_model import VerificationReport, VerifyLimits
 from signer._verify_trust import TrustList
@@ -284,10 +287,12 @@ def _encode_request(data: bytes, trust: TrustList, now: datetime, limits: Verify
     return struct.pack(">I", len(header)) + header + struct.pack(">Q", len(data)) + data
 
 
-def _worker_loop(rfd: int, wfd: int, memory_bytes: int) -> None:  # pragma: no cover - forked child
+def _worker_loop(rfd: int, wfd: int, memory_bytes: int, nice: int) -> None:  # pragma: no cover - child
     code = _CHILD_EXIT_ERROR
     try:
         _limit_memory(memory_bytes)
+        if nice:
+            os.nice(nice)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         import signer._verify_core as core
 
@@ -315,7 +320,7 @@ def _worker_loop(rfd: int, wfd: int, memory_bytes: int) -> None:  # pragma: no c
 
 
 class _Worker:
-    def __init__(self, memory_bytes: int) -> None:
+    def __init__(self, memory_bytes: int, nice: int = 0) -> None:
         from signer._verify_core import preload
 
         preload()
@@ -325,7 +330,7 @@ class _Worker:
         if pid == 0:  # pragma: no cover - child
             os.close(req_w)
             os.close(resp_r)
-            _worker_loop(req_r, resp_w, memory_bytes)
+            _worker_loop(req_r, resp_w, memory_bytes, nice)
         os.close(req_r)
         os.close(resp_w)
         self.pid, self.req, self.resp = pid, req_w, resp_r
@@ -377,7 +382,7 @@ class _Worker:
         return bytes(buf[4 : 4 + need])
 
 
-#: A document is "large" (served by at most ``size - 1`` workers at once) above these: our own sealed
+#: A document is "large" (served by the pool's low-priority lane) above these: our own sealed
 #: permits are 100–300 objects and well under 1 MiB, and so is nearly every document a person uploads.
 LARGE_DOCUMENT_BYTES = 1 << 20
 LARGE_DOCUMENT_OBJ_KEYWORDS = 4_000  # b"obj" occurrences (an object has two: "obj" and "endobj")
@@ -390,57 +395,78 @@ def is_large(unverified_pdf: bytes) -> bool:
     )
 
 
+class _Lane:
+    """Workers of one kind: their idle queue, how many exist, how many may, their CPU priority."""
+
+    def __init__(self, size: int, nice: int) -> None:
+        import queue
+
+        self.size = max(1, size)
+        self.nice = nice
+        self.idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
+        self.spawned = 0
+
+
 class SandboxPool:
     """Pre-forked verifier workers; thread-safe; each call holds one worker for one document.
 
-    Large documents (:func:`is_large`) run on at most ``size - 1`` workers at once (one when ``size`` is
-    1 or 2), so however many large or hostile uploads arrive together, a worker stays free for ordinary
-    ones: the expensive case waits for its own lane instead of making everyone wait.
+    Two lanes. Ordinary documents run on ``size`` workers. Large documents (:func:`is_large`: the
+    expensive and the hostile ones) run on their own ``large_slots`` workers (default 1) at the lowest CPU
+    priority (nice 19), so however many arrive together they neither take an ordinary worker nor CPU time
+    an ordinary verification wants: on a busy machine they run in what is left over, bounded by the same
+    wall timeout. ``large_slots=0`` puts everything in one lane (the pool before issue 18).
     """
 
-    def __init__(self, size: int = 2, max_tasks: int = 500, large_slots: int | None = None) -> None:
-        import queue
+    LARGE_NICE = 19
+
+    def __init__(self, size: int = 2, max_tasks: int = 500, large_slots: int | None = 1) -> None:
         import threading
 
         self.size = max(1, size)
         self.max_tasks = max_tasks
-        self.large_slots = max(1, self.size - 1 if large_slots is None else large_slots)
-        self._large = threading.BoundedSemaphore(self.large_slots)
-        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
+        self._normal = _Lane(self.size, 0)
+        self._large: _Lane | None = _Lane(large_slots or 1, self.LARGE_NICE) if large_slots != 0 else None
         self._lock = threading.Lock()
-        self._spawned = 0
 
-    def _acquire(self, memory_bytes: int) -> _Worker:
-        """An idle worker, a new one while under ``size``, else wait (re-checking: workers may be discarded
-        by other threads, which frees a slot without putting anything in the queue)."""
+    @property
+    def _idle(self) -> Any:  # the ordinary lane's idle queue (tests look at it)
+        return self._normal.idle
+
+    @property
+    def _spawned(self) -> int:
+        return self._normal.spawned
+
+    def _acquire(self, lane: _Lane, memory_bytes: int) -> _Worker:
+        """An idle worker, a new one while under the lane's size, else wait (re-checking: workers may be
+        discarded by other threads, which frees a slot without putting anything in the queue)."""
         import queue
 
         while True:
             with self._lock:
                 try:
-                    w: _Worker | None = self._idle.get_nowait()
+                    w: _Worker | None = lane.idle.get_nowait()
                 except queue.Empty:
                     w = None
-                if w is None and self._spawned < self.size:
-                    self._spawned += 1
+                if w is None and lane.spawned < lane.size:
+                    lane.spawned += 1
                     try:
-                        return _Worker(memory_bytes)
+                        return _Worker(memory_bytes, lane.nice)
                     except BaseException:
-                        self._spawned -= 1
+                        lane.spawned -= 1
                         raise
             if w is None:
                 try:
-                    w = self._idle.get(timeout=0.05)
+                    w = lane.idle.get(timeout=0.05)
                 except queue.Empty:
                     continue
             if w.memory_bytes == memory_bytes:
                 return w
-            self._discard(w)  # other limits: a worker's memory limit is fixed at its start
+            self._discard(lane, w)  # other limits: a worker's memory limit is fixed at its start
 
-    def _discard(self, w: _Worker) -> int | None:
+    def _discard(self, lane: _Lane, w: _Worker) -> int | None:
         maxrss_kb = w.kill()
         with self._lock:
-            self._spawned -= 1
+            lane.spawned -= 1
         return maxrss_kb
 
     def run(
@@ -452,44 +478,38 @@ class SandboxPool:
         self, unverified_pdf: bytes, trust: TrustList, now: datetime, limits: VerifyLimits
     ) -> tuple[VerificationReport, TaskUsage]:
         """The report and the worker's memory figures for this one document."""
-        if not is_large(unverified_pdf):
-            return self._run(unverified_pdf, trust, now, limits)
-        with self._large:
-            return self._run(unverified_pdf, trust, now, limits)
-
-    def _run(
-        self, unverified_pdf: bytes, trust: TrustList, now: datetime, limits: VerifyLimits
-    ) -> tuple[VerificationReport, TaskUsage]:
+        lane = self._large if self._large is not None and is_large(unverified_pdf) else self._normal
         n = len(unverified_pdf)
         for attempt in range(2):
-            w = self._acquire(limits.memory_bytes)
+            w = self._acquire(lane, limits.memory_bytes)
             reused = w.tasks > 0
             result = w.run(unverified_pdf, trust, now, limits)
             if isinstance(result, str):
-                maxrss_kb = self._discard(w)
+                maxrss_kb = self._discard(lane, w)
                 if result.startswith("worker gone") and reused and attempt == 0:
                     continue  # an idle worker that had died: not this document's doing, try a fresh one
                 return _lost(n, now, limits, result, maxrss_kb)
             answer = _decode_answer(result, n, now, limits)
             if answer is None:
-                return _lost(n, now, limits, "bad report", self._discard(w))
+                return _lost(n, now, limits, "bad report", self._discard(lane, w))
             report, usage = answer
             if w.tasks >= self.max_tasks or "VERIFY_RESOURCE_LIMIT" in report.codes:
-                self._discard(w)  # recycled, or it just hit a limit and its heap is not to be trusted
+                self._discard(lane, w)  # recycled, or it just hit a limit and its heap is not to be trusted
             else:
-                self._idle.put(w)
+                lane.idle.put(w)
             return report, usage
         raise AssertionError("unreachable")
 
     def close(self) -> None:
         import queue
 
-        while True:
-            try:
-                w = self._idle.get_nowait()
-            except queue.Empty:
-                break
-            self._discard(w)
+        for lane in (self._normal, self._large):
+            while lane is not None:
+                try:
+                    w = lane.idle.get_nowait()
+                except queue.Empty:
+                    break
+                self._discard(lane, w)
 
 
 _DEFAULT_POOL: SandboxPool | None = None

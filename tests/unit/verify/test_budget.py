@@ -9,6 +9,7 @@ its memory bound (``VerifyLimits.memory_bytes``), measured as the child's reside
 from __future__ import annotations
 
 import functools
+import os
 import zlib
 
 import pytest
@@ -241,3 +242,65 @@ def test_200k_objects_without_the_budget_stay_under_the_memory_bound(trust: Trus
         assert usage.peak_rss <= warm.start_rss + limits.memory_bytes + RSS_SLACK, usage
     finally:
         pool.close()
+
+
+# ---- sharing the verifiers -------------------------------------------------------------------------------
+
+
+def test_large_documents_leave_a_worker_for_ordinary_ones(sealed: bytes, trust: TrustList) -> None:
+    """Three large documents at once on a 2-worker pool run in their own low-priority lane, one at a time;
+    an ordinary permit sent while they run is answered before any of them."""
+    import threading
+
+    from signer._verify_sandbox import is_large
+
+    large = many_objects(45_000)  # inside the budget: a costly document the budget lets through
+    assert is_large(large) and not is_large(sealed)
+    pool = SandboxPool(size=2)
+    done: list[str] = []
+    lock = threading.Lock()
+
+    def run(name: str, doc: bytes) -> None:
+        r = pool.run(doc, trust, NOW, VerifyLimits())
+        with lock:
+            done.append(f"{name}:{r.indication.value}")
+
+    try:
+        pool.run(sealed, trust, NOW, VerifyLimits())  # one warm ordinary worker
+        threads = [threading.Thread(target=run, args=(f"large{i}", large)) for i in range(3)]
+        for t in threads:
+            t.start()
+        assert pool._large is not None
+        while pool._large.spawned == 0:  # until a large document holds its lane
+            threading.Event().wait(0.01)
+        run("permit", sealed)
+        large_worker = pool._large.idle.queue[0] if pool._large.idle.qsize() else None
+        for t in threads:
+            t.join()
+        worker = large_worker or pool._large.idle.queue[0]
+        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == SandboxPool.LARGE_NICE
+        assert pool._large.spawned == 1 and pool._normal.spawned == 1
+    finally:
+        pool.close()
+    assert done[0] == "permit:TOTAL_PASSED", done
+    assert len(done) == 4
+
+
+def test_public_admission_one_verification_per_client() -> None:
+    from api._errors import RateLimited
+    from api._verify_gate import VerifyGate
+
+    gate = VerifyGate()
+    with gate.admit("10.0.0.1"):
+        with pytest.raises(RateLimited) as exc:
+            with gate.admit("10.0.0.1"):
+                pass
+        assert exc.value.code == "VERIFY_BUSY" and exc.value.details["retry_after_s"] >= 1
+        with gate.admit("10.0.0.2"):  # another client is not affected
+            assert gate.in_flight("10.0.0.2") == 1
+    with gate.admit("10.0.0.1"):  # the slot is given back, also after an error inside
+        pass
+    with pytest.raises(ValueError):
+        with gate.admit("10.0.0.1"):
+            raise ValueError
+    assert gate.in_flight("10.0.0.1") == 0
