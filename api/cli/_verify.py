@@ -44,12 +44,14 @@ def _human(report: Any) -> str:
             if f.signing_time
             else None,
         ),
-        ("attested by 认证", ", ".join(f.attested_by) or None),
         ("ledger index 台账序号", f.ledger_index),
         ("status 状态", f.status),
     ):
         if value is not None:
             lines.append(f"  {label}: {value}")
+    # County attestation (书面认证): each department seal that attested the document, on a line of its own.
+    for name in f.attested_by:
+        lines.append(f"  认证：{name}  (attested by a county department)")
     for s in report.signatures:
         lines.append(f"  [{s.field_name}] {s.kind} {s.indication.value} cross-check={s.cross_check}")
         for r in s.reasons:

@@ -372,6 +372,7 @@ def router_for(settings: Settings) -> APIRouter:
             r=view,
             # what the caller may do is the workflow's answer (the same check the API's change runs)
             actions=workflow.lifecycle_actions(gate.who, view),
+            can_attest=gate.who.may(P.ATTEST) and view.status == Status.SEALED,
             action_names=ACTION_NAMES,
             event_names=EVENT_NAMES,
             history=history,

@@ -19,6 +19,7 @@ _MODULES = (
     "_ledger",
     "_signing",
     "_webhooks",
+    "_attest",
 )
 
 
