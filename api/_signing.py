@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from api._accounts import Account, Role, aware, get_account
 from api._authz import Principal
+from api._limits import check_text, walk_text
 from api._refusals import check_refusal_budget, is_foreign_refusal, of_organisation
 from api._services import Services
 from api._storage import DocumentRow, OutboxRow, SigningRequestRow
@@ -286,6 +287,11 @@ class SigningWorkflow:
     ) -> tuple[SigningRequestView, bool]:
         if pdf is None and sub.template is None:
             raise BadInput("DOCUMENT_REQUIRED", "upload a PDF or name a template", "请上传 PDF 或选择模板")
+        # Multipart form fields pass no body guard (api/_limits.py): control characters and lone
+        # surrogates are refused here for every way in (issue 21: "\ud800" in template data was a 500).
+        for name, value in vars(sub).items():
+            for path, text in walk_text(value, name):
+                check_text(text, path)
         if pdf is not None and not pdf.startswith(b"%PDF-"):
             raise BadInput("NOT_A_PDF", "the upload is not a PDF", "上传的文件不是 PDF")
         payload = json.dumps(
@@ -800,7 +806,7 @@ class SigningWorkflow:
                 continue
             seen.add(index)
             entry = ledger.get(index)
-            body = entry.body
+            body = ledger.opened([entry])[0]  # actor and reason are salted in the entry (issue 21)
             if entry.kind is not EntryKind.DECISION_STATUS_CHANGED or body.get("request_id") != request_id:
                 raise Conflict(
                     "LEDGER_REFERENCE_MISMATCH",

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 
 from api._authz import TokenBucket
 from api._errors import install_error_handlers
-from api._limits import BodyLimitMiddleware, ConnectionRecycleMiddleware
+from api._limits import BodyLimitMiddleware, ConnectionRecycleMiddleware, TextGuardMiddleware
 from api._observability import Metrics, ObservabilityMiddleware
 from api._services import Services, build_services
 from core.settings import Settings, load_settings
@@ -33,8 +33,16 @@ log = logging.getLogger("yizhang.api")
 DEFAULT_MAX_BODY = 1024 * 1024
 #: Multipart framing and the form fields next to a PDF.
 UPLOAD_OVERHEAD = 256 * 1024
-#: Routes that take a PDF or a catalog file; they get the PDF limit instead of the default.
-UPLOAD_PATHS = ("/v1/verify", "/v1/signing-requests", "/v1/catalogs", "/verify", "/ui/clerk/submit")
+#: Routes that take a PDF or a catalog file (exact paths, ``{name}`` one segment): a body that is not JSON
+#: gets the PDF limit there instead of the default. JSON gets the default on every route (api/_limits.py).
+UPLOAD_PATHS = (
+    "/v1/verify",
+    "/v1/signing-requests",
+    "/v1/signing-requests/batch",
+    "/v1/catalogs/{county_code}/import",
+    "/verify",
+    "/ui/clerk/submit",
+)
 
 
 def upload_limit(settings: Settings) -> int:
@@ -118,11 +126,13 @@ def create_app(
     include_all(app, settings)
     # console area (api/console/): the /ui/ pages and the public /verify page
     app.include_router(__import__("api.console", fromlist=["router_for"]).router_for(settings))
-    # add_middleware puts the last one outermost: observability wraps the body limit.
+    # add_middleware puts the last one outermost: observability wraps the body limit, which wraps the
+    # text guard (it reads a JSON or form body whole, so only after the limit).
+    app.add_middleware(TextGuardMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         default=DEFAULT_MAX_BODY,
-        by_prefix=dict.fromkeys(UPLOAD_PATHS, upload_limit(settings)),
+        uploads=dict.fromkeys(UPLOAD_PATHS, upload_limit(settings)),
     )
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(ConnectionRecycleMiddleware, max_requests=settings.keepalive_requests)
@@ -182,7 +192,10 @@ async def _deliver_webhooks(services: Services, interval_s: float) -> None:
 
 def app_factory() -> Any:
     """For ``uvicorn --factory api.app:app_factory``: settings from the environment (``YIZHANG_*``)."""
+    import os
+
     from api._observability import configure_logging
 
+    os.umask(0o077)  # as ``yizhang`` does: the home's files are the owner's alone (issue 21)
     configure_logging()
     return create_app(load_settings(), freeze_gc=True)

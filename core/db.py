@@ -6,6 +6,7 @@ The schema is only ever made by :func:`migrate` (Alembic), as in production.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,12 +35,31 @@ def is_sqlite(url_or_engine: str | Engine) -> bool:
     return url.startswith("sqlite")
 
 
+def _owner_only(path: Path) -> None:
+    """Take group and other bits off a file of ours that exists (another owner's file, or none: left)."""
+    try:
+        st = path.stat()
+        if path.is_file() and st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            os.chmod(path, st.st_mode & 0o700)
+    except OSError:
+        pass  # a read-only mount: the operator's choice
+
+
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     """An engine with the pragmas the embedded default needs (WAL, FKs, a busy timeout)."""
     if is_sqlite(url):
         path = url.removeprefix("sqlite:///").split("?", 1)[0]
+        private: Path | None = None
         if url.startswith("sqlite:///") and path != ":memory:" and not path.startswith("file:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private = Path(path)
+            if not private.parent.exists():
+                private.parent.mkdir(parents=True, mode=0o700)
+            # Applicant names, ID numbers and webhook secrets live here: the owner's alone, whatever the
+            # umask (issue 21: the file was created 0644). Made before SQLite opens it, so it never is not.
+            try:
+                os.close(os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                _owner_only(private)
         # hide_parameters: a failed statement's values (applicant names, ID numbers) never reach an
         # exception message or a log line.
         engine = create_engine(
@@ -57,6 +77,9 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            if private is not None:  # the WAL and shared-memory files appear with the first connection
+                for suffix in ("", "-wal", "-shm"):
+                    _owner_only(Path(f"{private}{suffix}"))
 
         @event.listens_for(engine, "begin")
         def _begin(conn):  # type: ignore[no-untyped-def]

@@ -484,17 +484,25 @@ class CountyPKI:
         if validity_days < 1:
             raise BadInput("VALIDITY_INVALID", "validity must be at least one day", "有效期至少一天")
         issuing = self.issuing_certificate
-        attrs = [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, info.county),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, info.township),
-        ]
-        if info.department:
-            attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, info.department))
-        attrs += [
-            x509.NameAttribute(NameOID.COMMON_NAME, name),
-            x509.NameAttribute(NameOID.SERIAL_NUMBER, info.seal_id),
-        ]
+        try:
+            attrs = [
+                x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, info.county),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, info.township),
+            ]
+            if info.department:
+                attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, info.department))
+            attrs += [
+                x509.NameAttribute(NameOID.COMMON_NAME, name),
+                x509.NameAttribute(NameOID.SERIAL_NUMBER, info.seal_id),
+            ]
+        except ValueError as exc:  # an attribute over RFC 5280's 64 (UTF-8 bytes, as cryptography counts)
+            raise BadInput(
+                "CERT_NAME_TOO_LONG",
+                f"a name does not fit the certificate (at most 64 bytes in UTF-8): {exc}",
+                "名称超出证书可容纳的长度（最多 64 字节，约 21 个汉字）",
+                details={"limit_bytes": 64},
+            ) from exc
         not_after = min(now + timedelta(days=validity_days), issuing.not_valid_after_utc)
         builder = (
             self._end_entity_builder(x509.Name(attrs), public_key, now, not_after)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
-import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import KeystoreError
-from core.settings import Settings
+from core.settings import DEFAULT_SOFTHSM_MODULE, Settings
 
 TOKEN_LABEL = "yizhang"  # noqa: S105 - a token label, not a secret
 
@@ -58,6 +59,53 @@ def _token_exists(conf: Path, label: str) -> bool:
     )
 
 
+# C_InitToken and C_InitPIN through PKCS#11 (PyKCS11), in a child process: the PINs come in on its stdin,
+# never on a command line (issue 21: ``softhsm2-util --pin … --so-pin …`` showed both in /proc/PID/cmdline,
+# readable by every local user), and the library is loaded and finalised there, apart from the token
+# sessions this process keeps (python-pkcs11). Argument: the module path and the label; stdin: JSON PINs.
+_INIT_TOKEN = """
+import json, sys
+import PyKCS11
+module, label = sys.argv[1], sys.argv[2]
+pins = json.loads(sys.stdin.read())
+lib = PyKCS11.PyKCS11Lib()
+lib.load(module)
+free = [s for s in lib.getSlotList(tokenPresent=True)
+        if not lib.getTokenInfo(s).flags & PyKCS11.CKF_TOKEN_INITIALIZED]
+if not free:
+    sys.exit("no free token slot")
+lib.initToken(free[0], pins["so_pin"], label.ljust(32))  # CK_UTF8CHAR[32], blank-padded
+slot = next(s for s in lib.getSlotList(tokenPresent=True) if lib.getTokenInfo(s).label.strip() == label)
+session = lib.openSession(slot, PyKCS11.CKF_SERIAL_SESSION | PyKCS11.CKF_RW_SESSION)
+session.login(pins["so_pin"], PyKCS11.CKU_SO)
+session.initPin(pins["pin"])
+session.logout()
+session.closeSession()
+"""  # noqa: S105 - a script; the PINs reach it on stdin
+
+
+def _init_token(
+    conf: Path, label: str, *, so_pin: str, user_pin: str, module: str = DEFAULT_SOFTHSM_MODULE
+) -> None:
+    """Initialise a free SoftHSM slot as token ``label`` with the SO PIN, then set the user PIN."""
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", _INIT_TOKEN, module, label],
+        input=json.dumps({"so_pin": so_pin, "pin": user_pin}),
+        env={**os.environ, "SOFTHSM2_CONF": str(conf)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        raise KeystoreError(
+            "TOKEN_INIT_FAILED",
+            "initialising the SoftHSM token failed",
+            "SoftHSM 令牌初始化失败",
+            details={"stderr": proc.stderr.strip()[-500:]},
+        )
+
+
 def init_softhsm_home(settings: Settings, label: str = TOKEN_LABEL) -> SoftHsmHome:
     """Create the home's SoftHSM config, random PINs (0600) and the token, unless already there."""
     home = settings.home_dir
@@ -78,23 +126,5 @@ def init_softhsm_home(settings: Settings, label: str = TOKEN_LABEL) -> SoftHsmHo
     so_pin = _ensure_pin(settings.effective_so_pin_source)
     if _token_exists(conf, label):
         return SoftHsmHome(conf=conf, token_dir=token_dir, created_token=False)
-    tool = shutil.which("softhsm2-util")
-    if tool is None:
-        raise KeystoreError("SOFTHSM_NOT_INSTALLED", "softhsm2-util is not installed", "未安装 softhsm2-util")
-    # softhsm2-util takes PINs only as arguments; the process is short-lived and local to the home's owner.
-    proc = subprocess.run(
-        [tool, "--init-token", "--free", "--label", label, "--pin", user_pin, "--so-pin", so_pin],
-        env={**os.environ, "SOFTHSM2_CONF": str(conf)},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    if proc.returncode != 0:
-        raise KeystoreError(
-            "TOKEN_INIT_FAILED",
-            "initialising the SoftHSM token failed",
-            "SoftHSM 令牌初始化失败",
-            details={"stderr": proc.stderr.strip()[-500:]},
-        )
+    _init_token(conf, label, so_pin=so_pin, user_pin=user_pin)
     return SoftHsmHome(conf=conf, token_dir=token_dir, created_token=True)

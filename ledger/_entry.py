@@ -25,7 +25,7 @@ import json
 import re
 import struct
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -92,6 +92,30 @@ REQUIRED: dict[EntryKind, tuple[str, ...]] = {
 
 # Fields that are personal data: refused in ``body``, accepted only through ``personal``.
 PERSONAL_FIELDS = frozenset({"applicant_name", "applicant_id_number", "id_number", "phone"})
+
+# Body fields that name a person (usernames, account ids, approvers) or carry free text (reasons, notes):
+# ``Ledger.append`` moves them into ``personal`` as salted commitments, so the entry, which receipts and the
+# public proofs show to anyone, holds hashes and public facts only (issue 21). A required field counts as
+# present when it is committed to in ``personal``. Entries logged before this kept them in ``body``; their
+# bytes never change. The placeholders "-" and "" stay in ``body``: "no approver" is a public fact.
+SALTED_BODY_FIELDS = frozenset({"operator", "approver", "actor", "requested_by", "reason", "note", "comment"})
+# Kinds where a field of that name holds a machine code, not free text: it stays in ``body``.
+PUBLIC_CODE_FIELDS: dict[EntryKind, frozenset[str]] = {
+    EntryKind.DOCUMENT_NUMBER_VOIDED: frozenset({"reason"})
+}
+
+
+def split_salted(kind: EntryKind, body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """(public body, fields to commit to) of a body about to be logged: see ``SALTED_BODY_FIELDS``."""
+    keep = PUBLIC_CODE_FIELDS.get(kind, frozenset())
+    public: dict[str, Any] = {}
+    salted: dict[str, str] = {}
+    for k, v in body.items():
+        if k in SALTED_BODY_FIELDS and k not in keep and isinstance(v, str) and v not in ("", "-"):
+            salted[k] = v
+        else:
+            public[k] = v
+    return public, salted
 
 
 @dataclass(frozen=True)
@@ -167,15 +191,17 @@ def _dumps(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def normalize_body(kind: EntryKind, body: Mapping[str, Any]) -> dict[str, Any]:
-    """Check the body for its kind and bring it to canonical form (certificate serials as decimal strings)."""
+def normalize_body(kind: EntryKind, body: Mapping[str, Any], committed: Iterable[str] = ()) -> dict[str, Any]:
+    """Check the body for its kind and bring it to canonical form (certificate serials as decimal strings).
+    ``committed``: fields present as commitments in ``personal`` (they satisfy the kind's requirements)."""
     raw = dict(body)
     serial = raw.get("cert_serial")
     if isinstance(serial, int) and not isinstance(serial, bool):
         # X.509 serials run to 160 bits: beyond what every JSON reader keeps exactly.
         raw["cert_serial"] = str(raw["cert_serial"])
     canon = _canon(raw, "body")
-    missing = [f for f in REQUIRED[kind] if canon.get(f) in (None, "")]
+    salted = set(committed)
+    missing = [f for f in REQUIRED[kind] if canon.get(f) in (None, "") and f not in salted]
     if missing:
         raise EntryError("LEDGER_ENTRY_INVALID", f"{kind.value} needs {', '.join(missing)}")
     leaked = sorted(PERSONAL_FIELDS & canon.keys())
@@ -214,7 +240,7 @@ def encode(
             raise EntryError("LEDGER_ENTRY_INVALID", f"personal field {k!r} must be a commitment")
     payload = {
         "at": format_time(at),
-        "body": normalize_body(kind, body),
+        "body": normalize_body(kind, body, personal.keys()),
         "kind": kind.value,
         "personal": dict(personal),
     }

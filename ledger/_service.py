@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Insert, Update, create_engine, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core.db import execute_and_commit
@@ -63,6 +64,12 @@ class LedgerEntry:
             idempotency_key=idempotency_key,
             encoded=encoded,
         )
+
+    @property
+    def names_people(self) -> bool:
+        """The body holds a person's name or free text in clear: an entry logged before those fields were
+        salted (issue 21). Such an entry is not shown to the public."""
+        return bool(_entry.split_salted(self.kind, self.body)[1])
 
 
 @dataclass(frozen=True)
@@ -182,11 +189,15 @@ class Ledger:
                 raise BadInput("LEDGER_IDEMPOTENCY_KEY_INVALID", "an idempotency key has 1..200 characters")
             try:
                 kind = EntryKind(fields.kind)
-                body = _entry.normalize_body(kind, fields.body)
+                public, salted = _entry.split_salted(kind, fields.body)
+                if salted.keys() & fields.personal.keys():
+                    raise _entry.EntryError("LEDGER_ENTRY_INVALID", "a field is both in body and personal")
+                personal = {**salted, **fields.personal}
+                body = _entry.normalize_body(kind, public, personal.keys())
                 _entry.format_time(fields.at)
             except (_entry.EntryError, ValueError) as exc:
                 raise BadInput("LEDGER_ENTRY_INVALID", str(exc), "台账条目无效") from exc
-            prepared.append((kind, fields, body, key))
+            prepared.append((kind, personal, fields, body, key))
 
         head_q = select(head_t.c.size, head_t.c.last_hash, head_t.c.range_blob).where(head_t.c.id == 1)
         if self._pg:
@@ -198,7 +209,7 @@ class Ledger:
             _merkle.CompactRange.from_bytes(head.size, head.range_blob),
         )
 
-        keys = [] if fresh else list({key for *_, key in prepared})
+        keys = [] if fresh else list({item[-1] for item in prepared})
         existing: dict[str, LedgerEntry] = {}
         for i in range(0, len(keys), 500):
             rows = session.execute(
@@ -214,7 +225,7 @@ class Ledger:
         entry_rows: list[dict[str, Any]] = []
         node_rows: list[dict[str, Any]] = []
         personal_rows: list[dict[str, Any]] = []
-        for kind, fields, body, key in prepared:
+        for kind, personal, fields, body, key in prepared:
             if key in existing:
                 if existing[key].kind is not kind:
                     raise Conflict(
@@ -225,7 +236,7 @@ class Ledger:
                 out.append(existing[key])
                 continue
             commitments = {}
-            for name, value in sorted(fields.personal.items()):
+            for name, value in sorted(personal.items()):
                 salt = os.urandom(SALT_BYTES)
                 try:
                     commitments[name] = _entry.commit_personal(salt, value)
@@ -319,6 +330,26 @@ class Ledger:
         with self.read_engine.connect() as c:
             rows = c.execute(select(personal_t).where(personal_t.c.entry_idx == index)).all()
         return {r.field: r.value for r in rows}
+
+    def opened(self, entries: Sequence[LedgerEntry]) -> list[dict[str, Any]]:
+        """Each entry's body with its committed fields opened from ``ledger_personal``: what the service's
+        own readers (the usage ledger, a decision's history) show to accounts allowed to see the people.
+        An erased or unreadable value (a SELECT-only auditor role without ``ledger_personal``) is left out;
+        entries logged before personal fields were salted already hold them in ``body``."""
+        clear: dict[int, dict[str, str]] = {}
+        wanted = sorted({e.index for e in entries if e.personal})
+        if wanted:
+            try:
+                with self.read_engine.connect() as c:
+                    for i in range(0, len(wanted), 500):
+                        q = select(personal_t.c.entry_idx, personal_t.c.field, personal_t.c.value).where(
+                            personal_t.c.entry_idx.in_(wanted[i : i + 500])
+                        )
+                        for r in c.execute(q):
+                            clear.setdefault(int(r.entry_idx), {})[r.field] = r.value
+            except DBAPIError:
+                clear = {}
+        return [{**e.body, **clear.get(e.index, {})} for e in entries]
 
     def erase_personal_data(self, session: Session, index: int) -> int:
         """Erase clear text and salt for an entry (the commitment stays; the chain is untouched)."""
@@ -635,9 +666,8 @@ class Ledger:
                 .order_by(entries_t.c.idx)
             ).all()
         out = []
-        for row in rows:
-            e = LedgerEntry.from_encoded(row.encoded, row.idempotency_key)
-            b = e.body
+        found = [LedgerEntry.from_encoded(row.encoded, row.idempotency_key) for row in rows]
+        for e, b in zip(found, self.opened(found), strict=True):
             out.append(
                 UsageRow(
                     index=e.index,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 
 import typer
 
@@ -29,4 +30,8 @@ for _name in _AREAS:
 
 
 def main() -> None:
+    # Everything the service writes in its home (database, token, keys, PINs, sealed documents) is the
+    # owner's alone, whatever umask the shell had: files 0600, directories 0700 (issue 21). Children
+    # (serve workers, softhsm2-util) inherit it.
+    os.umask(0o077)
     app()

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api._authz import Permission, Principal, require, services_of
 from api._journal import journal_after_change
+from api._limits import Code
 from api._views import jsonable
 from core.errors import BadInput
 from core.settings import Settings
@@ -26,42 +27,45 @@ AgreementAdmin = Annotated[Principal, Depends(require(Permission.AGREEMENTS_ADMI
 MAX_CATALOG_BYTES = 8 * 1024 * 1024
 
 
+Stage = Annotated[str, Field(min_length=1, max_length=32)]
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class OrganisationIn(_In):
     kind: Literal["county", "township", "department"]
-    code: str = Field(min_length=1, max_length=64, pattern=r"^[^\s/\\]+$")
+    code: Annotated[Code, Field(pattern=r"^[^\s/\\]+$")]
     name: str = Field(min_length=1, max_length=200)
-    county_code: str | None = Field(default=None, max_length=64)
+    county_code: Code | None = None
     service_centre: str | None = Field(default=None, max_length=64)
     township_seal_requires_approval: bool = False
 
 
 class PowersIn(_In):
-    matter_codes: list[str] | None = Field(default=None, max_length=5000)
-    stages: list[str] | None = Field(default=None, max_length=10)
+    matter_codes: list[Code] | None = Field(default=None, max_length=5000)
+    stages: list[Stage] | None = Field(default=None, max_length=10)
 
 
 class RevokePowersIn(_In):
-    matter_codes: list[str] = Field(min_length=1, max_length=5000)
+    matter_codes: list[Code] = Field(min_length=1, max_length=5000)
 
 
 class AgreementIn(_In):
-    department_code: str = Field(min_length=1, max_length=64)
-    township_code: str = Field(min_length=1, max_length=64)
+    department_code: Code
+    township_code: Code
     seal_number: int = Field(ge=1, le=99)
-    matter_codes: list[str] = Field(min_length=1, max_length=5000)
+    matter_codes: list[Code] = Field(min_length=1, max_length=5000)
     starts_at: datetime
     ends_at: datetime | None = None
-    stages: list[str] | None = Field(default=None, max_length=10)
+    stages: list[Stage] | None = Field(default=None, max_length=10)
     basis: str = Field(default="", max_length=2000)
 
 
 class AmendIn(_In):
-    matter_codes: list[str] | None = Field(default=None, max_length=5000)
-    stages: list[str] | None = Field(default=None, max_length=10)
+    matter_codes: list[Code] | None = Field(default=None, max_length=5000)
+    stages: list[Stage] | None = Field(default=None, max_length=10)
     ends_at: datetime | None = None
     basis: str | None = Field(default=None, max_length=2000)
     note: str = Field(default="", max_length=2000)

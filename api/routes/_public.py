@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from api._authz import Permission, public, require, services_of
-from core.errors import BadInput, NotFound, SealServiceError, Unavailable
+from core.errors import BadInput, NotFound, PermissionDenied, SealServiceError, Unavailable
 from core.settings import Settings
 
 CERT_TYPE = "application/pkix-cert"
@@ -82,10 +82,21 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/v1/public/proofs/{index}", dependencies=PUBLIC, response_class=Response)
     def proof(index: Annotated[int, Path(ge=0, le=MAX_INDEX)], request: Request) -> Response:
-        """Receipt for entry ``index`` (C2SP tlog-proof: the entry, its inclusion proof, the checkpoint)."""
+        """Receipt for entry ``index`` (C2SP tlog-proof: the entry, its inclusion proof, the checkpoint).
+
+        The entry's people and free text are salted commitments (docs/ledger-format.md, "Personal data"),
+        so the receipt shows hashes and public facts only. An entry logged before that holds them in clear
+        and is refused here (``LEDGER_ENTRY_NOT_PUBLIC``): its bytes cannot change without breaking the
+        chain; the issuing centre still hands its receipt out with the document."""
         ledger = services_of(request).need("ledger")
         if index < 0:
             raise BadInput("INDEX_INVALID", "index must be >= 0", "序号须为非负数")
+        if ledger.get(index).names_people:
+            raise PermissionDenied(
+                "LEDGER_ENTRY_NOT_PUBLIC",
+                "this entry predates salted personal fields; ask the issuing centre for its receipt",
+                "该条目早于个人信息加盐保护，不公开提供；请向出具单位索取回执",
+            )
         return Response(ledger.receipt(index).to_text(), media_type="text/plain; charset=utf-8")
 
     @router.get("/v1/public/consistency", dependencies=PUBLIC)

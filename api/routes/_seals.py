@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api._authz import Permission, Principal, require, services_of
 from api._journal import journal_after_change
+from api._limits import Code, check_cert_name
 from api._views import event_view, seal_view
 from core.settings import Settings
 
@@ -28,16 +29,16 @@ class _In(BaseModel):
 
 
 class SealIssueIn(_In):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200)  # checked against the certificate: check_cert_name
     kind: Literal["TOWNSHIP_APPROVAL", "DEPARTMENT_NO2"]
     township: str = Field(min_length=1, max_length=100)
-    township_code: str = Field(min_length=1, max_length=64)
+    township_code: Code
     custodian: str = Field(min_length=1, max_length=100)
     requested_by: str = Field(min_length=1, max_length=200)
     approved_by: str = Field(min_length=1, max_length=200)
     number: int | None = Field(default=None, ge=1, le=99)
     department: str | None = Field(default=None, max_length=200)
-    department_code: str | None = Field(default=None, max_length=64)
+    department_code: Code | None = None
     algorithm: Literal["EC_P256", "RSA_3072"] = "EC_P256"
     reason: str | None = Field(default=None, max_length=500)
     validity_days: int = Field(default=1826, ge=1, le=3660)
@@ -112,6 +113,12 @@ def router_for(settings: Settings) -> APIRouter:
         """Make a seal (刻制): key generated in the token, certificate from the county's issuing CA."""
         from keystore import KeyAlgorithm, SealKind
 
+        # The name, township and department go into the certificate's subject (CN, OU): refused here, with
+        # the limit, before a key is made (issue 21/22: a 22-character name was a 500).
+        check_cert_name(body.name, "name")
+        check_cert_name(body.township, "township")
+        if body.department:
+            check_cert_name(body.department, "department")
         registry = services_of(request).need("seal_registry")
         event = registry.issue_seal(
             name=body.name,
@@ -197,6 +204,8 @@ def router_for(settings: Settings) -> APIRouter:
         """Re-key or rename (变更): a new certificate; the old one is revoked as superseded."""
         from keystore import KeyAlgorithm
 
+        if body.new_name:
+            check_cert_name(body.new_name, "new_name")
         registry = services_of(request).need("seal_registry")
         _scoped_seal(registry, seal_id, principal)
         event = registry.change(

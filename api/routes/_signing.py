@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -11,10 +9,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, or_, select
 
 from api._authz import Permission, Principal, require, services_of
+from api._csv import write_dicts, write_rows
+from api._limits import Code
 from api._refusals import filed_under, foreign_refusal, is_foreign_refusal, of_organisation
 from api._signing import SigningRequestView, SigningWorkflow, Submission, feed
 from api._storage import SigningRequestRow
@@ -38,8 +38,8 @@ class _In(BaseModel):
 
 
 class SubmissionIn(_In):
-    seal_id: str = Field(min_length=1, max_length=64)
-    matter_code: str = Field(min_length=1, max_length=64)
+    seal_id: Code
+    matter_code: Code
     stage: str = Field(min_length=1, max_length=16)
     document_kind: str = Field(min_length=1, max_length=32)
     reason: str = Field(min_length=1, max_length=500)
@@ -47,9 +47,27 @@ class SubmissionIn(_In):
     applicant: str | None = Field(default=None, max_length=200)
 
 
+#: Template data (issue 21: a 5,000,000-character ``matter_name`` was rendered and sealed after 184 s):
+#: at most this many fields, each name a template placeholder's shape, each text this long.
+MAX_TEMPLATE_FIELDS = 64
+MAX_TEMPLATE_TEXT = 2000
+MAX_TEMPLATE_LIST = 100
+TemplateText = Annotated[str, Field(max_length=MAX_TEMPLATE_TEXT)]
+TemplateValue = TemplateText | int | float | list[TemplateText] | None
+TemplateKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z_][a-z0-9_]*$")]
+
+
 class TemplateSubmissionIn(SubmissionIn):
     template: str = Field(min_length=1, max_length=64)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[TemplateKey, TemplateValue] = Field(default_factory=dict, max_length=MAX_TEMPLATE_FIELDS)
+
+    @field_validator("data")
+    @classmethod
+    def _lists_bounded(cls, data: dict[str, Any]) -> dict[str, Any]:
+        for key, value in data.items():
+            if isinstance(value, list) and len(value) > MAX_TEMPLATE_LIST:
+                raise ValueError(f"{key}: at most {MAX_TEMPLATE_LIST} items")
+        return data
 
 
 class CommentIn(_In):
@@ -84,8 +102,8 @@ def router_for(settings: Settings) -> APIRouter:
         request: Request,
         principal: Submitter,
         file: Annotated[UploadFile, File(description="the PDF to seal")],
-        seal_id: Annotated[str, Form(min_length=1, max_length=64)],
-        matter_code: Annotated[str, Form(min_length=1, max_length=64)],
+        seal_id: Annotated[Code, Form()],
+        matter_code: Annotated[Code, Form()],
         stage: Annotated[str, Form(min_length=1, max_length=16)],
         document_kind: Annotated[str, Form(min_length=1, max_length=32)],
         reason: Annotated[str, Form(min_length=1, max_length=500)],
@@ -273,13 +291,12 @@ def router_for(settings: Settings) -> APIRouter:
         accept = request.headers.get("accept", "")
         if format == "pdf" or (format is None and "application/pdf" in accept and "text/csv" not in accept):
             return _monthly_pdf(request, month, counts, department_code, township_code)
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["month", "township_code", "department_code", "matter_code", "status", "count"])
-        for (town, dept, matter, status), n in sorted(counts.items()):
-            writer.writerow([month, town, dept, matter, status, n])
+        text = write_rows(
+            ["month", "township_code", "department_code", "matter_code", "status", "count"],
+            ([month, *key, n] for key, n in sorted(counts.items())),
+        )
         return Response(
-            "\ufeff" + out.getvalue(),
+            "\ufeff" + text,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="report-{month}.csv"'},
         )
@@ -418,11 +435,6 @@ def router_for(settings: Settings) -> APIRouter:
         seal = services.need("seal_registry").get(seal_id)
         principal.ensure_scope(township_code=seal.township_code, department_code=seal.department_code)
         rows = [jsonable(r) for r in services.need("ledger").usage(seal_id, month)]
-        out = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(out, fieldnames=list(rows[0].keys()))
-            writer.writeheader()
-            writer.writerows(rows)
-        return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8")
+        return Response("\ufeff" + write_dicts(rows), media_type="text/csv; charset=utf-8")
 
     return router

@@ -148,13 +148,28 @@ def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 def ledger_bodies(url: str) -> list[tuple[int, str, str, dict[str, Any]]]:
-    """(index, kind, ledger idempotency key, body) of every entry, decoded from its stored bytes."""
+    """(index, kind, ledger idempotency key, body) of every entry, decoded from its stored bytes.
+
+    People and free text are salted commitments in the entry (issue 21): a clear value from
+    ``ledger_personal`` is put back into the body only when it opens the entry's commitment, so a
+    rewritten clear value is not trusted."""
+    from ledger import commit_personal
+
+    opened: dict[tuple[int, str], tuple[bytes, str]] = {
+        (int(i), f): (bytes(salt), v)
+        for i, f, salt, v in _rows(url, "SELECT entry_idx, field, salt, value FROM ledger_personal")
+    }
     out = []
     for idx, kind, key, encoded in _rows(
         url, "SELECT idx, kind, idempotency_key, encoded FROM ledger_entries ORDER BY idx"
     ):
         payload = json.loads(bytes(encoded)[41:].decode("utf-8"))
-        out.append((idx, kind, key, payload["body"]))
+        body = dict(payload["body"])
+        for field, commitment in payload["personal"].items():
+            clear = opened.get((int(idx), field))
+            if clear is not None and commit_personal(clear[0], clear[1]) == commitment:
+                body.setdefault(field, clear[1])
+        out.append((idx, kind, key, body))
     return out
 
 

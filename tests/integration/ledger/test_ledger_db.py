@@ -124,12 +124,17 @@ def test_personal_data_is_erasable_without_breaking_the_chain(
         ledger.append(s, make_fields(1), "q")
     assert "张三" not in e.encoded.decode("utf-8", "replace")
     clear = ledger.personal_data(0)
-    assert clear == {"applicant_name": "张三", "applicant_id_number": "360732199001011234"}
+    # The applicant's data, and (issue 21) the people and the free-text reason of the body.
+    assert clear == {
+        "applicant_name": "张三",
+        "applicant_id_number": "360732199001011234",
+        **{k: e_body for k, e_body in make_fields(0).body.items() if k in ("operator", "approver", "reason")},
+    }
     with engine.connect() as c:
         salt = c.execute(text("SELECT salt FROM ledger_personal WHERE field='applicant_name'")).scalar_one()
     assert e.personal["applicant_name"] == _entry.commit_personal(bytes(salt), "张三")
     with transaction(engine) as s:
-        assert ledger.erase_personal_data(s, 0) == 2
+        assert ledger.erase_personal_data(s, 0) == len(clear)
     assert ledger.personal_data(0) == {}
     assert ledger.audit().ok
 
@@ -202,7 +207,7 @@ def test_index_past_the_end(filled_ledger: Ledger) -> None:
 
 def test_changed_row_payload(filled_ledger: Ledger, engine: Engine) -> None:
     with behind_the_back(engine) as c:
-        enc = bytes(_row(c, 7).encoded).replace(b"clerk-li", b"clerk-xx")
+        enc = bytes(_row(c, 7).encoded).replace(b"APPROVAL_FORM", b"APPROVAL_FORX")
         c.execute(text("UPDATE ledger_entries SET encoded = :e WHERE idx = 7"), {"e": enc})
     report = filled_ledger.audit()
     assert not report.ok and report.first_bad_index == 7
@@ -213,7 +218,7 @@ def test_changed_row_payload(filled_ledger: Ledger, engine: Engine) -> None:
 
 def test_changed_row_with_its_hash_recomputed(filled_ledger: Ledger, engine: Engine) -> None:
     with behind_the_back(engine) as c:
-        enc = bytes(_row(c, 12).encoded).replace(b"clerk-li", b"clerk-xx")
+        enc = bytes(_row(c, 12).encoded).replace(b"APPROVAL_FORM", b"APPROVAL_FORX")
         c.execute(
             text("UPDATE ledger_entries SET encoded = :e, entry_hash = :h WHERE idx = 12"),
             {"e": enc, "h": _merkle.leaf_hash(enc)},
@@ -225,7 +230,7 @@ def test_changed_row_with_its_hash_recomputed(filled_ledger: Ledger, engine: Eng
 
 def test_changed_last_row_rehashed(filled_ledger: Ledger, engine: Engine) -> None:
     with behind_the_back(engine) as c:
-        enc = bytes(_row(c, 19).encoded).replace(b"clerk-li", b"clerk-xx")
+        enc = bytes(_row(c, 19).encoded).replace(b"APPROVAL_FORM", b"APPROVAL_FORX")
         c.execute(
             text("UPDATE ledger_entries SET encoded = :e, entry_hash = :h WHERE idx = 19"),
             {"e": enc, "h": _merkle.leaf_hash(enc)},
