@@ -643,9 +643,20 @@ def _check_signature(
         w.add("CERT_REVOKED_NO_POE", detail=f"revoked {verdict.revoked_at}")
     elif verdict.status == "revoked_after":
         w.add("CERT_REVOKED_AFTER_SIGNING", detail=f"revoked {verdict.revoked_at}")
+    elif verdict.status == "held_before":
+        w.add("CERT_ON_HOLD", detail=f"on hold since {verdict.revoked_at}")
+    elif verdict.status == "held_no_poe":
+        w.add("CERT_ON_HOLD_NO_POE", detail=f"on hold since {verdict.revoked_at}")
+    elif verdict.status == "held_after":
+        w.add("CERT_ON_HOLD_AFTER_SIGNING", detail=f"on hold since {verdict.revoked_at}")
     elif verdict.status == "unknown":
-        w.add("REVOCATION_UNKNOWN")
-    if not status.trusted and verdict.status not in ("revoked_before", "revoked_no_poe"):
+        w.add("REVOCATION_UNKNOWN", detail=verdict.detail)
+    if not status.trusted and verdict.status not in (
+        "revoked_before",
+        "revoked_no_poe",
+        "held_before",
+        "held_no_poe",
+    ):
         w.add("SIGNER_UNTRUSTED", detail=str(status.trust_problem_indic))
 
 
@@ -733,10 +744,14 @@ def _run_checks(
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=True)
         revisions = reader.xrefs.total_revisions
+    except MemoryError:
+        raise  # the sandbox answers VERIFY_RESOURCE_LIMIT; never "unreadable" for what ran out of memory
     except Exception as exc:  # noqa: BLE001 - any parser failure on hostile bytes is "unreadable"
         try:  # is it a PDF at all? A lenient parse tells "broken xref" from "not a PDF"
             lenient = PdfFileReader(io.BytesIO(data), strict=False)
             _ = lenient.xrefs.total_revisions
+        except MemoryError:
+            raise
         except Exception as exc2:  # noqa: BLE001
             return unreadable_report(len(data), now, "PDF_UNREADABLE", f"{type(exc2).__name__}: {exc2}", sha)
         doc_reasons.append(reason("XREF_INVALID", detail=f"strict reader: {type(exc).__name__}: {exc}"))
