@@ -3,6 +3,12 @@
 Secrets are never stored: a bearer token is kept as its SHA-256, a password as an argon2id hash, a session
 cookie as its SHA-256. Every credential check takes the account's current state (disabled accounts fail
 even with a valid token).
+
+Separation of duties (issue 21, docs/security.md): an account belongs to a person (``person_id``; accounts
+of one person share it, and the approval rule compares people, not accounts). A password reset, a password
+change and disabling an account end every session and token of the account for good (re-enabling revives
+none); a reset also forces a change at the next login. Every administration act is logged in the ledger
+with its actor (:func:`record_account_change`), in the transaction that makes it.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -33,6 +40,22 @@ class Role(StrEnum):
     TOWNSHIP_PRINCIPAL = "TOWNSHIP_PRINCIPAL"  # approver (批准人 / 首席代表)
     SEAL_CUSTODIAN = "SEAL_CUSTODIAN"  # keeps the seal
     AUDITOR = "AUDITOR"  # discipline inspector / auditor: reads the ledger
+
+
+class AccountChange(StrEnum):
+    """What an ``ACCOUNT_CHANGED`` ledger entry records."""
+
+    CREATED = "CREATED"
+    ROLE_CHANGED = "ROLE_CHANGED"
+    ORGANISATION_CHANGED = "ORGANISATION_CHANGED"
+    PERSON_LINKED = "PERSON_LINKED"  # the account now belongs to the person of another account
+    # By an administrator: the person must change it at the next login.
+    PASSWORD_RESET = "PASSWORD_RESET"  # noqa: S105 - a change's name
+    PASSWORD_CHANGED = "PASSWORD_CHANGED"  # noqa: S105 - by the person
+    DISABLED = "DISABLED"
+    ENABLED = "ENABLED"
+    TOKEN_ISSUED = "TOKEN_ISSUED"  # noqa: S105 - a change's name
+    TOKEN_REVOKED = "TOKEN_REVOKED"  # noqa: S105 - a change's name
 
 
 class OrgKind(StrEnum):
@@ -77,6 +100,8 @@ class Account:
     has_password: bool
     created_at: datetime
     created_by: str
+    person_id: str = ""
+    must_change_password: bool = False
 
     @classmethod
     def from_row(cls, row: AccountRow) -> Account:
@@ -91,6 +116,8 @@ class Account:
             has_password=row.password_hash is not None,
             created_at=aware(row.created_at),
             created_by=row.created_by,
+            person_id=row.person_id,
+            must_change_password=bool(row.must_change_password),
         )
 
 
@@ -158,8 +185,13 @@ def create_account(
     service_centre: str | None = None,
     password: str | None = None,
     created_by: str,
+    same_person_as: str | None = None,
+    must_change_password: bool = False,
     now: datetime | None = None,
 ) -> Account:
+    """A new account. ``same_person_as`` names (by id) an account of the same person: the new account
+    shares its ``person_id`` (one person's clerk and principal accounts); otherwise it is a new person.
+    ``must_change_password``: the password was set by someone else (an administrator)."""
     now = now or utcnow()
     try:
         role = Role(role)
@@ -190,8 +222,10 @@ def create_account(
         raise BadInput("DISPLAY_NAME_INVALID", "display name is empty or too long", "姓名为空或过长")
     if session.scalar(select(AccountRow.account_id).where(AccountRow.username == username)):
         raise Conflict("USERNAME_TAKEN", f"username {username} is taken", f"用户名 {username} 已存在")
+    account_id = str(uuid.uuid4())
+    person_id = _person_of(session, same_person_as) if same_person_as is not None else account_id
     row = AccountRow(
-        account_id=str(uuid.uuid4()),
+        account_id=account_id,
         username=username,
         display_name=display_name.strip(),
         role=role.value,
@@ -202,6 +236,8 @@ def create_account(
         created_at=now,
         created_by=created_by,
         updated_at=now,
+        person_id=person_id,
+        must_change_password=must_change_password and password is not None,
     )
     session.add(row)
     session.flush()
@@ -213,6 +249,104 @@ def _row(session: Session, account_id: str) -> AccountRow:
     if row is None:
         raise NotFound("ACCOUNT_NOT_FOUND", "no such account", "账号不存在")
     return row
+
+
+def _person_of(session: Session, account_id: str) -> str:
+    row = session.get(AccountRow, account_id)
+    if row is None:
+        raise NotFound(
+            "SAME_PERSON_ACCOUNT_NOT_FOUND", "same_person_as names no account", "所指同一人账号不存在"
+        )
+    return row.person_id
+
+
+def link_person(
+    session: Session, account_id: str, same_person_as: str, *, now: datetime | None = None
+) -> Account:
+    """Bind an account to the person of another account (two accounts of one person found afterwards)."""
+    row = _row(session, account_id)
+    row.person_id = _person_of(session, same_person_as)
+    row.updated_at = now or utcnow()
+    session.flush()
+    return Account.from_row(row)
+
+
+def change_role(
+    session: Session,
+    account_id: str,
+    *,
+    role: Role | str,
+    org_code: str,
+    service_centre: str | None,
+    now: datetime | None = None,
+) -> Account:
+    """Move an account to another role and/or organisation (the caller checked the organisation exists)."""
+    try:
+        role = Role(role)
+    except ValueError:
+        raise BadInput("ROLE_UNKNOWN", f"unknown role {role!r}", f"未知角色 {role!r}") from None
+    if not _CODE.match(org_code):
+        raise BadInput("ORG_CODE_INVALID", "organisation code is malformed", "机构代码格式错误")
+    if service_centre is not None and not _CODE.match(service_centre):
+        raise BadInput("SERVICE_CENTRE_INVALID", "service centre code is malformed", "服务中心代码格式错误")
+    if role in WINDOW_ROLES and not service_centre:
+        raise BadInput(
+            "SERVICE_CENTRE_REQUIRED",
+            f"a {role.value} account must be bound to a service centre",
+            "窗口人员账号须绑定便民服务中心",
+        )
+    row = _row(session, account_id)
+    row.role = role.value
+    row.org_code = org_code
+    row.service_centre = service_centre if role in WINDOW_ROLES else None
+    row.updated_at = now or utcnow()
+    session.flush()
+    return Account.from_row(row)
+
+
+def end_credentials(session: Session, account_id: str, *, now: datetime | None = None) -> None:
+    """Revoke every console session and API token of an account, for good (nothing un-revokes them)."""
+    now = now or utcnow()
+    session.execute(
+        update(SessionRow)
+        .where(SessionRow.account_id == account_id, SessionRow.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    session.execute(
+        update(TokenRow)
+        .where(TokenRow.account_id == account_id, TokenRow.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+def record_account_change(
+    session: Session,
+    ledger: Any,
+    account: Account,
+    change: AccountChange,
+    *,
+    actor: str,
+    via: str,
+    details: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Any:
+    """Log one account-administration act in the ledger, in the caller's transaction (so the act and its
+    entry commit together). The account's id and username are salted commitments (``personal``), like the
+    other personal data; the body holds what changed, who did it (``actor``) and through what (``via``)."""
+    from ledger import EntryFields, EntryKind
+
+    body: dict[str, Any] = {"change": change.value, "actor": actor, "via": via}
+    body.update(details or {})
+    return ledger.append(
+        session,
+        EntryFields(
+            kind=EntryKind.ACCOUNT_CHANGED,
+            at=now or utcnow(),
+            body=body,
+            personal={"account_id": account.account_id, "username": account.username},
+        ),
+        f"account:{change.value.lower()}:{uuid.uuid4()}",
+    )
 
 
 def get_account(session: Session, account_id: str) -> Account:
@@ -240,17 +374,14 @@ def list_accounts(
 def set_disabled(
     session: Session, account_id: str, disabled: bool, *, now: datetime | None = None
 ) -> Account:
-    """Disable (or re-enable) an account; disabling also ends its console sessions."""
+    """Disable (or re-enable) an account; disabling ends its sessions and tokens for good, so re-enabling
+    revives none of them (the person logs in again and makes new tokens)."""
     now = now or utcnow()
     row = _row(session, account_id)
     row.disabled = disabled
     row.updated_at = now
     if disabled:
-        session.execute(
-            update(SessionRow)
-            .where(SessionRow.account_id == account_id, SessionRow.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+        end_credentials(session, account_id, now=now)
     session.flush()
     return Account.from_row(row)
 
@@ -267,17 +398,18 @@ def _hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def set_password(session: Session, account_id: str, password: str, *, now: datetime | None = None) -> None:
+def set_password(
+    session: Session, account_id: str, password: str, *, reset: bool = False, now: datetime | None = None
+) -> None:
+    """A new password. ``reset``: set by someone else (an administrator), so the person must change it at
+    the next login; the person's own change clears that. Either ends every session and token of the
+    account: whoever held the old password (or a token made with it) holds nothing now."""
     now = now or utcnow()
     row = _row(session, account_id)
     row.password_hash = _hash_password(password)
+    row.must_change_password = reset
     row.updated_at = now
-    # A new password ends every console session that the old one opened.
-    session.execute(
-        update(SessionRow)
-        .where(SessionRow.account_id == account_id, SessionRow.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    end_credentials(session, account_id, now=now)
     session.flush()
 
 
@@ -303,6 +435,14 @@ def check_password(session: Session, username: str, password: str) -> Account:
     return Account.from_row(row)
 
 
+def password_change_required() -> PermissionDenied:
+    return PermissionDenied(
+        "PASSWORD_CHANGE_REQUIRED",
+        "the password was reset by an administrator: change it first (POST /v1/me/password)",
+        "密码已由管理员重置，请先修改密码",
+    )
+
+
 # --- bearer tokens ------------------------------------------------------------------------------------------
 
 
@@ -326,6 +466,8 @@ def issue_token(
     account = _row(session, account_id)
     if account.disabled:
         raise PermissionDenied("ACCOUNT_DISABLED", "this account is disabled", "该账号已停用")
+    if account.must_change_password:
+        raise password_change_required()
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = TokenRow(
         token_id=str(uuid.uuid4()),
@@ -379,12 +521,12 @@ def authenticate_token(session: Session, secret: str, *, now: datetime | None = 
     if found is None:
         raise Unauthenticated("TOKEN_INVALID", "unknown API token", "无效的访问令牌")
     row, account = found
+    if account.disabled:  # said first: disabling also revoked the token, but this is what the holder needs
+        raise PermissionDenied("ACCOUNT_DISABLED", "this account is disabled", "该账号已停用")
     if row.revoked_at is not None:
         raise Unauthenticated("TOKEN_REVOKED", "this API token was revoked", "访问令牌已吊销")
     if aware(row.expires_at) <= now:
         raise Unauthenticated("TOKEN_EXPIRED", "this API token has expired", "访问令牌已过期")
-    if account.disabled:
-        raise PermissionDenied("ACCOUNT_DISABLED", "this account is disabled", "该账号已停用")
     if row.last_used_at is None or aware(row.last_used_at) + LAST_USED_GRANULARITY <= now:
         row.last_used_at = now
     return Account.from_row(account)

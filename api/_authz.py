@@ -26,7 +26,15 @@ from typing import Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api._accounts import Account, OrgKind, Role, authenticate_token, csrf_matches, resolve_session
+from api._accounts import (
+    Account,
+    OrgKind,
+    Role,
+    authenticate_token,
+    csrf_matches,
+    password_change_required,
+    resolve_session,
+)
 from api._errors import RateLimited, Unauthenticated
 from api._services import Services
 from core.db import transaction
@@ -61,6 +69,7 @@ class Permission(StrEnum):
     ATTEST = "ATTEST"  # county attestation for out-of-county recognition
     REPORTS_READ = "REPORTS_READ"
     SUPERVISION_READ = "SUPERVISION_READ"
+    SUPERVISION_ADMIN = "SUPERVISION_ADMIN"  # register / remove the supervision feed's webhooks
 
 
 P = Permission
@@ -81,6 +90,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.SIGNING_READ,
             P.REPORTS_READ,
             P.SUPERVISION_READ,
+            P.SUPERVISION_ADMIN,
         }
     ),
     Role.DEPARTMENT_OFFICER: frozenset(
@@ -94,6 +104,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.ATTEST,
             P.REPORTS_READ,
             P.SUPERVISION_READ,
+            P.SUPERVISION_ADMIN,
         }
     ),
     Role.TOWNSHIP_CLERK: frozenset({P.SELF, P.SEALS_READ, P.POLICY_READ, P.SIGNING_SUBMIT, P.SIGNING_READ}),
@@ -262,6 +273,8 @@ def require(*permissions: Permission) -> Callable[[Request], Principal]:
         # itself (and falls back to the console session).
         principal = authenticate(request)
         request.state.account_id = principal.account.account_id
+        if principal.account.must_change_password and not password_change_allows(needed, request):
+            raise password_change_required()
         if not needed <= ROLE_PERMISSIONS.get(principal.role, frozenset()):
             raise PermissionDenied(
                 "ROLE_FORBIDDEN",
@@ -276,6 +289,18 @@ def require(*permissions: Permission) -> Callable[[Request], Principal]:
     dependency._yizhang_access = ("require", needed)  # type: ignore[attr-defined]
     dependency.__name__ = "require_" + "_".join(sorted(p.value.lower() for p in needed))
     return dependency
+
+
+#: What an account whose password an administrator reset may still do: read itself and change the password.
+PASSWORD_CHANGE_PATH = "/v1/me/password"  # noqa: S105 - a path
+
+
+def password_change_allows(needed: frozenset[Permission], request: Request) -> bool:
+    """Whether a request is open to an account that must change its password first (issue 21: whoever
+    reset it learnt it; until the person changes it, it opens nothing but the change itself)."""
+    if needed != {Permission.SELF}:
+        return False
+    return request.method not in UNSAFE_METHODS or request.url.path == PASSWORD_CHANGE_PATH
 
 
 def public(*, rate_limited: bool = False) -> Callable[[Request], None]:

@@ -24,6 +24,8 @@ class AccountOut(BaseModel):
     has_password: bool
     created_at: datetime
     created_by: str
+    person_id: str = Field(description="the person behind the account; one person's accounts share it")
+    must_change_password: bool = Field(description="reset by an administrator: change it first")
 
     @classmethod
     def of(cls, a: Account) -> AccountOut:
@@ -36,12 +38,25 @@ class AccountIn(_In):
     role: Role
     org_code: str = Field(min_length=1, max_length=64)
     service_centre: str | None = Field(default=None, max_length=64)
-    password: str | None = Field(default=None, min_length=1, max_length=1024)
+    password: str | None = Field(
+        default=None, min_length=1, max_length=1024, description="initial; the person must change it"
+    )
+    same_person_as: str | None = Field(
+        default=None,
+        max_length=64,
+        description="id of an account of the same person (e.g. the clerk account of a new principal account)",
+    )
 
 
 class AccountPatch(_In):
     disabled: bool | None = None
-    password: str | None = Field(default=None, min_length=1, max_length=1024)
+    password: str | None = Field(
+        default=None, min_length=1, max_length=1024, description="a reset: the person must change it"
+    )
+    role: Role | None = None
+    org_code: str | None = Field(default=None, min_length=1, max_length=64)
+    service_centre: str | None = Field(default=None, max_length=64)
+    same_person_as: str | None = Field(default=None, max_length=64)
 
 
 class TokenOut(BaseModel):

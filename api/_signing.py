@@ -161,6 +161,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _same_person(s: Session, account_id: str, other: Account) -> bool:
+    """Whether an account belongs to the same person as ``other`` (issue 21: two accounts, one person)."""
+    return bool(other.person_id) and get_account(s, account_id).person_id == other.person_id
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -195,6 +200,7 @@ class SigningWorkflow:
             role=PolicyRole(_POLICY_ROLE[account.role]),
             org_code=account.org_code,
             service_centre=account.service_centre,
+            person_id=account.person_id or None,
         )
 
     def _seal_facts(self, seal: Any) -> Any:
@@ -499,7 +505,9 @@ class SigningWorkflow:
             row = self._load(s, principal, request_id)
             if row.status != Status.PENDING_APPROVAL:
                 raise Conflict("NOT_PENDING", f"the request is {row.status}", "该申请不在待审批状态")
-            if row.submitted_by == principal.account.account_id:
+            if row.submitted_by == principal.account.account_id or _same_person(
+                s, row.submitted_by, principal.account
+            ):
                 raise PermissionDenied(
                     "SELF_APPROVAL", "one cannot decide one's own request", "不得审批本人的申请"
                 )

@@ -56,6 +56,7 @@ class EntryKind(enum.StrEnum):
     AGREEMENT_CHANGED = "AGREEMENT_CHANGED"
     POWERS_CHANGED = "POWERS_CHANGED"
     DECISION_STATUS_CHANGED = "DECISION_STATUS_CHANGED"
+    ACCOUNT_CHANGED = "ACCOUNT_CHANGED"  # an account-administration act (api._accounts.AccountChange)
 
 
 class DecisionStatus(enum.StrEnum):
@@ -88,6 +89,8 @@ REQUIRED: dict[EntryKind, tuple[str, ...]] = {
     EntryKind.AGREEMENT_CHANGED: ("agreement_id", "change", "actor"),
     EntryKind.POWERS_CHANGED: ("township_code", "change", "actor"),
     EntryKind.DECISION_STATUS_CHANGED: ("document_number", "status", "reason", "actor"),
+    # The account itself (id, username) is committed to in ``personal``; the body says what changed.
+    EntryKind.ACCOUNT_CHANGED: ("change", "actor", "via"),
 }
 
 # Fields that are personal data: refused in ``body``, accepted only through ``personal``.

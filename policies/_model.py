@@ -276,6 +276,9 @@ class Actor:
     role: Role
     org_code: str
     service_centre: str | None = None  # where the actor is working now
+    # The natural person behind the account: one person's clerk and principal accounts share it, and the
+    # approval rule compares people (issue 21). None: only the account is known (compared by user_id).
+    person_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,7 +133,7 @@ def _ensure_seals(registry: Any) -> dict[str, Any]:
 
 def _ensure_accounts(services: Any, home: Path) -> dict[str, str]:
     """One account per role; passwords are random and written once to a 0600 file in the home."""
-    from api._accounts import create_account, get_account_by_username
+    from api._accounts import AccountChange, create_account, get_account_by_username, record_account_change
     from core.db import transaction
 
     people = [
@@ -158,7 +158,7 @@ def _ensure_accounts(services: Any, home: Path) -> dict[str, str]:
             except NotFound:
                 pass
             password = secrets.token_urlsafe(12)
-            create_account(
+            account = create_account(
                 s,
                 username=username,
                 display_name=username,
@@ -167,6 +167,15 @@ def _ensure_accounts(services: Any, home: Path) -> dict[str, str]:
                 service_centre=centre,
                 password=password,
                 created_by=ACTOR,
+            )
+            record_account_change(
+                s,
+                services.need("ledger"),
+                account,
+                AccountChange.CREATED,
+                actor=ACTOR,
+                via="cli",
+                details={"role": role, "org_code": org, "linked_to_existing_person": False},
             )
             creds[username] = password
     creds_path.parent.mkdir(parents=True, exist_ok=True)

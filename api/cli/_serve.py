@@ -16,6 +16,23 @@ from api.cli._common import HomeOpt, JsonOpt, cli_errors, emit, settings_for
 account_app = typer.Typer(help="service accounts: create, token, disable, list", no_args_is_help=True)
 
 
+def _cli_actor() -> str:
+    """Who acted at the shell, for the ledger entry: the operating-system user (trusted with the home)."""
+    import getpass
+
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for the uid (containers)
+        return f"cli:uid-{os.getuid()}"
+
+
+def _ledger(settings: object, engine: object) -> object:
+    """The ledger as a writer of entries (checkpoints are signed by the service or `yizhang ledger`)."""
+    from ledger import Ledger, origin_for
+
+    return Ledger(engine, None, origin=origin_for(settings))  # type: ignore[arg-type]
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.add_typer(account_app, name="account")
@@ -79,11 +96,18 @@ def account_create(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="read a password from stdin")
     ] = False,
+    same_person_as: Annotated[
+        str | None, typer.Option(help="username of an account of the same person (clerk + principal)")
+    ] = None,
+    must_change_password: Annotated[
+        bool,
+        typer.Option("--must-change-password", help="the password is a temporary one for someone else"),
+    ] = False,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create an account (the first county administrator is made this way)."""
-    from api._accounts import create_account
+    """Create an account (the first county administrator is made this way); logged in the ledger."""
+    from api._accounts import AccountChange, create_account, get_account_by_username, record_account_change
     from core.db import make_engine, transaction
 
     with cli_errors(as_json):
@@ -92,6 +116,7 @@ def account_create(
         engine = make_engine(settings.effective_database_url)
         try:
             with transaction(engine) as s:
+                person_of = get_account_by_username(s, same_person_as).account_id if same_person_as else None
                 account = create_account(
                     s,
                     username=username,
@@ -101,6 +126,21 @@ def account_create(
                     service_centre=service_centre,
                     password=password,
                     created_by="cli",
+                    same_person_as=person_of,
+                    must_change_password=must_change_password,
+                )
+                record_account_change(
+                    s,
+                    _ledger(settings, engine),
+                    account,
+                    AccountChange.CREATED,
+                    actor=_cli_actor(),
+                    via="cli",
+                    details={
+                        "role": account.role.value,
+                        "org_code": account.org_code,
+                        "linked_to_existing_person": person_of is not None,
+                    },
                 )
         finally:
             engine.dispose()
@@ -115,8 +155,12 @@ def account_token(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Issue a bearer token; the secret is printed once and never stored."""
-    from api._accounts import get_account_by_username, issue_token
+    """Issue a bearer token for an account; the secret is printed once and never stored.
+
+    Whoever runs this holds a credential of that account: the shell operator is trusted with the home (and
+    so with the database), but the act is said on stderr and logged in the ledger (TOKEN_ISSUED, via cli,
+    with the operating-system user). Through the API nobody mints a token for another person's account."""
+    from api._accounts import AccountChange, get_account_by_username, issue_token, record_account_change
     from core.db import make_engine, transaction
 
     with cli_errors(as_json):
@@ -126,6 +170,22 @@ def account_token(
             with transaction(engine) as s:
                 account = get_account_by_username(s, username)
                 issued = issue_token(s, account.account_id, name=name, ttl=timedelta(days=ttl_days))
+                actor = _cli_actor()
+                record_account_change(
+                    s,
+                    _ledger(settings, engine),
+                    account,
+                    AccountChange.TOKEN_ISSUED,
+                    actor=actor,
+                    via="cli",
+                    details={"token_id": issued.token.token_id},
+                )
+            typer.echo(
+                f"note: this token acts as account {username} ({account.role.value}); whoever holds it "
+                "acts as that person. Give it only to its owner. "
+                f"Logged in the ledger as TOKEN_ISSUED by {actor}.",
+                err=True,
+            )
         finally:
             engine.dispose()
         emit(
@@ -145,8 +205,9 @@ def account_disable(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Disable (or re-enable) an account; its tokens stop working at once."""
-    from api._accounts import get_account_by_username, set_disabled
+    """Disable (or re-enable) an account; disabling revokes its sessions and tokens for good (re-enabling
+    revives none). Logged in the ledger."""
+    from api._accounts import AccountChange, get_account_by_username, record_account_change, set_disabled
     from core.db import make_engine, transaction
 
     with cli_errors(as_json):
@@ -155,6 +216,14 @@ def account_disable(
         try:
             with transaction(engine) as s:
                 account = set_disabled(s, get_account_by_username(s, username).account_id, not enable)
+                record_account_change(
+                    s,
+                    _ledger(settings, engine),
+                    account,
+                    AccountChange.ENABLED if enable else AccountChange.DISABLED,
+                    actor=_cli_actor(),
+                    via="cli",
+                )
         finally:
             engine.dispose()
         emit(account, as_json)

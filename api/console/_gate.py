@@ -71,6 +71,10 @@ def console_gate(
                 return Gate(None, refusal=refuse(request, 403, message, "CSRF_FAILED"))
         principal = Principal(console.account, "session")
         request.state.account_id = console.account.account_id
+        if console.account.must_change_password and needed != {Permission.SELF}:
+            # as api._authz.require: a reset password opens nothing until the person changes it
+            message = "密码已由管理员重置，请先修改密码（POST /v1/me/password）后重新登录。"
+            return Gate(None, refusal=refuse(request, 403, message, "PASSWORD_CHANGE_REQUIRED"))
         if not needed <= ROLE_PERMISSIONS.get(principal.role, frozenset()):
             # the API's code for the same refusal (api._authz.require)
             return Gate(None, refusal=refuse(request, 403, "当前角色无权访问此页面。", "ROLE_FORBIDDEN"))

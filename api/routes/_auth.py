@@ -1,20 +1,26 @@
-"""Console login/logout and the caller's own account and tokens."""
+"""Console login/logout and the caller's own account and tokens.
+
+A person changes their own password and makes and revokes their own tokens here; each act is a ledger entry
+(``ACCOUNT_CHANGED``). A password change ends every session and token of the account, this one included.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from api._accounts import (
     SESSION_TTL,
+    AccountChange,
     check_password,
     close_session,
     get_account,
     issue_token,
     list_tokens,
     open_session,
+    record_account_change,
     resolve_session,
     revoke_token,
     set_password,
@@ -67,9 +73,14 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.post("/me/password", status_code=204)
     def change_password(body: PasswordIn, principal: Me, request: Request) -> None:
-        with transaction(services_of(request).sessions) as s:
+        """The person's own change (also the one a reset asks for): every session and token of the account
+        ends, so the caller logs in again with the new password and makes new tokens."""
+        services = services_of(request)
+        ledger = services.need("ledger")
+        with transaction(services.sessions) as s:
             check_password(s, principal.account.username, body.current_password)
             set_password(s, principal.account.account_id, body.new_password)
+            _record(s, ledger, principal, AccountChange.PASSWORD_CHANGED)
 
     @router.get("/me/tokens")
     def my_tokens(principal: Me, request: Request) -> list[TokenOut]:
@@ -78,19 +89,41 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.post("/me/tokens", status_code=201)
     def new_token(body: TokenIn, principal: Me, request: Request) -> IssuedTokenOut:
-        with transaction(services_of(request).sessions) as s:
+        services = services_of(request)
+        ledger = services.need("ledger")
+        with transaction(services.sessions) as s:
             issued = issue_token(
                 s, principal.account.account_id, name=body.name, ttl=timedelta(days=body.ttl_days)
             )
+            _record(s, ledger, principal, AccountChange.TOKEN_ISSUED, token_id=issued.token.token_id)
         return IssuedTokenOut(**TokenOut.of(issued.token).model_dump(), token=issued.secret)
 
     @router.delete("/me/tokens/{token_id}")
     def revoke_my_token(token_id: str, principal: Me, request: Request) -> TokenOut:
-        with transaction(services_of(request).sessions) as s:
+        services = services_of(request)
+        ledger = services.need("ledger")
+        with transaction(services.sessions) as s:
             token = get_token_row(s, token_id)
             if token.account_id != principal.account.account_id:
                 raise NotFound("TOKEN_NOT_FOUND", "no such token", "令牌不存在")
             get_account(s, token.account_id)
-            return TokenOut.of(revoke_token(s, token_id))
+            revoked = revoke_token(s, token_id)
+            if token.revoked_at is None:
+                _record(s, ledger, principal, AccountChange.TOKEN_REVOKED, token_id=token_id)
+            return TokenOut.of(revoked)
 
     return router
+
+
+def _record(s: Any, ledger: Any, principal: Principal, change: AccountChange, **details: Any) -> None:
+    from api.routes._accounts import via_of
+
+    record_account_change(
+        s,
+        ledger,
+        principal.account,
+        change,
+        actor=principal.account.username,
+        via=via_of(principal),
+        details=details,
+    )

@@ -12,6 +12,8 @@ from api._webhooks import create_webhook, disable_webhook, get_webhook, list_web
 from core.settings import Settings
 
 Supervisor = Annotated[Principal, Depends(require(Permission.SUPERVISION_READ))]
+# Registering and removing a receiver are writes: not for the auditor, who reads (issue 21 finding 2).
+SupervisionAdmin = Annotated[Principal, Depends(require(Permission.SUPERVISION_ADMIN))]
 
 
 class WebhookIn(BaseModel):
@@ -26,7 +28,7 @@ def router_for(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/v1/webhooks", tags=["supervision"])
 
     @router.post("", status_code=201)
-    def register(body: WebhookIn, principal: Supervisor, request: Request) -> dict[str, Any]:
+    def register(body: WebhookIn, principal: SupervisionAdmin, request: Request) -> dict[str, Any]:
         """Register a receiver; the answer holds the HMAC secret, shown this once."""
         code = body.supervising_code if principal.county_wide else principal.org_code
         principal.ensure_scope(department_code=code, org_code=code)
@@ -45,7 +47,7 @@ def router_for(settings: Settings) -> APIRouter:
         return [webhook_view(w) for w in list_webhooks(services_of(request), code)]
 
     @router.delete("/{webhook_id}")
-    def remove(webhook_id: str, principal: Supervisor, request: Request) -> dict[str, Any]:
+    def remove(webhook_id: str, principal: SupervisionAdmin, request: Request) -> dict[str, Any]:
         services = services_of(request)
         hook = get_webhook(services, webhook_id)
         principal.ensure_scope(department_code=hook.supervising_code, org_code=hook.supervising_code)

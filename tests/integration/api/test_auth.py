@@ -98,9 +98,11 @@ def test_auditor_reads_accounts_but_cannot_change_them(api_client, county_accoun
     assert r.status_code == 403 and r.json()["code"] == "ROLE_FORBIDDEN"
 
 
-def test_admin_creates_account_and_token_then_account_works(
+def test_admin_creates_account_and_the_person_makes_a_token(
     api_client, county_accounts, registered_orgs
 ) -> None:
+    # The administrator creates the account with an initial password; the person changes it and makes their
+    # own token (an administrator never mints one for another account: tests/security/test_duties.py).
     admin = county_accounts["admin"]
     r = api_client.post(
         "/v1/accounts",
@@ -110,15 +112,27 @@ def test_admin_creates_account_and_token_then_account_works(
             "role": "TOWNSHIP_CLERK",
             "org_code": "gulonggang",
             "service_centre": "gulonggang-centre",
+            "password": "initial pass 12345",
         },
         headers=admin.headers,
     )
     assert r.status_code == 201, r.text
     account_id = r.json()["account_id"]
+    csrf = api_client.post(
+        "/v1/auth/login", json={"username": "gl.clerk", "password": "initial pass 12345"}
+    ).json()["csrf_token"]
     r = api_client.post(
-        f"/v1/accounts/{account_id}/tokens", json={"name": "window pc"}, headers=admin.headers
+        "/v1/me/password",
+        json={"current_password": "initial pass 12345", "new_password": PASSWORD},
+        headers={"X-CSRF-Token": csrf},
     )
+    assert r.status_code == 204
+    csrf = api_client.post("/v1/auth/login", json={"username": "gl.clerk", "password": PASSWORD}).json()[
+        "csrf_token"
+    ]
+    r = api_client.post("/v1/me/tokens", json={"name": "window pc"}, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 201
+    api_client.cookies.clear()
     secret = r.json()["token"]
     assert secret.startswith("yz_")
     me = api_client.get("/v1/me", headers={"Authorization": f"Bearer {secret}"}).json()
