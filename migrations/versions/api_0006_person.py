@@ -7,15 +7,15 @@ must be different people, not just different accounts). Existing accounts each b
 ``same_person_as``). ``must_change_password`` is set by an administrator's reset and cleared by the
 person's own change.
 
-Revision ID: api_0005_person
+Revision ID: api_0006_person
 Revises: api_0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "api_0005_person"
-down_revision = "api_0004"
+revision = "api_0006_person"
+down_revision = "api_0005_operator_org"
 branch_labels = None
 depends_on = None
 
