@@ -25,6 +25,7 @@ from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
 from api._authz import public, services_of
+from api._errors import RateLimited
 from api.console._picture import seal_picture
 from api.console._render import page
 from core.db import transaction
@@ -46,13 +47,18 @@ DOC_STATUS = {
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
-def _verify(services: Any, data: bytes) -> Any:
+def _verify(services: Any, data: bytes, request: Any = None) -> Any:
+    from api._verify_gate import PUBLIC_TIMEOUT_S, client_of, gate_of
     from api.routes._public import _evidence
     from signer import TrustList, VerifyLimits, verify_document
 
-    limits = VerifyLimits(max_bytes=services.settings.max_pdf_bytes)
+    limits = VerifyLimits(max_bytes=services.settings.max_pdf_bytes, timeout_s=PUBLIC_TIMEOUT_S)
     trust = TrustList.for_home(services.settings.home_dir)
-    return verify_document(data, trust, now=datetime.now(UTC), limits=limits, evidence=_evidence(services))
+    evidence = _evidence(services)
+    if request is None:  # a lookup by number and hash: the stored document, not an upload
+        return verify_document(data, trust, now=datetime.now(UTC), limits=limits, evidence=evidence)
+    with gate_of(request.app).admit(client_of(request)):
+        return verify_document(data, trust, now=datetime.now(UTC), limits=limits, evidence=evidence)
 
 
 def _reasons(report: Any) -> list[dict[str, str]]:
@@ -190,7 +196,10 @@ def router_for(settings: Settings) -> APIRouter:
             return page(request, "verify.html", None, status_code=400,
                         message="上传的文件是空的。", is_error=True)  # fmt: skip
         try:
-            report = await anyio.to_thread.run_sync(lambda: _verify(services, data))
+            report = await anyio.to_thread.run_sync(lambda: _verify(services, data, request))
+        except RateLimited as exc:  # this address already has a verification running
+            return page(request, "verify.html", None, status_code=429,
+                        message=f"请稍候再试：{exc.message_zh}", is_error=True)  # fmt: skip
         except SealServiceError as exc:
             return page(request, "verify.html", None, status_code=503,
                         message=f"暂时无法验证：{exc.message_zh}", is_error=True)  # fmt: skip
