@@ -42,6 +42,8 @@ UPLOAD_PATHS = (
     "/v1/catalogs/{county_code}/import",
     "/verify",
     "/ui/clerk/submit",
+    "/v1/attestations",
+    "/ui/attest",
 )
 
 

@@ -151,10 +151,11 @@ def router_for(settings: Settings) -> APIRouter:
         request: Request, file: Annotated[UploadFile, File(description="the PDF to verify")]
     ) -> JSONResponse:
         """Verify a sealed PDF (strict): the report as JSON. Unreadable input is a report, not an error."""
+        from api._verify_gate import PUBLIC_TIMEOUT_S, client_of, gate_of
         from signer import TrustList, VerifyLimits, verify_document
 
         services = services_of(request)
-        limits = VerifyLimits(max_bytes=services.settings.max_pdf_bytes)
+        limits = VerifyLimits(max_bytes=services.settings.max_pdf_bytes, timeout_s=PUBLIC_TIMEOUT_S)
         data = file.file.read(limits.max_bytes + 1)
         if len(data) > limits.max_bytes:
             raise BadInput("PDF_TOO_LARGE", "the PDF is over the size limit", "PDF 超过大小上限")
@@ -162,9 +163,11 @@ def router_for(settings: Settings) -> APIRouter:
             trust = TrustList.for_home(services.settings.home_dir)
         except BadInput as exc:
             raise Unavailable("TRUST_NOT_CONFIGURED", exc.message_en, exc.message_zh) from exc
-        report = verify_document(
-            data, trust, now=datetime.now(UTC), limits=limits, evidence=_evidence(services)
-        )
+        # one verification in flight per client address (429 VERIFY_BUSY), a shorter wall time than the CLI
+        with gate_of(request.app).admit(client_of(request)):
+            report = verify_document(
+                data, trust, now=datetime.now(UTC), limits=limits, evidence=_evidence(services)
+            )
         return JSONResponse(report.to_dict())
 
     return router
