@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from api._authz import TokenBucket
+from api._docs import install_docs
 from api._errors import install_error_handlers
 from api._limits import BodyLimitMiddleware, ConnectionRecycleMiddleware, TextGuardMiddleware
 from api._observability import Metrics, ObservabilityMiddleware
@@ -60,6 +61,7 @@ def create_app(
     webhook_interval_s: float | None = 5.0,
     checkpoint_interval_s: float | None = None,
     freeze_gc: bool = False,
+    crl_publishing: bool = True,
 ) -> FastAPI:
     """The service for one deployment. ``account_rate``/``public_rate`` are (tokens per second, burst);
     by default the settings' ``account_rate_per_s``/``account_burst`` and ``public_*``.
@@ -90,6 +92,7 @@ def create_app(
             asyncio.create_task(_checkpoint_regularly(services, cp_interval)) if cp_interval else None
         )
         sweeper = asyncio.create_task(_sweep_reservations(services, settings.number_reservation_ttl_s))
+        crls = asyncio.create_task(_publish_crls_regularly(services)) if crl_publishing else None
         try:
             yield
         finally:
@@ -97,7 +100,7 @@ def create_app(
                 token_watch.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await token_watch
-            for task in (delivery, checkpoints, sweeper):
+            for task in (delivery, checkpoints, sweeper, crls):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -110,9 +113,10 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by api._docs from local assets (no CDN)
         redoc_url=None,
     )
+    install_docs(app)
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.account_bucket = TokenBucket(
@@ -169,6 +173,26 @@ async def _checkpoint_regularly(services: Services, interval_s: float) -> None:
     from api._journal import forward_and_checkpoint
 
     await _every(interval_s, lambda: forward_and_checkpoint(services), "periodic checkpoint")
+
+
+#: How often each serve worker looks whether the CRLs are due (reading two files; publishing is rarer).
+CRL_CHECK_INTERVAL_S = 60.0
+
+
+async def _publish_crls_regularly(services: Services) -> None:
+    """CRLs that are always current (issue 19): at start, then whenever the published ones are older than
+    ``crl_republish_s`` (at most half their validity) or a lifecycle change could not publish at once.
+    Every worker looks; the keystore's publishing lock lets one of them sign and the others find it done."""
+
+    def round_() -> None:
+        if services.county_pki is not None:  # the keystore may be wired later
+            services.county_pki.ensure_current_crls()
+
+    try:
+        await asyncio.to_thread(round_)
+    except Exception:  # noqa: BLE001 - logged; the loop below retries
+        log.exception("CRL publication at start failed")
+    await _every(CRL_CHECK_INTERVAL_S, round_, "CRL publication")
 
 
 async def _sweep_reservations(services: Services, ttl_s: float) -> None:

@@ -30,7 +30,11 @@ class Settings(BaseSettings):
     so_pin_source: str | None = Field(default=None, description="security officer PIN source, init only")
     token_timeout_s: float = Field(default=10.0, gt=0, description="bound on one token call")
     session_pool_size: int = Field(default=4, ge=1, le=64)
-    public_base_url: str = Field(default="http://127.0.0.1:8000", description="where CRLs etc. are served")
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="where this server is reached; at `county init` it also becomes the base of the names "
+        "signed artefacts carry (CRL URLs, verification links, the log origin), which never change after",
+    )
     county_code: str | None = None
     max_pdf_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     log_key_source: str = Field(default="token", description="token | file:/path (Ed25519 PEM)")
@@ -46,6 +50,15 @@ class Settings(BaseSettings):
         ge=0,
         description="serve: forward lifecycle/policy changes into the ledger and sign a checkpoint when the "
         "tree grew, this often (seconds; 0 = only on demand)",
+    )
+    crl_republish_s: float = Field(
+        default=86400.0,
+        gt=0,
+        description="serve: sign and publish fresh CRLs this often (seconds; also at start and at once on "
+        "every suspension, resumption, cancellation or re-key); kept at most half the CRL validity",
+    )
+    crl_validity_days: float = Field(
+        default=7.0, gt=0, le=90, description="the issuing CA's CRL nextUpdate, days after thisUpdate"
     )
     number_reservation_ttl_s: float = Field(
         default=600.0,

@@ -23,8 +23,13 @@ The OID sits under ``2.25`` (ITU-T X.667 / RFC 4122: an arc derived from a UUID,
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import logging
+import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +45,14 @@ from sqlalchemy.orm import Session
 
 from core.db import transaction
 from core.errors import BadInput, Conflict, KeystoreError, NotFound
+from core.identity import (
+    DeploymentIdentity,
+    deployment_identity,
+    identity_from_settings,
+    origin_from,
+    read_identity,
+    store_identity,
+)
 from core.settings import Settings
 from keystore._model import KeyAlgorithm, RevocationReason, SealKind
 from keystore._storage import CaRow, CertificateRow
@@ -53,8 +66,12 @@ ISSUING = "issuing"
 ROOT_VALIDITY = timedelta(days=20 * 365)
 ISSUING_VALIDITY = timedelta(days=10 * 365)
 DEFAULT_SEAL_VALIDITY_DAYS = 3 * 365
-CRL_VALIDITY = timedelta(days=7)
+CRL_VALIDITY = timedelta(days=7)  # the default of settings.crl_validity_days
 ROOT_CRL_VALIDITY = timedelta(days=90)
+#: Nothing makes CRLs more often than this on its own schedule (a lifecycle change publishes at once).
+MIN_REPUBLISH = timedelta(seconds=60)
+
+log = logging.getLogger(__name__)
 _BACKDATE = timedelta(minutes=5)  # tolerate clock skew at verifiers
 
 _REASON_FLAGS = {
@@ -265,6 +282,8 @@ class CountyPKI:
         self._settings = settings
         self._cache: dict[str, x509.Certificate] = {}
         self._labels: dict[str, str] = {}
+        # Read now, outside any transaction (SQLite ones do not nest); fixed once stored, so cached.
+        self._identity: DeploymentIdentity | None = deployment_identity(settings, engine)
 
     # -- set-up ------------------------------------------------------------------------------------
     def initialize(self, county_code: str, county_name: str, now: datetime | None = None) -> bool:
@@ -272,6 +291,8 @@ class CountyPKI:
         now = _now(now)
         if not county_code or not county_name:
             raise BadInput("COUNTY_INVALID", "county code and name are required", "须提供县代码和县名称")
+        # What certificates made from now on will name (before the transaction: SQLite does not nest them).
+        wanted = self._identity_of_existing_ca() or identity_from_settings(self._settings)
         with transaction(self._engine) as session:
             row = session.execute(
                 text("SELECT county_code, county_name FROM deployment WHERE id = 1")
@@ -292,6 +313,7 @@ class CountyPKI:
                     details={"county_code": row[0], "county_name": row[1]},
                 )
             have = {r.name for r in session.scalars(select(CaRow))}
+            self._identity = store_identity(session, wanted)
         made = False
         if ROOT not in have:
             self._make_ca(ROOT, county_name, now)
@@ -398,8 +420,40 @@ class CountyPKI:
             raise
         self._cache[name] = cert
 
+    @property
+    def identity(self) -> DeploymentIdentity:
+        """The names fixed at ``county init`` (CRL URLs, verification links, log origin): never
+        ``public_base_url`` as it is now, once the county is set up (issue 19)."""
+        if self._identity is None:
+            self._identity = deployment_identity(self._settings, self._engine)
+        return self._identity
+
+    def _identity_of_existing_ca(self) -> DeploymentIdentity | None:
+        """For a county set up before the names were stored: the base its issuing CA already names."""
+        found = read_identity(self._engine)
+        if found is not None:
+            return found
+        with transaction(self._engine) as session:
+            row = session.get(CaRow, ISSUING)
+            der = row.cert_der if row is not None else None
+        if der is None:
+            return None
+        try:
+            dps = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(
+                x509.CRLDistributionPoints
+            )
+        except (ValueError, x509.ExtensionNotFound):
+            return None
+        for dp in dps.value:
+            for name in dp.full_name or ():
+                url = str(name.value)
+                if url.endswith(f"/pki/crl/{ROOT}.crl"):
+                    base = url.removesuffix(f"/pki/crl/{ROOT}.crl")
+                    return DeploymentIdentity(base_url=base, log_origin=origin_from(base))
+        return None
+
     def _crl_dp(self, issuer: str) -> x509.CRLDistributionPoints:
-        url = f"{self._settings.public_base_url.rstrip('/')}/pki/crl/{issuer}.crl"
+        url = self.identity.crl_url(issuer)
         return x509.CRLDistributionPoints(
             [
                 x509.DistributionPoint(
@@ -585,6 +639,23 @@ class CountyPKI:
         if row.revoked_at is None:
             row.revoked_at = now
             row.revocation_reason = reason.value
+        elif row.revocation_reason == RevocationReason.CERTIFICATE_HOLD.value and (
+            reason is not RevocationReason.CERTIFICATE_HOLD
+        ):
+            # A hold made permanent (RFC 5280 5.3.1): the certificate has been unusable since the hold began,
+            # so the revocation keeps the hold's date; only the reason changes.
+            row.revocation_reason = reason.value
+
+    def release_hold(self, session: Session, serial: int) -> bool:
+        """Lift a certificateHold (inside the caller's transaction): the next CRL no longer lists the
+        certificate. RFC 5280's removeFromCRL reason belongs to delta CRLs; this county publishes full CRLs
+        only, where leaving the entry out is how a hold ends. A permanent revocation is never lifted."""
+        row = session.get(CertificateRow, str(serial))
+        if row is None or row.revocation_reason != RevocationReason.CERTIFICATE_HOLD.value:
+            return False
+        row.revoked_at = None
+        row.revocation_reason = None
+        return True
 
     def issue_tsa_cert(
         self, label: str, now: datetime | None = None, validity_days: int = DEFAULT_SEAL_VALIDITY_DAYS
@@ -657,7 +728,7 @@ class CountyPKI:
                 x509.CertificateRevocationListBuilder()
                 .issuer_name(ca_cert.subject)
                 .last_update(now)
-                .next_update(now + (CRL_VALIDITY if issuer == ISSUING else ROOT_CRL_VALIDITY))
+                .next_update(now + (self.crl_validity if issuer == ISSUING else ROOT_CRL_VALIDITY))
                 .add_extension(x509.CRLNumber(number), critical=False)
                 .add_extension(
                     x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
@@ -701,8 +772,101 @@ class CountyPKI:
             issuing_crl_number=number,
         )
 
+    # -- publishing: at start, on a schedule well inside nextUpdate, at once after a lifecycle change -----
+    @property
+    def crl_validity(self) -> timedelta:
+        return timedelta(days=self._settings.crl_validity_days)
+
+    @property
+    def republish_every(self) -> timedelta:
+        """How old the published CRLs may get before they are made again: ``crl_republish_s``, but never
+        more than half the validity, so a verifier always finds one with days of nextUpdate left."""
+        wanted = timedelta(seconds=self._settings.crl_republish_s)
+        return max(MIN_REPUBLISH, min(wanted, self.crl_validity / 2))
+
+    @property
+    def _crl_dir(self) -> Path:
+        return self._settings.home_dir / "pki" / "crl"
+
+    def crl_due(self, now: datetime | None = None) -> str | None:
+        """Why the published CRLs must be made again now (``missing``, ``changed``: a lifecycle change
+        whose publication failed, ``age``: older than :attr:`republish_every` or past its nextUpdate), or
+        None while they are current."""
+        now = _now(now)
+        crl_dir = self._crl_dir
+        if (crl_dir / STALE_MARKER).exists():
+            return "changed"
+        for name in (ISSUING, ROOT):
+            try:
+                crl = x509.load_der_x509_crl((crl_dir / f"{name}.crl").read_bytes())
+            except (OSError, ValueError):
+                return "missing"
+            next_update = crl.next_update_utc
+            if now >= crl.last_update_utc + self.republish_every:
+                return "age"
+            if next_update is None or now >= next_update - self.republish_every:
+                return "age"
+        return None
+
+    def ensure_current_crls(self, now: datetime | None = None) -> PublishedCrls | None:
+        """Publish fresh CRLs if :meth:`crl_due`; returns what was published, None when nothing was due.
+
+        Every serve worker calls it (at start, on its schedule, before serving a CRL); the publishing lock
+        makes one of them do the work and the others find it done."""
+        if self.crl_due(now) is None:
+            return None
+        with self._publishing():
+            why = self.crl_due(now)
+            if why is None:
+                return None
+            published = self._publish_locked(now)
+        log.info(
+            "published CRLs (%s): issuing CRL number %d",
+            why,
+            published.issuing_crl_number,
+            extra={"code": "CRL_PUBLISHED"},
+        )
+        return published
+
     def publish_crl(self, now: datetime | None = None) -> PublishedCrls:
         """Write both CRLs and the CA certificates under ``home/pki`` (served at /pki/crl/*.crl)."""
+        with self._publishing():
+            return self._publish_locked(now)
+
+    def publish_after_change(self, now: datetime | None = None) -> PublishedCrls | None:
+        """Publish at once after a suspension, resumption, cancellation or re-key (already committed).
+
+        A failure does not undo the change: it is logged, and a marker makes the next scheduled round (every
+        serve worker checks often) or the next request for a CRL publish it."""
+        try:
+            return self.publish_crl(now)
+        except Exception as exc:  # noqa: BLE001 - see above; the change itself stands
+            code = str(getattr(exc, "code", type(exc).__name__))
+            log.error(
+                "CRLs not published after a seal change: %s; retried by serve", code, extra={"code": code}
+            )
+            try:
+                self._crl_dir.mkdir(parents=True, exist_ok=True)
+                (self._crl_dir / STALE_MARKER).write_text(code + "\n", encoding="utf-8")
+            except OSError:
+                log.exception("could not mark the CRLs stale")
+            return None
+
+    @contextmanager
+    def _publishing(self) -> Iterator[None]:
+        """One publisher at a time per home (several serve workers, a cron job, the CLI): an exclusive
+        ``flock`` on HOME/pki/crl/.publish.lock, so CRL files are written in the order their numbers
+        were drawn."""
+        crl_dir = self._crl_dir
+        crl_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(crl_dir / PUBLISH_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _publish_locked(self, now: datetime | None) -> PublishedCrls:
         now = _now(now)
         pki_dir = self._settings.home_dir / "pki"
         crl_dir = pki_dir / "crl"
@@ -710,24 +874,40 @@ class CountyPKI:
         out: dict[str, Path] = {}
         for name in (ROOT, ISSUING):
             crl = self.crl_der(name, now)
-            out[f"{name}_crl"] = _atomic_write(crl_dir / f"{name}.crl", crl)
+            out[f"{name}_crl"] = _write_crl_if_newer(crl_dir / f"{name}.crl", crl)
             cert = self.ca_certificate(name)
             out[f"{name}_cert"] = _atomic_write(
                 pki_dir / f"{name}.crt", cert.public_bytes(serialization.Encoding.DER)
             )
             _atomic_write(pki_dir / f"{name}.pem", cert.public_bytes(serialization.Encoding.PEM))
-        number = (
-            x509.load_der_x509_crl(out["issuing_crl"].read_bytes())
-            .extensions.get_extension_for_class(x509.CRLNumber)
-            .value.crl_number
-        )
+        (crl_dir / STALE_MARKER).unlink(missing_ok=True)
         return PublishedCrls(
             issuing_crl=out["issuing_crl"],
             root_crl=out["root_crl"],
             root_cert=out["root_cert"],
             issuing_cert=out["issuing_cert"],
-            issuing_crl_number=number,
+            issuing_crl_number=_crl_number(out["issuing_crl"].read_bytes()),
         )
+
+
+STALE_MARKER = ".stale"
+PUBLISH_LOCK = ".publish.lock"
+
+
+def _crl_number(der: bytes) -> int:
+    crl = x509.load_der_x509_crl(der)
+    return int(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+
+
+def _write_crl_if_newer(path: Path, der: bytes) -> Path:
+    """Replace the published CRL unless it already carries a higher number (a publisher on another host
+    sharing the database, or a clock set back): what is served never goes back."""
+    try:
+        if _crl_number(path.read_bytes()) >= _crl_number(der):
+            return path
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        pass
+    return _atomic_write(path, der)
 
 
 def _atomic_write(path: Path, data: bytes) -> Path:

@@ -3,10 +3,13 @@
 Every transition is checked against the lifecycle below, writes an append-only event row in the same
 transaction as the state change, and returns a :class:`SealEvent` for the ledger::
 
-    ISSUED --activate--> ACTIVE <--suspend/resume--> SUSPENDED
+    ISSUED --activate--> ACTIVE <--suspend/resume--> SUSPENDED  (cert on hold: certificateHold / hold lifted)
     ISSUED | ACTIVE | SUSPENDED --cancel--> CANCELLED  (cert revoked: cessationOfOperation; key destroyed)
     ACTIVE | SUSPENDED | CANCELLED --retire--> RETIRED  (private key destroyed, certificate not revoked)
     ISSUED | ACTIVE | SUSPENDED --change--> same status  (new key + certificate, old one superseded)
+
+A change of what the CRL says (suspend, resume, cancel, change) publishes fresh CRLs at once, after the
+transaction (``CountyPKI.publish_after_change``); docs/keystore.md gives the CRL semantics.
 """
 
 from __future__ import annotations
@@ -402,6 +405,7 @@ class SealRegistry:
         requested_by: str | None,
         now: datetime | None,
         revoke: RevocationReason | None = None,
+        release_hold: bool = False,
     ) -> SealEvent:
         now = _now(now)
         actor = _required(actor, "actor")
@@ -433,6 +437,8 @@ class SealRegistry:
                 )
             if revoke is not None:
                 self.pki.revoke(session, int(row.cert_serial), revoke, now)
+            if release_hold:
+                self.pki.release_hold(session, int(row.cert_serial))
             row.status = new.value
             if new not in LIVE:
                 row.live_name = None
@@ -482,8 +488,10 @@ class SealRegistry:
         approved_by: str | None = None,
         now: datetime | None = None,
     ) -> SealEvent:
-        """Stop signing for a while (the certificate stays valid; the registry refuses to sign)."""
-        return self._transition(
+        """Stop signing for a while: the registry refuses to sign, and the certificate is put on hold
+        (CRL reason certificateHold, dated now) so that a verifier anywhere refuses what is signed while it
+        lasts; documents sealed before stay valid."""
+        event = self._transition(
             seal_id,
             SealEventKind.SUSPENDED,
             actor=actor,
@@ -491,7 +499,10 @@ class SealRegistry:
             reason=_required(reason, "reason"),
             requested_by=None,
             now=now,
+            revoke=RevocationReason.CERTIFICATE_HOLD,
         )
+        self.pki.publish_after_change(event.at)
+        return event
 
     def resume(
         self,
@@ -502,7 +513,8 @@ class SealRegistry:
         approved_by: str | None = None,
         now: datetime | None = None,
     ) -> SealEvent:
-        return self._transition(
+        """SUSPENDED -> ACTIVE: the hold is lifted (the next CRL no longer lists the certificate)."""
+        event = self._transition(
             seal_id,
             SealEventKind.RESUMED,
             actor=actor,
@@ -510,7 +522,10 @@ class SealRegistry:
             reason=reason,
             requested_by=None,
             now=now,
+            release_hold=True,
         )
+        self.pki.publish_after_change(event.at)
+        return event
 
     def cancel(
         self,
@@ -533,6 +548,7 @@ class SealRegistry:
             now=now,
             revoke=RevocationReason.CESSATION_OF_OPERATION,
         )
+        self.pki.publish_after_change(event.at)
         # A cancelled seal never signs again: its private key goes too (the public key stays).
         self._destroy_private(self.get(seal_id).key_label)
         return event
@@ -642,6 +658,9 @@ class SealRegistry:
                     session, cert, subject_kind="seal", seal_id=seal_id, key_label=key_label, now=now
                 )
                 self.pki.revoke(session, previous, RevocationReason.SUPERSEDED, now)
+                if current is SealStatus.SUSPENDED:
+                    # the suspension goes on with the new key: its certificate starts on hold
+                    self.pki.revoke(session, cert.serial_number, RevocationReason.CERTIFICATE_HOLD, now)
                 row.name = name
                 row.live_name = name
                 row.key_label = key_label
@@ -670,6 +689,7 @@ class SealRegistry:
         except BaseException:
             self._ks.destroy_key(key_label)
             raise
+        self.pki.publish_after_change(event.at)
         # The superseded key can never sign again; its public half stays with the old certificate.
         self._destroy_private(seal.key_label)
         return event

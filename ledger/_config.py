@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from core.identity import deployment_identity
 from core.settings import Settings
 from ledger._note import KeyFileSigner, NoteVerifier
 
 
 def origin_for(settings: Settings) -> str:
-    """The checkpoint origin (and key name): ``<public host>/ledger``, e.g. ``seal.xingguo.gov.cn/ledger``."""
-    parts = urlsplit(settings.public_base_url)
-    host = (parts.netloc or "localhost") + parts.path.rstrip("/")
-    return f"{host}/ledger"
+    """The checkpoint origin (and key name), e.g. ``seal.xingguo.gov.cn/ledger``: fixed at ``county init``
+    in the deployment row (``core.identity``), so serving under another ``public_base_url`` later never
+    changes what checkpoints say; before init, ``<host of public_base_url>/ledger``."""
+    return deployment_identity(settings).log_origin
 
 
 def log_key_path(settings: Settings) -> Path:

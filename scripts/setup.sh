@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what Yizhang needs on Debian 12, as root or with sudo. A second run changes nothing and is fast.
-#   Debian packages: SoftHSM2, OpenSC tools, poppler (pdfsig/pdftoppm), qpdf, a CJK font, Python venv.
+#   Debian packages: SoftHSM2, OpenSC tools, poppler (pdfsig/pdftoppm), qpdf, a CJK font, Python venv,
+#   libfaketime (`faketime`: the lifetime tests move the clock for `yizhang serve` and `verify`).
 #   Python: .venv from requirements.lock (hash-pinned), the project installed editable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv softhsm2 opensc poppler-utils qpdf fonts-wqy-zenhei openssl ca-certificates chromium)
+APT_PACKAGES=(python3 python3-venv softhsm2 opensc poppler-utils qpdf fonts-wqy-zenhei openssl ca-certificates chromium faketime)
 if [ "${YIZHANG_WITH_BROWSER:-0}" = "1" ]; then APT_PACKAGES+=(chromium); fi
 
 SUDO=""

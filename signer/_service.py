@@ -382,7 +382,7 @@ class Sealer:
                 reason=f"{kind.value}：{request.reason}" if request.reason else kind.value,
                 location=seal.township,
                 revocation=revocation,
-                verify_url=verification_url(self.settings.public_base_url, drawn.number, source_sha256)
+                verify_url=verification_url(self.pki.identity.base_url, drawn.number, source_sha256)
                 if request.verify_qr
                 else None,
             )

@@ -182,6 +182,24 @@ CATALOG: dict[str, tuple[Severity, SubIndication | None, str, str]] = {
         "the seal was cancelled after this document was sealed; the document stays valid",
         "该印章在本文件盖章之后注销，本文件仍然有效",
     ),
+    "CERT_ON_HOLD": (
+        _F,
+        S.REVOKED,
+        "the seal was suspended (certificate on hold) when this document was sealed",
+        "盖章时该印章处于暂停使用状态（证书已挂起）",
+    ),
+    "CERT_ON_HOLD_NO_POE": (
+        _I,
+        S.TRY_LATER,
+        "the seal is suspended (certificate on hold) and the signing time is not proven",
+        "印章处于暂停使用状态（证书已挂起）且无法证明盖章时间",
+    ),
+    "CERT_ON_HOLD_AFTER_SIGNING": (
+        _N,
+        None,
+        "the seal was suspended after this document was sealed; the document stays valid",
+        "该印章在本文件盖章之后暂停使用，本文件仍然有效",
+    ),
     "CERT_OUT_OF_VALIDITY": (
         _F,
         S.NOT_YET_VALID,

@@ -314,9 +314,32 @@ def _decode_private_ext(raw: bytes) -> dict[str, object]:
 
 @dataclass(frozen=True)
 class RevocationVerdict:
-    status: str  # "good" | "revoked_before" | "revoked_after" | "revoked_no_poe" | "unknown"
+    # "good" | "revoked_before" | "revoked_after" | "revoked_no_poe" | "held_before" | "held_after"
+    # | "held_no_poe" | "unknown"
+    status: str
     revoked_at: datetime | None = None
     detail: str | None = None
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What one CRL of the issuer, signature checked, says about the certificate."""
+
+    this_update: datetime
+    next_update: datetime | None
+    revoked_at: datetime | None  # None: not listed
+    hold: bool  # listed with reason certificateHold
+
+
+def _listing(crl: x509.CertificateRevocationList, serial: int) -> tuple[datetime | None, bool]:
+    entry = crl.get_revoked_certificate_by_serial_number(serial)
+    if entry is None or entry.revocation_date_utc > crl.last_update_utc:
+        return None, False
+    try:
+        reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    except (x509.ExtensionNotFound, ValueError):
+        reason = None
+    return entry.revocation_date_utc, reason is x509.ReasonFlags.certificate_hold
 
 
 def check_revocation(
@@ -327,17 +350,31 @@ def check_revocation(
     *,
     time_proven: bool,
 ) -> RevocationVerdict:
-    """Was the seal certificate revoked at ``at``, according to any CRL signed by its issuer?
+    """Was the seal certificate revoked, or on hold (suspended), at ``at``, according to the CRLs signed by
+    its issuer?
 
     A CRL counts when its signature verifies under the issuer key and it speaks for ``at``: issued at or
     after ``at`` (a later CRL still lists earlier revocations), or current at ``at``
     (thisUpdate ≤ at ≤ nextUpdate). A revocation dated after ``at`` leaves earlier documents valid.
+
+    A hold (reason certificateHold, RFC 5280 5.3.1; the county's suspension) is temporary: it ends when a
+    later CRL no longer lists the certificate (full CRLs leave it out; removeFromCRL is for delta CRLs), and
+    a hold made permanent keeps its date. Plan:
+
+    1. keep the CRLs of this issuer whose signature verifies; note what each says about the serial;
+    2. a permanent revocation (any reason but certificateHold) in any of them decides as before;
+    3. a hold decides by the first CRL issued at or after ``at``: on hold since before ``at`` ->
+       ``held_before`` (signed during the suspension: not valid); not on hold there while the last CRL
+       issued before ``at`` had it on hold -> ``unknown`` (lifted, but before or after ``at``?); a hold
+       that begins after ``at`` -> ``held_after`` (signed before the suspension: valid);
+    4. with no CRL issued after ``at``, the last one before decides: a hold it lists is taken to last
+       (``held_before``) while that CRL is current at ``at``, else ``unknown``; without a proven signing
+       time ``held_before`` is ``held_no_poe``.
     """
     leaf = x509.load_der_x509_certificate(leaf_der)
     issuer = x509.load_der_x509_certificate(issuer_der)
-    usable = False
-    revoked_at: datetime | None = None
-    for der in crls_der:
+    seen: list[_Seen] = []
+    for der in crls_der:  # 1.
         try:
             crl = x509.load_der_x509_crl(der)
         except ValueError:
@@ -349,23 +386,63 @@ def check_revocation(
                 continue
         except (TypeError, ValueError):
             continue
-        this_update = crl.last_update_utc
-        next_update = crl.next_update_utc
-        speaks = this_update >= at or (next_update is not None and this_update <= at <= next_update)
-        entry = crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
-        if entry is not None and entry.revocation_date_utc <= this_update:
-            when = entry.revocation_date_utc
-            revoked_at = when if revoked_at is None else min(revoked_at, when)
-            continue
-        if speaks:
-            usable = True
-    if revoked_at is not None:
+        when, hold = _listing(crl, leaf.serial_number)
+        seen.append(_Seen(crl.last_update_utc, crl.next_update_utc, when, hold))
+    seen.sort(key=lambda c: c.this_update)
+
+    held = _hold_at(seen, at)  # 3. and 4.
+    permanent = [c.revoked_at for c in seen if c.revoked_at is not None and not c.hold]  # 2.
+    if permanent:
+        revoked_at = min(permanent)
         if not time_proven:
             return RevocationVerdict("revoked_no_poe", revoked_at)
         if revoked_at <= at:
             return RevocationVerdict("revoked_before", revoked_at)
+        if held is not None and held.status in ("held_before", "unknown"):
+            return held
         return RevocationVerdict("revoked_after", revoked_at)
+    if held is not None:
+        if not time_proven and held.status == "held_before":
+            return RevocationVerdict("held_no_poe", held.revoked_at)
+        return held
+    usable = any(
+        c.this_update >= at or (c.next_update is not None and c.this_update <= at <= c.next_update)
+        for c in seen
+    )
     return RevocationVerdict("good" if usable else "unknown")
+
+
+def _hold_at(seen: list[_Seen], at: datetime) -> RevocationVerdict | None:
+    """Steps 3 and 4 of :func:`check_revocation` (``seen`` sorted by thisUpdate): None when no CRL at hand
+    has the certificate on hold, or none of its holds bears on ``at``."""
+    holds = [c.revoked_at for c in seen if c.hold and c.revoked_at is not None]
+    if not holds:
+        return None
+    later = [c for c in seen if c.this_update >= at]
+    before = [c for c in seen if c.this_update <= at]
+    prev = before[-1] if before else None
+    prev_hold = prev.revoked_at if prev is not None and prev.hold else None
+    if later:
+        first = later[0]
+        if first.hold and first.revoked_at is not None and first.revoked_at <= at:
+            return RevocationVerdict("held_before", first.revoked_at)
+        if prev_hold is not None and prev is not first:
+            assert prev is not None
+            return RevocationVerdict(
+                "unknown",
+                prev_hold,
+                detail=f"on hold at {prev.this_update.isoformat()} but not at "
+                f"{first.this_update.isoformat()}: whether the hold still lasted at the signing time is "
+                "not known",
+            )
+    elif prev is not None and prev_hold is not None:
+        if prev.next_update is None or at <= prev.next_update:
+            return RevocationVerdict("held_before", prev_hold)
+        return RevocationVerdict(
+            "unknown", prev_hold, detail="on hold in a CRL that is stale at the signing time"
+        )
+    after = [h for h in holds if h > at]
+    return RevocationVerdict("held_after", min(after)) if after else None
 
 
 def cert_pem(der: bytes) -> str:

@@ -43,13 +43,29 @@ def register(app: typer.Typer) -> None:
         emit(out, as_json)
 
     @crl.command("publish")
-    def crl_publish(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
-        """Sign fresh CRLs (issuing CA and root) and write them to HOME/pki/crl/."""
+    def crl_publish(
+        home: HomeOpt = None,
+        as_json: JsonOpt = False,
+        if_due: Annotated[
+            bool,
+            typer.Option(
+                "--if-due",
+                help="only when the published CRLs are due (older than YIZHANG_CRL_REPUBLISH_S, or a seal "
+                "change could not publish): for cron",
+            ),
+        ] = False,
+    ) -> None:
+        """Sign fresh CRLs (issuing CA and root) and write them to HOME/pki/crl/.
+
+        `yizhang serve` does this by itself (at start, on its schedule, on every seal change); a deployment
+        without it runs this from cron (docs/operations.md)."""
         from keystore import open_registry
 
         with cli_errors(as_json):
             with open_registry(settings_for(home)) as registry:
-                published = registry.pki.publish_crl()
+                published = (
+                    registry.pki.ensure_current_crls() if if_due else registry.pki.publish_crl()
+                ) or registry.pki.published()
         emit(published, as_json)
 
     app.add_typer(county, name="county")

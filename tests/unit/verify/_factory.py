@@ -109,6 +109,7 @@ class CountyCA:
     issuing: Issued = field(init=False)
     tsa: Issued = field(init=False)
     revoked: dict[int, datetime] = field(default_factory=dict)
+    reasons: dict[int, x509.ReasonFlags] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root = _issue(_name(f"{self.county}电子印章根CA", self.county), None, ca=True, days=7300)
@@ -147,8 +148,19 @@ class CountyCA:
             extra=[crl_dp, *(extra or [])],
         )
 
-    def revoke(self, seal: Issued, at: datetime) -> None:
+    def revoke(self, seal: Issued, at: datetime, reason: x509.ReasonFlags | None = None) -> None:
         self.revoked[seal.cert.serial_number] = at
+        if reason is not None:
+            self.reasons[seal.cert.serial_number] = reason
+
+    def hold(self, seal: Issued, at: datetime) -> None:
+        """Suspend: the seal goes on the CRL with reason certificateHold."""
+        self.revoke(seal, at, x509.ReasonFlags.certificate_hold)
+
+    def release(self, seal: Issued) -> None:
+        """Resume: the next CRL leaves the held seal out (full CRLs; removeFromCRL is for delta CRLs)."""
+        self.revoked.pop(seal.cert.serial_number, None)
+        self.reasons.pop(seal.cert.serial_number, None)
 
     def crl_der(self, this_update: datetime) -> bytes:
         b = (
@@ -162,9 +174,10 @@ class CountyCA:
             .add_extension(x509.CRLNumber(int(this_update.timestamp())), False)
         )
         for serial, at in self.revoked.items():
-            b = b.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(at).build()
-            )
+            entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(at)
+            if serial in self.reasons:
+                entry = entry.add_extension(x509.CRLReason(self.reasons[serial]), critical=False)
+            b = b.add_revoked_certificate(entry.build())
         return b.sign(self.issuing.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
     def root_crl_der(self, this_update: datetime) -> bytes:

@@ -116,3 +116,69 @@ def test_revocation_at_a_point_in_time(county: f.CountyCA) -> None:
     assert (
         check_revocation(seal.der, county.issuing.der, [stale], early, time_proven=True).status == "unknown"
     )
+
+
+# -- suspension: certificateHold (issue 19) -------------------------------------------------------------
+D = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def _day(n: int) -> datetime:
+    from datetime import timedelta
+
+    return D + timedelta(days=n)
+
+
+def _status(seal: f.Issued, county: f.CountyCA, crls: list[bytes], at: datetime, proven: bool = True) -> str:
+    return check_revocation(seal.der, county.issuing.der, crls, at, time_proven=proven).status
+
+
+def test_hold_leaves_earlier_signatures_valid_and_refuses_those_made_during_it(county: f.CountyCA) -> None:
+    seal = county.issue_seal(seal_id="S-H")
+    county.hold(seal, _day(10))
+    during = county.crl_der(_day(12))
+    # signed before the suspension: valid (told as information)
+    assert _status(seal, county, [during], _day(5)) == "held_after"
+    # signed while suspended: not valid, by the CRL issued after the signing time ...
+    assert _status(seal, county, [during], _day(11)) == "held_before"
+    # ... and by the CRL current at the signing time (the hold is taken to last while it is current)
+    assert _status(seal, county, [during], _day(13)) == "held_before"
+    # without a proven signing time a suspended seal proves nothing
+    assert _status(seal, county, [during], _day(13), proven=False) == "held_no_poe"
+
+
+def test_lifted_hold_no_longer_counts_after_it_ended(county: f.CountyCA) -> None:
+    seal = county.issue_seal(seal_id="S-L")
+    county.hold(seal, _day(10))
+    during = county.crl_der(_day(12))
+    county.release(seal)
+    after = county.crl_der(_day(20))
+    # signed after the hold was lifted: good, although an older CRL at hand still lists the hold
+    assert _status(seal, county, [during, after], _day(21)) == "good"
+    assert _status(seal, county, [after], _day(21)) == "good"
+    # signed during the hold, shown the CRL issued during it: not valid
+    assert _status(seal, county, [during, after], _day(11)) == "held_before"
+    # signed between the last CRL with the hold and the first without: nobody can tell
+    verdict = check_revocation(seal.der, county.issuing.der, [during, after], _day(15), time_proven=True)
+    assert verdict.status == "unknown" and verdict.detail and "hold" in verdict.detail
+    # before the hold: valid whichever CRLs are at hand
+    assert _status(seal, county, [during, after], _day(5)) in {"held_after", "good"}
+
+
+def test_hold_made_permanent_keeps_the_hold_date(county: f.CountyCA) -> None:
+    from cryptography import x509
+
+    seal = county.issue_seal(seal_id="S-P")
+    county.hold(seal, _day(10))
+    during = county.crl_der(_day(12))
+    county.revoke(seal, _day(10), x509.ReasonFlags.cessation_of_operation)  # cancelled while suspended
+    later = county.crl_der(_day(30))
+    assert _status(seal, county, [during, later], _day(5)) == "revoked_after"
+    assert _status(seal, county, [during, later], _day(11)) == "revoked_before"
+    assert _status(seal, county, [later], _day(20)) == "revoked_before"
+
+
+def test_hold_in_a_crl_signed_by_someone_else_does_not_count(county: f.CountyCA) -> None:
+    seal = county.issue_seal(seal_id="S-R2")
+    rogue = f.CountyCA()
+    rogue.hold(seal, _day(10))
+    assert _status(seal, county, [rogue.crl_der(_day(12)), county.crl_der(_day(12))], _day(11)) == "good"
