@@ -49,7 +49,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "domain"
+SHARED = ROOT / "policies" / "catalogs"  # the catalogs shipped as package data
 PG_ADMIN = os.environ.get("YIZHANG_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 YIZHANG = str(Path(sys.executable).parent / "yizhang")
 TOWNSHIP = "360732-11"

@@ -33,7 +33,7 @@ from tests._fixtures.policies import (  # noqa: E402
     meijiao_principal,
 )
 
-DOMAIN = ROOT.parent / "shared" / "domain"
+DOMAIN = ROOT / "policies" / "catalogs"  # the catalogs shipped as package data
 
 
 def requests() -> list[SigningRequest]:

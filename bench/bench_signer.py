@@ -36,7 +36,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "domain"
+SHARED = ROOT / "policies" / "catalogs"  # the catalogs shipped as package data
 
 
 def setup(home: Path) -> dict[str, Any]:

@@ -43,6 +43,57 @@ def _ensure_pin(source: str) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def _conf_text(token_dir: Path) -> str:
+    return (
+        "# SoftHSM2 configuration of this Yizhang home (written by `yizhang county init`). The token\n"
+        "# directory is set from the home's own path at every open: a copy never uses another home's token.\n"
+        f"directories.tokendir = {token_dir}\n"
+        "objectstore.backend = file\n"
+        "log.level = ERROR\n"
+        "slots.removable = false\n"
+    )
+
+
+def home_softhsm_conf(settings: Settings) -> Path:
+    """The home's ``softhsm2.conf``, made to name the token directory *of this home*, and its path.
+
+    SoftHSM only takes an absolute ``directories.tokendir`` (a relative one is read against the working
+    directory), so the file in a home copied with ``cp -a``, moved, or restored from a backup names the
+    original's token: ``seal cancel`` in the copy would destroy the original's key. The directory is
+    therefore derived from the home at every open and the line rewritten (atomically) when it differs;
+    a copy then uses, and changes, only its own token."""
+    conf = settings.softhsm_conf
+    token_dir = settings.home_dir / "softhsm" / "tokens"
+    try:
+        current = conf.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        current = None
+    if current is None:
+        wanted = _conf_text(token_dir)
+    else:
+        want_line = f"directories.tokendir = {token_dir}"
+        lines = current.splitlines()
+        found = [i for i, line in enumerate(lines) if line.strip().startswith("directories.tokendir")]
+        if len(found) == 1 and lines[found[0]].strip() == want_line:
+            return conf
+        lines = [line for i, line in enumerate(lines) if i not in found]
+        lines.insert(found[0] if found else len(lines), want_line)
+        wanted = "\n".join(lines) + "\n"
+    tmp = conf.with_name(f".{conf.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        tmp.write_text(wanted, encoding="utf-8")
+        os.replace(tmp, conf)  # atomic: a worker opening at the same time reads the old or the new file
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise KeystoreError(
+            "HOME_CONFIG_UNWRITABLE",
+            f"{conf} names another home's token directory and cannot be corrected",
+            f"{conf} 指向另一目录的令牌，且无法改写",
+            details={"conf": str(conf), "token_dir": str(token_dir)},
+        ) from exc
+    return conf
+
+
 def _token_exists(conf: Path, label: str) -> bool:
     out = subprocess.run(
         ["softhsm2-util", "--show-slots"],
@@ -112,16 +163,7 @@ def init_softhsm_home(settings: Settings, label: str = TOKEN_LABEL) -> SoftHsmHo
     token_dir = home / "softhsm" / "tokens"
     token_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(token_dir.parent, 0o700)
-    conf = settings.softhsm_conf
-    if not conf.exists():
-        conf.write_text(
-            "# SoftHSM2 configuration of this Yizhang home (written by `yizhang county init`)\n"
-            f"directories.tokendir = {token_dir}\n"
-            "objectstore.backend = file\n"
-            "log.level = ERROR\n"
-            "slots.removable = false\n",
-            encoding="utf-8",
-        )
+    conf = home_softhsm_conf(settings)
     user_pin = _ensure_pin(settings.effective_pin_source)
     so_pin = _ensure_pin(settings.effective_so_pin_source)
     if _token_exists(conf, label):

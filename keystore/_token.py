@@ -37,6 +37,7 @@ from pkcs11.util.ec import encode_named_curve_parameters
 from core.errors import BadInput, Conflict, KeystoreError, NotFound, SealServiceError, Unavailable
 from core.settings import DEFAULT_SOFTHSM_MODULE, Settings, read_secret
 from keystore._model import KeyAlgorithm, KeyRef
+from keystore._softhsm import home_softhsm_conf
 from keystore._uri import Pkcs11Uri
 
 log = logging.getLogger(__name__)
@@ -344,7 +345,7 @@ class Keystore:
         module_path = uri.module_path(DEFAULT_SOFTHSM_MODULE)
         softhsm_conf = None
         if "softhsm" in Path(module_path).name.lower() and settings.softhsm_conf.is_file():
-            softhsm_conf = settings.softhsm_conf
+            softhsm_conf = home_softhsm_conf(settings)  # this home's token, even in a copy of another home
         lib = _load_library(module_path, softhsm_conf)
         try:
             for attempt in range(TOKEN_OPEN_ATTEMPTS):

@@ -7,6 +7,7 @@ database and builds :class:`PolicyFacts` for a request.
 
 from typing import TYPE_CHECKING
 
+from policies._catalogs import BundledCatalog, bundled_catalog
 from policies._engine import MESSAGES, RULES, approval_required, decide, reason
 from policies._model import (
     ALL_STAGES,
@@ -42,6 +43,7 @@ __all__ = [
     "Actor",
     "Agreement",
     "AgreementStatus",
+    "BundledCatalog",
     "Decision",
     "DecisionVersions",
     "DocumentKind",
@@ -60,6 +62,7 @@ __all__ = [
     "Stage",
     "TownshipPower",
     "approval_required",
+    "bundled_catalog",
     "decide",
     "default_stage_kinds",
     "mode_from_scope",

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs what Yizhang needs on Debian 12, as root or with sudo. A second run changes nothing and is fast.
+# Installs what Yizhang needs to run on Debian 12, as root or with sudo. A second run changes nothing and is
+# fast. Only what the service needs: test-only tools (a browser, Node and the test OpenID provider) are
+# installed by scripts/test.sh (YIZHANG_WITH_BROWSER=1 adds Chromium here).
 #   Debian packages: SoftHSM2, OpenSC tools, poppler (pdfsig/pdftoppm), qpdf, a CJK font, Python venv,
 #   libfaketime (`faketime`: the lifetime tests move the clock for `yizhang serve` and `verify`).
 #   Python: .venv from requirements.lock (hash-pinned), the project installed editable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv softhsm2 opensc poppler-utils qpdf fonts-wqy-zenhei openssl ca-certificates chromium faketime)
+APT_PACKAGES=(python3 python3-venv softhsm2 opensc poppler-utils qpdf fonts-wqy-zenhei openssl ca-certificates faketime)
 if [ "${YIZHANG_WITH_BROWSER:-0}" = "1" ]; then APT_PACKAGES+=(chromium); fi
 
 SUDO=""
@@ -40,21 +42,4 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_
   .venv/bin/uv pip sync -q --python .venv/bin/python --require-hashes requirements.lock
   .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e .
   echo "$stamp_want" > "$stamp_file"
-fi
-
-# The OpenID Provider the OIDC login tests run against (panva/oidc-provider, tests/oidc/), from its lock file.
-# Skipped when node_modules already matches package-lock.json.
-if [ -f tests/oidc/package-lock.json ]; then
-  if ! command -v npm >/dev/null 2>&1; then
-    echo "setup: installing Node.js for the OIDC test provider"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-  fi
-  oidc_want="$(sha256sum tests/oidc/package-lock.json | cut -d' ' -f1)"
-  oidc_stamp="tests/oidc/node_modules/.yizhang-stamp"
-  if [ "$(cat "$oidc_stamp" 2>/dev/null)" != "$oidc_want" ]; then
-    echo "setup: npm ci in tests/oidc"
-    npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error >/dev/null
-    echo "$oidc_want" > "$oidc_stamp"
-  fi
 fi

@@ -23,8 +23,40 @@ pytest_plugins = [
 ]
 
 PG_ADMIN_URL = os.environ.get("YIZHANG_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+#: Data the tests read (vectors, the foreign PDF corpus), with origins and licences: tests/data/README.md.
+TEST_DATA = Path(__file__).resolve().parent / "data"
+#: The catalogs shipped as package data (policies/catalogs/README.md).
+CATALOGS = Path(__file__).resolve().parents[1] / "policies" / "catalogs"
 _pg_skipped: list[str] = []
+
+# Nothing may read beside the checkout (issue 20): not the tests, not a `yizhang` they start. The hook refuses
+# any open or listing under REPO/../shared in this process; children get it through PYTHONPATH
+# (tests/_standalone/sitecustomize.py). Attempts are logged and fail the session at its end.
+REPO = Path(__file__).resolve().parents[1]
+FORBIDDEN_DIR = REPO.parent / "shared"
+_GUARD_DIR = Path(__file__).resolve().parent / "_standalone"
+
+
+def _install_standalone_guard() -> Path:
+    import importlib.util
+    import tempfile
+
+    fd, log = tempfile.mkstemp(prefix="yizhang-outside-reads-", suffix=".log")
+    os.close(fd)
+    os.environ["YIZHANG_TEST_FORBIDDEN_DIR"] = str(FORBIDDEN_DIR)
+    os.environ["YIZHANG_TEST_FORBIDDEN_LOG"] = log
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(_GUARD_DIR) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(_GUARD_DIR), *paths])
+    guard = _GUARD_DIR / "sitecustomize.py"
+    spec = importlib.util.spec_from_file_location("_yizhang_standalone_guard", guard)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # installs the hook in this process (the variables are set above)
+    return Path(log)
+
+
+OUTSIDE_READS_LOG = _install_standalone_guard()
 
 
 def _in_ci() -> bool:
@@ -32,10 +64,8 @@ def _in_ci() -> bool:
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"../shared not found at {SHARED}")
-    return SHARED
+def test_data_dir() -> Path:
+    return TEST_DATA
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +130,29 @@ def engine(db_url: str):  # type: ignore[no-untyped-def]
     eng.dispose()
 
 
+def outside_reads() -> list[str]:
+    """Attempts (by this session or its children) to read beside the checkout, one line each."""
+    try:
+        return [line for line in OUTSIDE_READS_LOG.read_text(encoding="utf-8").splitlines() if line]
+    except OSError:
+        return []
+
+
+def pytest_sessionfinish(session, exitstatus):  # type: ignore[no-untyped-def]
+    if outside_reads() and session.exitstatus == 0:
+        session.exitstatus = 1
+
+
+def pytest_unconfigure(config):  # type: ignore[no-untyped-def]
+    OUTSIDE_READS_LOG.unlink(missing_ok=True)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    reads = outside_reads()
+    if reads:
+        terminalreporter.write_sep("!", "SOMETHING READ BESIDE THE CHECKOUT (issue 20)", red=True, bold=True)
+        for line in reads[:20]:
+            terminalreporter.write_line(line)
     if _pg_skipped:
         terminalreporter.write_sep("!", "POSTGRESQL TESTS WERE SKIPPED", red=True, bold=True)
         terminalreporter.write_line(_pg_skipped[0])

@@ -44,38 +44,19 @@ NO2_NUMBER = 13
 NO2_MATTERS = ("XG-14", "XG-15", "XG-16", "XG-17", "XG-18")  # 公共场所卫生许可 (首次/变更/补证/延续/注销)
 
 
-def _domain_dir() -> Path:
-    """The real catalogs: ``YIZHANG_DOMAIN_DIR``, else ``../shared/domain`` beside the checkout."""
-    env = os.environ.get("YIZHANG_DOMAIN_DIR")
-    candidates = [Path(env)] if env else []
-    root = Path(__file__).resolve().parents[2]
-    candidates += [root.parent / "shared" / "domain", root / "shared" / "domain"]
-    for c in candidates:
-        if (c / "xingguo_county_township_catalog.csv").is_file():
-            return c
-    from core.errors import BadInput
+def _ensure_policies(store: Any) -> None:
+    """The county, its townships and both catalogs, from the tables shipped in ``policies/catalogs/``."""
+    from policies import BundledCatalog, bundled_catalog
 
-    raise BadInput(
-        "DEMO_CATALOGS_MISSING",
-        "the demo needs the catalogs (set YIZHANG_DOMAIN_DIR to the folder with the domain CSVs)",
-        "演示需要事项目录（请将 YIZHANG_DOMAIN_DIR 设为目录 CSV 所在文件夹）",
-    )
-
-
-def _ensure_policies(store: Any, domain: Path) -> None:
     try:
         store.organisation(COUNTY_CODE)
         return  # loaded by an earlier run
     except NotFound:
         pass
     store.register_county(COUNTY_CODE, COUNTY_NAME, actor=ACTOR)
-    store.import_no2_townships(COUNTY_CODE, (domain / "xingguo_no2_seals.csv").read_bytes(), actor=ACTOR)
-    store.import_catalog(
-        COUNTY_CODE, (domain / "xingguo_county_township_catalog.csv").read_bytes(), actor=ACTOR
-    )
-    store.import_catalog(
-        COUNTY_CODE, (domain / "shanxi_township_catalog.csv").read_bytes(), actor=ACTOR, replace=False
-    )
+    store.import_no2_townships(COUNTY_CODE, bundled_catalog(BundledCatalog.XINGGUO_NO2_SEALS), actor=ACTOR)
+    store.import_catalog(COUNTY_CODE, bundled_catalog(BundledCatalog.XINGGUO), actor=ACTOR)
+    store.import_catalog(COUNTY_CODE, bundled_catalog(BundledCatalog.SHANXI), actor=ACTOR, replace=False)
     for t in TOWNSHIPS:
         store.grant_powers(t.code, None, actor=ACTOR)
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
@@ -320,7 +301,6 @@ def run_demo(home: Path | None) -> dict[str, Any]:
     from keystore import init_county
 
     settings = settings_for(home)
-    domain = _domain_dir()
     init_county(settings, COUNTY_CODE, COUNTY_NAME)
     migrate(settings.effective_database_url)
     ensure_log_key(settings)
@@ -328,7 +308,7 @@ def run_demo(home: Path | None) -> dict[str, Any]:
     try:
         for name in ("keystore", "seal_registry", "policy_store", "ledger", "signer"):
             services.need(name)
-        _ensure_policies(services.policy_store, domain)
+        _ensure_policies(services.policy_store)
         seals = _ensure_seals(services.seal_registry)
         accounts = _ensure_accounts(services, settings.home_dir)
         docs = _seal_documents(services, seals, settings.home_dir)

@@ -33,6 +33,16 @@ def _ledger(settings: object, engine: object) -> object:
     return Ledger(engine, None, origin=origin_for(settings))  # type: ignore[arg-type]
 
 
+def default_public_base_url(host: str, port: int) -> str:
+    """Where a server listening on ``host:port`` is reached when ``YIZHANG_PUBLIC_BASE_URL`` is not set: that
+    address itself (every interface: the loopback one). Behind a reverse proxy, set the variable."""
+    if host in ("0.0.0.0", "::", "[::]", ""):  # noqa: S104 - naming the wildcard, not binding to it
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.add_typer(account_app, name="account")
@@ -58,6 +68,9 @@ def serve(
     from core.db import migrate
 
     with cli_errors():
+        # Links, cookies and (before `county init`) CRL URLs and the log origin follow the port served on.
+        if not os.environ.get("YIZHANG_PUBLIC_BASE_URL"):
+            os.environ["YIZHANG_PUBLIC_BASE_URL"] = default_public_base_url(host, port)
         settings = settings_for(home)
         # The workers build their own settings from the environment: hand the home down explicitly.
         os.environ["YIZHANG_HOME"] = str(settings.home_dir)

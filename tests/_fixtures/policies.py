@@ -154,9 +154,12 @@ def minimal_facts(**overrides: Any) -> PolicyFacts:
     return dataclasses.replace(base, **overrides)
 
 
-@pytest.fixture
-def domain_dir(shared_dir: Path) -> Path:
-    return shared_dir / "domain"
+@pytest.fixture(scope="session")
+def domain_dir() -> Path:
+    """The catalogs shipped in the package (policies/catalogs/): Shanxi 114, Xingguo 26, No. 2 seals."""
+    from tests.conftest import CATALOGS
+
+    return CATALOGS
 
 
 @pytest.fixture

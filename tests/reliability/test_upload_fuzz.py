@@ -7,7 +7,7 @@ token into the pytest process (one SoftHSM configuration per process) and hide w
 its middleware and its verification sandbox do.
 
 Inputs (``YIZHANG_UPLOAD_FUZZ_CASES`` mutated cases, default 24 in CI; seed ``YIZHANG_UPLOAD_FUZZ_SEED``):
-every file of ``../shared/corpus/foreign`` (its manifest), then mutations of the demo's sealed PDFs and of
+every file of ``tests/data/corpus/foreign`` (its manifest), then mutations of the demo's sealed PDFs and of
 the corpus — byte flips, truncations, splices of two files, inserted garbage, huge declared ``/Length``,
 ``/Count``, ``/Size`` values, deep array and dictionary nesting, xref and ``startxref`` garbage, and a
 Flate bomb (16–256 MiB inflated) appended as an incremental update. Each input goes to every PDF upload
@@ -66,7 +66,7 @@ pytestmark = [pytest.mark.softhsm, pytest.mark.slow]
 CASES = int(os.environ.get("YIZHANG_UPLOAD_FUZZ_CASES", "24"))
 SEED = int(os.environ.get("YIZHANG_UPLOAD_FUZZ_SEED", "2026"))
 THREADS = int(os.environ.get("YIZHANG_UPLOAD_FUZZ_THREADS", "2"))
-CORPUS = ROOT.parent / "shared" / "corpus" / "foreign"
+CORPUS = ROOT / "tests" / "data" / "corpus" / "foreign"
 OUT = ROOT / "test-output" / "reliability"
 FAILED = OUT / "upload-fuzz-failures"  # inputs that drew a violation, to replay
 #: The PDF size limit of the served county (small, so the memory bound below means something).

@@ -29,7 +29,7 @@ def _account(client, username: str, role: str, org: str, centre: str | None = No
         return {"Authorization": f"Bearer {issue_token(s, a.account_id, name='t').secret}"}
 
 
-def test_county_policies_over_http(api_client, shared_dir: Path) -> None:
+def test_county_policies_over_http(api_client, domain_dir: Path) -> None:
     c = api_client
     admin = _account(c, "admin", "COUNTY_ADMIN", XG)
     bureau = _account(c, "bureau.officer", "DEPARTMENT_OFFICER", BUREAU)
@@ -51,7 +51,7 @@ def test_county_policies_over_http(api_client, shared_dir: Path) -> None:
     assert r.status_code == 403 and r.json()["code"] == "ROLE_FORBIDDEN"
 
     # The real catalog, as a raw upload; a broken one is refused whole with a code.
-    csv = (shared_dir / "domain" / "xingguo_county_township_catalog.csv").read_bytes()
+    csv = (domain_dir / "xingguo_county_township_catalog.csv").read_bytes()
     r = c.post(f"/v1/catalogs/{XG}/import?fmt=xingguo", content=csv, headers=admin)
     assert r.status_code == 200, r.text
     assert r.json()["matters"] == 26

@@ -6,8 +6,8 @@ from starlette.routing import Route
 
 from api._authz import access_of, iter_routes
 
-# The framework's own pages: the OpenAPI document and its viewer (no data).
-FRAMEWORK_PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect"}
+# The framework's own pages: the OpenAPI document and its viewer (no data), with the viewer's local assets.
+FRAMEWORK_PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/docs/assets/{name}"}
 # The public surface, on purpose. Adding to it is a decision, so it is listed here.
 EXPECTED_PUBLIC_PREFIXES = (
     "/healthz",

@@ -36,7 +36,7 @@ PDF = _pdf()
 
 
 @pytest.fixture
-def county(ks_settings, county_pki, seal_registry, tmp_path: Path, shared_dir: Path) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+def county(ks_settings, county_pki, seal_registry, tmp_path: Path, domain_dir: Path) -> Iterator[dict]:  # type: ignore[no-untyped-def]
     """Xingguo with 兴江乡 and 梅窖镇: policies, a township seal each, 兴江's No. 2 seal (11) entrusted by
     the approval bureau for 公共场所卫生许可（首次）, and one account per role; real HTTP client."""
     from api._accounts import create_account, issue_token
@@ -51,7 +51,7 @@ def county(ks_settings, county_pki, seal_registry, tmp_path: Path, shared_dir: P
     store.register_department(BUREAU, BUREAU, county_code=XG, actor="t")
     for code, name in ((XJ, "兴江乡"), (GL, "古龙岗镇"), (MJ, "梅窖镇")):
         store.register_township(code, name, county_code=XG, service_centre=f"{code}-BMFW", actor="t")
-    domain = shared_dir / "domain"
+    domain = domain_dir
     store.import_catalog(XG, (domain / "xingguo_county_township_catalog.csv").read_bytes(), actor="t")
     store.import_catalog(XG, (domain / "shanxi_township_catalog.csv").read_bytes(), actor="t", replace=False)
     for code in (XJ, GL, MJ):

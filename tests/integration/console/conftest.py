@@ -107,7 +107,7 @@ def county(tmp_path_factory: pytest.TempPathFactory) -> Iterator[County]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} not installed (scripts/setup.sh installs Debian's chromium)")
+        pytest.fail(f"{CHROMIUM} not installed (scripts/test.sh installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
     # Module scope on purpose: while sync_playwright() is open, its event loop counts as running in this

@@ -17,12 +17,9 @@ from pathlib import Path
 
 
 def _catalogs() -> Path:
-    try:
-        from tests.conftest import CATALOGS  # the catalogs shipped in the package (issue 20)
+    from tests.conftest import CATALOGS  # the catalogs shipped in the package (issue 20)
 
-        return Path(CATALOGS)
-    except ImportError:
-        return Path(__file__).resolve().parents[4] / "shared" / "domain"
+    return Path(CATALOGS)
 
 
 def build(home: Path, out: Path, key: str) -> dict[str, object]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.softhsm
-DOMAIN = Path(__file__).resolve().parents[4] / "shared" / "domain"
+DOMAIN = Path(__file__).resolve().parents[3] / "policies" / "catalogs"  # shipped as package data
 
 
 def _yz(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

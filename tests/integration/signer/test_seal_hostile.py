@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.softhsm
 
-CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus" / "foreign"
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus" / "foreign"
 
 
 def _corpus() -> list[str]:

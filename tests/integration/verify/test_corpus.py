@@ -1,4 +1,4 @@
-"""Every file in ../shared/corpus/foreign gets the verdict its manifest says (read in place, never copied)."""
+"""Every file in tests/data/corpus/foreign gets the verdict its manifest says (read in place)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from signer import Indication, TrustList, VerifyLimits, verify_document
 
-CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "foreign"
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus" / "foreign"
 
 
 def _rows() -> list[dict[str, str]]:

@@ -1,4 +1,4 @@
-"""Every published transparency-dev/merkle vector (../shared/vectors/merkle), wantErr cases included."""
+"""Every published transparency-dev/merkle vector (tests/data/merkle, Apache-2.0), wantErr cases included."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from ledger import _merkle
 
-VECTORS = Path(__file__).resolve().parents[4] / "shared" / "vectors" / "merkle"
+VECTORS = Path(__file__).resolve().parents[2] / "data" / "merkle"
 
 
 def _b(x: str | None) -> bytes:
@@ -52,7 +52,7 @@ def test_consistency_vector(path: Path) -> None:
 
 
 def test_vector_count() -> None:
-    # 199 files in the shared set, minus README/LICENSE/roots.json: all of them are exercised above.
+    # 199 files in the published set, minus README/LICENSE/roots.json: all of them are exercised above.
     assert len(_cases("inclusion")) + len(_cases("consistency")) == 196
 
 

@@ -26,8 +26,8 @@ RELIEF = "SX-002"  # 临时救助, 乡级负责受理、审核
 
 
 @pytest.fixture(scope="module")
-def facts(shared_dir: Path) -> PolicyFacts:
-    return county_facts(shared_dir / "domain")
+def facts(domain_dir: Path) -> PolicyFacts:
+    return county_facts(domain_dir)
 
 
 def _shanxi_req(**kw: object) -> SigningRequest:

@@ -10,7 +10,7 @@ import pytest
 
 from signer import _qpdf
 
-CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "foreign"
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus" / "foreign"
 
 
 def _binary(path: Path) -> tuple[int, list[str]]:
