@@ -269,6 +269,24 @@ class _Roles:
     annots: set[int]  # indirect /Annots arrays of pages
 
 
+class _Revision:
+    """Objects as they were in one revision. An object not rewritten since is read through the reader's own
+    cache (already parsed by the other checks); only objects changed later are parsed again from history."""
+
+    def __init__(self, reader: Any, rev: int) -> None:
+        self.reader = reader
+        self.rev = rev
+        self._history = reader.get_historical_resolver(rev)
+        self.trailer_view = self._history.trailer_view
+
+    def __call__(self, ref: Any) -> Any:
+        try:
+            current = self.reader.xrefs.get_last_change(ref) <= self.rev
+        except KeyError:
+            current = False
+        return self.reader.get_object(ref) if current else self._history(ref)
+
+
 def _get(resolver: Any, v: Any) -> Any:
     """Dereference in the given revision (``IndirectObject.get_object`` would read the latest one)."""
     return resolver(v.reference) if isinstance(v, generic.IndirectObject) else v
@@ -327,7 +345,7 @@ def _roles(resolver: Any, budget: list[int]) -> _Roles:
 def _dangling_references(reader: Any, rev: int, budget: list[int]) -> set[int]:
     """Object numbers referenced by some object of revision ``rev`` that do not exist in that revision."""
     xrefs = reader.xrefs
-    resolver = reader.get_historical_resolver(rev)
+    resolver = _Revision(reader, rev)
     present: set[int] = set()
     for r in range(rev + 1):
         present |= {ref.idnum for ref in xrefs.explicit_refs_in_revision(r)}
@@ -353,8 +371,8 @@ def _dangling_references(reader: Any, rev: int, budget: list[int]) -> set[int]:
 
 
 def _revision_problems(reader: Any, rev: int, slots: set[int], budget: list[int]) -> Iterator[str]:
-    old_res = reader.get_historical_resolver(rev - 1)
-    new_res = reader.get_historical_resolver(rev)
+    old_res = _Revision(reader, rev - 1)
+    new_res = _Revision(reader, rev)
     was, now = _roles(old_res, budget), _roles(new_res, budget)
     refs = sorted(reader.xrefs.explicit_refs_in_revision(rev), key=lambda r: r.idnum)
     objs: dict[int, Any] = {}
