@@ -63,6 +63,8 @@ def test_demo_builds_a_county_and_is_harmless_twice(tmp_path: Path) -> None:
     audit = _yz(home, "ledger", "audit", "--json")
     assert audit.returncode == 0, audit.stdout + audit.stderr
     report = json.loads(audit.stdout)
-    # 5 sealings + 4 seals x (issued, activated) + 3 powers grants + 1 agreement, each exactly once even
-    # though the demo ran twice (lifecycle and policy changes are forwarded with idempotency keys)
-    assert report["ok"] is True and report["size"] == 5 + 8 + 3 + 1
+    # 5 sealings + 4 seals x (issued, activated) + 3 powers grants + 1 agreement + one ACCOUNT_CHANGED
+    # (created) per demo account, each exactly once even though the demo ran twice (lifecycle and policy
+    # changes are forwarded with idempotency keys; existing accounts are not created again)
+    accounts = len(summary["accounts"])
+    assert report["ok"] is True and report["size"] == 5 + 8 + 3 + 1 + accounts, (report["size"], accounts)
