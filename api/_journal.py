@@ -127,7 +127,8 @@ def forward_quietly(services: Any) -> int:
 
 
 def forward_and_checkpoint(services: Any) -> Any:
-    """One round of the periodic checkpoint: forward pending events, then sign the tree head if it grew.
+    """One round of the periodic checkpoint: forward pending events, sign the decision status list again if
+    it is due or out of date, then sign the tree head if it grew.
 
     Returns the latest checkpoint (new or unchanged), or ``None`` when there is no ledger, no log key or
     no entry yet. Safe from several workers at once: ``Ledger.checkpoint`` locks the head and never signs
@@ -139,6 +140,9 @@ def forward_and_checkpoint(services: Any) -> Any:
     forward(services)
     if getattr(ledger, "signer", None) is None:
         return None
+    from api._status_list import publish_quietly
+
+    publish_quietly(services)  # the decision status list: when out of date or due (issue 19)
     last = ledger.latest_checkpoint()
     size = ledger.size()
     if size == 0 or (last is not None and last.size >= size):

@@ -733,7 +733,7 @@ class SigningWorkflow:
         return DECISION_STATUSES
 
     def check_decision_status(
-        self, principal: Principal, request_id: str, status: str, reason: str
+        self, principal: Principal, request_id: str, status: str, reason: str, successor: str | None = None
     ) -> SigningRequestView:
         """Every check of :meth:`change_decision_status`, without writing (the console's confirmation)."""
         if status not in DECISION_STATUSES:
@@ -744,21 +744,62 @@ class SigningWorkflow:
             raise BadInput("REASON_REQUIRED", "a status change needs a reason", "须填写理由")
         current = self.get(principal, request_id)
         self._ensure_lifecycle_allowed(principal, current)
+        if successor is not None:
+            self._check_successor(status, successor, current)
         return current
 
+    def _check_successor(self, status: str, successor: str, current: SigningRequestView) -> None:
+        """A successor (the document that replaces a changed decision) is named only for 变更, and is a
+        document this county issued: verifiers everywhere will send holders to it."""
+        if status != "CHANGED":
+            raise BadInput(
+                "DECISION_SUCCESSOR_INVALID",
+                "only a change (CHANGED) names a successor",
+                "仅变更可指定新文书",
+            )
+        if successor == current.document_number:
+            raise BadInput(
+                "DECISION_SUCCESSOR_INVALID", "a decision cannot succeed itself", "新文书不能是原文书本身"
+            )
+        with transaction(self.services.sessions) as s:
+            issued = s.scalar(
+                select(SigningRequestRow.request_id)
+                .where(
+                    SigningRequestRow.document_number == successor,
+                    SigningRequestRow.status == Status.SEALED,
+                )
+                .limit(1)
+            )
+        if issued is None:
+            raise BadInput(
+                "DECISION_SUCCESSOR_UNKNOWN",
+                f"no document numbered {successor!r} was issued here",
+                f"本县未出具文号为 {successor} 的文书",
+            )
+
     def change_decision_status(
-        self, principal: Principal, request_id: str, status: str, reason: str
+        self, principal: Principal, request_id: str, status: str, reason: str, successor: str | None = None
     ) -> SigningRequestView:
         """变更、撤回、撤销、注销 an issued decision: a ledger entry, the request's status, a feed event."""
-        return self.record_decision_status(principal, request_id, status, reason)[0]
+        return self.record_decision_status(principal, request_id, status, reason, successor)[0]
 
     def record_decision_status(
-        self, principal: Principal, request_id: str, status: str, reason: str
+        self, principal: Principal, request_id: str, status: str, reason: str, successor: str | None = None
     ) -> tuple[SigningRequestView, DecisionEvent]:
-        """As :meth:`change_decision_status`, also returning the event with its ledger entry's index."""
+        """As :meth:`change_decision_status`, also returning the event with its ledger entry's index. The
+        county's signed status list is published again at once (verifiers elsewhere read it)."""
+        from api._status_list import publish_quietly
+
+        result = self._record_decision_status(principal, request_id, status, reason, successor)
+        publish_quietly(self.services)
+        return result
+
+    def _record_decision_status(
+        self, principal: Principal, request_id: str, status: str, reason: str, successor: str | None
+    ) -> tuple[SigningRequestView, DecisionEvent]:
         from ledger import EntryFields, EntryKind
 
-        current = self.check_decision_status(principal, request_id, status, reason)
+        current = self.check_decision_status(principal, request_id, status, reason, successor)
         supervisor = self._supervisor_of(current.matter_code, current.township_code, current.department_code)
         now = _now()
         with transaction(self.services.sessions) as s:
@@ -775,13 +816,17 @@ class SigningWorkflow:
                         "reason": reason,
                         "actor": principal.account.username,
                         "request_id": row.request_id,
+                        **({"successor": successor} if successor else {}),
                     },
                 ),
                 f"status:{row.request_id}:{status}:{_sha256(reason.encode())[:16]}",
             )
             row.decision_status = status
             row.updated_at = now
-            _publish(s, row, "DECISION_STATUS_CHANGED", now, supervisor, {"status_ledger_index": entry.index})
+            extra: dict[str, Any] = {"status_ledger_index": entry.index}
+            if successor:
+                extra["successor"] = successor
+            _publish(s, row, "DECISION_STATUS_CHANGED", now, supervisor, extra)
             event = DecisionEvent(status, entry.at, entry.index, principal.account.username, reason)
             return SigningRequestView.from_row(row), event
 

@@ -94,7 +94,7 @@ class SigningRequestRow(Base):
     approver_id: Mapped[str | None] = mapped_column(String(36))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decision_comment: Mapped[str | None] = mapped_column(String(1000))
-    document_number: Mapped[str | None] = mapped_column(String(64))
+    document_number: Mapped[str | None] = mapped_column(String(64), index=True)  # decision status lookups
     ledger_index: Mapped[int | None] = mapped_column(Integer)
     sealed_sha256: Mapped[str | None] = mapped_column(String(64))
     decision_status: Mapped[str] = mapped_column(String(16), nullable=False, default="VALID")

@@ -60,6 +60,18 @@ class Settings(BaseSettings):
     crl_validity_days: float = Field(
         default=7.0, gt=0, le=90, description="the issuing CA's CRL nextUpdate, days after thisUpdate"
     )
+    status_list_validity_s: float = Field(
+        default=7 * 86400.0,
+        ge=3600,
+        description="the decision status list's nextUpdate, seconds after its thisUpdate; a verifier holding "
+        "an older list is INDETERMINATE (STATUS_LIST_STALE)",
+    )
+    status_list_republish_s: float = Field(
+        default=86400.0,
+        gt=0,
+        description="serve: sign the decision status list again this often (seconds; at once on every status "
+        "change); keep it well inside status_list_validity_s",
+    )
     number_reservation_ttl_s: float = Field(
         default=600.0,
         ge=1,

@@ -32,6 +32,14 @@ from signer._verify_model import (  # noqa: E402
     VerificationReport,
     VerifyLimits,
 )
+from signer._verify_status import (  # noqa: E402
+    STATUS_LIST_HEADER,
+    DecisionState,
+    StatusAnswer,
+    StatusList,
+    StatusListError,
+    status_list_body,
+)
 from signer._verify_trust import TrustList  # noqa: E402
 
 __all__ = [
@@ -54,7 +62,9 @@ __all__ = [
     "render_template",
     "template_names",
     # verification
+    "STATUS_LIST_HEADER",
     "BindingFacts",
+    "DecisionState",
     "DocumentFacts",
     "Evidence",
     "Indication",
@@ -65,10 +75,14 @@ __all__ = [
     "Reason",
     "SealFacts",
     "SignatureReport",
+    "StatusAnswer",
+    "StatusList",
+    "StatusListError",
     "SubIndication",
     "TrustList",
     "VerificationReport",
     "VerifyLimits",
+    "status_list_body",
     "verify_document",
 ]
 

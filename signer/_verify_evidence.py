@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from signer._verify_model import BindingFacts, Reason, SealFacts
 from signer._verify_reasons import reason
+from signer._verify_status import FINAL_STATES, DecisionState, StatusAnswer, StatusListError
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,9 @@ class Evidence:
     receipt: LedgerReceipt | None = None
     log_public_key: bytes | None = None  # raw 32-byte Ed25519 key of the county's log
     log_key_name: str | None = None  # the signed-note key name; any name when None
-    status_lookup: Callable[[BindingFacts], str | None] | None = None
+    # The decision's status: a plain status name (the county's database) or a StatusAnswer (a signed
+    # status list, with its dates); None when the source cannot speak for the document.
+    status_lookup: Callable[[BindingFacts], StatusAnswer | str | None] | None = None
     delegation_lookup: Callable[[SealFacts, BindingFacts, datetime], bool | None] | None = None
     ledger_lookup: Callable[[LedgerQuery], LedgerFinding | None] | None = None
     checkpoint: bytes | None = None
@@ -176,8 +179,9 @@ def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: tuple[b
     return r
 
 
-def verify_checkpoint(note: bytes, public_key: bytes, key_name: str | None) -> tuple[str, int, bytes]:
-    """Verify a C2SP signed note with an Ed25519 key; return (origin, size, root). Raises ValueError."""
+def open_signed_note(note: bytes, public_key: bytes, key_name: str | None) -> str:
+    """A C2SP signed note's text (ending in a newline) when one of its signatures is a valid Ed25519
+    signature by ``public_key`` under ``key_name`` (any name when None). Raises ValueError."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -186,12 +190,6 @@ def verify_checkpoint(note: bytes, public_key: bytes, key_name: str | None) -> t
     if not sep:
         raise ValueError("no signature block")
     body += "\n"
-    lines = body.split("\n")
-    if len(lines) < 4:
-        raise ValueError("checkpoint body too short")
-    origin, size_s, root_b64 = lines[0], lines[1], lines[2]
-    size = int(size_s)
-    root = base64.b64decode(root_b64, validate=True)
     pk = Ed25519PublicKey.from_public_bytes(public_key)
     for line in sigs.splitlines():
         if not line.startswith("\u2014 "):
@@ -209,8 +207,20 @@ def verify_checkpoint(note: bytes, public_key: bytes, key_name: str | None) -> t
             pk.verify(sig, body.encode())
         except InvalidSignature:
             continue
-        return origin, size, root
+        return body
     raise ValueError("no valid signature by the log key")
+
+
+def verify_checkpoint(note: bytes, public_key: bytes, key_name: str | None) -> tuple[str, int, bytes]:
+    """Verify a C2SP signed note with an Ed25519 key; return (origin, size, root). Raises ValueError."""
+    body = open_signed_note(note, public_key, key_name)
+    lines = body.split("\n")
+    if len(lines) < 4:
+        raise ValueError("checkpoint body too short")
+    origin, size_s, root_b64 = lines[0], lines[1], lines[2]
+    size = int(size_s)
+    root = base64.b64decode(root_b64, validate=True)
+    return origin, size, root
 
 
 def check_evidence(
@@ -227,21 +237,7 @@ def check_evidence(
     reasons += _check_ledger(evidence, binding, seal, signing_time, revision_sha256, facts)
     lookup_binding = binding or BindingFacts()
     if evidence.status_lookup is not None:
-        try:
-            status = evidence.status_lookup(lookup_binding)
-        except Exception as exc:  # noqa: BLE001 - an unreachable status service is "unknown", not a crash
-            status = None
-            reasons.append(reason("STATUS_UNKNOWN", detail=str(exc)))
-        if status:
-            facts["status"] = status
-            code = {
-                "changed": "DECISION_CHANGED",
-                "withdrawn": "DECISION_WITHDRAWN",
-                "revoked": "DECISION_REVOKED",
-                "cancelled": "DECISION_CANCELLED",
-            }.get(status.lower())
-            if code:
-                reasons.append(reason(code))
+        reasons += _check_status(evidence.status_lookup, lookup_binding, now, facts)
     if evidence.delegation_lookup is not None and seal is not None:
         try:
             delegated = evidence.delegation_lookup(seal, lookup_binding, signing_time or now)
@@ -251,6 +247,84 @@ def check_evidence(
         if delegated is False:
             reasons.append(reason("MATTER_NOT_DELEGATED", detail=lookup_binding.matter))
     return reasons, facts
+
+
+def _check_status(
+    lookup: Callable[[BindingFacts], StatusAnswer | str | None],
+    binding: BindingFacts,
+    now: datetime,
+    facts: dict[str, object],
+) -> list[Reason]:
+    """Step 8b, the decision's status (变更、撤回、撤销、注销), from the database in the county or the
+    county's signed status list elsewhere:
+
+    1. ask; a list that cannot be used is its code (``STATUS_LIST_INVALID``), a source that cannot be asked
+       is ``STATUS_UNKNOWN``; no answer (no document number, not this county's) says nothing;
+    2. withdrawn, revoked, cancelled: the document fails, however old the list (such a decision never
+       comes back into force); the signatures' own reports are untouched (the seal is still authentic);
+    3. changed: ``DECISION_CHANGED`` naming the successor document;
+    4. a signed list past its ``next_update`` cannot vouch that nothing happened since:
+       ``STATUS_LIST_STALE`` (INDETERMINATE, TRY_LATER), with its age and where a fresh one is.
+    """
+    # 1
+    try:
+        raw = lookup(binding)
+    except StatusListError as exc:
+        return [reason(exc.code, detail=exc.detail)]
+    except Exception as exc:  # noqa: BLE001 - an unreachable status service is "unknown", not a crash
+        return [reason("STATUS_UNKNOWN", detail=str(exc)[:200])]
+    if not raw:
+        return []
+    if isinstance(raw, StatusAnswer):
+        answer = raw
+    else:
+        try:
+            answer = StatusAnswer(DecisionState(str(raw).lower()))
+        except ValueError:
+            return [reason("STATUS_UNKNOWN", detail=f"unknown status {str(raw)[:40]!r}")]
+    facts["status"] = answer.status.value
+    if answer.successor:
+        facts["successor_document_number"] = answer.successor
+    # 2
+    if answer.status in FINAL_STATES:
+        return [reason(f"DECISION_{answer.status.name}", detail=_status_source(answer))]
+    out: list[Reason] = []
+    # 3
+    if answer.status is DecisionState.CHANGED:
+        out.append(
+            reason(
+                "DECISION_CHANGED",
+                detail=f"successor 新文书: {answer.successor}" if answer.successor else "no successor named",
+            )
+        )
+    # 4
+    if answer.next_update is not None and now >= answer.next_update:
+        out.append(reason("STATUS_LIST_STALE", detail=_stale_detail(answer, now)))
+    return out
+
+
+def _status_source(answer: StatusAnswer) -> str:
+    if answer.this_update is None:
+        return "the county's records"
+    return f"status list of {answer.county or 'the county'}, {_shanghai(answer.this_update)}"
+
+
+def _stale_detail(answer: StatusAnswer, now: datetime) -> str:
+    assert answer.this_update is not None and answer.next_update is not None
+    age = now - answer.this_update
+    days = age.total_seconds() / 86400
+    where = answer.url or "the issuing county (yizhang verify-bundle)"
+    return (
+        f"status list of {answer.county or 'the county'} signed {_shanghai(answer.this_update)}, "
+        f"{days:.1f} days old, due for renewal by {_shanghai(answer.next_update)}; "
+        f"fetch a fresh one from {where}"
+    )
+
+
+def _shanghai(at: datetime) -> str:
+    from zoneinfo import ZoneInfo
+
+    return at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M %z")
 
 
 def _check_ledger(

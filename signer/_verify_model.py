@@ -139,6 +139,7 @@ class DocumentFacts:
     ledger_index: int | None = None
     ledger_verified: bool | None = None
     status: str | None = None  # valid / changed / withdrawn / revoked / cancelled, from the status lookup
+    successor_document_number: str | None = None  # 变更: the document that replaces this one
 
 
 @dataclass(frozen=True)

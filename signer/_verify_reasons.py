@@ -293,6 +293,18 @@ CATALOG: dict[str, tuple[Severity, SubIndication | None, str, str]] = {
         "the delegation at the signing time could not be looked up",
         "无法查询盖章时的委托情况",
     ),
+    "STATUS_LIST_STALE": (
+        _I,
+        S.TRY_LATER,
+        "the county's decision status list is past its next update: fetch a fresh one and verify again",
+        "县级决定状态清单已过下次更新时间，请获取最新清单后重新核验",
+    ),
+    "STATUS_LIST_INVALID": (
+        _I,
+        S.POLICY_PROCESSING_ERROR,
+        "the county's decision status list is not signed by the county's log key or is malformed",
+        "县级决定状态清单签名无效或格式错误",
+    ),
     "STATUS_UNKNOWN": (
         _N,
         None,

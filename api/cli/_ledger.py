@@ -154,6 +154,38 @@ def register(app: typer.Typer) -> None:
         else:
             typer.echo(cp.note, nl=False)
 
+    @ledger_app.command("status-list")
+    def status_list(
+        force: Annotated[
+            bool, typer.Option("--force/--if-due", help="sign even when the published list is current")
+        ] = True,
+        home: HomeOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Sign and publish the decision status list (HOME/pki/status.note, served at /pki/status) from the
+        records, with the log key. For deployments without ``yizhang serve`` (cron, daily) and by hand."""
+        from api._status_list import publish_status_list
+        from core.db import make_engine
+
+        with cli_errors(as_json), _db_errors():
+            settings = settings_for(home)
+            engine = make_engine(settings.effective_database_url)
+            try:
+                done = publish_status_list(settings, engine, _signer(home), force=force)
+            finally:
+                engine.dispose()
+        out = {
+            "path": str(done.path),
+            "this_update": done.this_update.isoformat(),
+            "next_update": done.next_update.isoformat(),
+            "entries": done.entries,
+            "signed": done.changed,
+        }
+        if as_json:
+            emit(out, True)
+        else:
+            typer.echo("  ".join(f"{k}={v}" for k, v in out.items()))
+
     @ledger_app.command("proof")
     def proof(
         index: Annotated[int, typer.Option("--index", help="entry index")],

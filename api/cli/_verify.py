@@ -137,7 +137,8 @@ def register(app: typer.Typer) -> None:
         home: HomeOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Export what a remote office needs to verify offline: roots, CRLs, log key, latest checkpoint."""
+        """Export what a remote office needs to verify offline: roots, CRLs, log key, latest checkpoint and
+        the decision status list (signed first when it is missing or due and the log key is at hand)."""
         from signer import TrustList
 
         with cli_errors(as_json):
@@ -149,6 +150,7 @@ def register(app: typer.Typer) -> None:
             bundle["log_vkey"] = vkey.read_text(encoding="utf-8").strip() if vkey.is_file() else None
             bundle["checkpoint"], checkpoint_at = _latest_checkpoint(settings)
             bundle["checkpoint_at"] = checkpoint_at.isoformat() if checkpoint_at is not None else None
+            bundle["status_list"] = _current_status_list(settings)
             out.write_text(json.dumps(bundle, ensure_ascii=False, indent=2), encoding="utf-8")
         summary = {
             "out": str(out),
@@ -156,6 +158,8 @@ def register(app: typer.Typer) -> None:
             "crls": len(bundle["crls"]),
             "log_vkey": bundle["log_vkey"] is not None,
             "checkpoint": bundle["checkpoint"] is not None,
+            "status_list": bundle["status_list"] is not None,
+            "status_list_next_update": _next_update(bundle["status_list"]),
         }
         if as_json:
             typer.echo(json.dumps(summary))
@@ -164,7 +168,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _home_evidence(settings: Any) -> Any:
-    """Ledger evidence from this deployment's database and published log key, when there is one."""
+    """Ledger evidence, delegation and decision status from this deployment's database and published log
+    key, when there is one."""
     from signer import Evidence
 
     url = settings.effective_database_url
@@ -172,13 +177,61 @@ def _home_evidence(settings: Any) -> Any:
         return Evidence()
     from dataclasses import replace
 
+    from api._status_list import decision_status_lookup
     from core.db import make_engine
     from policies import PolicyStore
     from signer._verify_local import local_evidence, policy_delegation_lookup
 
     engine = make_engine(url)
     evidence = local_evidence(engine, settings.home_dir / "ledger" / "log.vkey")
-    return replace(evidence, delegation_lookup=policy_delegation_lookup(PolicyStore(engine)))
+    return replace(
+        evidence,
+        delegation_lookup=policy_delegation_lookup(PolicyStore(engine)),
+        status_lookup=decision_status_lookup(engine),  # the county's records: 变更、撤回、撤销、注销
+    )
+
+
+def _current_status_list(settings: Any) -> str | None:
+    """The published decision status list; signed again first when it is missing, due or out of date with
+    the records and the log key can be had (a key file, or the token with its PIN source). Without the key,
+    what was published (the verifier then judges its age)."""
+    from api._status_list import publish_status_list, status_list_path
+    from core.db import make_engine
+    from core.errors import SealServiceError
+
+    url = settings.effective_database_url
+    if not (url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file()):
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from api.cli._common import token_log_signer
+        from ledger import key_file_signer
+
+        engine = make_engine(url)
+        try:
+            signer = (
+                key_file_signer(settings)
+                if settings.log_key_source.startswith("file")
+                else token_log_signer(settings)
+            )
+            publish_status_list(settings, engine, signer, force=False)
+        except (SealServiceError, SQLAlchemyError, OSError):
+            pass  # the key is away: the published list goes in, and the summary says until when it is good
+        finally:
+            engine.dispose()
+    path = status_list_path(settings)
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def _next_update(note: str | None) -> str | None:
+    """Until when the bundle's status list is good (read, not verified: it is this county's own file)."""
+    from signer import StatusList
+
+    if not note:
+        return None
+    try:
+        return StatusList.parse_body(note.partition("\n\n")[0] + "\n").next_update.isoformat()
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _latest_checkpoint(settings: Any) -> tuple[str | None, datetime | None]:
@@ -220,7 +273,8 @@ def _latest_checkpoint(settings: Any) -> tuple[str | None, datetime | None]:
 
 
 def _bundle_evidence(bundle: dict[str, Any]) -> Any:
-    """The log key from a bundle's C2SP vkey (name+hash+base64(0x01 || key))."""
+    """The log key from a bundle's C2SP vkey (name+hash+base64(0x01 || key)), its latest checkpoint and its
+    decision status list."""
     import base64
 
     from signer import Evidence
@@ -247,7 +301,28 @@ def _bundle_evidence(bundle: dict[str, Any]) -> Any:
         checkpoint_at=_bundle_time(bundle.get("checkpoint_at") or bundle.get("created_at"))
         if checkpoint
         else None,
+        status_lookup=_bundle_status(bundle.get("status_list"), raw[1:], name),
     )
+
+
+def _bundle_status(note: Any, key: bytes, name: str) -> Any:
+    """The decision status lookup of a bundle: its status list, checked once against the bundle's log key
+    (a list that fails is STATUS_LIST_INVALID for every document, never silently ignored); ``None`` for a
+    bundle made before status lists (nothing said about status)."""
+    from signer import StatusList, StatusListError
+
+    if not note:
+        return None
+    try:
+        status_list = StatusList.open(str(note), key, name)
+    except StatusListError as exc:
+        error = exc
+
+        def refuse(_binding: Any) -> Any:
+            raise error
+
+        return refuse
+    return status_list.answer
 
 
 def _bundle_time(value: Any) -> datetime | None:

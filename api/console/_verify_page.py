@@ -72,7 +72,10 @@ def _reasons(report: Any) -> list[dict[str, str]]:
 
 def _doc_status(facts: Any, indication: str) -> str:
     if facts.status:
-        return DOC_STATUS.get(facts.status, facts.status)
+        shown = DOC_STATUS.get(facts.status, facts.status)
+        if facts.successor_document_number:  # 变更: where the holder's decision now lives
+            shown += f"（新文书：{facts.successor_document_number}）"
+        return shown
     if indication != "TOTAL_FAILED" and facts.document_number:
         return "未查到变更、撤回、撤销、注销记录"
     return "—"

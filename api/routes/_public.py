@@ -60,6 +60,18 @@ def router_for(settings: Settings) -> APIRouter:
         data = _published(services_of(request).settings, f"{name}.crt", "证书")
         return Response(data, media_type=CERT_TYPE, headers={"Cache-Control": "public, max-age=3600"})
 
+    @router.get("/pki/status", dependencies=PUBLIC, response_class=Response)
+    def status_list(request: Request) -> Response:
+        """The county's decision status list (C2SP signed note by the log key; docs/verification.md,
+        "Decision status"). One older than the republishing interval is signed again first, when the log
+        key is at hand."""
+        from api._status_list import current_for_serving
+
+        data = current_for_serving(services_of(request))
+        return Response(
+            data, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "public, max-age=300"}
+        )
+
     # -- the ledger: key, checkpoints, proofs -------------------------------------------------------------
     @router.get("/v1/public/log-key", dependencies=PUBLIC, response_class=Response)
     def log_key(request: Request) -> Response:
@@ -190,27 +202,9 @@ def _evidence(services: Any) -> Any:
     if evidence.ledger_lookup is not None:
         evidence = dataclasses.replace(evidence, ledger_lookup=_covering(services, evidence.ledger_lookup))
 
-    def status(binding: Any) -> str | None:
-        from sqlalchemy import select
+    from api._status_list import decision_status_lookup
 
-        from api._storage import SigningRequestRow
-        from core.db import transaction
-
-        stmt = None
-        key = binding.idempotency_key or ""
-        if key.startswith("api:"):
-            stmt = select(SigningRequestRow.decision_status).where(SigningRequestRow.request_id == key[4:])
-        elif binding.document_number:
-            stmt = select(SigningRequestRow.decision_status).where(
-                SigningRequestRow.document_number == binding.document_number
-            )
-        if stmt is None:
-            return None
-        with transaction(services.sessions) as s:
-            found = s.scalar(stmt)
-        return None if found is None else str(found).lower()
-
-    return dataclasses.replace(evidence, status_lookup=status)
+    return dataclasses.replace(evidence, status_lookup=decision_status_lookup(services.engine))
 
 
 def _covering(services: Any, lookup: Any) -> Any:

@@ -77,6 +77,8 @@ class CommentIn(_In):
 class StatusIn(_In):
     status: Literal["CHANGED", "WITHDRAWN", "REVOKED", "CANCELLED"]
     reason: str = Field(min_length=1, max_length=1000)
+    # 变更: the document number of the decision that replaces this one (issued here); verifiers name it.
+    successor: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 def _view(v: SigningRequestView) -> dict[str, Any]:
@@ -238,7 +240,7 @@ def router_for(settings: Settings) -> APIRouter:
         """变更、撤回、撤销、注销 an issued decision (a ledger entry; verifiers then report it). The answer is
         the request, with ``status_ledger_index``: the index of the ledger entry recording the change."""
         view, event = _workflow(request).record_decision_status(
-            principal, request_id, body.status, body.reason
+            principal, request_id, body.status, body.reason, body.successor
         )
         return {**_view(view), "status_ledger_index": event.ledger_index}
 
