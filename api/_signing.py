@@ -592,6 +592,7 @@ class SigningWorkflow:
             if row.template_data
             else ({} if row.template else None),
             personal={"applicant_name": row.applicant} if row.applicant else {},
+            verify_qr=self.wants_qr(source_pdf),
             fresh_key=held is not None,  # the request was inserted by this call: its key is unused
         )
         supervisor = self._supervisor_of(request.matter_code, row.township_code, row.department_code)
@@ -637,6 +638,17 @@ class SigningWorkflow:
         if self.metrics is not None and not sealed.replayed:
             self.metrics.signings.labels(view.seal_id, view.matter_code).inc()
         return view
+
+    def wants_qr(self, source_pdf: bytes | None) -> bool:
+        """The verification QR code (settings.verify_qr): on every template document; on an upload only
+        when it is unsigned and blank where the code goes (the same bytes always get the same answer)."""
+        if not self.services.settings.verify_qr:
+            return False
+        if source_pdf is None:
+            return True
+        from signer import qr_fits
+
+        return bool(qr_fits(source_pdf, max_bytes=self.services.settings.max_pdf_bytes))
 
     def _mark_sealed(
         self, s: Session, request_id: str, sealed: SealedDocument, supervisor: str | None, now: datetime

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     )
     county_code: str | None = None
     max_pdf_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    verify_qr: bool = Field(
+        default=True,
+        description="print the verification QR code on sealed documents: every template document, and an "
+        "uploaded PDF that is unsigned and blank where the code goes (signer.qr_fits)",
+    )
     log_key_source: str = Field(default="token", description="token | file:/path (Ed25519 PEM)")
     tsa_url: str | None = Field(default=None, description="external RFC 3161 TSA; county TSA when unset")
     signature_level: str = Field(default="B-LTA", description="B-T | B-LT | B-LTA")

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv softhsm2 opensc poppler-utils qpdf fonts-wqy-zenhei openssl ca-certificates faketime)
-if [ "${YIZHANG_WITH_BROWSER:-0}" = "1" ]; then APT_PACKAGES+=(chromium); fi
+if [ "${YIZHANG_WITH_BROWSER:-0}" = "1" ]; then APT_PACKAGES+=(chromium zbar-tools); fi  # zbarimg: QR tests
 
 SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi

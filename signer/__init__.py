@@ -6,6 +6,7 @@ from signer import _pdffast
 
 # --- sealing (issue 5) ---
 from signer._numbers import DEFAULT_FORMAT as DEFAULT_NUMBER_FORMAT
+from signer._preview import PagePicture, SealPreview, preview_seal, qr_fits, render_pages
 from signer._seal import Placement, SignatureLevel, read_binding
 from signer._service import AttestRequest, SealedDocument, Sealer, SealRequest, apply_seal
 from signer._stamp import SealFace, SealStampStyle
@@ -45,6 +46,11 @@ from signer._verify_trust import TrustList  # noqa: E402
 __all__ = [
     # sealing
     "DEFAULT_NUMBER_FORMAT",
+    "PagePicture",
+    "SealPreview",
+    "preview_seal",
+    "qr_fits",
+    "render_pages",
     "AttestRequest",
     "CountyTimeStamper",
     "CountyTsa",

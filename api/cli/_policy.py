@@ -66,6 +66,21 @@ def _store(home: Path | None) -> Iterator[PolicyStore]:
         engine.dispose()
 
 
+def _as_today(agreement: Any) -> dict[str, Any]:
+    """An agreement as it stands today (issue 23): ``status`` counts the term, EXPIRED past its end and
+    NOT_YET_IN_FORCE before its start, as signing does; ``recorded_status`` is the status as recorded."""
+    shown = dict(to_jsonable(agreement))
+    recorded = getattr(agreement.status, "value", str(agreement.status))
+    now = datetime.now(UTC)
+    status = recorded
+    if recorded == "ACTIVE" and agreement.ends_at is not None and agreement.ends_at <= now:
+        status = "EXPIRED"
+    elif recorded == "ACTIVE" and agreement.starts_at > now:
+        status = "NOT_YET_IN_FORCE"
+    shown.update(status=status, recorded_status=recorded)
+    return shown
+
+
 def _when(text: str | None, field: str) -> datetime | None:
     """ISO 8601; a date or a time without offset is read as UTC."""
     from core.errors import BadInput
@@ -434,13 +449,13 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one closure per command
                     "BAD_INPUT", "name an agreement id or --township", "须指定协议编号或 --township"
                 )
             if agreement_id is None:
-                emit(store.agreements(township or "", revision), as_json)
+                emit([_as_today(a) for a in store.agreements(township or "", revision)], as_json)
             elif history:
                 emit(
                     [{"agreement": a, "change": r} for a, r in store.agreement_history(agreement_id)], as_json
                 )
             else:
-                emit(store.agreement(agreement_id, revision), as_json)
+                emit(_as_today(store.agreement(agreement_id, revision)), as_json)
 
     # -- policy check ---------------------------------------------------------------------------------------
 

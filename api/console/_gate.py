@@ -25,6 +25,7 @@ from core.db import transaction
 from core.errors import SealServiceError
 
 LOGIN_PATH = "/ui/login"
+PASSWORD_PATH = "/ui/account/password"  # noqa: S105 - a path
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,11 @@ def console_gate(
         principal = Principal(console.account, "session")
         request.state.account_id = console.account.account_id
         if console.account.must_change_password and needed != {Permission.SELF}:
-            # as api._authz.require: a reset password opens nothing until the person changes it
-            message = "密码已由管理员重置，请先修改密码（POST /v1/me/password）后重新登录。"
+            # as api._authz.require: a reset password opens nothing until the person changes it. A page is
+            # sent to the console's own form; a form post is refused with the same code and a pointer to it.
+            if request.method not in UNSAFE_METHODS:
+                return Gate(None, refusal=RedirectResponse(PASSWORD_PATH, status_code=303))
+            message = "密码已由管理员重置，请先在“修改密码”页面（/ui/account/password）修改密码。"
             return Gate(None, refusal=refuse(request, 403, message, "PASSWORD_CHANGE_REQUIRED"))
         if not needed <= ROLE_PERMISSIONS.get(principal.role, frozenset()):
             # the API's code for the same refusal (api._authz.require)

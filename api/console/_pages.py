@@ -19,10 +19,17 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
-from api._accounts import SESSION_TTL, Role, check_password, close_session, open_session
+from api._accounts import (
+    MIN_PASSWORD_LEN,
+    SESSION_TTL,
+    Role,
+    check_password,
+    close_session,
+    open_session,
+)
 from api._authz import SESSION_COOKIE, Permission, Principal, public
 from api._signing import SigningWorkflow, Status, Submission
-from api.console._gate import LOGIN_PATH, Gate, console_gate, services_of
+from api.console._gate import LOGIN_PATH, PASSWORD_PATH, Gate, console_gate, services_of
 from api.console._render import ROLE_NAMES, STATUS_NAMES, org_names, page, refuse
 from core.db import transaction
 from core.errors import PolicyDenied, SealServiceError
@@ -51,6 +58,21 @@ LANDING = {
     Role.SEAL_CUSTODIAN: "/ui/seals",
 }
 MAX_FIELD = 500
+#: The login page's messages, by code (``?error=CODE``); nothing else from the address is shown.
+LOGIN_MESSAGES = {
+    "LOGIN_FAILED": "用户名或密码错误。",
+    "ACCOUNT_DISABLED": "该账号已停用，请联系管理员。",
+    "RATE_LIMITED": "尝试次数过多，请稍后再试。",
+}
+PASSWORD_MESSAGES = {
+    "PASSWORD_CHANGE_FAILED": "密码未能修改，请重试。",
+    "PASSWORD_REQUIRED": "请填写当前密码和新密码。",
+    "PASSWORD_MISMATCH": "两次输入的新密码不一致。",
+    "PASSWORD_UNCHANGED": "新密码不能与当前密码相同。",
+    "LOGIN_FAILED": "当前密码不正确。",
+    "PASSWORD_TOO_SHORT": f"新密码至少 {MIN_PASSWORD_LEN} 位。",
+    "PASSWORD_TOO_LONG": "新密码过长。",
+}
 _NONCE = re.compile(r"[0-9a-f]{24}")
 
 
@@ -180,9 +202,10 @@ def _matters_for(request: Request, who: Principal) -> list[tuple[str, str]]:
         return []
     found: dict[str, str] = {}
     try:
+        # the full name with its sub-item (首次/变更/补证/延续/注销): XG-14…XG-18 differ only there
         for entry in store.powers(who.org_code):
-            found[entry.matter.code] = entry.matter.name
-        names = {m.code: m.name for m in store.matters(store.organisation(who.org_code).county_code)}
+            found[entry.matter.code] = entry.matter.title
+        names = {m.code: m.title for m in store.matters(store.organisation(who.org_code).county_code)}
         for agreement in store.agreements(who.org_code):
             for code in sorted(agreement.matters):
                 found.setdefault(code, names.get(code, code))
@@ -197,13 +220,22 @@ def router_for(settings: Settings) -> APIRouter:
 
     # -- login / logout -------------------------------------------------------------------------------
     @router.get("/login", dependencies=[Depends(public())], response_class=HTMLResponse)
-    def login_page(request: Request, error: str | None = None, expired: str | None = None) -> Response:
-        message = error or ("登录已过期，请重新登录。" if expired else "")
+    def login_page(
+        request: Request, error: str | None = None, expired: str | None = None, done: str | None = None
+    ) -> Response:
+        # codes only: the page never prints text from the address (a forged link would show it in the
+        # official banner); an unknown code is the generic failure
+        message = ""
+        if error:
+            message = LOGIN_MESSAGES.get(error, LOGIN_MESSAGES["LOGIN_FAILED"])
+        elif expired:
+            message = "登录已过期，请重新登录。"
+        notice = "密码已修改，请用新密码登录。" if done == "password" and not message else ""
         return page(
             request,
             "login.html",
             None,
-            message=message[:200],
+            message=message or notice,
             is_error=bool(message),
             oidc_enabled=settings.oidc_issuer is not None,
         )
@@ -219,8 +251,9 @@ def router_for(settings: Settings) -> APIRouter:
                 account = check_password(s, username.strip().lower(), password)
                 cookie, _csrf = open_session(s, account)
         except SealServiceError as exc:
-            return _back(LOGIN_PATH, exc.message_zh, error=True)
-        response = RedirectResponse(LANDING.get(account.role, "/ui/"), status_code=303)
+            return _back(LOGIN_PATH, exc.code, error=True)
+        landing = PASSWORD_PATH if account.must_change_password else LANDING.get(account.role, "/ui/")
+        response = RedirectResponse(landing, status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
             cookie,
@@ -264,6 +297,18 @@ def router_for(settings: Settings) -> APIRouter:
     ) -> Response:
         if gate.refusal is not None:
             return gate.refusal
+        return _clerk_page(request, gate, template, **_flash(msg, error))
+
+    def _clerk_page(
+        request: Request,
+        gate: Gate,
+        template: str | None,
+        *,
+        values: dict[str, str] | None = None,
+        status_code: int = 200,
+        **flash: Any,
+    ) -> Response:
+        """The submission form; after a refusal, ``values`` fills it again with what was typed."""
         who = gate.who
         templates = _templates()
         chosen = next((t for t in templates if t.name == template), None)
@@ -271,6 +316,8 @@ def router_for(settings: Settings) -> APIRouter:
             request,
             "clerk.html",
             gate,
+            status_code=status_code,
+            values=values or {},
             seals=_visible_seals(request, who, active_only=True),
             matters=_matters_for(request, who),
             stages=STAGES,
@@ -280,7 +327,7 @@ def router_for(settings: Settings) -> APIRouter:
             chosen_form=_template_form(chosen) if chosen is not None else None,
             nonce=secrets.token_hex(12),
             requests=_workflow(request).list(who, limit=50),
-            **_flash(msg, error),
+            **flash,
         )
 
     @router.post("/clerk/submit")
@@ -335,6 +382,15 @@ def router_for(settings: Settings) -> APIRouter:
         def run() -> Any:
             return _workflow(request).submit(who, sub, pdf)
 
+        def again(message: str, status_code: int) -> Response:
+            # the form again with what was typed (a PDF must be chosen again: browsers never refill a file)
+            typed = {k: v.strip()[:MAX_FIELD] for k, v in form.multi_items() if isinstance(v, str)}
+            typed.pop("csrf_token", None)
+            typed.pop("nonce", None)  # a fresh one: an edited request is a new request
+            return _clerk_page(
+                request, gate, template, values=typed, status_code=status_code, message=message, is_error=True
+            )
+
         try:
             view, _created = await anyio.to_thread.run_sync(run)
         except PolicyDenied as exc:
@@ -344,11 +400,13 @@ def router_for(settings: Settings) -> APIRouter:
             reasons = "；".join(
                 str(r.get("message_zh") or r.get("code", "")) for r in exc.details.get("reasons", [])
             )
-            return _back(
-                "/ui/clerk", f"{exc.message_zh}：{reasons}" if reasons else exc.message_zh, error=True
-            )
+            message = f"{exc.message_zh}：{reasons}" if reasons else exc.message_zh
+            return again(message, 403)
         except SealServiceError as exc:
-            return _back("/ui/clerk", f"{exc.message_zh}（{exc.code}）", error=True)
+            from api._errors import status_for
+
+            status = status_for(exc)
+            return again(f"{exc.message_zh}（{exc.code}）", status if status != 500 else 409)
         return _back(
             f"/ui/requests/{view.request_id}", f"已提交：{STATUS_NAMES.get(view.status, view.status)}"
         )
@@ -365,11 +423,14 @@ def router_for(settings: Settings) -> APIRouter:
             history = workflow.decision_history(gate.who, view.request_id) if view.document_number else ()
         except SealServiceError as exc:
             return refuse(request, 404 if exc.code.endswith("NOT_FOUND") else 403, exc.message_zh, exc.code)
+        from api.console._approval import approval_context
+
         return page(
             request,
             "request.html",
             gate,
             r=view,
+            **approval_context(request, gate.who, view),
             # what the caller may do is the workflow's answer (the same check the API's change runs)
             actions=workflow.lifecycle_actions(gate.who, view),
             can_attest=gate.who.may(P.ATTEST) and view.status == Status.SEALED,
@@ -503,7 +564,9 @@ def router_for(settings: Settings) -> APIRouter:
         try:
             view = await anyio.to_thread.run_sync(run)
         except SealServiceError as exc:
-            return _back("/ui/principal", f"{exc.message_zh}（{exc.code}）", error=True)
+            # from the request's own page (the approval with the document in view): back there
+            back = f"/ui/requests/{request_id[:64]}" if form.get("from") == "request" else "/ui/principal"
+            return _back(back, f"{exc.message_zh}（{exc.code}）", error=True)
         if not approve:
             return _back("/ui/principal", "已驳回")
         if view.status == Status.SEALED:
@@ -538,6 +601,8 @@ def router_for(settings: Settings) -> APIRouter:
         month = datetime.now(UTC).strftime("%Y-%m")
         dept = who.org_code if who.role is Role.DEPARTMENT_OFFICER else None
         town = who.org_code if who.role is Role.TOWNSHIP_PRINCIPAL else None
+        from api.console._approval import agreement_state
+
         report_query = f"month={month}"
         if dept:
             report_query += f"&department_code={quote(dept)}"
@@ -548,6 +613,7 @@ def router_for(settings: Settings) -> APIRouter:
             "department.html",
             gate,
             agreements=agreements,
+            agreement_state=agreement_state,
             stage_order=STAGES,
             month=month,
             report_query=report_query,
@@ -582,6 +648,53 @@ def router_for(settings: Settings) -> APIRouter:
         if gate.refusal is not None:
             return gate.refusal
         return page(request, "account.html", gate)
+
+    # -- one's own password (also what a password set by an administrator asks for first) -------------
+    @router.get("/account/password", response_class=HTMLResponse)
+    def password_form(request: Request, gate: AnyUser, error: str | None = None) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        message = PASSWORD_MESSAGES.get(error, PASSWORD_MESSAGES["PASSWORD_CHANGE_FAILED"]) if error else ""
+        return page(request, "password.html", gate, message=message, is_error=bool(message))
+
+    @router.post("/account/password")
+    async def change_password(request: Request, gate: AnyUser) -> Response:
+        """As ``POST /v1/me/password``: the current password, then the new one (twice here). Every session
+        of the account ends with the change, this one too: the person logs in again."""
+        if gate.refusal is not None:
+            return gate.refusal
+        form = await request.form()
+
+        def text(name: str) -> str:
+            value = form.get(name)
+            return value[:1024] if isinstance(value, str) else ""
+
+        current, new, again = text("current_password"), text("new_password"), text("new_password_again")
+        if not current or not new:
+            return _back(PASSWORD_PATH, "PASSWORD_REQUIRED", error=True)
+        if new != again:
+            return _back(PASSWORD_PATH, "PASSWORD_MISMATCH", error=True)
+        if new == current:
+            return _back(PASSWORD_PATH, "PASSWORD_UNCHANGED", error=True)
+        services = services_of(request)
+        who = gate.who
+
+        def run() -> None:
+            from api._accounts import AccountChange, set_password
+            from api.routes._auth import _record
+
+            with transaction(services.sessions) as s:
+                check_password(s, who.account.username, current)
+                set_password(s, who.account.account_id, new)
+                _record(s, services.need("ledger"), who, AccountChange.PASSWORD_CHANGED)
+
+        try:
+            await anyio.to_thread.run_sync(run)
+        except SealServiceError as exc:
+            return _back(PASSWORD_PATH, exc.code, error=True)
+        response = RedirectResponse(LOGIN_PATH + "?done=password", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
 
     _ = (org_names, ROLE_NAMES)  # re-exported for templates via page()
     return router

@@ -115,6 +115,58 @@ def org_names(request: Request) -> dict[str, str]:
     return names
 
 
+def matter_titles(request: Request) -> dict[str, str]:
+    """Matter code → its full name with the sub-item (``公共场所卫生许可（变更）``), every county's catalog,
+    from the policy store (cached per request)."""
+    cached = getattr(request.state, "matter_titles", None)
+    if cached is not None:
+        return dict(cached)
+    titles: dict[str, str] = {}
+    store = getattr(request.app.state.services, "policy_store", None)
+    if store is not None:
+        try:
+            orgs = store.organisations()
+            counties = {o.county_code for o in orgs if o.county_code} | {
+                o.code for o in orgs if getattr(o.kind, "value", o.kind) == "COUNTY"
+            }
+            for county in counties:
+                titles.update({m.code: m.title for m in store.matters(county)})
+        except Exception:  # noqa: BLE001 - names are decoration; codes still show
+            titles = {}
+    request.state.matter_titles = titles
+    return titles
+
+
+def _matter_label(request: Request, code: str | None) -> str:
+    title = matter_titles(request).get(code or "")
+    return f"{code} {title}" if title else (code or "—")
+
+
+def people(request: Request) -> dict[str, tuple[str, str]]:
+    """Account id (and username) → (display name, username), cached per request: pages name people, never
+    by UUID; the username goes in a tooltip."""
+    cached = getattr(request.state, "people", None)
+    if cached is not None:
+        return dict(cached)
+    found: dict[str, tuple[str, str]] = {}
+    services = getattr(request.app.state, "services", None)
+    try:
+        from sqlalchemy import select
+
+        from api._storage import AccountRow
+        from core.db import reading
+
+        with reading(services.sessions) as s:  # type: ignore[union-attr]
+            for account_id, username, display in s.execute(
+                select(AccountRow.account_id, AccountRow.username, AccountRow.display_name)
+            ):
+                found[account_id] = found[username] = (display or username, username)
+    except Exception:  # noqa: BLE001 - names are decoration
+        found = {}
+    request.state.people = found
+    return found
+
+
 def page(request: Request, template: str, gate: Any, *, status_code: int = 200, **context: Any) -> Response:
     principal: Principal | None = getattr(gate, "principal", None)
     names = org_names(request)
@@ -135,6 +187,9 @@ def page(request: Request, template: str, gate: Any, *, status_code: int = 200, 
         "seal_kind_names": SEAL_KIND_NAMES,
         "event_names": SEAL_EVENT_NAMES,
         "org": lambda code: names.get(code or "", code or ""),
+        "matter": lambda code: _matter_label(request, code),
+        "person": lambda who: people(request).get(who or "", (who or "—", who or ""))[0],
+        "person_account": lambda who: people(request).get(who or "", ("", who or ""))[1],
         "nav": nav,
         "beijing": beijing,
         "short_time": short_time,

@@ -168,7 +168,10 @@ def router_for(settings: Settings) -> APIRouter:
         }
         context["qr_matches"] = h.lower() in bound
         if not context["qr_matches"]:
-            context.update(verdict="未通过", verdict_css="fail")
+            # the registered document may well pass; the paper in hand is not it. The verdict line says
+            # why instead of the stored copy's TOTAL_PASSED, and its seal picture is not shown beside 未通过.
+            context.update(verdict="未通过", verdict_css="fail", indication="QR_HASH_MISMATCH")
+            context.update(sub_indication="", picture=None)
             context["reasons"].insert(
                 0,
                 {

@@ -79,13 +79,29 @@ def test_submit_approve_download_verify(county: County, browser: Any, tmp_path: 
         _shot(page, "02-clerk-submitted")
         _logout(page)
 
-        # 2. the principal approves it from the queue
+        # 2. the principal opens it from the queue and sees the document as it will be sealed: the page
+        # image with the stamp's place, the filled fields, the submitter, the seal and its agreement
         _login(page, county, "mj.principal")
         assert page.url.endswith("/ui/principal")
         row = page.locator(f"#queue tr[data-request='{request_url.rsplit('/', 1)[1]}']")
-        row.locator(".approve-form input[name=comment]").fill("同意，请按规定用印")
         _shot(page, "03-principal-queue")
-        row.locator("button.approve").click()
+        row.locator("a.review").click()
+        page.wait_for_selector("#preview")
+        image = page.locator("#preview img.page-image").first
+        assert image.is_visible()
+        size = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+        assert size[0] > 700 and size[1] > 1000, size  # A4 at 100 dpi
+        assert page.locator("#preview .stamp-box").is_visible()
+        fields = page.inner_text("#template-fields")
+        assert PERMIT["unit_name"] in fields and PERMIT["valid_until"] in fields
+        assert "（13）" in page.inner_text("#seal-name")
+        assert page.inner_text("#agreement-status") == "有效"
+        assert "（首次）" in page.inner_text("#matter")
+        _shot(page, "03b-principal-approval-page")
+        # keyboard: the comment field, then Enter submits the approval
+        page.focus("#approve-comment")
+        page.fill("#approve-comment", "同意，请按规定用印")
+        page.keyboard.press("Enter")
         page.wait_for_selector("#flash")
         flash = page.inner_text("#flash")
         assert "已批准" in flash and "梅窖审批〔" in flash, flash

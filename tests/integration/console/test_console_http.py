@@ -282,4 +282,5 @@ def test_clerk_uploads_a_pdf_and_downloads_the_receipt(county: County, client: h
         files={"file": ("x.pdf", b"hello", "application/pdf")},
         follow_redirects=True,
     )
-    assert r.status_code == 200 and "不是 PDF" in r.text
+    # the form again (400) with the reason and what was typed (issue 23)
+    assert r.status_code == 400 and "不是 PDF" in r.text and 'value="赵某某临时救助申请受理"' in r.text

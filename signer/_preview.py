@@ -1,0 +1,192 @@
+"""What a seal will be put on, before it is: the document as it will be sealed, and its pages as pictures.
+
+The approver of a request sees these (issue 23): the PDF the signer would stamp (a template is rendered
+exactly as ``Sealer.apply_seal`` renders it, with the number still to be drawn shown as a placeholder),
+where the stamp and the verification QR code go, and the pages rendered with PDFium at 100 dpi.
+
+:func:`qr_fits` is the rule for an uploaded PDF's QR code: it is printed only on an unsigned document whose
+QR area (lower left of the stamp page) is blank, so it never covers the document's own text; the same
+bytes always give the same answer, so a retried sealing agrees with the first attempt.
+
+PDFium is driven under the signer's one PDFium lock (``signer._verify_visual``), with a page limit and a
+wall deadline per page (progressive rendering).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from core.errors import BadInput, SealServiceError
+
+from ._pdfin import has_signatures, open_untrusted_pdf, refuse_unsealable
+from ._qr import qr_box
+from ._seal import Placement, resolve_placement
+
+PREVIEW_DPI = 100.0
+MAX_PREVIEW_PAGES = 12
+PAGE_DEADLINE_S = 2.0
+#: Printed where the number goes, in the preview only: the number is drawn when the seal is applied.
+NUMBER_PLACEHOLDER = "（文号于用印时编定）"
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class PagePicture:
+    index: int  # 0-based
+    png: bytes
+    width_pt: float
+    height_pt: float
+
+
+@dataclass(frozen=True)
+class SealPreview:
+    """The document as it will be sealed: its bytes, the stamp's page and box, the QR box (None: no QR
+    code will be printed) and, when it cannot be sealed as it is, the refusal sealing would give."""
+
+    pdf: bytes | None
+    page: int
+    stamp_box: Box | None
+    qr_box: Box | None
+    problem: SealServiceError | None = None
+
+
+def qr_fits(unverified_pdf: bytes, *, max_bytes: int, placement: Placement | None = None) -> bool:
+    """May the verification QR code be printed on this uploaded PDF? Not on a signed one (it would break
+    those signatures), not where the page already shows anything (it would cover it)."""
+    try:
+        opened = open_untrusted_pdf(unverified_pdf, max_bytes=max_bytes)
+        if has_signatures(opened):
+            return False
+        page, _ = resolve_placement(opened, placement or Placement())
+        box = qr_box(opened.page_box(page))
+        return _blank(unverified_pdf, page, box, opened.page_box(page))
+    except SealServiceError:
+        return False
+
+
+def preview_seal(
+    sealer: Any,
+    *,
+    seal_id: str,
+    template: str | None,
+    template_data: dict[str, Any] | None,
+    unverified_pdf: bytes | None,
+    verify_qr: bool,
+    now: datetime,
+) -> SealPreview:
+    """The document ``sealer.apply_seal`` would stamp for these inputs (nothing drawn, nothing written)."""
+    from ._service import SealRequest
+
+    placement = Placement()
+    try:
+        if template is not None:
+            request = SealRequest(
+                seal_id=seal_id,
+                matter_code="",
+                stage="",
+                document_kind="",
+                idempotency_key="preview",
+                operator=None,
+                template=template,
+                template_data=template_data or {},
+            )
+            seal = sealer.registry.get(seal_id)
+            pdf = sealer._input_pdf(request, seal, NUMBER_PLACEHOLDER, now)
+            opened = open_untrusted_pdf(pdf, max_bytes=sealer.settings.max_pdf_bytes)
+        elif unverified_pdf is not None:
+            pdf = unverified_pdf
+            opened = open_untrusted_pdf(pdf, max_bytes=sealer.settings.max_pdf_bytes)
+            refuse_unsealable(opened, pdf)
+        else:
+            raise BadInput("DOCUMENT_REQUIRED", "no document", "没有文书")
+        page, box = resolve_placement(opened, placement)
+        qbox = qr_box(opened.page_box(page)) if verify_qr else None
+        return SealPreview(pdf, page, box, qbox)
+    except SealServiceError as exc:
+        return SealPreview(unverified_pdf, -1, None, None, problem=exc)
+
+
+def render_pages(
+    pdf: bytes, *, dpi: float = PREVIEW_DPI, max_pages: int = MAX_PREVIEW_PAGES
+) -> list[PagePicture]:
+    """The first ``max_pages`` pages as PNG (white background, annotations and form widgets drawn).
+    A page PDFium cannot load or finish within the deadline is left out."""
+    import pypdfium2 as pdfium
+    from PIL import Image
+
+    from ._verify_visual import _PDFIUM_LOCK, _render
+
+    flags = 0x01  # FPDF_ANNOT
+    out: list[PagePicture] = []
+    with _PDFIUM_LOCK:
+        try:
+            doc = pdfium.PdfDocument(pdf)
+        except pdfium.PdfiumError:
+            return []
+        try:
+            doc.init_forms()  # form widgets drawn as a reader shows them
+            for i in range(min(len(doc), max_pages)):
+                try:
+                    page = doc[i]
+                except (pdfium.PdfiumError, IndexError):
+                    continue
+                try:
+                    w_pt, h_pt = page.get_size()
+                    w, h = max(1, round(w_pt * dpi / 72)), max(1, round(h_pt * dpi / 72))
+                    if w * h > 4_000_000:
+                        continue
+                    raw = _render(page, w, h, flags, time.monotonic() + PAGE_DEADLINE_S)
+                finally:
+                    page.close()
+                if raw is None:
+                    continue
+                image = Image.frombytes("RGB", (w, h), raw, "raw", "BGR")
+                buf = io.BytesIO()
+                image.save(buf, format="PNG", optimize=False)
+                out.append(PagePicture(i, buf.getvalue(), w_pt, h_pt))
+        finally:
+            doc.close()
+    return out
+
+
+def _blank(pdf: bytes, page_index: int, box: Box, page_box: Box) -> bool:
+    """Nothing drawn inside ``box`` (PDF points) on the page, with a 4 pt margin, at 72 dpi."""
+    import pypdfium2 as pdfium
+
+    from ._verify_visual import _PDFIUM_LOCK, _render
+
+    with _PDFIUM_LOCK:
+        try:
+            doc = pdfium.PdfDocument(pdf)
+        except pdfium.PdfiumError:
+            return False
+        try:
+            page = doc[page_index]
+            try:
+                w_pt, h_pt = page.get_size()
+                w, h = max(1, round(w_pt)), max(1, round(h_pt))
+                if w * h > 4_000_000:
+                    return False
+                raw = _render(page, w, h, 0x01, time.monotonic() + PAGE_DEADLINE_S)
+            finally:
+                page.close()
+        except (pdfium.PdfiumError, IndexError):
+            return False
+        finally:
+            doc.close()
+    if raw is None:
+        return False
+    x0 = max(0, int(box[0] - page_box[0] - 4))
+    x1 = min(w, int(box[2] - page_box[0] + 4) + 1)
+    y0 = max(0, int(page_box[3] - box[3] - 4))  # device rows count from the top
+    y1 = min(h, int(page_box[3] - box[1] + 4) + 1)
+    row = w * 3
+    for y in range(y0, y1):
+        line = raw[y * row + x0 * 3 : y * row + x1 * 3]
+        if min(line, default=255) < 235:
+            return False
+    return True
