@@ -23,7 +23,7 @@ from keystore._pki import (
     SealInfo,
     token_private_key,
 )
-from keystore._registry import TRANSITIONS, SealRegistry
+from keystore._registry import TRANSITIONS, SealRegistry, check_township_code
 from keystore._softhsm import TOKEN_LABEL, SoftHsmHome, init_softhsm_home
 from keystore._token import (
     Keystore,
@@ -39,6 +39,7 @@ __all__ = [
     "CountyPKI",
     "CountySetup",
     "init_county",
+    "check_township_code",
     "open_registry",
     "KeyAlgorithm",
     "KeyRef",

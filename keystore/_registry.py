@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
 
 from core.db import reading, transaction
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 LIVE = frozenset({SealStatus.ISSUED, SealStatus.ACTIVE, SealStatus.SUSPENDED})
 NO2_NUMBERS = range(11, 36)
+_ONE_SEAL_LOCK = 0x6B7331  # "ks1": advisory lock namespace of the one-seal rule
 
 # event -> (states it may start from, state it leads to; None = unchanged)
 TRANSITIONS: dict[SealEventKind, tuple[frozenset[SealStatus], SealStatus | None]] = {
@@ -70,6 +71,19 @@ _NEEDS_APPROVER = frozenset(
 
 def _now(now: datetime | None) -> datetime:
     return utc(now) if now is not None else datetime.now(UTC)
+
+
+def check_township_code(township_code: str) -> str:
+    """The code as it can go into a seal id and certificate, or ``ORG_CODE_INVALID`` (callers check it
+    before anything else, e.g. before the policy register is asked about it)."""
+    if not _ORG_CODE.fullmatch(township_code):
+        # The seal id (township code + random) is the certificate's serialNumber, a PrintableString.
+        raise BadInput(
+            "ORG_CODE_INVALID",
+            "a township code is 1-48 letters, digits, '-' or '.'",
+            "乡镇代码须为 1–48 位字母、数字、“-”或“.”",
+        )
+    return township_code
 
 
 def _required(value: str | None, field: str) -> str:
@@ -235,14 +249,7 @@ class SealRegistry:
         now = _now(now)
         name = _required(name, "name")
         township = _required(township, "township")
-        township_code = _required(township_code, "township_code")
-        if not _ORG_CODE.fullmatch(township_code):
-            # The seal id (township code + random) is the certificate's serialNumber, a PrintableString.
-            raise BadInput(
-                "ORG_CODE_INVALID",
-                "a township code is 1-48 letters, digits, '-' or '.'",
-                "乡镇代码须为 1–48 位字母、数字、“-”或“.”",
-            )
+        township_code = check_township_code(_required(township_code, "township_code"))
         custodian = _required(custodian, "custodian")
         requested_by = _required(requested_by, "requested_by")
         approved_by = _required(approved_by, "approved_by")
@@ -271,6 +278,8 @@ class SealRegistry:
                 )
         county = self.pki.county_name
         self._check_name_free(township_code, name)
+        with transaction(self._engine) as session:
+            self._check_one_seal(session, kind, township_code, department, department_code)
         seal_id = f"{township_code}-{secrets.token_hex(5)}"
         key_label = f"seal:{seal_id}:1"
         info = SealInfo(
@@ -292,6 +301,8 @@ class SealRegistry:
                 validity_days=validity_days,
             )
             with transaction(self._engine) as session:
+                # again under a per-township lock: two concurrent issues cannot both pass the rule
+                self._check_one_seal(session, kind, township_code, department, department_code, lock=True)
                 self.pki.record_certificate(
                     session, cert, subject_kind="seal", seal_id=seal_id, key_label=key_label, now=now
                 )
@@ -340,6 +351,55 @@ class SealRegistry:
             raise
         log.info("issued seal %s (%s) in %s", seal_id, kind.value, township_code)
         return event
+
+    @staticmethod
+    def _check_one_seal(
+        session: Any,
+        kind: SealKind,
+        township_code: str,
+        department: str | None,
+        department_code: str | None,
+        *,
+        lock: bool = False,
+    ) -> None:
+        """One seal per township and kind (一枚印章管审批, 000/001/002).
+
+        A township has one live approval seal, and one live No. 2 seal per entrusting department (004). A
+        replacement is a 变更 (``change``), or the old seal is cancelled or retired (封存) first."""
+        if lock and session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(:a, hashtext(:t))"),
+                {"a": _ONE_SEAL_LOCK, "t": township_code},
+            )
+        query = select(SealRow.seal_id, SealRow.name).where(
+            SealRow.township_code == township_code,
+            SealRow.kind == kind.value,
+            SealRow.status.in_([st.value for st in LIVE]),
+        )
+        if kind is SealKind.DEPARTMENT_NO2:
+            query = (
+                query.where(SealRow.department_code == department_code)
+                if department_code
+                else query.where(SealRow.department == department)
+            )
+        clash = session.execute(query.limit(1)).first()
+        if clash is None:
+            return
+        if kind is SealKind.TOWNSHIP_APPROVAL:
+            en = f"township {township_code} already has a live approval seal ({clash.name}): one per township"
+            zh = (
+                f"该乡镇已有在用的行政审批服务专用章（{clash.name}）：一个乡镇只有一枚审批专用章"
+                "（依据000/001/002“一枚印章管审批”）；更换请办理变更，或先注销、封存原印章"
+            )
+        else:
+            en = f"township {township_code} already holds this department's live No. 2 seal ({clash.name})"
+            zh = f"该乡镇已有该部门在用的2号章（{clash.name}）（依据004：每个乡镇一个编号）；更换请办理变更"
+        raise Conflict(
+            "SEAL_ONE_PER_TOWNSHIP",
+            en + " (cancel or retire it first, or change it)",
+            zh,
+            details={"township_code": township_code, "existing_seal_id": clash.seal_id, "kind": kind.value},
+        )
 
     def _check_name_free(self, township_code: str, name: str, except_seal: str | None = None) -> None:
         with transaction(self._engine) as session:

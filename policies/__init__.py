@@ -11,6 +11,8 @@ from policies._catalogs import BundledCatalog, bundled_catalog
 from policies._engine import MESSAGES, RULES, approval_required, decide, reason
 from policies._model import (
     ALL_STAGES,
+    CHINA_TZ,
+    DEFAULT_APPROVAL_STAGES,
     MODE_STAGES,
     Actor,
     Agreement,
@@ -32,11 +34,14 @@ from policies._model import (
     Stage,
     TownshipPower,
     mode_from_scope,
+    normalise_code,
 )
 from policies._tables import default_stage_kinds, parse_stage_kinds
 
 __all__ = [
     "ALL_STAGES",
+    "CHINA_TZ",
+    "DEFAULT_APPROVAL_STAGES",
     "MESSAGES",
     "MODE_STAGES",
     "RULES",
@@ -66,6 +71,7 @@ __all__ = [
     "decide",
     "default_stage_kinds",
     "mode_from_scope",
+    "normalise_code",
     "parse_stage_kinds",
     "reason",
 ]

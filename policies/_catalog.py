@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import BadInput
-from policies._model import HandlingMode, Matter, PowerType, mode_from_scope
+from policies._model import HandlingMode, Matter, PowerType, mode_from_scope, normalise_code
 
 SHANXI_HEADER = ("no", "matter", "power_type", "level", "township_scope")
 XINGGUO_HEADER = (
@@ -109,7 +109,7 @@ def department_code(name: str, county_name: str | None) -> str:
 
     ``兴国县行政审批局`` and ``县行政审批局`` are the same department.
     """
-    raw = name.strip()
+    raw = normalise_code(name)
     if county_name and raw.startswith(county_name):
         raw = "县" + raw.removeprefix(county_name)
     return raw
@@ -161,6 +161,8 @@ def _no(row_no: int, text: str, seen: dict[int, int]) -> int:
 
 
 def _check_duplicate(row_no: int, key: tuple[Any, ...], seen: dict[tuple[Any, ...], int]) -> None:
+    # compared as NFKC: a full-width look-alike of a name already listed is the same matter (issue 22)
+    key = tuple(normalise_code(k) if isinstance(k, str) else k for k in key)
     if key in seen:
         raise _row_error(
             row_no,
@@ -275,7 +277,7 @@ def _county_matter(row_no: int, c: dict[str, str], county_name: str | None) -> M
             row_no, "department", "a 2号章 matter needs its entrusting department", "2号章事项须填写委托部门"
         )
     return Matter(
-        code=c["code"],
+        code=normalise_code(c["code"]),
         name=c["name"],
         sub_item=c.get("sub_item") or None,
         power_type=power,
@@ -319,8 +321,10 @@ def parse_county(text: str, *, county_name: str | None = None) -> ParsedCatalog:
     matters: list[Matter] = []
     departments: dict[str, str] = {}
     seen_code: dict[str, int] = {}
+    seen_matter: dict[tuple[Any, ...], int] = {}
     for row_no, c in records:
         m = _county_matter(row_no, c, county_name)
+        # the code is compared NFKC-normalised: `YY-001` and `ＹＹ-001` are one code, listed twice
         if m.code in seen_code:
             raise _row_error(
                 row_no,
@@ -330,6 +334,7 @@ def parse_county(text: str, *, county_name: str | None = None) -> ParsedCatalog:
                 code="CATALOG_DUPLICATE_ROW",
             )
         seen_code[m.code] = row_no
+        _check_duplicate(row_no, (m.name, m.sub_item or "", m.power_type, m.power_subkind), seen_matter)
         if m.department_code:
             departments.setdefault(m.department_code, c.get("department", m.department_code))
         matters.append(m)

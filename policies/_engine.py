@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from policies._model import (
+    DEFAULT_APPROVAL_STAGES,
     NO_SEAL_MODES,
     SEAL_USER_ROLES,
     Agreement,
@@ -230,8 +231,14 @@ def rule_operator(req: SigningRequest, facts: PolicyFacts, now: datetime) -> tup
 
 
 def approval_required(req: SigningRequest, facts: PolicyFacts) -> bool:
-    """Every No. 2 seal use needs the principal's approval (004); township seals as the county configures."""
-    return req.seal.kind is SealKindFact.DEPARTMENT_NO2 or facts.township_seal_requires_approval
+    """Every No. 2 seal use needs the principal's approval (004); township seals as the county configures,
+    per stage: by default every stage but 受理, whose notice window staff issue themselves (003)."""
+    if req.seal.kind is SealKindFact.DEPARTMENT_NO2:
+        return True
+    if not facts.township_seal_requires_approval:
+        return False
+    stages = DEFAULT_APPROVAL_STAGES if facts.approval_stages is None else facts.approval_stages
+    return req.stage in stages
 
 
 def rule_approval(req: SigningRequest, facts: PolicyFacts, now: datetime) -> tuple[Reason, ...]:

@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from types import MappingProxyType
+
+#: Every date a rule, a month or a report reads is China Standard Time (Asia/Shanghai: UTC+8, no DST since
+#: 1991). A date or a time without an offset given by a county is read in it (issue 22, leak 9).
+CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+def normalise_code(text: str) -> str:
+    """A code as the county means it: NFKC (full-width ``ＹＹ－００１`` -> ``YY-001``), trimmed.
+
+    Codes are compared only in this form, wherever they are read (catalog import, powers, agreements,
+    requests), so a full-width look-alike is the same matter, never a second one (issue 22, leak 1).
+    """
+    return unicodedata.normalize("NFKC", text).strip()
 
 
 class PowerType(StrEnum):
@@ -58,6 +72,9 @@ class Stage(StrEnum):
 
 
 ALL_STAGES: frozenset[Stage] = frozenset(Stage)
+#: Township approval switched on, no per-stage list: every stage but 受理 needs the principal (003 authorises
+#: window staff to accept applications and issue the 受理凭证 without a sign-off).
+DEFAULT_APPROVAL_STAGES: frozenset[Stage] = ALL_STAGES - {Stage.ACCEPT}
 
 
 class DocumentKind(StrEnum):
@@ -290,6 +307,10 @@ class SigningRequest:
     document_kind: DocumentKind
     approver: Actor | None = None
 
+    def __post_init__(self) -> None:
+        # the matter code as the catalog stores it (NFKC, trimmed): a full-width code is the same matter
+        object.__setattr__(self, "matter_code", normalise_code(self.matter_code))
+
 
 StageKindTable = Mapping[Stage, frozenset[DocumentKind]]
 
@@ -307,6 +328,9 @@ class PolicyFacts:
     catalog_version: int | None = None
     stage_table_version: int | None = None
     township_seal_requires_approval: bool = False
+    # The stages at which a township seal's use needs the principal's approval when the county switched it
+    # on; None: the default, every stage but 受理 (003: window staff issue the 受理凭证 themselves).
+    approval_stages: frozenset[Stage] | None = None
 
     @classmethod
     def empty(cls) -> PolicyFacts:

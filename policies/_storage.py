@@ -30,6 +30,7 @@ from core.scope import scoped
 from policies._catalog import decode_catalog, detect_and_parse, parse_no2_seals
 from policies._engine import decide
 from policies._model import (
+    CHINA_TZ,
     Agreement,
     AgreementStatus,
     Decision,
@@ -44,6 +45,7 @@ from policies._model import (
     Stage,
     StageKindTable,
     TownshipPower,
+    normalise_code,
 )
 from policies._tables import default_stage_kinds_json, parse_stage_kinds
 
@@ -70,6 +72,8 @@ class PolOrganisation(Base):
     service_centre: Mapped[str | None] = mapped_column(String(64), nullable=True)
     no2_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     approval_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    # comma-separated Stage names needing approval when approval_required; NULL: DEFAULT_APPROVAL_STAGES
+    approval_stages: Mapped[str | None] = mapped_column(String(128), nullable=True, default=None)
     retired: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -150,6 +154,7 @@ class Organisation:
     no2_number: int | None
     approval_required: bool
     revision: int
+    approval_stages: frozenset[Stage] | None = None  # None: DEFAULT_APPROVAL_STAGES
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +186,33 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
+def _given(t: datetime) -> datetime:
+    """A time a county gives (an agreement's term): without an offset it is Beijing time (issue 22). Kept as
+    UTC (SQLite stores the wall clock without its offset and :func:`_aware` reads it back as UTC)."""
+    return (t if t.tzinfo is not None else t.replace(tzinfo=CHINA_TZ)).astimezone(UTC)
+
+
+def _codes(codes: Iterable[str]) -> list[str]:
+    """Codes as stored: NFKC-normalised and trimmed, duplicates dropped, order kept."""
+    return list(dict.fromkeys(normalise_code(c) for c in codes))
+
+
 def _stages_text(stages: Iterable[Stage]) -> str:
     return ",".join(s.name for s in sorted(stages, key=lambda s: list(Stage).index(s)))
+
+
+def _approval_stages_text(stages: Iterable[Stage] | None) -> str | None:
+    if stages is None:
+        return None
+    chosen = frozenset(stages)
+    if not chosen:
+        raise BadInput(
+            "APPROVAL_STAGES_INVALID",
+            "name at least one stage (or switch approval off)",
+            "须至少指定一个需审批的环节（或关闭审批）",
+            details={"field": "stages"},
+        )
+    return _stages_text(chosen)
 
 
 def _stages_from(text_: str) -> frozenset[Stage]:
@@ -199,6 +229,7 @@ def _org(row: PolOrganisation) -> Organisation:
         row.no2_number,
         row.approval_required,
         row.revision,
+        _stages_from(row.approval_stages) if row.approval_stages is not None else None,
     )
 
 
@@ -320,9 +351,20 @@ class PolicyStore:
         return row
 
     def register_county(
-        self, code: str, name: str, *, actor: str, township_seal_requires_approval: bool = False
+        self,
+        code: str,
+        name: str,
+        *,
+        actor: str,
+        township_seal_requires_approval: bool = False,
+        approval_stages: Iterable[Stage] | None = None,
     ) -> Organisation:
-        """A county, with the shipped stage -> document-kind table as its first table."""
+        """A county, with the shipped stage -> document-kind table as its first table.
+
+        ``township_seal_requires_approval``: township seal uses need the principal's approval, at
+        ``approval_stages`` (default: every stage but 受理, see :meth:`set_township_seal_approval`)."""
+        code = normalise_code(code)
+        stages_text = _approval_stages_text(approval_stages)
         with self._write() as s:
             if self._org_row(s, code) is not None:
                 raise Conflict("ORGANISATION_EXISTS", f"{code} is already registered", f"{code} 已登记")
@@ -337,11 +379,135 @@ class PolicyStore:
                 service_centre=None,
                 no2_number=None,
                 approval_required=township_seal_requires_approval,
+                approval_stages=stages_text,
             )
             table = parse_stage_kinds(default_stage_kinds_json())
             s.add(PolStageTable(county_code=code, revision=rev, table_json=_table_json(table)))
             s.flush()
             return _org(row)
+
+    def set_township_seal_approval(
+        self,
+        county_code: str,
+        *,
+        required: bool,
+        actor: str,
+        stages: Iterable[Stage] | None = None,
+    ) -> Organisation:
+        """Switch the principal's approval of township seal uses on or off, per stage (a new revision).
+
+        ``stages=None`` is the default set: every stage but 受理 — 003 authorises window staff to accept
+        applications and issue the 受理凭证 themselves, so a clerk's 受理通知书 needs no sign-off; a county
+        that wants approval only for decisions gives ``[Stage.APPROVE]``. No. 2 seals always need it (004).
+        """
+        county_code = normalise_code(county_code)
+        stages_text = _approval_stages_text(stages)
+        with self._write() as s:
+            cur = self._require_org(s, county_code, OrgKind.COUNTY, "county")
+            rev = self._begin_write(
+                s, actor, "set_township_seal_approval", f"{county_code}: {required} {stages_text or ''}"
+            )
+            row = self._put_org(
+                s,
+                rev,
+                code=cur.code,
+                kind=cur.kind,
+                name=cur.name,
+                county_code=cur.county_code,
+                service_centre=cur.service_centre,
+                no2_number=cur.no2_number,
+                approval_required=required,
+                approval_stages=stages_text,
+            )
+            s.flush()
+            return _org(row)
+
+    def check_seal_issue(
+        self,
+        *,
+        kind: SealKindFact,
+        name: str,
+        township_code: str,
+        township_name: str,
+        department_code: str | None = None,
+        number: int | None = None,
+    ) -> Organisation:
+        """May a seal of ``kind`` named ``name`` be made (刻制) for ``township_code``? Raises, or returns the
+        township. Checked before a key is generated (issue 22, leaks 3, 4, 6):
+
+        1. the township code is a registered township (002: the county approval bureau files for and makes
+           the seals of the townships it administers; 000: 刻制须经乡镇人民政府同意);
+        2. the township's name is its registered name (a 八里畈镇 seal is never made under 金兰山's code);
+        3. a No. 2 seal: its department is registered in the same county and its number is the township's
+           (004: one number per township);
+        4. the name follows the kind's pattern (000/001 for the township seal, 004 for No. 2 seals), so a
+           seal named like the township's 行政公章 or a station's business seal is refused.
+        """
+        from policies._seal_names import seal_name_allowed
+
+        code = normalise_code(township_code)
+        with transaction(self.engine) as s:
+            township = self._org_row(s, code)
+            if township is None or township.kind != OrgKind.TOWNSHIP.value:
+                raise BadInput(
+                    "SEAL_TOWNSHIP_UNREGISTERED",
+                    f"{code} is not a registered township: a seal is made only for a township on the "
+                    "county's register (002, 000)",
+                    f"{code} 不是已登记的乡镇：印章只能为本县已登记的乡镇刻制"
+                    "（依据002：由县行政审批服务管理局统一申请刻制；000：刻制须经乡镇人民政府同意）",
+                    details={"field": "township_code", "code": code, "source": "002, 000"},
+                )
+            county = self._org_row(s, township.county_code or "")
+            county_name = county.name if county is not None else ""
+            if normalise_code(township_name) != normalise_code(township.name):
+                raise BadInput(
+                    "SEAL_TOWNSHIP_MISMATCH",
+                    f"township code {code} is registered as {township.name}, not {township_name}",
+                    f"乡镇代码 {code} 登记的乡镇为{township.name}，不是{township_name}："
+                    "不得以他乡镇代码刻制印章",
+                    details={"field": "township", "code": code, "registered": township.name},
+                )
+            dept_code: str | None = None
+            if kind is SealKindFact.DEPARTMENT_NO2:
+                dept_code = normalise_code(department_code or "")
+                dept = self._org_row(s, dept_code) if dept_code else None
+                if (
+                    dept is None
+                    or dept.kind != OrgKind.DEPARTMENT.value
+                    or dept.county_code != township.county_code
+                ):
+                    raise BadInput(
+                        "SEAL_DEPARTMENT_UNREGISTERED",
+                        "a No. 2 seal belongs to a department registered in the township's county; "
+                        f"{dept_code!r} is not",
+                        f"2号章须属于本县已登记的县直部门；{dept_code or '（空）'} 未登记（依据004）",
+                        details={"field": "department_code", "code": dept_code, "source": "004"},
+                    )
+                if township.no2_number is not None and number != township.no2_number:
+                    raise BadInput(
+                        "SEAL_NUMBER_MISMATCH",
+                        f"{township.name}'s No. 2 seal number is {township.no2_number}, not {number}",
+                        f"{township.name}的2号章编号为（{township.no2_number}），不是（{number}）（依据004）",
+                        details={"field": "number", "expected": township.no2_number, "source": "004"},
+                    )
+            allowed, expected = seal_name_allowed(
+                kind,
+                name,
+                county_name=county_name,
+                township_name=township.name,
+                department_code=dept_code,
+                number=number,
+            )
+            if not allowed:
+                source = "004" if kind is SealKindFact.DEPARTMENT_NO2 else "000, 001"
+                raise BadInput(
+                    "SEAL_NAME_INVALID",
+                    "the seal's name does not follow its kind's pattern; expected "
+                    + " or ".join(expected[:3]),
+                    f"印章名称不符合该类印章的命名规范，应为：{'或'.join(expected[:3])}（依据{source}）",
+                    details={"field": "name", "expected": list(expected), "source": source},
+                )
+            return _org(township)
 
     def register_township(
         self,
@@ -555,6 +721,7 @@ class PolicyStore:
         """The current catalog entry of ``matter_code`` in the county of ``township_code`` (``None`` if the
         township or the matter is unknown or retired). Cached per revision like :meth:`facts_for`: one
         query per call (the current revision), where :meth:`matters` loads the whole catalog."""
+        township_code, matter_code = normalise_code(township_code), normalise_code(matter_code)
         with reading(self.engine) as s:
             rev = self.current_revision(s)
             key = (rev, township_code, matter_code)
@@ -646,6 +813,7 @@ class PolicyStore:
         explicit ``stages`` must lie within them. ``matter_codes=None`` grants every matter whose mode lets a
         township stamp with its own seal."""
         wanted = frozenset(stages) if stages is not None else None
+        township_code = normalise_code(township_code)
         with self._write() as s:
             township = self._require_org(s, township_code, OrgKind.TOWNSHIP, "township")
             county = township.county_code or ""
@@ -658,7 +826,7 @@ class PolicyStore:
                     not in {HandlingMode.NO2_SEAL, HandlingMode.ASSIST_PROXY, HandlingMode.SYSTEM_EXTENSION}
                 )
             else:
-                codes = list(dict.fromkeys(matter_codes))
+                codes = _codes(matter_codes)
             if not codes:
                 raise BadInput(
                     "MATTER_UNKNOWN", "no matters to grant", "没有可授予的事项", details={"field": "matters"}
@@ -705,10 +873,11 @@ class PolicyStore:
             return [TownshipPower(township_code, c, g, rev) for c, g in rows]
 
     def revoke_powers(self, township_code: str, matter_codes: Sequence[str], *, actor: str) -> int:
+        township_code = normalise_code(township_code)
         with self._write() as s:
             self._require_org(s, township_code, OrgKind.TOWNSHIP, "township")
             held = []
-            for code in dict.fromkeys(matter_codes):
+            for code in _codes(matter_codes):
                 row = self._power_row(s, township_code, code)
                 if row is None or row.revoked:
                     raise NotFound(
@@ -728,6 +897,7 @@ class PolicyStore:
             return len(held)
 
     def powers(self, township_code: str, revision: int | None = None) -> list[PowerEntry]:
+        township_code = normalise_code(township_code)
         with transaction(self.engine) as s:
             township = self._require_org(s, township_code, OrgKind.TOWNSHIP, "township")
             q = select(PolPower).where(PolPower.township_code == township_code)
@@ -782,6 +952,7 @@ class PolicyStore:
                 "委托协议须列明事项",
                 details={"field": "matters"},
             )
+        matter_codes = _codes(matter_codes)
         catalog = self._matter_rows(s, county)
         for code in matter_codes:
             row = catalog.get(code)
@@ -846,10 +1017,32 @@ class PolicyStore:
         basis: str = "",
         agreement_id: str | None = None,
     ) -> Agreement:
-        """A No. 2 seal agreement: a department entrusts its numbered seal to one township."""
-        starts_at = _aware(starts_at)
-        ends_at = _aware(ends_at) if ends_at else None
-        if ends_at is not None and ends_at <= starts_at:
+        """A No. 2 seal agreement: a department entrusts its numbered seal to one township.
+
+        004 (专用章使用要求 二.1): the written agreement states 用章依据 and 期限 among its contents, so an
+        agreement without an end of term or without its basis is refused. Times without an offset are
+        Beijing time; ``ends_at`` is exclusive (the first instant the seal may no longer be used).
+        """
+        if ends_at is None:
+            raise BadInput(
+                "AGREEMENT_TERM_REQUIRED",
+                "an agreement states its term: give its end (004: 协议应当包括…期限)",
+                "委托协议须写明期限（终止日期）（依据004：协议应当包括用章依据……期限等内容）",
+                details={"field": "ends_at", "source": "004 二.1"},
+            )
+        basis = (basis or "").strip()
+        if not basis:
+            raise BadInput(
+                "AGREEMENT_BASIS_REQUIRED",
+                "an agreement states its basis for using the seal (004: 协议应当包括用章依据…)",
+                "委托协议须写明用章依据（依据004：协议应当包括用章依据……等内容）",
+                details={"field": "basis", "source": "004 二.1"},
+            )
+        department_code = normalise_code(department_code)
+        township_code = normalise_code(township_code)
+        starts_at = _given(starts_at)
+        ends_at = _given(ends_at)
+        if ends_at <= starts_at:
             raise BadInput(
                 "AGREEMENT_TERM_INVALID",
                 "the term ends before it starts",
@@ -974,7 +1167,7 @@ class PolicyStore:
                     )
                 changes["stages"] = _stages_text(st)
             if ends_at is not None:
-                end = _aware(ends_at)
+                end = _given(ends_at)
                 if end <= _aware(cur.starts_at):
                     raise BadInput(
                         "AGREEMENT_TERM_INVALID",
@@ -993,7 +1186,14 @@ class PolicyStore:
                 )
                 changes["ends_at"] = end
             if basis is not None:
-                changes["basis"] = basis
+                if not basis.strip():
+                    raise BadInput(
+                        "AGREEMENT_BASIS_REQUIRED",
+                        "an agreement states its basis for using the seal (004)",
+                        "委托协议须写明用章依据（依据004）",
+                        details={"field": "basis", "source": "004 二.1"},
+                    )
+                changes["basis"] = basis.strip()
             if not changes:
                 raise BadInput("AGREEMENT_AMENDMENT_EMPTY", "nothing to amend", "没有变更内容")
             return self._next_version(s, agreement_id, "amend", actor, note, **changes)
@@ -1110,6 +1310,9 @@ class PolicyStore:
             catalog_version=self._catalog_version(s, county_code, rev),
             stage_table_version=table_id,
             township_seal_requires_approval=bool(county and county.approval_required),
+            approval_stages=_stages_from(county.approval_stages)
+            if county is not None and county.approval_stages is not None
+            else None,
         )
 
     def decide_now(self, request: SigningRequest, now: datetime | None = None) -> Decision:

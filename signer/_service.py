@@ -57,7 +57,7 @@ from ._seal import (
 )
 from ._stamp import SealFace
 from ._storage import SealedDocumentRow
-from ._templates import load_template, render_template
+from ._templates import check_template_data, check_template_request, render_template
 from ._tsa import CountyTimeStamper, CountyTsa, HttpTimeStamper, ensure_county_tsa
 
 CRL_REUSE_S = 300
@@ -275,7 +275,8 @@ class Sealer:
         # Bad input is refused before any number is drawn: it leaves no trace.
         opened: OpenedPdf | None = None
         if request.template is not None:
-            load_template(request.template)
+            # the declared kind is one the template can be (issue 22)
+            check_template_request(request.template, kind.name)
         else:
             assert request.unverified_pdf is not None
             opened = open_untrusted_pdf(request.unverified_pdf, max_bytes=self.settings.max_pdf_bytes)
@@ -314,6 +315,10 @@ class Sealer:
                     ]
                 },
             )
+
+        if request.template is not None:
+            # its data fill it: refused here, not after a number was drawn (issue 22, leak 14)
+            check_template_data(request.template, request.template_data)
 
         # 2. what sealing needs, fetched before the write transaction
         timestamper = self.timestamper
@@ -373,6 +378,8 @@ class Sealer:
                 "source_sha256": source_sha256,
                 # from our own template: the page shows the bound number (checked at verification)
                 "template": request.template,
+                # an uploaded PDF's kind is what the clerk declared (the stage allows it): said so
+                "document_kind_source": "template" if request.template is not None else "declared",
             }
             job = SealJob(
                 key=key,

@@ -40,6 +40,12 @@ class Template:
     required: tuple[str, ...]
     defaults: dict[str, str]
     blocks: tuple[dict[str, Any], ...]
+    # The document kinds (DocumentKind member names) a document from this template can be: its own kind,
+    # plus any the file lists under "document_kinds" (issue 22, leak 2: a permit is never a 受理通知书).
+    document_kinds: tuple[str, ...] = ()
+
+    def can_be(self, kind_name: str) -> bool:
+        return kind_name in (self.document_kinds or (self.document_kind,))
 
 
 def template_names() -> list[str]:
@@ -65,7 +71,40 @@ def load_template(name: str) -> Template:
         required=tuple(raw["required"]),
         defaults=dict(raw.get("defaults", {})),
         blocks=tuple(raw["blocks"]),
+        document_kinds=tuple(raw.get("document_kinds") or (raw["document_kind"],)),
     )
+
+
+def check_template_request(name: str, kind_name: str) -> Template:
+    """Before the decision (issue 22, leak 2): the template exists and declares ``kind_name`` (a
+    DocumentKind member name) among the kinds it can be."""
+    tpl = load_template(name)
+    if not tpl.can_be(kind_name):
+        raise BadInput(
+            "TEMPLATE_KIND_MISMATCH",
+            f"template {name} makes a {', '.join(tpl.document_kinds)}, not a {kind_name}: the declared "
+            "document kind must be one its template can be",
+            f"模板“{tpl.title}”不能作为所申报的文书种类（{kind_name}）用印：文书种类须与模板相符（依据000：专用章用于所列文书种类）",
+            details={"template": name, "document_kind": kind_name, "allowed": list(tpl.document_kinds)},
+        )
+    return tpl
+
+
+def check_template_data(name: str, data: dict[str, Any] | None) -> None:
+    """Before a number is drawn (issue 22, leak 14): ``data`` fills the template and the font can draw it.
+    The signer supplies the issuer, the date and the number itself, so they are stood in for here."""
+    tpl = load_template(name)
+    given = dict(data or {})
+    values = _check_data(tpl, {"issuer": "乡", "date": "2026年1月1日", **given, "document_number": "1"})
+    text = _all_text(tpl, {k: v for k, v in values.items() if k in given})
+    missing = missing_glyphs(text)
+    if missing:
+        raise BadInput(
+            "TEMPLATE_GLYPH_MISSING",
+            f"the CJK font cannot draw: {missing}",
+            f"字体缺少以下字符：{missing}",
+            details={"characters": missing},
+        )
 
 
 def _check_data(tpl: Template, data: dict[str, Any]) -> dict[str, Any]:

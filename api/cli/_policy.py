@@ -82,8 +82,10 @@ def _as_today(agreement: Any) -> dict[str, Any]:
 
 
 def _when(text: str | None, field: str) -> datetime | None:
-    """ISO 8601; a date or a time without offset is read as UTC."""
+    """ISO 8601; a date or a time without offset is Beijing time (Asia/Shanghai): ``--ends 2027-12-06`` is
+    2027-12-06 00:00 in the county, the first instant the agreement no longer applies (issue 22)."""
     from core.errors import BadInput
+    from policies import CHINA_TZ
 
     if text is None:
         return None
@@ -96,7 +98,7 @@ def _when(text: str | None, field: str) -> datetime | None:
             f"{field}：日期时间格式错误",
             details={"field": field},
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=CHINA_TZ)
 
 
 def _parse(enum_parse: Callable[[str], Any], text: str, field: str) -> Any:
@@ -150,6 +152,13 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one closure per command
         approval_required: Annotated[
             bool, typer.Option("--township-seal-approval", help="township seal uses need the principal too")
         ] = False,
+        approval_stage: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--approval-stage",
+                help="with --township-seal-approval: only at these stages (default: all but 受理)",
+            ),
+        ] = None,
         home: HomeOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
@@ -157,8 +166,33 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one closure per command
         with cli_errors(as_json), _store(home) as store:
             emit(
                 store.register_county(
-                    code, name, actor=actor, township_seal_requires_approval=approval_required
+                    code,
+                    name,
+                    actor=actor,
+                    township_seal_requires_approval=approval_required,
+                    approval_stages=_stages(approval_stage),
                 ),
+                as_json,
+            )
+
+    @org.command("township-seal-approval")
+    def org_township_seal_approval(
+        code: Annotated[str, typer.Argument(help="county code")],
+        actor: ActorOpt,
+        on: Annotated[bool, typer.Option("--on/--off", help="township seal uses need the principal")] = True,
+        stage: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--stage", help="only at these stages, e.g. --stage 审批 (default: all but 受理, 003)"
+            ),
+        ] = None,
+        home: HomeOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Per-stage approval of township seal uses (a new policy revision). No. 2 seals always need it."""
+        with cli_errors(as_json), _store(home) as store:
+            emit(
+                store.set_township_seal_approval(code, required=on, stages=_stages(stage), actor=actor),
                 as_json,
             )
 
@@ -360,11 +394,17 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one closure per command
         matter: Annotated[list[str], typer.Option("--matter", help="matter code (repeat)")],
         starts: Annotated[str, typer.Option("--starts", help="ISO 8601 start of term")],
         actor: ActorOpt,
-        ends: Annotated[str | None, typer.Option("--ends", help="ISO 8601 end of term (exclusive)")] = None,
+        ends: Annotated[
+            str | None,
+            typer.Option(
+                "--ends",
+                help="end of term, required (004): the first day (Beijing time) it no longer applies",
+            ),
+        ] = None,
         stage: Annotated[
             list[str] | None, typer.Option("--stage", help="authority (default: all stages)")
         ] = None,
-        basis: Annotated[str, typer.Option("--basis", help="用章依据")] = "",
+        basis: Annotated[str, typer.Option("--basis", help="用章依据, required (004)")] = "",
         agreement_id: Annotated[str | None, typer.Option("--id")] = None,
         home: HomeOpt = None,
         as_json: JsonOpt = False,

@@ -48,6 +48,36 @@ def _event_view(event: Any) -> dict[str, Any]:
     }
 
 
+def _check_issue(
+    home: Any,
+    kind: SealKind,
+    name: str,
+    township: str,
+    township_code: str,
+    department_code: str | None,
+    number: int | None,
+) -> None:
+    """The seal may be made only for a township on the county's register, under its own name and the kind's
+    naming pattern (``PolicyStore.check_seal_issue``, issue 22)."""
+    from core.db import make_engine
+    from keystore import check_township_code
+    from policies import PolicyStore, SealKindFact
+
+    check_township_code(township_code)
+    engine = make_engine(settings_for(home).effective_database_url)
+    try:
+        PolicyStore(engine).check_seal_issue(
+            kind=SealKindFact(kind.name),
+            name=name,
+            township_code=township_code,
+            township_name=township,
+            department_code=department_code,
+            number=number,
+        )
+    finally:
+        engine.dispose()
+
+
 def _run(home: Any, as_json: bool, action: Callable[[Any], Any], view: Callable[[Any], Any]) -> None:
     with cli_errors(as_json):
         with open_registry(settings_for(home)) as registry:
@@ -87,6 +117,8 @@ def register(app: typer.Typer) -> None:
         """Make a seal (刻制): key in the token, certificate from the county's issuing CA; status ISSUED."""
 
         def action(r: Any) -> Any:
+            # the policy register first: a registered township, its own name, the kind's naming pattern
+            _check_issue(home, kind, name, township, township_code, department_code, number)
             event = r.issue_seal(
                 name=name,
                 kind=kind,

@@ -49,6 +49,55 @@ def _protected(spec: str) -> tuple[int, tuple[float, float, float, float]]:
     return int(page), _rect(box)
 
 
+def _approver(services: Any, name: str, org: str | None) -> Any:
+    """The approving principal as the API sees it: an existing, enabled account (by user name or account
+    id), its own role, township and person; the policy then requires a principal of the seal's township
+    who is not the seal user (004). Free text is never an approver (issue 22, leak 11)."""
+    from api._accounts import get_account, get_account_by_username
+    from api._signing import _POLICY_ROLE
+    from core.db import transaction
+    from core.errors import NotFound
+    from policies import Actor, Role
+
+    account = None
+    with transaction(services.engine) as s:
+        for find in (get_account_by_username, get_account):
+            try:
+                account = find(s, name)
+                break
+            except NotFound:
+                continue
+    if account is None:
+        raise BadInput(
+            "APPROVER_UNKNOWN",
+            f"--approver {name!r} is no account: the approver is a township principal's account",
+            f"批准人 {name} 不是已开设的账号："
+            "批准人须为本乡镇主要负责人的账号（依据004：经乡镇主要负责人审批）",
+            details={"field": "--approver", "source": "004"},
+        )
+    if account.disabled:
+        raise BadInput(
+            "APPROVER_DISABLED",
+            f"the approver's account {name!r} is disabled",
+            f"批准人账号 {name} 已停用",
+            details={"field": "--approver"},
+        )
+    if org is not None and org != account.org_code:
+        raise BadInput(
+            "APPROVER_ORG_MISMATCH",
+            f"--approver-org {org} is not the approver's township ({account.org_code})",
+            f"--approver-org {org} 与批准人账号所属乡镇（{account.org_code}）不符",
+            details={"field": "--approver-org"},
+        )
+    return Actor(
+        user_id=account.account_id,
+        role=Role(_POLICY_ROLE[account.role]),
+        org_code=account.org_code,
+        service_centre=account.service_centre,
+        person_id=account.person_id or None,
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("render")
     def render(
@@ -98,7 +147,7 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--operator-centre", help="default: its centre")
         ] = None,
         approver: Annotated[
-            str | None, typer.Option("--approver", help="user id of the approving principal")
+            str | None, typer.Option("--approver", help="the approving principal's account (user name or id)")
         ] = None,
         approver_org: Annotated[str | None, typer.Option("--approver-org")] = None,
         reason: Annotated[str, typer.Option("--reason", help="事由")] = "",
@@ -160,13 +209,7 @@ def register(app: typer.Typer) -> None:
                 except KeyError:
                     raise BadInput("ROLE_UNKNOWN", f"unknown role {operator_role}", "未知角色") from None
                 op = Actor(user_id=operator, role=op_role, org_code=org, service_centre=centre)
-                appr = (
-                    None
-                    if approver is None
-                    else Actor(
-                        user_id=approver, role=Role.PRINCIPAL, org_code=approver_org or the_seal.township_code
-                    )
-                )
+                appr = None if approver is None else _approver(services, approver, approver_org)
                 placement = Placement(
                     page=page,
                     box=_rect(box) if box else None,

@@ -119,6 +119,19 @@ def router_for(settings: Settings) -> APIRouter:
         check_cert_name(body.township, "township")
         if body.department:
             check_cert_name(body.department, "department")
+        from keystore import check_township_code
+        from policies import SealKindFact
+
+        check_township_code(body.township_code)
+        # the policy register: a registered township, under its own name and the kind's naming pattern
+        services_of(request).need("policy_store").check_seal_issue(
+            kind=SealKindFact(SealKind(body.kind).name),
+            name=body.name,
+            township_code=body.township_code,
+            township_name=body.township,
+            department_code=body.department_code,
+            number=body.number,
+        )
         registry = services_of(request).need("seal_registry")
         event = registry.issue_seal(
             name=body.name,

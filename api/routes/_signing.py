@@ -22,6 +22,7 @@ from api._views import MONTH, jsonable, month_bounds
 from core.db import transaction
 from core.errors import BadInput, SealServiceError
 from core.settings import Settings
+from policies import CHINA_TZ
 
 Submitter = Annotated[Principal, Depends(require(Permission.SIGNING_SUBMIT))]
 Approver = Annotated[Principal, Depends(require(Permission.SIGNING_APPROVE))]
@@ -277,7 +278,8 @@ def router_for(settings: Settings) -> APIRouter:
         """The monthly report: matters handled and seal uses per township, matter and status. CSV, or the
         A4 Chinese PDF form with ``format=pdf`` or ``Accept: application/pdf`` (``format`` wins)."""
         principal.ensure_scope(department_code=department_code, township_code=township_code)
-        start, end = month_bounds(month, UTC)
+        # the county's month (Asia/Shanghai) as the 台账 reads it: 01-01 03:00 Beijing is January's
+        start, end = month_bounds(month, CHINA_TZ)
         stmt = select(SigningRequestRow).where(
             SigningRequestRow.created_at >= start, SigningRequestRow.created_at < end
         )

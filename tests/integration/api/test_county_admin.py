@@ -29,7 +29,25 @@ def api_client(ks_settings, county_pki, tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
+def _register(client: TestClient, township: str, code: str) -> None:
+    """Seals are made only for townships on the county's register (issue 22): register it first."""
+    from core.errors import Conflict
+
+    store = client.app.state.services.need("policy_store")  # type: ignore[attr-defined]
+    try:
+        store.register_county("360732", "兴国县", actor="test")
+    except Conflict:
+        pass
+    try:
+        store.register_township(
+            code, township, county_code="360732", service_centre=f"{code}-BMFW", actor="t"
+        )
+    except Conflict:
+        pass
+
+
 def _issue(client: TestClient, admin, township: str, code: str) -> str:  # type: ignore[no-untyped-def]
+    _register(client, township, code)
     r = client.post(
         "/v1/seals",
         json={

@@ -64,7 +64,7 @@ def county(ks_settings, county_pki, seal_registry, tmp_path: Path, domain_dir: P
         seal_number=11,
         matter_codes=[HEALTH_LICENCE_FIRST],
         starts_at=datetime(2026, 1, 1, tzinfo=UTC),
-        ends_at=None,
+        ends_at=datetime(2036, 1, 1, tzinfo=UTC),  # 004: an agreement states its term
         actor="t",
         basis="委托协议",
     )

@@ -110,6 +110,22 @@ def test_county_init_makes_the_home_and_a_second_run_is_harmless(home: Path) -> 
 
 def test_seal_lifecycle_through_the_cli(shared_home: Path) -> None:
     home = shared_home
+    # a seal is made only for a registered township, under its registered name (issue 22)
+    for args in (
+        ("org", "add-county", "360732", "兴国县"),
+        (
+            "org",
+            "add-township",
+            "360732100",
+            "兴江乡",
+            "--county",
+            "360732",
+            "--service-centre",
+            "360732100-B",
+        ),
+        ("org", "add-department", "县民政局", "兴国县民政局", "--county", "360732"),
+    ):
+        assert inproc(home, *args, "--actor", "admin").exit_code == 0
     seal = inproc_json(
         home,
         "seal",
@@ -122,6 +138,8 @@ def test_seal_lifecycle_through_the_cli(shared_home: Path) -> None:
         "11",
         "--department",
         "兴国县民政局",
+        "--department-code",
+        "县民政局",
         "--township",
         "兴江乡",
         "--township-code",

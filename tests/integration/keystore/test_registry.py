@@ -214,8 +214,15 @@ def test_change_rekeys_renames_and_supersedes(seal_registry: Any, keystore: Any)
         keystore.sign(seal.key_label, b"x")
     keystore.sign(new.key_label, b"x")
     assert len(seal_registry.certificates(seal.seal_id)) == 2
-    # The old name is free again; renaming onto another live seal's name is refused.
-    other = issue_township_seal(seal_registry)
+    # The old name is free again; renaming onto another live seal's name is refused (one approval seal per
+    # township: the other live seal there is a department's No. 2 seal).
+    other = issue_township_seal(
+        seal_registry,
+        name="兴国县民政局行政审批专用章（11）",
+        kind=SealKind.DEPARTMENT_NO2,
+        number=11,
+        department="兴国县民政局",
+    )
     with pytest.raises(Conflict) as err:
         seal_registry.change(
             other.seal_id, actor="a", approved_by="b", requested_by="c", reason="r", new_name=new.name, now=T1

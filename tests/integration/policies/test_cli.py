@@ -67,6 +67,8 @@ def test_cli_flow(tmp_path: Path, domain_dir: Path) -> None:
         "2026-01-01",
         "--ends",
         "2027-01-01",
+        "--basis",
+        "兴国县行政审批“2号章”委托协议书",
         "--id",
         "AGR-13",
         "--json",
@@ -87,6 +89,12 @@ def test_cli_flow(tmp_path: Path, domain_dir: Path) -> None:
         "2028-01-01",
         "--json",
     )
+    # 004: the agreement states its term and its basis (issue 22, leak 8)
+    assert code == 2 and json.loads(out)["error"]["code"] == "AGREEMENT_TERM_REQUIRED"
+    more = ["--ends", "2029-01-01", "--json"]
+    code, out = run("agreement", "create", *_no2_args("XG-14", "2028-01-01"), *more)
+    assert code == 2 and json.loads(out)["error"]["code"] == "AGREEMENT_BASIS_REQUIRED"
+    code, out = run("agreement", "create", *_no2_args("XG-07", "2028-01-01"), "--basis", "协议", *more)
     assert code == 2 and json.loads(out)["error"]["code"] == "AGREEMENT_MODE_INVALID"
     no2 = [
         *COMMON,
@@ -122,3 +130,18 @@ def test_cli_flow(tmp_path: Path, domain_dir: Path) -> None:
     ]
     code, out = run("policy", "check", *no2, "--approver", "head", "--revision", "6")
     assert code == 0, out  # replayed against the revision before the suspension
+
+
+def _no2_args(matter: str, starts: str) -> list[str]:
+    return [
+        "--department",
+        "县行政审批局",
+        "--township",
+        "360732-13",
+        "--seal-number",
+        "13",
+        "--matter",
+        matter,
+        "--starts",
+        starts,
+    ]

@@ -181,15 +181,23 @@ def test_agreement_bad_input(policy_store: PolicyStore) -> None:
         policy_store,
         matter_codes=[DISABILITY_CARD],
         starts_at=T0 + timedelta(days=1000),
-        ends_at=None,
+        ends_at=T0 + timedelta(days=2000),
     )
     assert e.code == "AGREEMENT_MODE_INVALID" and e.details["code"] == DISABILITY_CARD
     e = _code(
-        _agreement, policy_store, matter_codes=["XG-12"], starts_at=T0 + timedelta(days=1000), ends_at=None
+        _agreement,
+        policy_store,
+        matter_codes=["XG-12"],
+        starts_at=T0 + timedelta(days=1000),
+        ends_at=T0 + timedelta(days=2000),
     )
     assert e.code == "AGREEMENT_MODE_INVALID"  # 林木采伐 is the forestry bureau's, not the approval bureau's
     e = _code(
-        _agreement, policy_store, matter_codes=["NOPE"], starts_at=T0 + timedelta(days=1000), ends_at=None
+        _agreement,
+        policy_store,
+        matter_codes=["NOPE"],
+        starts_at=T0 + timedelta(days=1000),
+        ends_at=T0 + timedelta(days=2000),
     )
     assert e.code == "MATTER_UNKNOWN"
     e = _code(
@@ -199,10 +207,16 @@ def test_agreement_bad_input(policy_store: PolicyStore) -> None:
         township_code=f"{XINGGUO}-14",
         seal_number=14,
         starts_at=T0 + timedelta(days=1000),
-        ends_at=None,
+        ends_at=T0 + timedelta(days=2000),
     )
     assert e.code == "AGREEMENT_REDELEGATION"
-    e = _code(_agreement, policy_store, seal_number=14, starts_at=T0 + timedelta(days=1000), ends_at=None)
+    e = _code(
+        _agreement,
+        policy_store,
+        seal_number=14,
+        starts_at=T0 + timedelta(days=1000),
+        ends_at=T0 + timedelta(days=2000),
+    )
     assert e.code == "AGREEMENT_SEAL_NUMBER_INVALID"
     e = _code(_agreement, policy_store, starts_at=T0 + timedelta(days=1000), ends_at=T0)
     assert e.code == "AGREEMENT_TERM_INVALID"

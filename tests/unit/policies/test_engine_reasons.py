@@ -180,10 +180,12 @@ def test_empty_facts_fail_closed() -> None:
 
 
 def test_township_seal_approval_is_configurable() -> None:
+    # by default every stage but 受理 (003: window staff issue the 受理凭证 themselves, issue 22)
     facts = minimal_facts(township_seal_requires_approval=True)
-    d = decide(township_request(), facts, NOW)
+    review = township_request(stage=Stage.REVIEW, document_kind=DocumentKind.OPINION)
+    d = decide(review, facts, NOW)
     assert d.codes == ("APPROVAL_MISSING",) and d.requires_approval
-    assert decide(township_request(approver=make_principal()), facts, NOW).allowed
+    assert decide(dataclasses.replace(review, approver=make_principal()), facts, NOW).allowed
 
 
 def test_township_seal_on_a_no2_matter_is_a_kind_mismatch() -> None:
