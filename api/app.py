@@ -62,6 +62,7 @@ def create_app(
     checkpoint_interval_s: float | None = None,
     freeze_gc: bool = False,
     crl_publishing: bool = True,
+    ltv_renewal: bool = False,
 ) -> FastAPI:
     """The service for one deployment. ``account_rate``/``public_rate`` are (tokens per second, burst);
     by default the settings' ``account_rate_per_s``/``account_burst`` and ``public_*``.
@@ -93,6 +94,8 @@ def create_app(
         )
         sweeper = asyncio.create_task(_sweep_reservations(services, settings.number_reservation_ttl_s))
         crls = asyncio.create_task(_publish_crls_regularly(services)) if crl_publishing else None
+        # Long-term validation (issue 19): TSA rotation and archive timestamp renewal, a round at start.
+        ltv = asyncio.create_task(_renew_ltv(services)) if ltv_renewal else None
         try:
             yield
         finally:
@@ -100,7 +103,7 @@ def create_app(
                 token_watch.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await token_watch
-            for task in (delivery, checkpoints, sweeper, crls):
+            for task in (delivery, checkpoints, sweeper, crls, ltv):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -195,6 +198,12 @@ async def _publish_crls_regularly(services: Services) -> None:
     await _every(CRL_CHECK_INTERVAL_S, round_, "CRL publication")
 
 
+async def _renew_ltv(services: Services) -> None:
+    from api._ltv import renew_regularly
+
+    await renew_regularly(services)
+
+
 async def _sweep_reservations(services: Services, ttl_s: float) -> None:
     """Void document numbers reserved by a signing that never ended (its worker died), a while after the
     reservation's time is up; one loop per worker (``SKIP LOCKED`` keeps them apart)."""
@@ -224,4 +233,4 @@ def app_factory() -> Any:
 
     os.umask(0o077)  # as ``yizhang`` does: the home's files are the owner's alone (issue 21)
     configure_logging()
-    return create_app(load_settings(), freeze_gc=True)
+    return create_app(load_settings(), freeze_gc=True, ltv_renewal=True)

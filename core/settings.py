@@ -65,6 +65,20 @@ class Settings(BaseSettings):
     crl_validity_days: float = Field(
         default=7.0, gt=0, le=90, description="the issuing CA's CRL nextUpdate, days after thisUpdate"
     )
+    ltv_tsa_rotate_days: float = Field(
+        default=365.0,
+        gt=0,
+        description="long-term validation: the county TSA gets a new key and certificate when its "
+        "certificate has fewer days left than this (serve and `yizhang ltv renew`)",
+    )
+    ltv_renew_days: float = Field(
+        default=300.0,
+        gt=0,
+        description="long-term validation: a stored sealed document gets a new archive timestamp when the "
+        "TSA certificate of its latest timestamp has fewer days left than this (keep it below "
+        "ltv_tsa_rotate_days)",
+    )
+    ltv_batch: int = Field(default=200, ge=1, description="long-term validation: documents renewed per round")
     status_list_validity_s: float = Field(
         default=7 * 86400.0,
         ge=3600,

@@ -5,7 +5,8 @@
   document numbers are gap-free and unique (no database sequence: aborted transactions would leave gaps).
 * ``sig_document_numbers``: every number ever drawn, with its fate (``RESERVED`` while its signing runs,
   then ``USED`` or ``VOID``).
-* ``sig_documents``: sealed output by idempotency key, so a retry returns the same bytes.
+* ``sig_documents``: sealed output by idempotency key, so a retry returns the same bytes (or the copy
+  extended with later archive timestamps: ``signer._ltv``).
 """
 
 from __future__ import annotations
@@ -67,3 +68,6 @@ class SealedDocumentRow(Base):
     ledger_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     sealed: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # notAfter of the TSA certificate of the stored copy's latest timestamp; NULL until signer._ltv reads
+    # it. ``sealed`` is replaced by the extended copy on renewal; ``sha256`` stays the digest as sealed.
+    archive_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)

@@ -54,8 +54,10 @@ def ensure_county_tsa(engine: Engine, keystore: Any, pki: Any, name: str = "coun
     with transaction(engine) as session:
         row = session.execute(select(TsaCertRow).where(TsaCertRow.name == name)).scalar_one_or_none()
         cert_der = row.cert_der if row is not None else None
-    key_label = f"tsa:{name}"
+        # after a rotation (signer._ltv.rotate_county_tsa) the row names the current key
+        key_label = row.key_label if row is not None else f"tsa:{name}"
     if cert_der is None or not keystore.has_key(key_label):
+        key_label = f"tsa:{name}"
         cert = pki.issue_tsa_cert(name)
         cert_der = cert.public_bytes(serialization.Encoding.DER)
         with transaction(engine) as session:

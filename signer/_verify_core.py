@@ -21,6 +21,7 @@ Plan (numbered, as the house style asks; ``verify_document`` adds steps 8–9 in
    revocation from CRLs in the CMS, the DSS and the trust list, judged at that time (revoked after → still
    valid; before → REVOKED; unproven time and revoked → REVOKED_NO_POE); seal facts from the certificate;
    the policy binding from the signature dictionary (``/YizhangBinding``, signed: inside the byte range).
+   6b. Expired TSA certificates: proofs of existence from later archive timestamps (``_verify_ltv``).
 7. Document rules: no active content (scripts, automatic or launch actions, XFA) anywhere in the file;
    the last signature or document timestamp reaches the last revision; a signature after a
    trusted seal must itself be trusted (an unauthorised second seal fails); no empty signature fields added
@@ -830,6 +831,10 @@ def _run_checks(
         if bound_seal and w.seal and w.seal.seal_id and bound_seal != w.seal.seal_id:
             w.add("BINDING_MISMATCH", detail=f"binding names seal {bound_seal}, certificate {w.seal.seal_id}")
     checks += ["byte-ranges", "pyhanko", "strict-diff", "trust", "revocation"]
+    # 6b. proofs of existence from later archive timestamps, once certificates expired (signer._verify_ltv)
+    from signer._verify_ltv import prove_existence
+
+    prove_existence(works, reader, trust, now)
 
     # 5. independent integrity check
     if limits.cross_check:

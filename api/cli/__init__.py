@@ -17,7 +17,18 @@ app = typer.Typer(
 
 # Areas are separate modules so that each package's commands live apart. A module registers itself by
 # exposing ``register(app)``.
-_AREAS = ("_county", "_seal", "_policy", "_ledger", "_sign", "_attest", "_verify", "_serve", "_demo")
+_AREAS = (
+    "_county",
+    "_seal",
+    "_policy",
+    "_ledger",
+    "_sign",
+    "_attest",
+    "_verify",
+    "_serve",
+    "_demo",
+    "_ltv",
+)
 
 for _name in _AREAS:
     try:

@@ -41,6 +41,17 @@ async def _check(fn: Any, services: Services, timeout: float) -> str:
         return str(code or type(exc).__name__)
 
 
+async def _ltv_check(services: Services, timeout: float) -> dict[str, Any] | None:
+    from api._ltv import health
+
+    try:
+        h = await asyncio.wait_for(asyncio.to_thread(health, services), timeout)
+    except Exception:  # noqa: BLE001 - no sealing tables, or a slow database: the database check says so
+        return None
+    result: dict[str, Any] = h.to_dict()
+    return result
+
+
 def router_for(settings: Settings) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -65,13 +76,25 @@ def router_for(settings: Settings) -> APIRouter:
             else:
                 checks["token"] = await _check(_token_ok, services, timeout)
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503)
+        body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
+        if token_configured(services.settings):
+            # Long-term validation: a warning, not unreadiness (it is reported a year before anything
+            # expires; taking the service out of rotation would not help). api/_ltv.py
+            ltv = await _ltv_check(services, timeout)
+            if ltv is not None:
+                body["ltv"] = ltv
+                if ltv["status"] != "ok":
+                    body["warnings"] = {"ltv": ltv["status"]}
+        return JSONResponse(body, 200 if ok else 503)
 
     @router.get("/metrics", dependencies=[Depends(public())], include_in_schema=False)
-    def metrics(request: Request) -> Response:
+    async def metrics(request: Request) -> Response:
         """Prometheus text format (restrict to the scraper at the reverse proxy)."""
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        from api._ltv import metrics_text
+
+        ltv = await asyncio.to_thread(metrics_text, services_of(request))
+        return Response(request.app.state.metrics.render() + ltv, media_type=CONTENT_TYPE_LATEST)
 
     return router
