@@ -772,6 +772,13 @@ class CountyPKI:
             issuing_crl_number=number,
         )
 
+    # -- the county's trust bundle ---------------------------------------------------------------------
+    def sign_with_root(self, payload: bytes) -> bytes:
+        """ECDSA P-256 / SHA-256 signature (DER) of the county root over ``payload``: the county's trust
+        bundle, which other counties check against the root fingerprint they pinned (docs/verification.md,
+        "Trust store"). The root already signs the root CRL, from the same token, on the same schedule."""
+        return bytes(self._ca_signer(ROOT).sign(payload, ec.ECDSA(hashes.SHA256())))
+
     # -- publishing: at start, on a schedule well inside nextUpdate, at once after a lifecycle change -----
     @property
     def crl_validity(self) -> timedelta:

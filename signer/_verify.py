@@ -11,6 +11,8 @@ Plan:
      ledger that was supplied judges: no entry for the document fails (LEDGER_ENTRY_MISSING), an entry
      newer than the latest checkpoint at hand is INDETERMINATE (LEDGER_ENTRY_PENDING). The ledger lookup
      gets the primary seal, its binding and the digest of every revision prefix to find the entry by.
+     Whose evidence: the county that issued the primary seal (``EvidenceRouter``: this county or one of
+     its trust store, whose bundle past its nextUpdate adds TRUST_BUNDLE_STALE).
 9.   Verdict: worst reason wins; untrusted-but-intact is INDETERMINATE, never TOTAL_PASSED.
 """
 
@@ -19,8 +21,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from signer._verify_core import primary_seal, run_checks, with_reasons
+from signer._verify_counties import EvidenceRouter
 from signer._verify_evidence import Evidence, check_evidence
-from signer._verify_model import VerificationReport, VerifyLimits
+from signer._verify_model import Reason, VerificationReport, VerifyLimits
 from signer._verify_trust import TrustList
 
 
@@ -30,9 +33,12 @@ def verify_document(
     *,
     now: datetime,
     limits: VerifyLimits | None = None,
-    evidence: Evidence | None = None,
+    evidence: Evidence | EvidenceRouter | None = None,
 ) -> VerificationReport:
-    """Verify every seal in ``unverified_pdf``; never raises on bad input, always returns a report."""
+    """Verify every seal in ``unverified_pdf``; never raises on bad input, always returns a report.
+
+    ``evidence`` may be an :class:`EvidenceRouter` (this county and the counties of its trust store): step 8
+    then uses the evidence of the county whose CA issued the primary seal."""
     limits = limits or VerifyLimits()
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -52,8 +58,11 @@ def verify_document(
     first = primary_seal(report.signatures)
     if first is None:
         return report
+    extra: list[Reason] = []
+    if isinstance(evidence, EvidenceRouter):  # the county that issued the seal: its bundle, fresh or not
+        evidence, extra = evidence.for_seal(first.seal, now)
     reasons, facts = check_evidence(
         evidence or Evidence(), first.binding, first.seal, first.signing_time, now, report.revision_sha256
     )
     # 9
-    return with_reasons(report, reasons, **facts)
+    return with_reasons(report, extra + reasons, **facts)

@@ -80,6 +80,9 @@ class SealFacts:
     not_before: datetime | None = None
     not_after: datetime | None = None
     extension: dict[str, str] = field(default_factory=dict)  # the private extension, if readable
+    # The issuing CA's key identifier (the certificate's authorityKeyIdentifier, hex): which county's trust
+    # this seal belongs to when several counties' CAs share a name.
+    issuer_key_id: str | None = None
 
 
 @dataclass(frozen=True)

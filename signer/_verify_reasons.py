@@ -311,6 +311,14 @@ CATALOG: dict[str, tuple[Severity, SubIndication | None, str, str]] = {
         "the decision's current status could not be looked up",
         "无法查询该决定的当前状态",
     ),
+    "TRUST_BUNDLE_STALE": (
+        _I,
+        S.TRY_LATER,
+        "the issuing county's trust bundle is past its next update (how long, and where to refresh it, in "
+        "the detail): run `yizhang trust refresh` and verify again",
+        "签发县的信任包已过下次更新时间（过期多久、从何处更新见详情）："
+        "请运行 yizhang trust refresh 后重新核验",
+    ),
 }
 
 

@@ -125,23 +125,7 @@ class TrustList:
     @classmethod
     def from_url(cls, url: str, *, timeout_s: float = 10.0) -> TrustList:
         """Fetch another county's root (PEM/DER) or bundle (JSON) over HTTPS, bounded in time and size."""
-        import httpx
-
-        if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise BadInput("TRUST_URL_INSECURE", "trust URLs must use https", "信任地址必须使用https")
-        try:
-            with httpx.stream("GET", url, timeout=timeout_s, follow_redirects=False) as resp:
-                resp.raise_for_status()
-                buf = bytearray()
-                for chunk in resp.iter_bytes():
-                    buf.extend(chunk)
-                    if len(buf) > MAX_TRUST_BYTES:
-                        raise BadInput("TRUST_TOO_LARGE", "trust document too large", "信任文件过大")
-        except httpx.HTTPError as exc:
-            raise BadInput(
-                "TRUST_URL_UNREACHABLE", f"cannot fetch {url}", f"无法获取 {url}", details={"error": str(exc)}
-            ) from exc
-        data = bytes(buf)
+        data = fetch_trust(url, timeout_s=timeout_s)
         if data.lstrip().startswith(b"{"):
             return cls.from_bundle(json.loads(data))
         return cls.from_bytes(data)
@@ -167,6 +151,11 @@ class TrustList:
             crls=_pems("crls", b"X509 CRL"),
         )
 
+    def key_ids(self) -> frozenset[str]:
+        """The key identifiers (hex) of every root and intermediate: what a seal certificate's authority
+        key identifier names when one of these CAs issued it."""
+        return frozenset(key_id_of(der) for der in self.roots + self.intermediates)
+
     def merged(self, other: TrustList) -> TrustList:
         def _u(a: tuple[bytes, ...], b: tuple[bytes, ...]) -> tuple[bytes, ...]:
             return tuple(dict.fromkeys(a + b))
@@ -190,6 +179,171 @@ class TrustList:
             "intermediates": [_pem(d, "CERTIFICATE") for d in self.intermediates],
             "crls": [_pem(d, "X509 CRL") for d in self.crls],
         }
+
+
+def key_id_of(cert_der: bytes) -> str:
+    """A CA certificate's key identifier (hex): its subjectKeyIdentifier, else the RFC 5280 4.2.1.2 method 1
+    value computed from its public key."""
+    cert = x509.load_der_x509_certificate(cert_der)
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex()
+    except (x509.ExtensionNotFound, ValueError):
+        return x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest.hex()
+
+
+def _authority_key_id(cert: x509.Certificate) -> str | None:
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+    return aki.key_identifier.hex() if aki.key_identifier else None
+
+
+def root_fingerprint(cert_der: bytes) -> str:
+    """SHA-256 of a certificate (DER), lower-case hex: what ``yizhang trust add`` shows and pins."""
+    import hashlib
+
+    return hashlib.sha256(cert_der).hexdigest()
+
+
+def normalise_fingerprint(text: str) -> str:
+    """A fingerprint as people copy it (``AB:CD:...``, spaces, upper case, ``sha256:`` prefix) -> hex."""
+    out = text.strip().lower().removeprefix("sha256:").replace(":", "").replace(" ", "")
+    if len(out) != 64 or any(c not in "0123456789abcdef" for c in out):
+        raise BadInput(
+            "TRUST_FINGERPRINT_INVALID",
+            "a fingerprint is 64 hex digits (SHA-256 of the root certificate)",
+            "指纹须为64位十六进制（根证书的SHA-256）",
+        )
+    return out
+
+
+# -- the signed trust bundle (docs/verification.md, "Trust store") ------------------------------------------
+BUNDLE_SIGNATURE_ALG = "ecdsa-p256-sha256"
+
+
+def bundle_signed_bytes(bundle: Mapping[str, object]) -> bytes:
+    """What the county root signs: the bundle without its ``signature``, as canonical JSON (keys sorted, no
+    spaces, UTF-8)."""
+    body = {k: v for k, v in bundle.items() if k != "signature"}
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def bundle_signing_root(bundle: Mapping[str, object]) -> bytes:
+    """The root certificate (DER) the bundle says signed it: the one of its ``roots`` whose SHA-256 is
+    ``signature.root_sha256``. Raises ``TRUST_BUNDLE_UNSIGNED`` / ``BUNDLE_INVALID``."""
+    sig = bundle.get("signature")
+    if not isinstance(sig, Mapping) or not sig.get("value") or not sig.get("root_sha256"):
+        raise BadInput(
+            "TRUST_BUNDLE_UNSIGNED",
+            "the bundle is not signed by its county root (made by an older yizhang, or without the token)",
+            "验证包未经该县根证书签名",
+        )
+    wanted = str(sig["root_sha256"]).lower()
+    for der in TrustList.from_bundle(bundle).roots:
+        if root_fingerprint(der) == wanted:
+            return der
+    raise BadInput(
+        "BUNDLE_INVALID",
+        "the bundle's signing root is not among its roots",
+        "验证包的签名根证书不在其根证书中",
+    )
+
+
+def check_bundle_signature(bundle: Mapping[str, object], pinned: str) -> bytes:
+    """Check a trust bundle against the pinned root (SHA-256 hex); returns that root (DER).
+
+    1. the bundle names its signing root, which must be the pinned one (``TRUST_ROOT_CHANGED`` otherwise: a
+       county that re-made its root is added again on purpose, never silently followed);
+    2. the signature over :func:`bundle_signed_bytes` verifies under that root's public key (ECDSA P-256,
+       SHA-256), else ``TRUST_BUNDLE_SIGNATURE_INVALID``.
+    """
+    import base64
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    root_der = bundle_signing_root(bundle)  # 1.
+    if root_fingerprint(root_der) != pinned:
+        raise BadInput(
+            "TRUST_ROOT_CHANGED",
+            "the bundle is signed by another root than the one pinned for this county",
+            "验证包的签名根证书与已固定的该县根证书不同",
+            details={"pinned": pinned, "offered": root_fingerprint(root_der)},
+        )
+    sig = bundle["signature"]
+    assert isinstance(sig, Mapping)
+    try:  # 2.
+        if sig.get("alg") != BUNDLE_SIGNATURE_ALG:
+            raise ValueError(f"algorithm {sig.get('alg')!r}")
+        key = x509.load_der_x509_certificate(root_der).public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise ValueError("the root key is not an EC key")
+        value = base64.b64decode(str(sig["value"]))
+        key.verify(value, bundle_signed_bytes(bundle), ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError, TypeError) as exc:
+        raise BadInput(
+            "TRUST_BUNDLE_SIGNATURE_INVALID",
+            "the bundle's signature does not verify under the pinned county root",
+            "验证包签名无法用已固定的县级根证书验证",
+            details={"error": str(exc)[:200]},
+        ) from exc
+    return root_der
+
+
+# -- fetching other counties' trust: https, or http to this machine only ------------------------------------
+def trust_url_allowed(url: str) -> bool:
+    """``https://`` anywhere, ``http://`` only to a loopback address (127.0.0.0/8, ::1, ``localhost``): a
+    county's trust travels signed, but what is fetched in the clear from another machine could be replaced
+    by anyone on the path, and a verifier must not be made to probe its own network."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        return False
+    if not host or parts.username is not None or parts.password is not None:
+        return False
+    if parts.scheme == "https":
+        return True
+    if parts.scheme != "http":
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def fetch_trust(url: str, *, timeout_s: float = 10.0, max_bytes: int = MAX_TRUST_BYTES) -> bytes:
+    """GET a trust document: :func:`trust_url_allowed` URLs only, no redirects, ``timeout_s`` per step and
+    ``max_bytes`` at most (read as it streams, never buffered beyond the limit)."""
+    import httpx
+
+    if not trust_url_allowed(url):
+        raise BadInput(
+            "TRUST_URL_INSECURE",
+            "trust URLs must use https (plain http only to this machine)",
+            "信任地址必须使用https（http仅限本机地址）",
+        )
+    try:
+        with httpx.stream("GET", url, timeout=timeout_s, follow_redirects=False) as resp:
+            resp.raise_for_status()
+            buf = bytearray()
+            for chunk in resp.iter_bytes():
+                buf.extend(chunk)
+                if len(buf) > max_bytes:
+                    raise BadInput("TRUST_TOO_LARGE", "trust document too large", "信任文件过大")
+    except httpx.HTTPError as exc:
+        raise BadInput(
+            "TRUST_URL_UNREACHABLE", f"cannot fetch {url}", f"无法获取 {url}", details={"error": str(exc)}
+        ) from exc
+    return bytes(buf)
 
 
 def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
@@ -255,6 +409,7 @@ def seal_facts(cert_der: bytes) -> SealFacts:
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         extension=ext,
+        issuer_key_id=_authority_key_id(cert),
     )
 
 

@@ -25,6 +25,7 @@ _AREAS = (
     "_sign",
     "_attest",
     "_verify",
+    "_trust",
     "_serve",
     "_demo",
     "_ltv",

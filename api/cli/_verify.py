@@ -58,6 +58,8 @@ def _human(report: Any) -> str:
             lines.append(f"    - {r.code}: {r.message_zh} / {r.message_en}")
     for r in report.reasons:
         lines.append(f"  - {r.code}: {r.message_zh} / {r.message_en}")
+        if r.code == "TRUST_BUNDLE_STALE" and r.detail:  # how old, and where to refresh it
+            lines.append(f"      {r.detail}")
     return "\n".join(lines)
 
 
@@ -104,15 +106,18 @@ def register(app: typer.Typer) -> None:
                 b = _load_bundle(bundle)
                 trust_list = trust_list.merged(TrustList.from_bundle(b))
                 evidence = _bundle_evidence(b)
-            if not trust and bundle is None:
-                trust_list = TrustList.for_home(settings.home_dir)
-                evidence = _home_evidence(settings)
+            if not trust and bundle is None:  # this county, and the counties of its trust store
+                from api._trust_store import evidence_router
+
+                router = evidence_router(settings, _home_evidence(settings))
+                trust_list = router.trust_list(TrustList.for_home(settings.home_dir))
+                evidence = router
             if receipt is not None:
                 try:
                     rec = LedgerReceipt.parse(receipt.read_bytes())
                 except (OSError, ValueError, TypeError) as exc:
                     raise BadInput("RECEIPT_INVALID", "cannot read the receipt", "无法读取台账回执") from exc
-                evidence = replace(evidence, receipt=rec)
+                evidence = _with_receipt(evidence, rec)
             try:
                 data = file.read_bytes()
             except OSError as exc:
@@ -138,19 +143,19 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Export what a remote office needs to verify offline: roots, CRLs, log key, latest checkpoint and
-        the decision status list (signed first when it is missing or due and the log key is at hand)."""
-        from signer import TrustList
+        the decision status list (signed first when it is missing or due and the log key is at hand); the
+        bundle is signed by the county root (``yizhang trust add`` on the other side checks it)."""
+        from api._trust_store import make_bundle, sign_with_home_token
 
         with cli_errors(as_json):
             settings = settings_for(home)
-            trust = TrustList.for_home(settings.home_dir)
-            bundle: dict[str, Any] = {"format": BUNDLE_FORMAT, "created_at": datetime.now(UTC).isoformat()}
-            bundle.update(trust.to_bundle())
-            vkey = settings.home_dir / "ledger" / "log.vkey"
-            bundle["log_vkey"] = vkey.read_text(encoding="utf-8").strip() if vkey.is_file() else None
-            bundle["checkpoint"], checkpoint_at = _latest_checkpoint(settings)
-            bundle["checkpoint_at"] = checkpoint_at.isoformat() if checkpoint_at is not None else None
-            bundle["status_list"] = _current_status_list(settings)
+            # the same bundle as GET /pki/trust-bundle.json, signed by the county root when the token opens
+            bundle = make_bundle(
+                settings,
+                status_list=_current_status_list(settings),
+                checkpoint=_latest_checkpoint(settings),
+            )
+            bundle = sign_with_home_token(settings, bundle)
             out.write_text(json.dumps(bundle, ensure_ascii=False, indent=2), encoding="utf-8")
         summary = {
             "out": str(out),
@@ -160,11 +165,26 @@ def register(app: typer.Typer) -> None:
             "checkpoint": bundle["checkpoint"] is not None,
             "status_list": bundle["status_list"] is not None,
             "status_list_next_update": _next_update(bundle["status_list"]),
+            "signed": "signature" in bundle,  # by the county root: what `trust add` elsewhere requires
         }
         if as_json:
             typer.echo(json.dumps(summary))
         else:
             typer.echo("  ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+def _with_receipt(evidence: Any, receipt: Any) -> Any:
+    """``--receipt``: beside the evidence at hand, or beside the evidence of every county a router holds."""
+    from signer._verify_counties import EvidenceRouter
+
+    if isinstance(evidence, EvidenceRouter):
+        return EvidenceRouter(
+            home=replace(evidence.home, receipt=receipt),
+            counties=tuple(
+                replace(c, evidence=replace(c.evidence, receipt=receipt)) for c in evidence.counties
+            ),
+        )
+    return replace(evidence, receipt=receipt)
 
 
 def _home_evidence(settings: Any) -> Any:

@@ -49,12 +49,11 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 def _verify(services: Any, data: bytes, request: Any = None) -> Any:
     from api._verify_gate import PUBLIC_TIMEOUT_S, client_of, gate_of
-    from api.routes._public import _evidence
-    from signer import TrustList, VerifyLimits, verify_document
+    from api.routes._public import trust_and_evidence
+    from signer import VerifyLimits, verify_document
 
     limits = VerifyLimits(max_bytes=services.settings.max_pdf_bytes, timeout_s=PUBLIC_TIMEOUT_S)
-    trust = TrustList.for_home(services.settings.home_dir)
-    evidence = _evidence(services)
+    trust, evidence = trust_and_evidence(services)  # this county and its trust store's counties
     if request is None:  # a lookup by number and hash: the stored document, not an upload
         return verify_document(data, trust, now=datetime.now(UTC), limits=limits, evidence=evidence)
     with gate_of(request.app).admit(client_of(request)):

@@ -72,6 +72,16 @@ def router_for(settings: Settings) -> APIRouter:
             data, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "public, max-age=300"}
         )
 
+    @router.get("/pki/trust-bundle.json", dependencies=PUBLIC, response_class=Response)
+    def trust_bundle(request: Request) -> Response:
+        """This county's trust bundle (roots, CRLs, log key, checkpoint, status list, nextUpdate), signed by
+        the county root: what ``yizhang trust add URL`` and ``trust refresh`` fetch. Signed again when older
+        than an hour or its CRLs or status list changed."""
+        from api._trust_store import current_for_serving as bundle_for_serving
+
+        data = bundle_for_serving(services_of(request))
+        return Response(data, media_type="application/json", headers={"Cache-Control": "public, max-age=300"})
+
     # -- the ledger: key, checkpoints, proofs -------------------------------------------------------------
     @router.get("/v1/public/log-key", dependencies=PUBLIC, response_class=Response)
     def log_key(request: Request) -> Response:
@@ -164,7 +174,7 @@ def router_for(settings: Settings) -> APIRouter:
     ) -> JSONResponse:
         """Verify a sealed PDF (strict): the report as JSON. Unreadable input is a report, not an error."""
         from api._verify_gate import PUBLIC_TIMEOUT_S, client_of, gate_of
-        from signer import TrustList, VerifyLimits, verify_document
+        from signer import VerifyLimits, verify_document
 
         services = services_of(request)
         limits = VerifyLimits(max_bytes=services.settings.max_pdf_bytes, timeout_s=PUBLIC_TIMEOUT_S)
@@ -172,17 +182,25 @@ def router_for(settings: Settings) -> APIRouter:
         if len(data) > limits.max_bytes:
             raise BadInput("PDF_TOO_LARGE", "the PDF is over the size limit", "PDF 超过大小上限")
         try:
-            trust = TrustList.for_home(services.settings.home_dir)
+            trust, evidence = trust_and_evidence(services)
         except BadInput as exc:
             raise Unavailable("TRUST_NOT_CONFIGURED", exc.message_en, exc.message_zh) from exc
         # one verification in flight per client address (429 VERIFY_BUSY), a shorter wall time than the CLI
         with gate_of(request.app).admit(client_of(request)):
-            report = verify_document(
-                data, trust, now=datetime.now(UTC), limits=limits, evidence=_evidence(services)
-            )
+            report = verify_document(data, trust, now=datetime.now(UTC), limits=limits, evidence=evidence)
         return JSONResponse(report.to_dict())
 
     return router
+
+
+def trust_and_evidence(services: Any) -> tuple[Any, Any]:
+    """What public verification trusts: this county (its roots, CRLs, records) and the counties of its trust
+    store (``yizhang trust add``), each county's documents judged with that county's evidence."""
+    from api._trust_store import evidence_router
+    from signer import TrustList
+
+    router = evidence_router(services.settings, _evidence(services))
+    return router.trust_list(TrustList.for_home(services.settings.home_dir)), router
 
 
 def _evidence(services: Any) -> Any:
