@@ -31,6 +31,11 @@ D = generic.DictionaryObject
 A = generic.ArrayObject
 
 
+
+#: A supplied PDF may not print a number of the centre's own series (PDF_SHOWS_DOCUMENT_NUMBER): the permit
+#: as another organ would number it.
+SUPPLIED_DATA = {**PERMIT_DATA, "document_number": "兴卫发〔2026〕1号"}
+
 def _rect(*xs: float) -> generic.ArrayObject:
     return A([generic.FloatObject(x) for x in xs])
 
@@ -39,7 +44,7 @@ def _permit_with(mutate: Callable[[IncrementalPdfFileWriter, Any, Any], None]) -
     """The real permit template, then one incremental update made by ``mutate(writer, page, page_ref)``."""
     from signer._templates import render_template
 
-    w = IncrementalPdfFileWriter(BytesIO(render_template("public_place_hygiene_permit", PERMIT_DATA)))
+    w = IncrementalPdfFileWriter(BytesIO(render_template("public_place_hygiene_permit", SUPPLIED_DATA)))
     page_ref = w.root["/Pages"].raw_get("/Kids")[0]
     page = page_ref.get_object()
     mutate(w, page, page_ref)
@@ -166,7 +171,7 @@ def test_unsealable_inputs_are_refused_before_a_number_is_drawn(
         "sneaky-field": (_permit_with(_sig_field((300, 100, 500, 160))), "PDF_EMPTY_SIGNATURE_FIELD"),
         "need-appearances": (_permit_with(_sig_field((0, 0, 0, 0), True)), "PDF_NEEDS_APPEARANCES"),
         "structure": (
-            _size_too_small(render_template("public_place_hygiene_permit", PERMIT_DATA)),
+            _size_too_small(render_template("public_place_hygiene_permit", SUPPLIED_DATA)),
             "PDF_STRUCTURE_INVALID",
         ),
     }
