@@ -34,7 +34,7 @@ class AccountRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     created_by: Mapped[str] = mapped_column(String(64), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    # The natural person behind the account (accounts of one person share it; migration api_0005_person).
+    # The natural person behind the account (accounts of one person share it; migration api_0006_person).
     person_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     must_change_password: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 

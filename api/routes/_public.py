@@ -14,6 +14,7 @@ which stay public, never a fresh token.
 from __future__ import annotations
 
 import base64
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -24,6 +25,7 @@ from api._authz import Permission, public, require, services_of
 from core.errors import BadInput, NotFound, PermissionDenied, SealServiceError, Unavailable
 from core.settings import Settings
 
+log = logging.getLogger("yizhang.api")
 CERT_TYPE = "application/pkix-cert"
 CRL_TYPE = "application/pkix-crl"
 PUBLIC = [Depends(public())]
@@ -46,10 +48,17 @@ def router_for(settings: Settings) -> APIRouter:
     # -- county PKI: the paths the certificates' CRL distribution points name ----------------------------
     @router.get("/pki/crl/{issuer}.crl", dependencies=PUBLIC, response_class=Response)
     def crl(issuer: str, request: Request) -> Response:
-        """The CRL last published (``yizhang crl publish``) for ``issuing`` or ``root`` (DER)."""
+        """The current CRL of ``issuing`` or ``root`` (DER). One due for republishing (older than the
+        schedule allows, or its nextUpdate near) is published first, when the token is at hand."""
         if issuer not in {"issuing", "root"}:
             raise NotFound("CA_UNKNOWN", "no such CA", "无此证书颁发机构")
-        data = _published(services_of(request).settings, f"crl/{issuer}.crl", "证书吊销列表")
+        services = services_of(request)
+        if services.county_pki is not None:
+            try:
+                services.county_pki.ensure_current_crls()
+            except SealServiceError as exc:  # the token is away: serve what was published, serve keeps trying
+                log.warning("CRL not republished before serving: %s", exc.code, extra={"code": exc.code})
+        data = _published(services.settings, f"crl/{issuer}.crl", "证书吊销列表")
         return Response(data, media_type=CRL_TYPE, headers={"Cache-Control": "public, max-age=300"})
 
     @router.get("/pki/{name}.crt", dependencies=PUBLIC, response_class=Response)
