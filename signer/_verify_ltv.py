@@ -22,31 +22,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from signer._verify_model import Severity, SubIndication
-from signer._verify_reasons import CATALOG, reason
-
-# Registered here so the codes travel with this module; the catalog's other entries live in
-# _verify_reasons.
-CATALOG.setdefault(
-    "ARCHIVE_TIMESTAMP_POE",
-    (
-        Severity.INFO,
-        None,
-        "this archive timestamp's certificate has expired; a later archive timestamp proves it was made "
-        "while the certificate was valid",
-        "该归档时间戳证书已过期；后续归档时间戳证明其在证书有效期内生成",
-    ),
-)
-CATALOG.setdefault(
-    "TIMESTAMP_EXPIRED_NO_POE",
-    (
-        Severity.INDETERMINATE,
-        SubIndication.OUT_OF_BOUNDS_NO_POE,
-        "the timestamp authority's certificate has expired and no later archive timestamp proves the "
-        "signature existed before: the archive timestamps were not renewed in time",
-        "时间戳证书已过期，且无后续归档时间戳证明签名在此之前已存在（归档时间戳未及时续期）",
-    ),
-)
+from signer._verify_model import Severity
+from signer._verify_reasons import reason
 
 
 def _aware(t: datetime) -> datetime:

@@ -80,6 +80,20 @@ CATALOG: dict[str, tuple[Severity, SubIndication | None, str, str]] = {
         "the file exceeds a structural budget (objects, expanded streams) and is refused unread",
         "文件结构超出限制（对象数量、解压数据量），拒绝验证",
     ),
+    "ARCHIVE_TIMESTAMP_POE": (
+        _N,
+        None,
+        "this archive timestamp's certificate has expired; a later archive timestamp proves it was made "
+        "while the certificate was valid",
+        "该归档时间戳证书已过期；后续归档时间戳证明其在证书有效期内生成",
+    ),
+    "TIMESTAMP_EXPIRED_NO_POE": (
+        _I,
+        S.OUT_OF_BOUNDS_NO_POE,
+        "the timestamp authority's certificate has expired and no later archive timestamp proves the "
+        "signature existed before: the archive timestamps were not renewed in time",
+        "时间戳证书已过期，且无后续归档时间戳证明签名在此之前已存在（归档时间戳未及时续期）",
+    ),
     "BYTE_RANGE_INVALID": (
         _F,
         S.FORMAT_FAILURE,
