@@ -149,23 +149,19 @@ def sign_bundle(bundle: dict[str, Any], pki: Any) -> dict[str, Any]:
     return body
 
 
-def sign_with_home_token(settings: Settings, bundle: dict[str, Any]) -> dict[str, Any]:
+def sign_with_home_token(settings: Settings, bundle: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """``yizhang verify-bundle``: sign with the home's token (its PIN source). Without the token the bundle
-    stays unsigned (``verify --bundle`` takes it; ``trust add`` does not) and a line on stderr says so."""
-    import sys
-
+    stays unsigned (``verify --bundle`` takes it; ``trust add`` does not): the second value says why."""
     from keystore import open_registry
 
     url = settings.effective_database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///").split("?", 1)[0]).is_file():
-        return bundle  # a home with published PKI files only (no county set up here): nothing to sign with
+        return bundle, "NO_COUNTY_HERE"  # a home with published PKI files only: nothing to sign with
     try:
         with open_registry(settings) as registry:
-            return sign_bundle(bundle, registry.pki)
+            return sign_bundle(bundle, registry.pki), None
     except (SealServiceError, OSError) as exc:
-        print(f"bundle not signed ({getattr(exc, 'code', type(exc).__name__)}): `trust add` will refuse it",
-              file=sys.stderr)  # fmt: skip
-        return bundle
+        return bundle, str(getattr(exc, "code", type(exc).__name__))
 
 
 _publish_lock = threading.Lock()

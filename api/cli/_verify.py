@@ -155,7 +155,7 @@ def register(app: typer.Typer) -> None:
                 status_list=_current_status_list(settings),
                 checkpoint=_latest_checkpoint(settings),
             )
-            bundle = sign_with_home_token(settings, bundle)
+            bundle, unsigned = sign_with_home_token(settings, bundle)
             out.write_text(json.dumps(bundle, ensure_ascii=False, indent=2), encoding="utf-8")
         summary = {
             "out": str(out),
@@ -166,11 +166,14 @@ def register(app: typer.Typer) -> None:
             "status_list": bundle["status_list"] is not None,
             "status_list_next_update": _next_update(bundle["status_list"]),
             "signed": "signature" in bundle,  # by the county root: what `trust add` elsewhere requires
+            "unsigned_because": unsigned,
         }
         if as_json:
             typer.echo(json.dumps(summary))
         else:
             typer.echo("  ".join(f"{k}={v}" for k, v in summary.items()))
+            if unsigned:
+                typer.echo(f"bundle not signed ({unsigned}): `trust add` will refuse it", err=True)
 
 
 def _with_receipt(evidence: Any, receipt: Any) -> Any:
