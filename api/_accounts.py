@@ -17,11 +17,13 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -30,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from api._errors import Unauthenticated
 from api._storage import AccountRow, SessionRow, TokenRow
-from core.errors import BadInput, Conflict, NotFound, PermissionDenied
+from core.errors import BadInput, Conflict, NotFound, PermissionDenied, Unavailable
 
 
 class Role(StrEnum):
@@ -56,6 +58,7 @@ class AccountChange(StrEnum):
     ENABLED = "ENABLED"
     TOKEN_ISSUED = "TOKEN_ISSUED"  # noqa: S105 - a change's name
     TOKEN_REVOKED = "TOKEN_REVOKED"  # noqa: S105 - a change's name
+    OIDC_BOUND = "OIDC_BOUND"  # the first OpenID Connect login bound the account to (issuer, subject)
 
 
 class OrgKind(StrEnum):
@@ -86,6 +89,61 @@ MIN_PASSWORD_LEN = 12
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 _CODE = re.compile(r"^[^\s/\\]{1,64}$")  # codes may be Chinese names (县行政审批局)
 _hasher = PasswordHasher()
+_T = TypeVar("_T")
+
+
+class HashingPool:
+    """At most ``limit`` argon2 computations at once in this process; a few more wait briefly, the rest are
+    refused (503 ``LOGIN_BUSY`` with Retry-After).
+
+    argon2 is slow and memory-hard on purpose; unbounded, a handful of parallel logins took every core and
+    another township's signing went from 0.04 s to 9.9 s (issue 21, finding 7). A waiting login also holds a
+    thread of the worker's pool, so the queue is short (``max_waiting``) and the wait bounded
+    (``wait_s``): signing keeps its threads. ``peak`` and ``peak_waiting`` are the high-water marks since
+    :meth:`reset_marks` (the tests' seam, and a figure for an operator)."""
+
+    def __init__(self, limit: int = 1, *, max_waiting: int = 4, wait_s: float = 5.0) -> None:
+        self.limit, self.max_waiting, self.wait_s = limit, max_waiting, wait_s
+        self._slots = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self.running = self.waiting = self.peak = self.peak_waiting = 0
+
+    def reset_marks(self) -> None:
+        with self._lock:
+            self.peak, self.peak_waiting = self.running, self.waiting
+
+    def run(self, fn: Callable[[], _T]) -> _T:
+        busy = Unavailable(
+            "LOGIN_BUSY",
+            "too many logins at this moment; try again in a few seconds",
+            "当前登录人数过多，请几秒后重试",
+            details={"retry_after_s": 2},
+        )
+        with self._lock:
+            if self.waiting >= self.max_waiting:
+                raise busy
+            self.waiting += 1
+            self.peak_waiting = max(self.peak_waiting, self.waiting)
+        try:
+            acquired = self._slots.acquire(timeout=self.wait_s)
+        finally:
+            with self._lock:
+                self.waiting -= 1
+        if not acquired:
+            raise busy
+        try:
+            with self._lock:
+                self.running += 1
+                self.peak = max(self.peak, self.running)
+            return fn()
+        finally:
+            with self._lock:
+                self.running -= 1
+            self._slots.release()
+
+
+#: Every password hash and verification of this process goes through here (one at a time per worker).
+PASSWORD_HASHING = HashingPool(limit=1)
 
 
 @dataclass(frozen=True)
@@ -353,6 +411,34 @@ def get_account(session: Session, account_id: str) -> Account:
     return Account.from_row(_row(session, account_id))
 
 
+def account_for_oidc(session: Session, issuer: str, subject: str, username: str) -> tuple[Account, bool]:
+    """The account an OpenID Provider identity opens, and whether this login bound it (issue 21, finding 15).
+
+    An account is bound to one (issuer, subject) pair. A pair already bound opens its account whatever the
+    username claim says now (people get renamed at the provider). An unbound pair may bind only an account
+    named by the username claim that is not bound yet; the first login records the pair (trust on first
+    use, in the ledger as ``OIDC_BOUND``). Another subject claiming a bound account's username is refused
+    (``OIDC_SUBJECT_MISMATCH``): the username claim alone never opens an account that has been bound."""
+    row = session.scalar(
+        select(AccountRow).where(AccountRow.oidc_issuer == issuer, AccountRow.oidc_subject == subject)
+    )
+    if row is not None:
+        return Account.from_row(row), False
+    row = session.scalar(select(AccountRow).where(AccountRow.username == username))
+    if row is None:
+        raise NotFound("ACCOUNT_NOT_FOUND", "no such account", "账号不存在")
+    if row.oidc_subject is not None:
+        raise PermissionDenied(
+            "OIDC_SUBJECT_MISMATCH",
+            "this account is bound to another identity at the provider; ask the county administrator",
+            "该账号已绑定统一身份认证中的另一身份，不能以此身份登录，请联系县行政审批局管理员",
+        )
+    row.oidc_issuer, row.oidc_subject = issuer, subject
+    row.updated_at = utcnow()
+    session.flush()
+    return Account.from_row(row), True
+
+
 def get_account_by_username(session: Session, username: str) -> Account:
     row = session.scalar(select(AccountRow).where(AccountRow.username == username))
     if row is None:
@@ -395,7 +481,7 @@ def _hash_password(password: str) -> str:
         )
     if len(password) > 1024:
         raise BadInput("PASSWORD_TOO_LONG", "password too long", "密码过长")
-    return _hasher.hash(password)
+    return PASSWORD_HASHING.run(lambda: _hasher.hash(password))
 
 
 def set_password(
@@ -422,7 +508,7 @@ def check_password(session: Session, username: str, password: str) -> Account:
     row = session.scalar(select(AccountRow).where(AccountRow.username == username))
     stored = row.password_hash if row is not None and row.password_hash else _DUMMY_HASH
     try:
-        _hasher.verify(stored, password)
+        PASSWORD_HASHING.run(lambda: _hasher.verify(stored, password))
         ok = row is not None and row.password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
@@ -431,7 +517,7 @@ def check_password(session: Session, username: str, password: str) -> Account:
     if row.disabled:
         raise PermissionDenied("ACCOUNT_DISABLED", "this account is disabled", "该账号已停用")
     if _hasher.check_needs_rehash(row.password_hash or ""):
-        row.password_hash = _hasher.hash(password)
+        row.password_hash = PASSWORD_HASHING.run(lambda: _hasher.hash(password))
     return Account.from_row(row)
 
 

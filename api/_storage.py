@@ -37,6 +37,23 @@ class AccountRow(Base):
     # The natural person behind the account (accounts of one person share it; migration api_0006_person).
     person_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     must_change_password: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # The OpenID Provider identity bound to the account (migration api_0008_login_guard): the first OIDC
+    # login records it, later ones must present the same pair (issue 21, finding 15).
+    oidc_issuer: Mapped[str | None] = mapped_column(String(512))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_api_accounts_oidc_identity"),)
+
+
+class LoginFailureRow(Base):
+    """Failed logins per account name or client address (keys are digests), shared by every worker."""
+
+    __tablename__ = "api_login_failures"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class TokenRow(Base):

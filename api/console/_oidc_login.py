@@ -16,7 +16,7 @@ import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from api._accounts import SESSION_TTL, get_account_by_username, open_session
+from api._accounts import SESSION_TTL, AccountChange, account_for_oidc, open_session, record_account_change
 from api._authz import SESSION_COOKIE, public
 from api._errors import error_body, status_for
 from api._oidc import (
@@ -67,11 +67,13 @@ def _failure(request: Request, exc: SealServiceError) -> Response:
 
 
 def account_for(request: Request, identity: VerifiedIdentity) -> tuple[Any, str]:
-    """The enabled local account the identity names, and a new console session cookie for it."""
-    username = identity.username.lower()
-    with transaction(services_of(request).sessions) as s:
+    """The enabled local account the identity opens (bound by issuer and subject, see
+    :func:`api._accounts.account_for_oidc`), and a new console session cookie for it."""
+    issuer = str(identity.claims["iss"])  # verified equal to the configured issuer
+    services = services_of(request)
+    with transaction(services.sessions) as s:
         try:
-            account = get_account_by_username(s, username)
+            account, bound = account_for_oidc(s, issuer, identity.subject, identity.username.lower())
         except NotFound:
             raise PermissionDenied(
                 "OIDC_ACCOUNT_UNKNOWN",
@@ -82,6 +84,13 @@ def account_for(request: Request, identity: VerifiedIdentity) -> tuple[Any, str]
             raise PermissionDenied(
                 "OIDC_ACCOUNT_DISABLED", "this account is disabled", "该账号已停用，请联系县行政审批局管理员"
             )
+        if bound:
+            ledger = getattr(services, "ledger", None)
+            if ledger is not None:
+                record_account_change(
+                    s, ledger, account, AccountChange.OIDC_BOUND, actor=account.username, via="oidc"
+                )
+            log.info("oidc identity bound", extra={"account_id": account.account_id})
         cookie, _csrf = open_session(s, account)
     return account, cookie
 

@@ -28,6 +28,7 @@ from api._accounts import (
     open_session,
 )
 from api._authz import SESSION_COOKIE, Permission, Principal, public
+from api._login_guard import client_address, guarded
 from api._signing import SigningWorkflow, Status, Submission
 from api.console._gate import LOGIN_PATH, PASSWORD_PATH, Gate, console_gate, services_of
 from api.console._render import ROLE_NAMES, STATUS_NAMES, org_names, page, refuse
@@ -63,6 +64,9 @@ LOGIN_MESSAGES = {
     "LOGIN_FAILED": "用户名或密码错误。",
     "ACCOUNT_DISABLED": "该账号已停用，请联系管理员。",
     "RATE_LIMITED": "尝试次数过多，请稍后再试。",
+    "LOGIN_THROTTLED": "该账号或本机登录失败次数过多，已暂停登录，请稍后再试（最长 15 分钟）；"
+    "如忘记密码，请联系县行政审批局管理员重置。（LOGIN_THROTTLED）",
+    "LOGIN_BUSY": "当前登录人数过多，请几秒后重试。（LOGIN_BUSY）",
 }
 PASSWORD_MESSAGES = {
     "PASSWORD_CHANGE_FAILED": "密码未能修改，请重试。",
@@ -70,6 +74,8 @@ PASSWORD_MESSAGES = {
     "PASSWORD_MISMATCH": "两次输入的新密码不一致。",
     "PASSWORD_UNCHANGED": "新密码不能与当前密码相同。",
     "LOGIN_FAILED": "当前密码不正确。",
+    "LOGIN_THROTTLED": "当前密码错误次数过多，已暂停修改，请稍后再试。（LOGIN_THROTTLED）",
+    "LOGIN_BUSY": "当前登录人数过多，请几秒后重试。（LOGIN_BUSY）",
     "PASSWORD_TOO_SHORT": f"新密码至少 {MIN_PASSWORD_LEN} 位。",
     "PASSWORD_TOO_LONG": "新密码过长。",
 }
@@ -246,10 +252,17 @@ def router_for(settings: Settings) -> APIRouter:
         username: Annotated[str, Form(max_length=64)],
         password: Annotated[str, Form(max_length=1024)],
     ) -> Response:
-        try:
-            with transaction(services_of(request).sessions) as s:
-                account = check_password(s, username.strip().lower(), password)
+        name = username.strip().lower()
+        sessions = services_of(request).sessions
+
+        def attempt() -> tuple[Any, str]:
+            with transaction(sessions) as s:
+                account = check_password(s, name, password)
                 cookie, _csrf = open_session(s, account)
+            return account, cookie
+
+        try:
+            account, cookie = guarded(sessions, name, client_address(request), attempt)
         except SealServiceError as exc:
             return _back(LOGIN_PATH, exc.code, error=True)
         landing = PASSWORD_PATH if account.must_change_password else LANDING.get(account.role, "/ui/")
@@ -683,10 +696,14 @@ def router_for(settings: Settings) -> APIRouter:
             from api._accounts import AccountChange, set_password
             from api.routes._auth import _record
 
-            with transaction(services.sessions) as s:
-                check_password(s, who.account.username, current)
-                set_password(s, who.account.account_id, new)
-                _record(s, services.need("ledger"), who, AccountChange.PASSWORD_CHANGED)
+            def attempt() -> None:
+                with transaction(services.sessions) as s:
+                    check_password(s, who.account.username, current)
+                    set_password(s, who.account.account_id, new)
+                    _record(s, services.need("ledger"), who, AccountChange.PASSWORD_CHANGED)
+
+            # The current password is guessed no faster here than at the login.
+            guarded(services.sessions, who.account.username, client_address(request), attempt)
 
         try:
             await anyio.to_thread.run_sync(run)

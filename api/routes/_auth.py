@@ -27,6 +27,7 @@ from api._accounts import (
 )
 from api._accounts import get_token as get_token_row
 from api._authz import SESSION_COOKIE, Permission, Principal, public, require, services_of
+from api._login_guard import client_address, guarded
 from api._schemas import AccountOut, IssuedTokenOut, LoginIn, PasswordIn, SessionOut, TokenIn, TokenOut
 from core.db import transaction
 from core.errors import NotFound
@@ -43,10 +44,17 @@ def router_for(settings: Settings) -> APIRouter:
     def login(body: LoginIn, request: Request, response: Response) -> SessionOut:
         """Username and password → a console session cookie (HttpOnly, SameSite=Strict) and its CSRF token."""
         services = services_of(request)
-        with transaction(services.sessions) as s:
-            account = check_password(s, body.username, body.password)
-            cookie, csrf = open_session(s, account)
-            console = resolve_session(s, cookie)
+
+        def attempt() -> tuple[Any, str, str, Any]:
+            with transaction(services.sessions) as s:
+                account = check_password(s, body.username, body.password)
+                cookie, csrf = open_session(s, account)
+                return account, cookie, csrf, resolve_session(s, cookie)
+
+        # Backoff per account name and per address (429 LOGIN_THROTTLED + Retry-After), issue 21 finding 7.
+        account, cookie, csrf, console = guarded(
+            services.sessions, body.username, client_address(request), attempt
+        )
         request.state.account_id = account.account_id
         response.set_cookie(
             SESSION_COOKIE,
@@ -77,10 +85,15 @@ def router_for(settings: Settings) -> APIRouter:
         ends, so the caller logs in again with the new password and makes new tokens."""
         services = services_of(request)
         ledger = services.need("ledger")
-        with transaction(services.sessions) as s:
-            check_password(s, principal.account.username, body.current_password)
-            set_password(s, principal.account.account_id, body.new_password)
-            _record(s, ledger, principal, AccountChange.PASSWORD_CHANGED)
+
+        def attempt() -> None:
+            with transaction(services.sessions) as s:
+                check_password(s, principal.account.username, body.current_password)
+                set_password(s, principal.account.account_id, body.new_password)
+                _record(s, ledger, principal, AccountChange.PASSWORD_CHANGED)
+
+        # The current password is guessed no faster here than at the login.
+        guarded(services.sessions, principal.account.username, client_address(request), attempt)
 
     @router.get("/me/tokens")
     def my_tokens(principal: Me, request: Request) -> list[TokenOut]:

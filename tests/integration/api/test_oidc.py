@@ -36,6 +36,8 @@ USERS = [
     {"sub": "u-principal", "preferred_username": "xj.principal", "name": "兴江乡负责人"},
     {"sub": "u-ghost", "preferred_username": "ghost.person", "name": "无账号"},
     {"sub": "u-admin", "preferred_username": "Admin", "name": "管理员", "acr": "urn:yizhang:test:mfa"},
+    # Another person at the provider claiming the clerk's username (issue 21, finding 15); signs in by sub.
+    {"sub": "u-impostor", "preferred_username": "xj.clerk", "name": "冒名者"},
 ]
 JSON = {"Accept": "application/json"}
 PEOPLE = (  # the local accounts (username, role, organisation, service centre)
@@ -187,6 +189,28 @@ def test_unknown_account_refused(op, app_factory) -> None:
     assert not app.cookies.get("yz_session")
     page = _login(app, "ghost.person")  # a browser gets the login page with the reason and the code
     assert page.status_code == 403 and "OIDC_ACCOUNT_UNKNOWN" in page.text and "没有对应账号" in page.text
+
+
+def test_accounts_are_bound_by_issuer_and_subject(op, app_factory) -> None:
+    """The first login binds the account to (issuer, subject); another subject with the same
+    preferred_username is refused, the bound one still gets in (issue 21, finding 15)."""
+    from api._accounts import get_account_by_username
+    from api._storage import AccountRow
+    from core.db import transaction
+
+    app = app_factory(op.issuer)
+    first = _login(app, "xj.clerk", **JSON)  # sub u-clerk
+    assert first.status_code == 200, first.text
+    with transaction(app.app.state.services.sessions) as s:
+        row = s.get(AccountRow, get_account_by_username(s, "xj.clerk").account_id)
+        assert (row.oidc_issuer, row.oidc_subject) == (op.issuer, "u-clerk")
+    app.cookies.clear()
+    impostor = _login(app, "u-impostor", **JSON)  # preferred_username xj.clerk, another subject
+    assert impostor.status_code == 403 and impostor.json()["code"] == "OIDC_SUBJECT_MISMATCH", impostor.text
+    assert "yz_session" not in impostor.cookies
+    app.cookies.clear()
+    again = _login(app, "xj.clerk", **JSON)
+    assert again.status_code == 200 and again.json()["username"] == "xj.clerk"
 
 
 def test_disabled_account_refused(op, app_factory) -> None:
