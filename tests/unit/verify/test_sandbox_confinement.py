@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from signer import Indication, TrustList, VerifyLimits
-from signer import _verify_sandbox
+from signer import Indication, TrustList, VerifyLimits, _verify_sandbox
 from signer._verify_sandbox import SandboxPool
 from tests.unit.verify import _factory as f
 from tests.unit.verify.conftest import NOW
