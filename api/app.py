@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from api._authz import TokenBucket
 from api._docs import install_docs
 from api._errors import install_error_handlers
+from api._html_headers import HtmlHeadersMiddleware
 from api._limits import BodyLimitMiddleware, ConnectionRecycleMiddleware, TextGuardMiddleware
 from api._observability import Metrics, ObservabilityMiddleware
 from api._services import Services, build_services
@@ -145,6 +146,7 @@ def create_app(
     )
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(ConnectionRecycleMiddleware, max_requests=settings.keepalive_requests)
+    app.add_middleware(HtmlHeadersMiddleware)  # outermost: a CSP on every HTML answer that has none
     return app
 
 

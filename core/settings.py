@@ -36,6 +36,16 @@ class Settings(BaseSettings):
         "signed artefacts carry (CRL URLs, verification links, the log origin), which never change after",
     )
     county_code: str | None = None
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="console cookies carry Secure (sent over HTTPS only); unset: yes, unless public_base_url "
+        "is plain http on a loopback address (the demo, a developer's machine)",
+    )
+    metrics_token_source: str | None = Field(
+        default=None,
+        description="where the bearer token the Prometheus scraper sends to /metrics is read: env:VAR or "
+        "file:/path (like the PIN); unset: /metrics answers 404 to everyone (issue 21 finding 14)",
+    )
     max_pdf_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     verify_qr: bool = Field(
         default=True,

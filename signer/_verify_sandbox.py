@@ -95,11 +95,20 @@ def _limit_memory(memory_bytes: int) -> None:  # pragma: no cover - runs in fork
     resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
 
 
+#: In a confined child: ``/proc/self/clear_refs`` opened before dropping to the unprivileged user (after
+#: ``setuid`` the process is not dumpable and its /proc files belong to root; a descriptor opened earlier
+#: still writes).
+_CLEAR_REFS_FD: int | None = None
+
+
 def _reset_peak() -> int | None:  # pragma: no cover - runs in forked children
     """Reset VmHWM to the current RSS (Linux ≥ 4.0) and return that RSS."""
     try:
-        with open("/proc/self/clear_refs", "wb") as f:
-            f.write(b"5")
+        if _CLEAR_REFS_FD is not None:
+            os.write(_CLEAR_REFS_FD, b"5")
+        else:
+            with open("/proc/self/clear_refs", "wb") as f:
+                f.write(b"5")
     except OSError:
         return None
     return _status_kb("VmRSS").get("VmRSS")
@@ -107,6 +116,76 @@ def _reset_peak() -> int | None:  # pragma: no cover - runs in forked children
 
 def _peak() -> int | None:  # pragma: no cover - runs in forked children
     return _status_kb("VmHWM").get("VmHWM")
+
+
+#: Open files a confined child may hold: its two pipes, stdio (/dev/null), /proc/self/clear_refs, qpdf's
+#: two temporary files and the document libqpdf opens, PDFium's fonts, an import now and then.
+SANDBOX_NOFILE = 32
+#: The user a child runs as when the service runs as root (``YIZHANG_SANDBOX_USER`` overrides it).
+SANDBOX_USER = "nobody"
+_PR_SET_NO_NEW_PRIVS = 38
+
+
+class SandboxSetupError(RuntimeError):
+    """The child could not confine itself; it exits rather than read a document unconfined."""
+
+
+def _sandbox_ids() -> tuple[int, int]:  # pragma: no cover - runs in forked children
+    import pwd
+
+    name = os.environ.get("YIZHANG_SANDBOX_USER") or SANDBOX_USER
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        return 65534, 65534  # the kernel's overflow ids: nobody/nogroup on every distribution
+    return pw.pw_uid, pw.pw_gid
+
+
+def _confine(keep: tuple[int, ...], file_bytes: int) -> None:  # pragma: no cover - runs in forked children
+    """Shed what the serve process holds before a forked child reads any hostile byte.
+
+    Every inherited descriptor but ``keep`` (the child's pipes) is closed — the listening socket, client
+    connections, the database, other workers' pipes — and stdio points at /dev/null. Limits: at most
+    ``SANDBOX_NOFILE`` open files, files written no larger than ``file_bytes`` (qpdf's temporary copy of
+    the document), no core dumps. ``PR_SET_NO_NEW_PRIVS`` (no set-uid or file-capability gain through exec),
+    and when running as root: no supplementary groups, then the sandbox user's gid and uid, which drops
+    every capability. A step that fails raises :class:`SandboxSetupError`: the child exits unconfined work
+    undone.
+    """
+    import ctypes
+
+    global _CLEAR_REFS_FD
+    uid_gid = _sandbox_ids() if os.geteuid() == 0 else None
+    try:
+        _CLEAR_REFS_FD = os.open("/proc/self/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        _CLEAR_REFS_FD = None
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        if fd != null:
+            os.dup2(null, fd)
+    kept = sorted({0, 1, 2, *keep, *((_CLEAR_REFS_FD,) if _CLEAR_REFS_FD is not None else ())})
+    low = 0
+    for fd in kept:
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    os.closerange(low, hard if 0 < hard < 1 << 30 else 1 << 20)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (SANDBOX_NOFILE, SANDBOX_NOFILE))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails (EFBIG), no signal
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise SandboxSetupError(f"prctl(PR_SET_NO_NEW_PRIVS): errno {ctypes.get_errno()}")
+    if uid_gid is not None:
+        uid, gid = uid_gid
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+        if os.getuid() == 0 or os.geteuid() == 0:
+            raise SandboxSetupError("still root after setuid")
 
 
 def _run_guarded(data: bytes, trust: TrustList, now: datetime, limits: VerifyLimits) -> bytes:
@@ -141,11 +220,14 @@ def _child(
 ) -> None:  # pragma: no cover - runs in the forked child; its outcome is asserted via the parent
     code = _CHILD_EXIT_ERROR
     try:
+        import signer._qpdf
+        import signer._verify_core as core
+
+        signer._qpdf.available()  # dlopen before the descriptor limit
+        _confine((wfd,), _file_bytes(limits))
         _limit_memory(limits.memory_bytes)
         cpu = max(1, int(limits.timeout_s) + 1)
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        import signer._verify_core as core
 
         core.IN_SANDBOX = True  # bounded by the parent's wall timeout: qpdf may run in this process
         payload = _run_guarded(data, trust, now, limits)
@@ -287,14 +369,24 @@ def _encode_request(data: bytes, trust: TrustList, now: datetime, limits: Verify
     return struct.pack(">I", len(header)) + header + struct.pack(">Q", len(data)) + data
 
 
-def _worker_loop(rfd: int, wfd: int, memory_bytes: int, nice: int) -> None:  # pragma: no cover - child
+def _file_bytes(limits: VerifyLimits) -> int:
+    """RLIMIT_FSIZE of a child: the largest document it may be given (qpdf reads a temporary copy)."""
+    return int(limits.max_bytes) + (1 << 20)
+
+
+def _worker_loop(
+    rfd: int, wfd: int, memory_bytes: int, nice: int, file_bytes: int
+) -> None:  # pragma: no cover - child
     code = _CHILD_EXIT_ERROR
     try:
+        import signer._qpdf
+        import signer._verify_core as core
+
+        signer._qpdf.available()  # dlopen before the descriptor limit
+        _confine((rfd, wfd), file_bytes)
         _limit_memory(memory_bytes)
         if nice:
             os.nice(nice)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        import signer._verify_core as core
 
         core.IN_SANDBOX = True  # bounded by the parent's wall timeout: qpdf may run in this process
 
@@ -320,21 +412,24 @@ def _worker_loop(rfd: int, wfd: int, memory_bytes: int, nice: int) -> None:  # p
 
 
 class _Worker:
-    def __init__(self, memory_bytes: int, nice: int = 0) -> None:
+    def __init__(self, memory_bytes: int, nice: int = 0, file_bytes: int | None = None) -> None:
         from signer._verify_core import preload
 
         preload()
+        if file_bytes is None:
+            file_bytes = _file_bytes(VerifyLimits())
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             os.close(req_w)
             os.close(resp_r)
-            _worker_loop(req_r, resp_w, memory_bytes, nice)
+            _worker_loop(req_r, resp_w, memory_bytes, nice, file_bytes)
         os.close(req_r)
         os.close(resp_w)
         self.pid, self.req, self.resp = pid, req_w, resp_r
         self.memory_bytes = memory_bytes
+        self.file_bytes = file_bytes
         self.tasks = 0
 
     def kill(self) -> int | None:
@@ -436,7 +531,7 @@ class SandboxPool:
     def _spawned(self) -> int:
         return self._normal.spawned
 
-    def _acquire(self, lane: _Lane, memory_bytes: int) -> _Worker:
+    def _acquire(self, lane: _Lane, memory_bytes: int, file_bytes: int | None = None) -> _Worker:
         """An idle worker, a new one while under the lane's size, else wait (re-checking: workers may be
         discarded by other threads, which frees a slot without putting anything in the queue)."""
         import queue
@@ -450,7 +545,7 @@ class SandboxPool:
                 if w is None and lane.spawned < lane.size:
                     lane.spawned += 1
                     try:
-                        return _Worker(memory_bytes, lane.nice)
+                        return _Worker(memory_bytes, lane.nice, file_bytes)
                     except BaseException:
                         lane.spawned -= 1
                         raise
@@ -459,9 +554,9 @@ class SandboxPool:
                     w = lane.idle.get(timeout=0.05)
                 except queue.Empty:
                     continue
-            if w.memory_bytes == memory_bytes:
+            if w.memory_bytes == memory_bytes and (file_bytes is None or w.file_bytes == file_bytes):
                 return w
-            self._discard(lane, w)  # other limits: a worker's memory limit is fixed at its start
+            self._discard(lane, w)  # other limits: a worker's memory and file limits are fixed at its start
 
     def _discard(self, lane: _Lane, w: _Worker) -> int | None:
         maxrss_kb = w.kill()
@@ -481,7 +576,7 @@ class SandboxPool:
         lane = self._large if self._large is not None and is_large(unverified_pdf) else self._normal
         n = len(unverified_pdf)
         for attempt in range(2):
-            w = self._acquire(lane, limits.memory_bytes)
+            w = self._acquire(lane, limits.memory_bytes, _file_bytes(limits))
             reused = w.tasks > 0
             result = w.run(unverified_pdf, trust, now, limits)
             if isinstance(result, str):

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from api._accounts import SESSION_TTL, AccountChange, account_for_oidc, open_session, record_account_change
 from api._authz import SESSION_COOKIE, public
+from api._cookies import set_cookie
 from api._errors import error_body, status_for
 from api._oidc import (
     STATE_COOKIE,
@@ -99,7 +100,6 @@ def router_for(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/ui", tags=["console"], include_in_schema=False)
     config = OidcConfig.from_settings(settings)
     client = OidcClient(config) if config is not None else None
-    secure_cookie = settings.public_base_url.startswith("https://")
 
     @router.get("/login/oidc", dependencies=[Depends(public(rate_limited=True))])
     async def oidc_start(request: Request) -> Response:
@@ -112,14 +112,14 @@ def router_for(settings: Settings) -> APIRouter:
             return _failure(request, exc)
         response = RedirectResponse(started.authorize_url, status_code=303)
         # SameSite=Lax, not Strict: the callback is a top-level navigation from the provider's site.
-        response.set_cookie(
+        set_cookie(
+            response,
+            settings,
             STATE_COOKIE,
             started.cookie,
-            httponly=True,
-            samesite="lax",
-            secure=secure_cookie,
-            path=STATE_COOKIE_PATH,
             max_age=STATE_TTL_S,
+            path=STATE_COOKIE_PATH,
+            samesite="lax",
         )
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -160,14 +160,8 @@ def router_for(settings: Settings) -> APIRouter:
         response.headers["Cache-Control"] = "no-store"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.delete_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH)
-        response.set_cookie(
-            SESSION_COOKIE,
-            session_cookie,
-            httponly=True,
-            samesite="strict",
-            secure=secure_cookie,
-            path="/",
-            max_age=int(SESSION_TTL.total_seconds()),
+        set_cookie(
+            response, settings, SESSION_COOKIE, session_cookie, max_age=int(SESSION_TTL.total_seconds())
         )
         return response
 

@@ -28,6 +28,7 @@ from api._accounts import (
     open_session,
 )
 from api._authz import SESSION_COOKIE, Permission, Principal, public
+from api._cookies import set_cookie
 from api._login_guard import client_address, guarded
 from api._signing import SigningWorkflow, Status, Submission
 from api.console._gate import LOGIN_PATH, PASSWORD_PATH, Gate, console_gate, services_of
@@ -222,7 +223,6 @@ def _matters_for(request: Request, who: Principal) -> list[tuple[str, str]]:
 
 def router_for(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/ui", tags=["console"], include_in_schema=False)
-    secure_cookie = settings.public_base_url.startswith("https://")
 
     # -- login / logout -------------------------------------------------------------------------------
     @router.get("/login", dependencies=[Depends(public())], response_class=HTMLResponse)
@@ -267,15 +267,7 @@ def router_for(settings: Settings) -> APIRouter:
             return _back(LOGIN_PATH, exc.code, error=True)
         landing = PASSWORD_PATH if account.must_change_password else LANDING.get(account.role, "/ui/")
         response = RedirectResponse(landing, status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            cookie,
-            httponly=True,
-            samesite="strict",
-            secure=secure_cookie,
-            path="/",
-            max_age=int(SESSION_TTL.total_seconds()),
-        )
+        set_cookie(response, settings, SESSION_COOKIE, cookie, max_age=int(SESSION_TTL.total_seconds()))
         return response
 
     @router.post("/logout")

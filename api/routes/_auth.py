@@ -27,6 +27,7 @@ from api._accounts import (
 )
 from api._accounts import get_token as get_token_row
 from api._authz import SESSION_COOKIE, Permission, Principal, public, require, services_of
+from api._cookies import set_cookie
 from api._login_guard import client_address, guarded
 from api._schemas import AccountOut, IssuedTokenOut, LoginIn, PasswordIn, SessionOut, TokenIn, TokenOut
 from core.db import transaction
@@ -38,7 +39,6 @@ Me = Annotated[Principal, Depends(require(Permission.SELF))]
 
 def router_for(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["auth"])
-    secure_cookie = settings.public_base_url.startswith("https://")
 
     @router.post("/auth/login", dependencies=[Depends(public(rate_limited=True))])
     def login(body: LoginIn, request: Request, response: Response) -> SessionOut:
@@ -56,15 +56,7 @@ def router_for(settings: Settings) -> APIRouter:
             services.sessions, body.username, client_address(request), attempt
         )
         request.state.account_id = account.account_id
-        response.set_cookie(
-            SESSION_COOKIE,
-            cookie,
-            httponly=True,
-            samesite="strict",
-            secure=secure_cookie,
-            path="/",
-            max_age=int(SESSION_TTL.total_seconds()),
-        )
+        set_cookie(response, settings, SESSION_COOKIE, cookie, max_age=int(SESSION_TTL.total_seconds()))
         return SessionOut(account=AccountOut.of(account), csrf_token=csrf, expires_at=console.expires_at)
 
     @router.post("/auth/logout", status_code=204, dependencies=[Depends(public())])

@@ -52,6 +52,32 @@ async def _ltv_check(services: Services, timeout: float) -> dict[str, Any] | Non
     return result
 
 
+def _metrics_token(settings: Settings) -> bytes | None:
+    """The scraper's token, read once from its source (``env:VAR`` / ``file:/path``); None: not configured."""
+    from core.settings import read_secret
+
+    if not settings.metrics_token_source:
+        return None
+    token = read_secret(settings.metrics_token_source).strip()
+    return token.encode() if token else None
+
+
+def _check_metrics_token(expected: bytes | None, request: Request) -> None:
+    """404 while no metrics token is configured; 401 for a missing or wrong bearer token."""
+    import hmac
+
+    from api._errors import Unauthenticated
+    from core.errors import NotFound
+
+    if expected is None:
+        raise NotFound("NOT_FOUND", "not found", "未找到")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise Unauthenticated(
+            "METRICS_TOKEN_INVALID", "metrics need the scraper's bearer token", "需要监控令牌"
+        )
+
+
 def router_for(settings: Settings) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -87,10 +113,16 @@ def router_for(settings: Settings) -> APIRouter:
                     body["warnings"] = {"ltv": ltv["status"]}
         return JSONResponse(body, 200 if ok else 503)
 
+    metrics_token = _metrics_token(settings)
+
     @router.get("/metrics", dependencies=[Depends(public())], include_in_schema=False)
     async def metrics(request: Request) -> Response:
-        """Prometheus text format (restrict to the scraper at the reverse proxy)."""
+        """Prometheus text format, for the scraper holding the token of ``YIZHANG_METRICS_TOKEN_SOURCE``
+        (``Authorization: Bearer``); without the setting nobody gets it (404, as if there were no such
+        page: issue 21 finding 14; the counters name routes, refusal codes and the token's health)."""
         from prometheus_client import CONTENT_TYPE_LATEST
+
+        _check_metrics_token(metrics_token, request)
 
         from api._ltv import metrics_text
 

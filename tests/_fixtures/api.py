@@ -14,6 +14,17 @@ from pathlib import Path
 import pytest
 
 PASSWORD = "correct horse battery staple 9"  # test-only; a test greps the logs for it
+#: The Prometheus scraper's bearer token in the test apps (``YIZHANG_METRICS_TOKEN_SOURCE``; issue 21).
+METRICS_TOKEN = "metrics-scraper-token-for-tests"  # test-only
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
+def metrics_token_source(directory: Path) -> str:
+    """A ``file:`` source holding :data:`METRICS_TOKEN`, written in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "metrics.token"
+    path.write_text(METRICS_TOKEN + "\n", encoding="utf-8")
+    return f"file:{path}"
 
 
 @dataclass(frozen=True)
@@ -54,7 +65,12 @@ def _no_webhook_dns(monkeypatch: pytest.MonkeyPatch) -> None:
 def api_settings(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     from core.settings import Settings
 
-    return Settings(home=tmp_path / "home", database_url=db_url, max_pdf_bytes=256 * 1024)
+    return Settings(
+        home=tmp_path / "home",
+        database_url=db_url,
+        max_pdf_bytes=256 * 1024,
+        metrics_token_source=metrics_token_source(tmp_path),
+    )
 
 
 @pytest.fixture
@@ -65,7 +81,12 @@ def sqlite_api_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     url = f"sqlite:///{tmp_path / 'api.db'}"
     migrate(url)
-    return Settings(home=tmp_path / "home", database_url=url, max_pdf_bytes=256 * 1024)
+    return Settings(
+        home=tmp_path / "home",
+        database_url=url,
+        max_pdf_bytes=256 * 1024,
+        metrics_token_source=metrics_token_source(tmp_path),
+    )
 
 
 @pytest.fixture

@@ -217,7 +217,9 @@ def test_readyz_503_when_database_is_down(tmp_path) -> None:
 def test_metrics_count_requests_by_route_template(sqlite_api_client) -> None:
     sqlite_api_client.get("/healthz")
     sqlite_api_client.get("/v1/accounts/some-id")  # 401, labelled by template, not by id
-    text = sqlite_api_client.get("/metrics").text
+    from tests._fixtures.api import METRICS_AUTH
+
+    text = sqlite_api_client.get("/metrics", headers=METRICS_AUTH).text
     assert 'yizhang_http_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert 'route="/v1/accounts/{account_id}",status="401"' in text
     assert "some-id" not in text

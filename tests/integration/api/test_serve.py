@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests._fixtures.api import METRICS_AUTH, metrics_token_source
+
 YIZHANG = str(Path(sys.executable).parent / "yizhang")
 
 
@@ -31,6 +33,7 @@ def test_serve_two_workers_on_postgresql(pg_url: str, tmp_path: Path) -> None:
         "YIZHANG_DATABASE_URL": pg_url,
         "YIZHANG_HOME": str(home),
         "YIZHANG_KEEPALIVE_REQUESTS": "5",  # a connection is closed after 5 answers: clients spread out
+        "YIZHANG_METRICS_TOKEN_SOURCE": metrics_token_source(tmp_path),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     port = _free_port()
@@ -94,7 +97,7 @@ def test_serve_two_workers_on_postgresql(pg_url: str, tmp_path: Path) -> None:
                     closing.append(i)
             assert closing == [4, 9, 14, 19]
             assert client.get("/v1/me").status_code == 401
-            metrics = client.get("/metrics").text
+            metrics = client.get("/metrics", headers=METRICS_AUTH).text
         # The counters of every worker are added up.
         line = next(
             ln

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from tests._fixtures.api import METRICS_AUTH, metrics_token_source
+
 pytestmark = pytest.mark.softhsm
 
 XG = "360732"
@@ -94,7 +96,11 @@ def county(ks_settings, county_pki, seal_registry, tmp_path: Path, domain_dir: P
     )
 
     settings = ks_settings.model_copy(
-        update={"log_key_source": f"file:{tmp_path / 'log.key'}", "signature_level": "B-T"}
+        update={
+            "log_key_source": f"file:{tmp_path / 'log.key'}",
+            "signature_level": "B-T",
+            "metrics_token_source": metrics_token_source(tmp_path),
+        }
     )
     client = TestClient(create_app(settings), raise_server_exceptions=False)
     with client:
@@ -203,7 +209,7 @@ def test_township_seal_allowed_and_cross_township_refused(county) -> None:
     # Refusals are in the ledger, and the ledger audits clean.
     audit = c.get("/v1/ledger/audit", headers=h["auditor"]).json()
     assert audit["ok"] is True and audit["size"] >= 2
-    metrics = c.get("/metrics").text
+    metrics = c.get("/metrics", headers=METRICS_AUTH).text
     assert 'yizhang_denials_total{code="OPERATOR_WRONG_TOWNSHIP"}' in metrics
 
 
@@ -451,7 +457,7 @@ def test_a_county_day(county) -> None:
     for v in sealed:
         receipt = c.get(f"/v1/signing-requests/{v['request_id']}/receipt", headers=h["auditor"]).text
         assert verify_receipt(receipt, [verifier]).index == v["ledger_index"]
-    metrics = c.get("/metrics").text
+    metrics = c.get("/metrics", headers=METRICS_AUTH).text
     assert (
         "yizhang_signings_total{" in metrics
         and 'yizhang_denials_total{code="OPERATOR_WRONG_TOWNSHIP"}' in metrics
