@@ -1095,7 +1095,21 @@ def with_reasons(report: VerificationReport, extra: list[Reason], **facts: Any) 
 
 
 def preload() -> None:
-    """Import what the checks use, once, in the parent: a forked child then starts warm (milliseconds)."""
+    """Import what the checks use, once, in the parent: a forked child then starts warm (milliseconds).
+
+    Also every text codec of the standard library: a sandbox child runs as an unprivileged user
+    (``_verify_sandbox._confine``) and may not be able to read the interpreter's files (a Python under
+    /root), so nothing it needs may be imported lazily — a PDF string in UTF-16BE would otherwise fail
+    with ``LookupError: unknown encoding`` in the child only."""
+    import encodings
+    import importlib
+    import pkgutil
+
+    for mod in pkgutil.iter_modules(encodings.__path__):
+        try:
+            importlib.import_module(f"encodings.{mod.name}")
+        except Exception:  # noqa: BLE001, S112 - a platform codec (mbcs, oem) that does not load here
+            continue
     import pyhanko.sign.diff_analysis  # noqa: F401
     import pyhanko.sign.fields  # noqa: F401
     import pyhanko.sign.validation  # noqa: F401
