@@ -155,3 +155,38 @@ ACCEPTANCE_DATA = {
     "matter_name": "临时救助",
     "submitted_date": "2026年3月1日",
 }
+
+
+def seal_acceptance_notice(sealer: Any, seal: Any, clerk: Any, *, key: str, level: str = "B-LTA") -> Any:
+    """Seal the acceptance-notice template (SX-002, 受理) with ``seal`` for ``clerk``: the document the
+    verifier's and the long-term tests start from."""
+    from signer import SealRequest
+
+    return sealer.apply_seal(
+        SealRequest(
+            seal_id=seal.seal_id,
+            matter_code="SX-002",
+            stage="受理",
+            document_kind="受理通知书",
+            idempotency_key=key,
+            operator=clerk,
+            reason="受理临时救助申请",
+            template="acceptance_notice",
+            template_data=ACCEPTANCE_DATA,
+            level=level,
+        )
+    )
+
+
+def county_trust(pki: Any, crl_at: Any = None) -> Any:
+    """The county's root, issuing CA and both CRLs (as of ``crl_at``, default now) as a TrustList."""
+    from cryptography.hazmat.primitives import serialization
+
+    from signer import TrustList
+
+    der = serialization.Encoding.DER
+    return TrustList(
+        roots=(pki.root_certificate.public_bytes(der),),
+        intermediates=(pki.issuing_certificate.public_bytes(der),),
+        crls=(pki.crl_der("issuing", now=crl_at), pki.crl_der("root", now=crl_at)),
+    )

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests._fixtures.signer import ACCEPTANCE_DATA
+from tests._fixtures.signer import seal_acceptance_notice
 
 pytestmark = pytest.mark.softhsm
 
@@ -20,22 +20,7 @@ DAY = timedelta(days=1)
 
 
 def _seal(sealer: Any, seal: Any, clerk: Any, key: str = "ltv-1") -> Any:
-    from signer import SealRequest
-
-    return sealer.apply_seal(
-        SealRequest(
-            seal_id=seal.seal_id,
-            matter_code="SX-002",
-            stage="受理",
-            document_kind="受理通知书",
-            idempotency_key=key,
-            operator=clerk,
-            reason="受理临时救助申请",
-            template="acceptance_notice",
-            template_data=ACCEPTANCE_DATA,
-            level="B-LTA",
-        )
-    )
+    return seal_acceptance_notice(sealer, seal, clerk, key=key)
 
 
 def _verify_at(pdf: bytes, county_pki: Any, at: datetime) -> Any:

@@ -20,11 +20,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from signer import Indication, TrustList, VerificationReport, VerifyLimits, verify_document
 from tests._fixtures import attacks as a
-from tests._fixtures.signer import ACCEPTANCE_DATA
+from tests._fixtures.signer import ACCEPTANCE_DATA, county_trust
 from tests.unit.verify import _factory as f
 
 pytestmark = pytest.mark.softhsm
@@ -61,12 +60,7 @@ def _now() -> datetime:
 
 
 def _trust(pki: Any) -> TrustList:
-    der = serialization.Encoding.DER
-    return TrustList(
-        roots=(pki.root_certificate.public_bytes(der),),
-        intermediates=(pki.issuing_certificate.public_bytes(der),),
-        crls=(pki.crl_der("issuing"), pki.crl_der("root")),
-    )
+    return county_trust(pki)
 
 
 def _request(seal: Any, clerk: Any, key: str, **kw: Any) -> Any:

@@ -20,30 +20,15 @@ import pytest
 from typer.testing import CliRunner
 
 from signer import Evidence, Indication, LedgerReceipt, SubIndication, VerifyLimits, verify_document
-from tests._fixtures.signer import ACCEPTANCE_DATA, PERMIT_DATA
-from tests.integration.verify.test_token_sealed import _trust
+from tests._fixtures.signer import PERMIT_DATA, seal_acceptance_notice
+from tests._fixtures.signer import county_trust as _trust
 
 pytestmark = pytest.mark.softhsm
 FAST = VerifyLimits(sandbox=False)
 
 
 def _seal(sealer: Any, seal: Any, clerk: Any, key: str) -> Any:
-    from signer import SealRequest
-
-    return sealer.apply_seal(
-        SealRequest(
-            seal_id=seal.seal_id,
-            matter_code="SX-002",
-            stage="受理",
-            document_kind="受理通知书",
-            idempotency_key=key,
-            operator=clerk,
-            reason="受理临时救助申请",
-            template="acceptance_notice",
-            template_data=ACCEPTANCE_DATA,
-            level="B-T",
-        )
-    )
+    return seal_acceptance_notice(sealer, seal, clerk, key=key, level="B-T")
 
 
 def _forge(

@@ -6,41 +6,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
-from signer import Evidence, Indication, LedgerReceipt, TrustList, VerifyLimits, verify_document
-from tests._fixtures.signer import ACCEPTANCE_DATA
+from signer import Evidence, Indication, LedgerReceipt, VerifyLimits, verify_document
+from tests._fixtures.signer import county_trust, seal_acceptance_notice
 from tests.unit.verify import _factory as f
 
 pytestmark = pytest.mark.softhsm
 
 
 def _seal(sealer: Any, seal: Any, clerk: Any, level: str, key: str = "verify-0001") -> Any:
-    from signer import SealRequest
-
-    return sealer.apply_seal(
-        SealRequest(
-            seal_id=seal.seal_id,
-            matter_code="SX-002",
-            stage="受理",
-            document_kind="受理通知书",
-            idempotency_key=key,
-            operator=clerk,
-            reason="受理临时救助申请",
-            template="acceptance_notice",
-            template_data=ACCEPTANCE_DATA,
-            level=level,
-        )
-    )
+    return seal_acceptance_notice(sealer, seal, clerk, key=key, level=level)
 
 
-def _trust(pki: Any, crl_at: datetime | None = None) -> TrustList:
-    der = serialization.Encoding.DER
-    return TrustList(
-        roots=(pki.root_certificate.public_bytes(der),),
-        intermediates=(pki.issuing_certificate.public_bytes(der),),
-        crls=(pki.crl_der("issuing", now=crl_at), pki.crl_der("root", now=crl_at)),
-    )
+_trust = county_trust
 
 
 @pytest.mark.parametrize("level", ["B-T", "B-LTA"])
