@@ -39,6 +39,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -423,34 +424,58 @@ def _der_of(item: Any) -> bytes:
     return bytes(item.get_object().data)
 
 
-def _validation_context(trust: TrustList, certs: list[bytes], crls: list[bytes], moment: datetime) -> Any:
+#: Certificates and CRLs parsed for validation contexts, by DER, per thread (bounded). Every document of a
+#: county carries the same CA, TSA and seal certificates and the same CRL, and the trust list is the same
+#: for every document: parsing them, and computing what path building asks of them (subject and key
+#: hashes, issuer and serial, key identifiers; asn1crypto computes those lazily and keeps them on the
+#: object), was a large part of building a context. The parse is a pure function of the bytes, and the
+#: objects are only read; they are per thread because asn1crypto's lazy parsing is not thread-safe.
+_PARSED_MAX = 512
+_PARSED_MAX_BYTES = 1 << 20
+_parsed = threading.local()
+
+
+def _parsed_asn1(kind: str, der: bytes) -> Any:
+    """The asn1crypto object for ``der`` (``kind``: "cert" or "crl"), forced to parse its top level;
+    raises ``ValueError``/``TypeError`` on bytes asn1crypto cannot read, as a fresh parse would."""
+    table: dict[tuple[str, bytes], Any] | None = getattr(_parsed, "table", None)
+    if table is None:
+        table = _parsed.table = {}
+    hit = table.get((kind, der))
+    if hit is not None:
+        return hit
     from asn1crypto import crl as a_crl
     from asn1crypto import x509 as a_x509
+
+    if kind == "cert":
+        obj: Any = a_x509.Certificate.load(der)
+        _ = obj.subject  # force a parse now; absurd content is caught here, not in path building
+    else:
+        obj = a_crl.CertificateList.load(der)
+        _ = obj.issuer
+    if len(der) <= _PARSED_MAX_BYTES:
+        if len(table) >= _PARSED_MAX:
+            table.clear()
+        table[(kind, der)] = obj
+    return obj
+
+
+def _validation_context(trust: TrustList, certs: list[bytes], crls: list[bytes], moment: datetime) -> Any:
     from pyhanko_certvalidator import ValidationContext
 
-    def _certs(ders: list[bytes] | tuple[bytes, ...]) -> list[Any]:
+    def _all(kind: str, ders: list[bytes] | tuple[bytes, ...]) -> list[Any]:
         out = []
         for d in ders:
             try:
-                c = a_x509.Certificate.load(d)
-                _ = c.subject  # force a parse now; absurd content is caught here, not in path building
-                out.append(c)
+                out.append(_parsed_asn1(kind, d))
             except (ValueError, TypeError):
                 continue
         return out
 
-    crl_objs = []
-    for d in crls:
-        try:
-            c = a_crl.CertificateList.load(d)
-            _ = c.issuer
-            crl_objs.append(c)
-        except (ValueError, TypeError):
-            continue
     return ValidationContext(
-        trust_roots=_certs(trust.roots),
-        other_certs=_certs(list(trust.intermediates) + certs),
-        crls=crl_objs,
+        trust_roots=_all("cert", trust.roots),
+        other_certs=_all("cert", list(trust.intermediates) + certs),
+        crls=_all("crl", crls),
         allow_fetching=False,
         moment=moment,
         retroactive_revinfo=True,

@@ -106,6 +106,33 @@ def _verifier() -> Any:
     return v
 
 
+#: ``Certificate.native`` by DER (bounded). endesive finds the signer among a CMS's certificates by turning
+#: every certificate into Python values (``.native``) to read its serial number: about 80 % of the cross-check
+#: on a sealed permit. That form is a pure function of the certificate's encoding, and every document of a
+#: county carries the same few certificates, so it is computed once per worker and handed to each freshly
+#: parsed copy. Only the ``SignedData`` this module parses for endesive receives it; nothing else reads it.
+_NATIVE_MAX = 256
+_NATIVE_MAX_BYTES = 16_384
+_natives: dict[bytes, Any] = {}
+
+
+def _prime_natives(signed_data: Any) -> None:
+    for choice in signed_data["certificates"] or []:
+        if choice.name != "certificate":
+            continue
+        cert = choice.chosen
+        der = cert.dump()
+        native = _natives.get(der)
+        if native is None:
+            native = cert.native
+            if len(der) <= _NATIVE_MAX_BYTES:
+                if len(_natives) >= _NATIVE_MAX:
+                    _natives.clear()
+                _natives[der] = native
+        else:
+            cert._native = native  # noqa: SLF001 - asn1crypto's own slot for the computed form
+
+
 def library() -> str | None:
     return _STATE.get("lib")
 
@@ -129,6 +156,7 @@ def integrity(data: bytes, byte_ranges: list[tuple[int, ...] | None]) -> list[tu
             from asn1crypto import cms
 
             sd = cms.ContentInfo.load(sig_bytes)["content"]
+            _prime_natives(sd)
             eci = sd["encap_content_info"]
             if eci["content_type"].native == "tst_info":
                 # Document timestamp: endesive checks the TSA's signature over the TSTInfo; the TSTInfo's
