@@ -882,8 +882,9 @@ def _run_checks(
         for w in sig_works[sig_works.index(first_seal) + 1 :]:
             if w.kind == "signature" and not w.trusted:
                 w.add("LATER_SIGNATURE_UNAUTHORISED", detail=w.seal.subject if w.seal else None)
-    _after_the_seal(reader, data, ends, sig_works, doc_reasons, checks)
-    _number_on_the_page(data, ends, _anchor(sig_works), checks)
+    anchor = _anchor(sig_works)
+    _after_the_seal(reader, data, ends, sig_works, anchor, doc_reasons, checks)
+    _number_on_the_page(data, ends, anchor, checks)
     first_rev = min((w.signed_revision for w in sig_works if w.signed_revision is not None), default=None)
     if first_rev is not None:
         for fq_name, field_ref in unsigned_fields:
@@ -908,6 +909,7 @@ def _after_the_seal(
     data: bytes,
     ends: list[int],
     sig_works: list[_SigWork],
+    anchor: _SigWork | None,
     doc_reasons: list[Reason],
     checks: list[str],
 ) -> None:
@@ -922,7 +924,6 @@ def _after_the_seal(
     """
     from signer import _verify_after_seal as after
 
-    anchor = _anchor(sig_works)
     if anchor is None or anchor.signed_revision is None:
         return
     seal_rev = anchor.signed_revision
