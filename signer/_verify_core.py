@@ -430,8 +430,10 @@ def _der_of(item: Any) -> bytes:
 #: hashes, issuer and serial, key identifiers; asn1crypto computes those lazily and keeps them on the
 #: object), was a large part of building a context. The parse is a pure function of the bytes, and the
 #: objects are only read; they are per thread because asn1crypto's lazy parsing is not thread-safe.
-_PARSED_MAX = 512
-_PARSED_MAX_BYTES = 1 << 20
+#: Bounded by the encodings' total size (the table lives as long as the worker, whose memory limit is for
+#: the document at hand): a hostile document's many or large certificates only empty it.
+_PARSED_ITEM_MAX_BYTES = 256 << 10
+_PARSED_TOTAL_MAX_BYTES = 4 << 20
 _parsed = threading.local()
 
 
@@ -441,6 +443,7 @@ def _parsed_asn1(kind: str, der: bytes) -> Any:
     table: dict[tuple[str, bytes], Any] | None = getattr(_parsed, "table", None)
     if table is None:
         table = _parsed.table = {}
+        _parsed.size = 0
     hit = table.get((kind, der))
     if hit is not None:
         return hit
@@ -453,10 +456,12 @@ def _parsed_asn1(kind: str, der: bytes) -> Any:
     else:
         obj = a_crl.CertificateList.load(der)
         _ = obj.issuer
-    if len(der) <= _PARSED_MAX_BYTES:
-        if len(table) >= _PARSED_MAX:
+    if len(der) <= _PARSED_ITEM_MAX_BYTES:
+        if _parsed.size + len(der) > _PARSED_TOTAL_MAX_BYTES:
             table.clear()
+            _parsed.size = 0
         table[(kind, der)] = obj
+        _parsed.size += len(der)
     return obj
 
 

@@ -177,7 +177,7 @@ def _verifier() -> Any:
 #: on a sealed permit. That form is a pure function of the certificate's encoding, and every document of a
 #: county carries the same few certificates, so it is computed once per worker and handed to each freshly
 #: parsed copy. Only the ``SignedData`` this module parses for endesive receives it; nothing else reads it.
-_NATIVE_MAX = 256
+_NATIVE_MAX = 64  # entries of at most _NATIVE_MAX_BYTES: about a megabyte of encodings
 _NATIVE_MAX_BYTES = 16_384
 _natives: dict[bytes, Any] = {}
 

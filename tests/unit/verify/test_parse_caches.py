@@ -79,3 +79,13 @@ def test_concurrent_in_process_verifications_agree(sealed: bytes, trust: TrustLi
     with ThreadPoolExecutor(4) as ex:
         results = list(ex.map(lambda _: _verify(sealed, trust).indication, range(12)))
     assert results == [Indication.TOTAL_PASSED] * 12
+
+
+def test_the_parse_table_is_bounded_by_bytes(county: f.CountyCA, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ders = [county.root.der, county.issuing.der, county.tsa.der]
+    monkeypatch.setattr(core, "_PARSED_TOTAL_MAX_BYTES", max(len(d) for d in ders) + 1)
+    monkeypatch.setattr(core, "_parsed", threading.local())
+    for der in ders * 3:
+        core._parsed_asn1("cert", der)
+        assert core._parsed.size <= core._PARSED_TOTAL_MAX_BYTES
+        assert len(core._parsed.table) == 1  # each newcomer emptied the table: never over the bound
