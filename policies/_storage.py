@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -51,6 +52,7 @@ from policies._tables import default_stage_kinds_json, parse_stage_kinds
 
 _ADVISORY_KEY = 0x706F6C  # "pol"
 _FACTS_CACHE_MAX = 4096
+_MERGERS_CACHE_S = 30.0
 
 
 class PolRevision(Base):
@@ -294,6 +296,7 @@ class PolicyStore:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._facts_cache: dict[tuple[Any, ...], PolicyFacts] = {}
         self._matter_cache: dict[tuple[int, str, str], Matter | None] = {}
+        self._mergers: tuple[float, dict[str, str]] | None = None  # (valid until, merged -> successor)
 
     # -- revisions ------------------------------------------------------------------------------------------
 
@@ -486,6 +489,7 @@ class PolicyStore:
                 )
             self._next_org(s, rev, row, retired=True, successor_code=into, basis=basis)
             s.flush()
+            self._mergers = None
             return _org(target)
 
     def retire_township(self, code: str, *, actor: str, basis: str) -> None:
@@ -526,6 +530,31 @@ class PolicyStore:
             basis=last.basis,
             revision=last.revision,
         )
+
+    def predecessors(self, code: str) -> set[str]:
+        """The townships merged into ``code``, directly or through a chain of mergers (issue 22, leak 7):
+        their issued decisions are the successor's to change now. Read at most every
+        ``_MERGERS_CACHE_S`` seconds (it is asked on every authenticated request of a township account); a
+        merger made through this store is seen at once, one made by another process within that time."""
+        code = normalise_code(code)
+        now = time.monotonic()
+        cached = self._mergers
+        if cached is None or now >= cached[0]:
+            with reading(self.engine) as s:
+                rows = s.execute(
+                    select(PolOrganisation.code, PolOrganisation.successor_code).where(
+                        PolOrganisation.successor_code.is_not(None), PolOrganisation.retired.is_(True)
+                    )
+                ).all()
+            cached = (now + _MERGERS_CACHE_S, {r[0]: str(r[1]) for r in rows})
+            self._mergers = cached
+        merged = cached[1]
+        found: set[str] = set()
+        frontier = {code}
+        while frontier:
+            frontier = {m for m, into in merged.items() if into in frontier and m not in found}
+            found |= frontier
+        return found
 
     def _live_powers(self, s: Session, township_code: str) -> dict[str, PolPower]:
         latest: dict[str, PolPower] = {}
