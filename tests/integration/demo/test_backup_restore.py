@@ -106,9 +106,17 @@ def test_backup_restore_into_a_new_home(tmp_path: Path, database: tuple[str, str
     assert "home/secrets/token.pin" in manifest["files"]
     assert not any(f.endswith((".lock", "-wal", "-shm")) for f in manifest["files"])
 
-    # never overwrites a backup
+    # never overwrites a backup, never writes one into the home, never backs up what is not a home
     again = _yz(env, "backup", str(backup), "--home", str(original), "--json", check=False)
     assert again.returncode == 1 and json.loads(again.stdout)["error"]["code"] == "BACKUP_DESTINATION_EXISTS"
+    inside = _yz(env, "backup", str(original / "b"), "--home", str(original), "--json", check=False)
+    assert inside.returncode == 2 and json.loads(inside.stdout)["error"]["code"] == "BACKUP_INSIDE_HOME"
+    (tmp_path / "not-a-home").mkdir()
+    bare = _yz(
+        env, "backup", str(tmp_path / "b2"), "--home", str(tmp_path / "not-a-home"), "--json", check=False
+    )
+    assert bare.returncode == 2 and json.loads(bare.stdout)["error"]["code"] == "HOME_NOT_INITIALISED"
+    assert not (original / "b").exists() and not (tmp_path / "b2").exists()
 
     # the original goes on after the backup
     after = _sign(env, original, seal_id, "after-backup", tmp_path / "after-backup.pdf", data)
@@ -126,6 +134,12 @@ def test_backup_restore_into_a_new_home(tmp_path: Path, database: tuple[str, str
 
     restored = tmp_path / "restored"
     restore_args = ["restore", str(backup), "--into", str(restored), "--json"]
+    if kind == "postgresql":  # a PostgreSQL backup needs an empty database of its own
+        assert original_url is not None
+        for extra, code in (([], "RESTORE_DATABASE_REQUIRED"), (["--database-url", original_url], None)):
+            refused = _yz(base_env, *restore_args, *extra, check=False)
+            error = json.loads(refused.stdout)["error"]["code"]
+            assert error == (code or "RESTORE_DATABASE_NOT_EMPTY") and not restored.exists(), refused.stdout
     if target_url:
         restore_args += ["--database-url", target_url]
     out = json.loads(_yz(base_env, *restore_args).stdout)
