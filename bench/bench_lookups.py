@@ -9,7 +9,8 @@ set beside the bare operation measured in the same run:
 * **status, in county** (``yizhang verify --home``, ``POST /v1/verify``, the page):
   ``api._status_list.decision_status_lookup`` by document number among ``--rows`` signing requests (one in
   20 not in force), for a decision in force and for a changed one (a second query names its successor);
-  bare: the same SELECT through the database driver's own cursor. SQLite and PostgreSQL (a fresh database at
+  bare: the same SELECT through the database driver's own cursor, alone and with the transaction's end (the
+  pool rolls back a connection it takes back). SQLite and PostgreSQL (a fresh database at
   YIZHANG_TEST_PG_URL, dropped afterwards; skipped when unreachable).
 * **status, out of county** (``verify --bundle``, a trust-store county): ``StatusList.answer`` on a signed
   list of ``--rows``/20 entries, per document; opening the list (Ed25519 signature, JSON) happens once per
@@ -153,8 +154,15 @@ def _bench_status_in_county(kind: str, url: str, rows: int, seconds: float, roun
                 cursor.execute(sql, (valid.document_number,))
                 return cursor.fetchone()
 
+            def bare_transaction() -> object:
+                cursor.execute(sql, (valid.document_number,))
+                row = cursor.fetchone()
+                raw.rollback()  # as the pool does when the lookup's connection goes back
+                return row
+
             out = {
                 "bare_driver": _per_call(bare, seconds, rounds),
+                "bare_driver_transaction": _per_call(bare_transaction, seconds, rounds),
                 "lookup_in_force": _per_call(lambda: lookup(valid), seconds, rounds),
                 "lookup_changed": _per_call(lambda: lookup(changed), seconds, rounds),
             }
