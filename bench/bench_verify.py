@@ -169,9 +169,7 @@ def main() -> None:
         elapsed = time.perf_counter() - t0
     parallel = {"workers": args.workers, "n": n, "per_s": round(n / elapsed, 1)}
     cpu = _cpu_per_verification(strict, rounds=5, per_round=40)
-    cpu["capacity_per_s"] = round(
-        (os.cpu_count() or 1) * 1000 / (cpu["worker_ms"] + cpu["parent_ms"]), 1
-    )
+    cpu["capacity_per_s"] = round((os.cpu_count() or 1) * 1000 / (cpu["worker_ms"] + cpu["parent_ms"]), 1)
     print(f"document: {len(pdf)} bytes, one PAdES signature + timestamp + DSS; cpus={os.cpu_count()}")
     print(f"{'configuration':16s} {'verif/s':>9s} {'ms/verif':>9s} {'x stock pyHanko':>16s}")
     for name, row in rows.items():
@@ -180,8 +178,9 @@ def main() -> None:
         f"sandbox-pool, {args.workers} workers: {parallel['per_s']:.1f} verif/s (target >= 100/s on 2 cores)"
     )
     print(
-        f"cpu per verification (medians of {cpu['rounds']} rounds): worker {cpu['worker_ms']:.2f} ms + parent "
-        f"{cpu['parent_ms']:.2f} ms -> {cpu['capacity_per_s']:.1f}/s when {os.cpu_count()} cores do nothing else"
+        f"cpu per verification (medians of {cpu['rounds']} rounds): worker {cpu['worker_ms']:.2f} ms"
+        f" + parent {cpu['parent_ms']:.2f} ms -> {cpu['capacity_per_s']:.1f}/s"
+        f" when {os.cpu_count()} cores do nothing else"
     )
     out = Path(__file__).resolve().parent / "out"
     out.mkdir(exist_ok=True)
