@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,12 +44,12 @@ NORMAL_REQUESTS = 16
 
 
 @pytest.fixture(scope="module")
-def served_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, bytes]]:
+def served_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, bytes, Path]]:
     root = tmp_path_factory.mktemp("served-hostile")
     demo = make_demo(root / "home", "")  # the home's own SQLite database
     sealed = (demo.home / "sealed" / "acceptance_notice.pdf").read_bytes()
     with serving(demo.home, demo.env, root / "serve.log", workers=2) as base:
-        yield base, sealed
+        yield base, sealed, root / "serve.log"
 
 
 def _until_every_kind_answered(load: HostileLoad, names: set[str], bound_s: float = 600) -> None:
@@ -60,7 +61,7 @@ def _until_every_kind_answered(load: HostileLoad, names: set[str], bound_s: floa
 
 
 def test_normal_verification_passes_while_hostile_clients_upload(served_demo: Any) -> None:
-    base, sealed = served_demo
+    base, sealed, log = served_demo
     hostile = worst_pdfs(sealed)
     normal: list[tuple[int, str, str]] = []
     with HostileLoad(base, hostile, senders=2) as load:
@@ -86,11 +87,13 @@ def test_normal_verification_passes_while_hostile_clients_upload(served_demo: An
     # the gate refused uploads while one from the same address was still being verified
     assert any(status == 429 and what == "VERIFY_BUSY" for _n, status, what, _f in answers), answers
     assert httpx.get(f"{base}/readyz", timeout=30).status_code == 200
+    # both serve workers served throughout: none was killed by uvicorn's supervisor and replaced
+    assert "died" not in log.read_text(errors="replace"), log.read_text(errors="replace")[-3000:]
 
 
 def test_demo_document_is_what_the_ordinary_clients_send(served_demo: Any) -> None:
     """The ordinary document really is sealed by this county (else TOTAL_PASSED above would mean nothing)."""
-    base, sealed = served_demo
+    base, sealed, _log = served_demo
     tampered = bytearray(sealed)
     at = sealed.index(b"/Contents") - 40  # a byte inside the signed range, before the signature
     tampered[at] ^= 0x01
