@@ -177,6 +177,9 @@ def main() -> None:
             "rounds_p99_ms": [r["p99_ms"] for r in rs],
             "outcomes": dict(sum((Counter(r["outcomes"]) for r in rs), Counter())),
         }
+    for phase in ("idle", "hostile"):
+        summary[phase]["p99_ms"] = round(summary[phase]["p99_ms"], 1)
+        summary[phase]["p50_ms"] = round(summary[phase]["p50_ms"], 1)
     ratio = round(summary["hostile"]["p99_ms"] / max(summary["idle"]["p99_ms"], 0.1), 2)
     # each round's own ratio (idle and hostile measured back to back, under the same background load)
     per_round = [
