@@ -44,7 +44,13 @@ from core.settings import Settings
 from . import _numbers
 from ._loops import refuse_on_event_loop as _refuse_on_event_loop
 from ._loops import run_off_loop as _run_off_loop
-from ._pdfin import OpenedPdf, has_signatures, open_untrusted_pdf, refuse_unsealable
+from ._pdfin import (
+    OpenedPdf,
+    has_signatures,
+    open_untrusted_pdf,
+    refuse_failing_signatures,
+    refuse_unsealable,
+)
 from ._qr import verification_url
 from ._seal import (
     Placement,
@@ -281,6 +287,7 @@ class Sealer:
             assert request.unverified_pdf is not None
             opened = open_untrusted_pdf(request.unverified_pdf, max_bytes=self.settings.max_pdf_bytes)
             refuse_unsealable(opened, request.unverified_pdf)
+            refuse_failing_signatures(opened, request.unverified_pdf, now)
             resolve_placement(opened, request.placement)
             if request.verify_qr and has_signatures(opened):
                 raise BadInput(
