@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -81,6 +81,12 @@ PASSWORD_MESSAGES = {
     "PASSWORD_TOO_LONG": "新密码过长。",
 }
 _NONCE = re.compile(r"[0-9a-f]{24}")
+MONTH_RE = r"[0-9]{4}-(0[1-9]|1[0-2])"
+
+
+def _next_month(month: str) -> str:
+    year, mon = int(month[:4]), int(month[5:7])
+    return f"{year + (mon == 12):04d}-{mon % 12 + 1:02d}"
 
 
 def _gate(*permissions: Permission) -> Callable[..., Any]:
@@ -603,7 +609,9 @@ def router_for(settings: Settings) -> APIRouter:
             for a in store.agreements(org.code):
                 if who.in_scope(township_code=a.township_code, department_code=a.department_code):
                     agreements.append(a)
-        month = datetime.now(UTC).strftime("%Y-%m")
+        from policies import CHINA_TZ
+
+        month = datetime.now(CHINA_TZ).strftime("%Y-%m")  # the county's month
         dept = who.org_code if who.role is Role.DEPARTMENT_OFFICER else None
         town = who.org_code if who.role is Role.TOWNSHIP_PRINCIPAL else None
         from api.console._approval import agreement_state
@@ -623,6 +631,53 @@ def router_for(settings: Settings) -> APIRouter:
             month=month,
             report_query=report_query,
             requests=_workflow(request).list(who, limit=30) if who.may(P.SIGNING_READ) else [],
+        )
+
+    # -- monthly report: month picker, tables, charts; the PDF and CSV from the API ---------------------
+    @router.get("/reports", response_class=HTMLResponse)
+    def reports(
+        request: Request, gate: ReportsGate, month: str | None = None, township: str | None = None
+    ) -> Response:
+        if gate.refusal is not None:
+            return gate.refusal
+        from api._charts import to_svg
+        from api._reports import build_monthly_report, previous_months
+        from policies import CHINA_TZ
+
+        who = gate.who
+        month = (month or "").strip()[:16] or datetime.now(CHINA_TZ).strftime("%Y-%m")
+        if not re.fullmatch(MONTH_RE, month):
+            return refuse(request, 400, "月份无效（应为YYYY-MM）", "MONTH_INVALID")
+        towns: list[tuple[str, str]] = []
+        dept = who.org_code if who.role is Role.DEPARTMENT_OFFICER else None
+        town = who.org_code if who.role is Role.TOWNSHIP_PRINCIPAL else None
+        if who.county_wide:
+            store = services_of(request).need("policy_store")
+            towns = sorted(
+                ((o.code, o.name) for o in store.organisations(kind=_township_kind())), key=lambda t: t[0]
+            )
+            town = (township or "").strip()[:64] or None
+            if town is not None and town not in dict(towns):
+                return refuse(request, 400, "没有这个乡镇", "TOWNSHIP_UNKNOWN")
+        report = build_monthly_report(services_of(request), month, township_code=town, department_code=dept)
+        before, after = previous_months(month, 2)[0], _next_month(month)
+        town_query = f"&township={quote(town)}" if who.county_wide and town else ""
+        api_query = f"month={month}"
+        if dept:
+            api_query += f"&department_code={quote(dept)}"
+        if town:
+            api_query += f"&township_code={quote(town)}"
+        return page(
+            request,
+            "reports.html",
+            gate,
+            report=report,
+            charts=[to_svg(c) for c in report.charts],
+            townships=towns,
+            township=town or "",
+            prev_query=f"month={before}{town_query}",
+            next_query=f"month={after}{town_query}",
+            api_query=api_query,
         )
 
     # -- auditor: ledger -----------------------------------------------------------------------------
