@@ -264,3 +264,65 @@ def build_monthly_report(
     scope = "、".join(names.org(c) for c in (township_code, department_code) if c) or "全县"
     generated = (now or datetime.now(CHINA_TZ)).astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")
     return MonthlyReport(month, scope, generated, lines, township_rows, matter_rows, (uses, refusals, no2))
+
+
+USAGE_HEADER = (
+    "序号",
+    "日期",
+    "事项代码",
+    "事项名称",
+    "事由",
+    "批准人",
+    "使用人",
+    "数量",
+    "证书编号",
+    "文号",
+    "文书种类",
+    "办理环节",
+)
+
+
+def display_names(services: Any) -> dict[str, str]:
+    """Account id and username → display name (the ledger names people by either, by where they acted)."""
+    from api._storage import AccountRow
+
+    found: dict[str, str] = {}
+    with reading(services.sessions) as s:
+        for account_id, username, display in s.execute(
+            select(AccountRow.account_id, AccountRow.username, AccountRow.display_name)
+        ):
+            found[account_id] = found[username] = display or username
+    return found
+
+
+def _enum_zh(enum: Any, name: str) -> str:
+    try:
+        return str(enum[name].value)
+    except KeyError:
+        return "书面认证" if name == "ATTESTATION" else name
+
+
+def usage_rows(services: Any, rows: list[Any]) -> list[tuple[Any, ...]]:
+    """The usage ledger (使用登记台账) for people: matters by name, people by display name, kinds and stages
+    in Chinese; ``-`` (no approval was needed) stays as it is."""
+    from policies import DocumentKind, Stage
+
+    people = display_names(services)
+    matters = _Names(services).matters
+    return [
+        (
+            r.index,
+            r.date,
+            r.matter,
+            matters.get(r.matter, ""),
+            r.reason,
+            people.get(r.approver, r.approver),
+            people.get(r.user, r.user),
+            r.count,
+            r.cert_serial,
+            r.document_number,
+            _enum_zh(DocumentKind, r.document_kind),
+            _enum_zh(Stage, r.stage),
+        )
+        for r in rows
+    ]

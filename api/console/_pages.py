@@ -98,7 +98,6 @@ ClerkGate = Annotated[Gate, Depends(_gate(P.SIGNING_SUBMIT))]
 ReaderGate = Annotated[Gate, Depends(_gate(P.SIGNING_READ))]
 ApproverGate = Annotated[Gate, Depends(_gate(P.SIGNING_APPROVE))]
 ReportsGate = Annotated[Gate, Depends(_gate(P.REPORTS_READ))]
-LedgerGate = Annotated[Gate, Depends(_gate(P.LEDGER_READ))]
 SealsGate = Annotated[Gate, Depends(_gate(P.SEALS_READ))]
 LifecycleGate = Annotated[Gate, Depends(_gate(P.DECISION_LIFECYCLE))]
 #: 变更、撤回、撤销、注销: the action's name on its button, and the history's name for the event.
@@ -680,16 +679,7 @@ def router_for(settings: Settings) -> APIRouter:
             api_query=api_query,
         )
 
-    # -- auditor: ledger -----------------------------------------------------------------------------
-    @router.get("/auditor", response_class=HTMLResponse)
-    def auditor(request: Request, gate: LedgerGate) -> Response:
-        if gate.refusal is not None:
-            return gate.refusal
-        ledger = services_of(request).need("ledger")
-        audit = ledger.audit()
-        size = int(ledger.size())
-        recent = [_entry_row(ledger.get(i)) for i in range(size - 1, max(-1, size - 21), -1)]
-        return page(request, "auditor.html", gate, audit=audit, size=size, recent=recent)
+    # -- auditor: the ledger view is api/console/_ledger_page.py -----------------------------------------
 
     # -- seals (bureau: every seal; others: their organisation's) -----------------------------------
     @router.get("/seals", response_class=HTMLResponse)
@@ -762,32 +752,6 @@ def router_for(settings: Settings) -> APIRouter:
 
     _ = (org_names, ROLE_NAMES)  # re-exported for templates via page()
     return router
-
-
-ENTRY_KINDS = {
-    "SEAL_SIGNED": "用印",
-    "SIGNING_REFUSED": "拒绝用印",
-    "DOCUMENT_NUMBER_VOIDED": "文号作废",
-    "SEAL_LIFECYCLE": "印章状态",
-    "AGREEMENT_CHANGED": "委托协议",
-    "POWERS_CHANGED": "乡镇权限",
-    "DECISION_STATUS_CHANGED": "文书效力变更",
-}
-_HEXISH = re.compile(r"^[0-9a-fA-F]{24,}$|^[0-9]{24,}$")
-
-
-def _entry_row(entry: Any) -> dict[str, Any]:
-    """One ledger entry for the auditor's table: kind in Chinese, long hashes and serials shortened."""
-    kind = getattr(entry.kind, "value", str(entry.kind))
-    fields = []
-    for key, value in entry.body.items():
-        text = str(value)
-        if value in (None, "", "-"):
-            continue
-        if _HEXISH.match(text):
-            text = text[:10] + "…"
-        fields.append((key, text[:80]))
-    return {"index": entry.index, "at": entry.at, "kind": ENTRY_KINDS.get(kind, kind), "fields": fields[:8]}
 
 
 def _township_kind() -> Any:

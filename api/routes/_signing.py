@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, or_, select
 
 from api._authz import Permission, Principal, require, services_of
-from api._csv import write_dicts, write_rows
+from api._csv import write_rows
 from api._limits import Code
 from api._refusals import filed_under, foreign_refusal, is_foreign_refusal, of_organisation
 from api._signing import SigningRequestView, SigningWorkflow, Submission, feed
@@ -391,11 +391,18 @@ def router_for(settings: Settings) -> APIRouter:
         seal_id: Annotated[str, Query(min_length=1, max_length=64)],
         month: Annotated[str, Query(pattern=MONTH)],
     ) -> Response:
-        """The usage ledger (使用登记台账) of one seal for one month, as CSV, from the ledger's entries."""
+        """The usage ledger (使用登记台账) of one seal for one month, as CSV, from the ledger's entries:
+        Chinese headers, matters by name, people by display name, dates in Beijing time."""
         services = services_of(request)
         seal = services.need("seal_registry").get(seal_id)
         principal.ensure_scope(township_code=seal.township_code, department_code=seal.department_code)
-        rows = [jsonable(r) for r in services.need("ledger").usage(seal_id, month)]
-        return Response("\ufeff" + write_dicts(rows), media_type="text/csv; charset=utf-8")
+        from api._reports import USAGE_HEADER, usage_rows
+
+        rows = usage_rows(services, services.need("ledger").usage(seal_id, month))
+        return Response(
+            "\ufeff" + write_rows(USAGE_HEADER, rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="usage-{month}.csv"'},
+        )
 
     return router

@@ -240,3 +240,24 @@ def test_report_page_in_a_browser(county: County, browser: Any, month_with_uses:
         assert "梅窖镇" in page.inner_text("#by-township")
     finally:
         context.close()
+
+
+def test_usage_ledger_csv_names_people_and_matters(
+    county: County, client: httpx.Client, month_with_uses: str
+) -> None:
+    """The 台账 of the No. 2 seal: Chinese headers, the matter by name, clerk and principal by display name
+    (the demo's display names are the usernames; the ledger itself holds account ids)."""
+    _login(client, county, "bureau.officer")
+    r = client.get("/v1/reports/usage", params={"seal_id": county.seals["no2"], "month": month_with_uses})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(r.text.lstrip("\ufeff"))))
+    assert rows[0] == [
+        "序号", "日期", "事项代码", "事项名称", "事由", "批准人", "使用人", "数量", "证书编号", "文号",
+        "文书种类", "办理环节",
+    ]  # fmt: skip
+    ours = [row for row in rows[1:] if row[4] == "月报茶楼申请变更"]
+    assert len(ours) == 1, rows
+    row = ours[0]
+    assert row[2] == "XG-15" and "（变更）" in row[3] and row[10] == "许可证及其附件" and row[11] == "审批"
+    assert (row[5], row[6]) == ("mj.principal", "mj.clerk")
+    assert not UUID.search(r.text) and "LICENCE" not in r.text and "APPROVE" not in r.text
