@@ -193,6 +193,50 @@ def _can_see(request: Request, who: Principal, request_id: str) -> bool:
     return True
 
 
+def _resubmission_values(
+    request: Request, who: Principal, request_id: str
+) -> tuple[dict[str, str], str | None]:
+    """The clerk's form values of a rejected or refused request, to edit and submit again (issue 23)."""
+    import json
+
+    from api._signing import Status
+    from api._storage import SigningRequestRow
+    from core.errors import Conflict
+
+    workflow = _workflow(request)
+    view = workflow.get(who, request_id)
+    if view.status not in (Status.REJECTED, Status.DENIED):
+        raise Conflict(
+            "RESUBMIT_NOT_REFUSED",
+            "not rejected or refused",
+            "只有被驳回或未通过策略审查的申请才能修改后重新提交",
+        )
+    newer = workflow.resubmission_of(who, view.request_id)
+    if newer is not None:
+        raise Conflict("RESUBMIT_ALREADY", "already resubmitted", "该申请已修改后重新提交过")
+    with transaction(services_of(request).sessions) as s:
+        row = s.get(SigningRequestRow, view.request_id)
+        template, data, applicant = (
+            (row.template, row.template_data, row.applicant) if row else (None, None, None)
+        )
+    values = {
+        "resubmits": view.request_id,
+        "seal_id": view.seal_id,
+        "matter_code": view.matter_code,
+        "stage": view.stage,
+        "document_kind": view.document_kind,
+        "reason": view.reason,
+        "applicant": applicant or "",
+    }
+    try:
+        fields = json.loads(data) if data else {}
+    except ValueError:
+        fields = {}
+    for name, value in fields.items() if isinstance(fields, dict) else ():
+        values["f_" + name] = "\n".join(map(str, value)) if isinstance(value, list) else str(value)
+    return values, template
+
+
 def _visible_seals(request: Request, who: Principal, *, active_only: bool) -> list[Any]:
     registry = services_of(request).need("seal_registry")
     seals = registry.list() if who.county_wide else registry.list(township_code=who.org_code)
@@ -302,11 +346,20 @@ def router_for(settings: Settings) -> APIRouter:
         request: Request,
         gate: ClerkGate,
         template: str | None = None,
+        resubmit: str | None = None,
         msg: str | None = None,
         error: str | None = None,
     ) -> Response:
         if gate.refusal is not None:
             return gate.refusal
+        if resubmit:
+            # a rejected or refused request, edited: the form filled with what it held, linked to it
+            try:
+                values, template = _resubmission_values(request, gate.who, resubmit[:64])
+            except SealServiceError as exc:
+                status = {"not_found": 404, "permission_denied": 403}.get(exc.family, 409)
+                return refuse(request, status, exc.message_zh, exc.code)
+            return _clerk_page(request, gate, template, values=values, **_flash(msg, error))
         return _clerk_page(request, gate, template, **_flash(msg, error))
 
     def _clerk_page(
@@ -387,6 +440,7 @@ def router_for(settings: Settings) -> APIRouter:
             applicant=text("applicant") or None,
             template=template,
             template_data=data,
+            resubmits=text("resubmits")[:64] or None,
         )
 
         def run() -> Any:
@@ -447,6 +501,12 @@ def router_for(settings: Settings) -> APIRouter:
             action_names=ACTION_NAMES,
             event_names=EVENT_NAMES,
             history=history,
+            resubmitted_as=(
+                workflow.resubmission_of(gate.who, view.request_id)
+                if view.status in (Status.REJECTED, Status.DENIED)
+                else None
+            ),
+            can_resubmit=gate.who.may(P.SIGNING_SUBMIT) and view.status in (Status.REJECTED, Status.DENIED),
             **_flash(msg, error),
         )
 

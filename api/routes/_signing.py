@@ -59,6 +59,8 @@ TemplateKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z_
 
 class TemplateSubmissionIn(SubmissionIn):
     template: str = Field(min_length=1, max_length=64)
+    # the rejected or refused request this one replaces, edited (issue 23)
+    resubmits: str | None = Field(default=None, min_length=1, max_length=36)
     data: dict[TemplateKey, TemplateValue] = Field(default_factory=dict, max_length=MAX_TEMPLATE_FIELDS)
 
     @field_validator("data")
@@ -132,6 +134,7 @@ def router_for(settings: Settings) -> APIRouter:
             body.applicant,
             body.template,
             body.data,
+            body.resubmits,
         )
         view, created = _workflow(request).submit(principal, sub, None)
         return JSONResponse(_view(view), status_code=201 if created else 200)
