@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.console.conftest import County
+from tests.integration.console.conftest import SHOTS, County
 
 pytestmark = pytest.mark.softhsm
 
@@ -163,3 +164,47 @@ def test_only_rejected_or_refused_requests_are_resubmitted(county: County, clien
     _login(client, county, "xj.clerk")
     r = client.get("/ui/clerk", params={"resubmit": sealed_id})
     assert r.status_code in (403, 404) and r.headers["x-error-code"]
+
+
+@pytest.mark.slow
+def test_resubmit_in_a_browser(county: County, client: httpx.Client, browser: Any) -> None:
+    csrf = _login(client, county, "mj.clerk")
+    r = client.post(
+        "/ui/clerk/submit",
+        data={
+            "csrf_token": csrf,
+            "seal_id": county.seals["no2"],
+            "matter_code": "XG-15",
+            "stage": "审批",
+            "document_kind": "许可证及其附件",
+            "reason": "浏览器重交",
+            "template": "public_place_hygiene_permit",
+            **{**PERMIT, "f_unit_name": "梅窖镇浏览器茶楼"},
+        },
+    )
+    old = _request_id(r.headers["location"])
+    csrf = _login(client, county, "mj.principal")
+    client.post(f"/ui/requests/{old}/reject", data={"csrf_token": csrf, "comment": "名称有误"})
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(county.base + "/ui/login")
+        page.fill("#username", "mj.clerk")
+        page.fill("#password", county.passwords["mj.clerk"])
+        page.click("#login")
+        page.wait_for_url("**/ui/clerk")
+        page.goto(f"{county.base}/ui/requests/{old}")
+        page.click("#resubmit")
+        page.wait_for_selector("#resubmit-note")
+        assert page.input_value("#f_unit_name") == "梅窖镇浏览器茶楼"
+        assert page.input_value("#reason") == "浏览器重交"
+        page.fill("#f_unit_name", "梅窖镇浏览器茶室")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "23-resubmit-form.png"), full_page=True)
+        page.click("#submit")
+        page.wait_for_selector("#resubmits-link")
+        assert page.inner_text("#status") == "待审批"
+        assert old in (page.get_attribute("#resubmits-link", "href") or "")
+        assert "梅窖镇浏览器茶室" in page.inner_text("main")
+    finally:
+        context.close()
