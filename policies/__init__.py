@@ -22,6 +22,7 @@ from policies._model import (
     DocumentKind,
     HandlingMode,
     Matter,
+    NumberFamily,
     OrgKind,
     PolicyFacts,
     PowerType,
@@ -35,6 +36,7 @@ from policies._model import (
     TownshipPower,
     mode_from_scope,
     normalise_code,
+    number_family,
 )
 from policies._tables import default_stage_kinds, parse_stage_kinds
 
@@ -54,6 +56,7 @@ __all__ = [
     "DocumentKind",
     "HandlingMode",
     "Matter",
+    "NumberFamily",
     "OrgKind",
     "PolicyFacts",
     "PolicyStore",
@@ -72,6 +75,7 @@ __all__ = [
     "default_stage_kinds",
     "mode_from_scope",
     "normalise_code",
+    "number_family",
     "parse_stage_kinds",
     "reason",
 ]

@@ -41,6 +41,7 @@ ENTRY_KINDS = {
     "POWERS_CHANGED": "乡镇权限",
     "DECISION_STATUS_CHANGED": "文书效力变更",
     "ACCOUNT_CHANGED": "账号变更",
+    "TOWNSHIP_CHANGED": "乡镇更名撤并",
 }
 #: Body fields by their Chinese label, in the order shown. Fields not listed are shown under their own name.
 FIELD_LABELS = {
@@ -81,6 +82,7 @@ FIELD_LABELS = {
     "version": "版本",
     "revision": "版本",
     "terms_sha256": "条款哈希",
+    "basis": "依据",
 }
 PEOPLE_FIELDS = frozenset({"operator", "approver", "actor", "requested_by", "account_id"})
 ORG_FIELDS = frozenset({"township_code", "township", "operator_org", "department_code", "org_code"})
@@ -99,6 +101,9 @@ CHANGES = {
     "OIDC_BOUND": "绑定统一身份认证",
     "create_agreement": "签订委托协议",
     "grant_powers": "授予权限",
+    "rename_township": "乡镇更名",
+    "merge_township": "乡镇合并",
+    "retire_township": "乡镇撤销",
 }
 #: Shown as a link or a column of their own, not among the other fields.
 OWN_COLUMNS = frozenset(
