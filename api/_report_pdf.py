@@ -3,40 +3,31 @@
 Laid out with pyHanko's ``pdf_utils`` directly (the signer package exports no layout helpers): face 0 of
 the WenQuanYi Zen Hei collection is subset by fontTools to the report's characters and embedded through
 pyHanko's ``GlyphAccumulator`` (CIDFontType2 with a ToUnicode map, so ``pdftotext`` reads it back).
+
+Every text is placed inside the margins (issue 23: the title ran off the page): a text wider than its room
+is set smaller, down to :data:`MIN_SIZE`, then cut with an ellipsis. The page is drawn twice: once to learn
+which characters it uses (the font subset), once for real.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
+from api._charts import Line, Rect, layout, rgb
+from api._reports import MonthlyReport
 from core.errors import Unavailable
 
 A4 = (595.28, 841.89)
 MARGIN = 56.0
+TOP = A4[1] - 64
+BOTTOM = 64.0
+MIN_SIZE = 7.0
 CJK_COLLECTION = Path(os.environ.get("YIZHANG_CJK_FONT", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"))
-#: Column x positions: 乡镇, 委托部门, 事项, 状态, 件数 (right-aligned at the margin).
-COLUMNS = (MARGIN, MARGIN + 110, MARGIN + 240, MARGIN + 340)
-STATUS_ZH = {
-    "SEALED": "已用印",
-    "APPROVED": "已批准",
-    "PENDING_APPROVAL": "待审批",
-    "DENIED": "政策拒绝",
-    "REJECTED": "审批退回",
-    "FAILED": "用印失败",
-}
-
-
-@dataclass(frozen=True)
-class ReportLine:
-    township: str
-    department: str
-    matter_code: str
-    status: str
-    count: int
 
 
 @lru_cache(maxsize=64)
@@ -61,76 +52,186 @@ def _subset(chars: str) -> bytes:
     return out.getvalue()
 
 
-def render_monthly_report(title_org: str, month: str, lines: list[ReportLine], generated_at: str) -> bytes:
-    """One or more A4 pages: heading, totals (matters handled, No. 2 seal uses), then one row per line."""
+class _Canvas:
+    """Pages of PDF operators with a cursor; ``measure`` gives a text's width at a size."""
+
+    def __init__(self, measure: Callable[[str, float], float], shape: Callable[[str, float], bytes]) -> None:
+        self.measure = measure
+        self.shape = shape
+        self.pages: list[list[bytes]] = [[]]
+        self.y = TOP
+
+    def need(self, height: float) -> None:
+        if self.y - height < BOTTOM:
+            self.pages.append([])
+            self.y = TOP
+
+    def text(self, value: str, size: float, x: float, y: float, room: float, align: str = "left") -> None:
+        """``value`` inside [x, x + room] (``align`` left), [x - room, x] (right) or centred on x."""
+        while size > MIN_SIZE and self.measure(value, size) > room:
+            size = max(MIN_SIZE, size - 0.5)
+        if self.measure(value, size) > room:
+            while value and self.measure(value + "…", size) > room:
+                value = value[:-1]
+            value += "…"
+        width = self.measure(value, size)
+        if align == "right":
+            x -= width
+        elif align == "centre":
+            x -= width / 2
+        ops = self.shape(value, size)
+        self.pages[-1].append(b"BT /F1 %.2f Tf 1 0 0 1 %.2f %.2f Tm %s ET" % (size, x, y, ops))
+
+    def rule(self, x1: float, y1: float, x2: float, y2: float, grey: float = 0.0) -> None:
+        self.pages[-1].append(b"%.2f G 0.5 w %.2f %.2f m %.2f %.2f l S 0 G" % (grey, x1, y1, x2, y2))
+
+    def box(self, x: float, y: float, w: float, h: float, colour: str) -> None:
+        r, g, b = rgb(colour)
+        self.pages[-1].append(b"%.3f %.3f %.3f rg %.2f %.2f %.2f %.2f re f 0 g" % (r, g, b, x, y, w, h))
+
+
+WIDTH = A4[0] - 2 * MARGIN
+RIGHT = A4[0] - MARGIN
+
+
+def _table(
+    c: _Canvas, title: str, header: tuple[str, ...], widths: tuple[float, ...], rows: list[tuple[str, ...]]
+) -> None:
+    """A table whose last column (a count) is right-aligned; the header repeats on each new page."""
+    c.need(44)
+    c.text(title, 12, MARGIN, c.y, WIDTH)
+    c.y -= 22
+
+    def head() -> None:
+        x = MARGIN
+        for i, (label, w) in enumerate(zip(header, widths, strict=True)):
+            if i == len(header) - 1 or (i > 0 and all(r[i].isdigit() for r in rows if r[i])):
+                c.text(label, 10, x + w - 4, c.y, w - 6, "right")
+            else:
+                c.text(label, 10, x, c.y, w - 6)
+            x += w
+        c.rule(MARGIN, c.y - 5, RIGHT, c.y - 5)
+        c.y -= 19
+
+    head()
+    if not rows:
+        c.text("本月无办理记录。", 10, MARGIN, c.y, WIDTH)
+        c.y -= 17
+    for row in rows:
+        if c.y - 17 < BOTTOM:
+            c.pages.append([])
+            c.y = TOP
+            head()
+        x = MARGIN
+        for i, (cell, w) in enumerate(zip(row, widths, strict=True)):
+            if cell.isdigit() and i > 0:
+                c.text(cell, 9.5, x + w - 4, c.y, w - 6, "right")
+            else:
+                c.text(cell, 9.5, x, c.y, w - 6)
+            x += w
+        c.y -= 17
+    c.y -= 14
+
+
+def _draw(c: _Canvas, report: MonthlyReport, org: str) -> None:
+    c.text(report.title, 15, A4[0] / 2, c.y, WIDTH, "centre")
+    c.y -= 24
+    c.text(org, 11, A4[0] / 2, c.y, WIDTH, "centre")
+    c.y -= 28
+    c.text(report.summary, 11, MARGIN, c.y, WIDTH)
+    c.y -= 30
+    for chart in report.charts:
+        height, shapes = layout(chart, WIDTH)
+        c.need(height + 10)
+        top = c.y + 10  # the chart's box starts just above the cursor's baseline
+        for s in shapes:
+            if isinstance(s, Rect):
+                c.box(MARGIN + s.x, top - s.y - s.h, s.w, s.h, s.colour)
+            elif isinstance(s, Line):
+                c.rule(MARGIN + s.x1, top - s.y1, MARGIN + s.x2, top - s.y2, 0.5)
+            elif s.anchor == "end":
+                c.text(s.text, s.size, MARGIN + s.x, top - s.y, max(s.x, 1.0), "right")
+            else:
+                c.text(s.text, s.size, MARGIN + s.x, top - s.y, max(WIDTH - s.x, 1.0))
+        c.y = top - height - 18
+    _table(
+        c,
+        "一、按乡镇",
+        ("乡镇", "办理件数", "已用印", "其中二号章", "拒绝或驳回"),
+        (163, 80, 80, 80, WIDTH - 403),
+        [
+            (t.township, str(t.handled), str(t.sealed), str(t.no2_sealed), str(t.refused))
+            for t in report.townships
+        ],
+    )
+    _table(
+        c,
+        "二、按事项",
+        ("事项", "办理件数", "已用印", "拒绝或驳回"),
+        (263, 70, 70, WIDTH - 403),
+        [
+            (f"{m.matter_code} {m.matter_title}".strip(), str(m.handled), str(m.sealed), str(m.refused))
+            for m in report.matters
+        ],
+    )
+    _table(
+        c,
+        "三、明细",
+        ("乡镇", "委托部门", "事项", "状态", "件数"),
+        (80, 100, 200, 70, WIDTH - 450),
+        [
+            (
+                ln.township,
+                ln.department,
+                f"{ln.matter_code} {ln.matter_title}".strip(),
+                ln.status,
+                str(ln.count),
+            )
+            for ln in report.lines
+        ],
+    )
+
+
+def render_monthly_report(report: MonthlyReport, org: str | None = None) -> bytes:
+    """One or more A4 pages: heading, totals, the three charts, the tables by township, by matter, in full."""
     from pyhanko.pdf_utils import generic
     from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
     from pyhanko.pdf_utils.generic import pdf_name
     from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 
-    year, mon = month.split("-")
-    title = f"{year}年{int(mon)}月 委托事项办理及行政审批专用章使用情况月报"
-    handled = sum(line.count for line in lines)
-    no2_uses = sum(line.count for line in lines if line.department and line.status == "SEALED")
-    summary = f"本月办理事项 {handled} 件，其中二号章（行政审批专用章）用印 {no2_uses} 次。"
-    header = ("乡镇", "委托部门", "事项", "状态", "件数")
-    rows = [
-        (ln.township, ln.department or "—", ln.matter_code, STATUS_ZH.get(ln.status, ln.status), str(n))
-        for ln in lines
-        for n in (ln.count,)
-    ]
-    texts = [title, title_org, summary, f"生成时间：{generated_at}", "第页共", *header]
-    texts += [cell for row in rows for cell in row]
-    chars = "".join(sorted(set("".join(texts)) | set("0123456789-: /")))
+    org = org or report.scope
+    used: set[str] = set()
+
+    def estimate(value: str, size: float) -> float:
+        used.update(value)
+        return sum(size if ord(ch) > 0x2E7F else size * 0.55 for ch in value)
+
+    # pass 1: which characters the pages use (estimated widths; a cut text only ever drops characters)
+    dry = _Canvas(estimate, lambda value, size: b"")
+    _draw(dry, report, org)
+    footer = f"生成时间：{report.generated_at}    第{len(dry.pages)}页共{len(dry.pages) + 1}页"
+    chars = "".join(sorted(used | set(footer) | set("0123456789…")))
 
     writer = PdfFileWriter()
     engine = GlyphAccumulator(writer, BytesIO(_subset(chars)), font_size=10, bcp47_lang_code="zh-CN")
-    pages: list[list[bytes]] = [[]]
 
-    def text(value: str, size: float, x: float, y: float, *, right: bool = False, centre: bool = False) -> None:  # noqa: E501
+    def shaped(value: str, size: float) -> Any:
         engine.font_size = size  # type: ignore[assignment]  # annotated int; floats work
-        shaped = engine.shape(value)
-        if right:
-            x -= shaped.x_advance
-        elif centre:
-            x -= shaped.x_advance / 2
-        pages[-1].append(b"BT /F1 %.2f Tf 1 0 0 1 %.2f %.2f Tm %s ET" % (size, x, y, shaped.graphics_ops))
+        return engine.shape(value)
 
-    right_edge = A4[0] - MARGIN
-    y = A4[1] - 80
-    text(title, 15, A4[0] / 2, y, centre=True)
-    y -= 26
-    text(title_org, 11, A4[0] / 2, y, centre=True)
-    y -= 30
-    text(summary, 11, MARGIN, y)
-    y -= 28
-
-    def table_header(y: float) -> float:
-        for x, label in zip(COLUMNS, header[:4], strict=True):
-            text(label, 10, x, y)
-        text(header[4], 10, right_edge, y, right=True)
-        pages[-1].append(b"0.5 w %.2f %.2f m %.2f %.2f l S" % (MARGIN, y - 5, right_edge, y - 5))
-        return y - 20
-
-    y = table_header(y)
-    for row in rows:
-        if y < 80:
-            pages.append([])
-            y = table_header(A4[1] - 70)
-        for x, cell in zip(COLUMNS, row[:4], strict=True):
-            text(cell[:18], 9.5, x, y)
-        text(row[4], 9.5, right_edge, y, right=True)
-        y -= 17
-    if not rows:
-        text("本月无办理记录。", 10, MARGIN, y)
-
-    total = len(pages)
-    for number in range(1, total + 1):
-        engine.font_size = 9  # type: ignore[assignment]
-        shaped = engine.shape(f"生成时间：{generated_at}    第{number}页共{total}页")
-        pages[number - 1].append(b"BT /F1 9 Tf 1 0 0 1 %.2f 40 Tm %s ET" % (MARGIN, shaped.graphics_ops))
+    canvas = _Canvas(
+        # pyHanko gives the advance in em (the old title was centred by an em count: it ran off the page)
+        lambda value, size: float(shaped(value, size).x_advance) * size,
+        lambda value, size: bytes(shaped(value, size).graphics_ops),
+    )
+    _draw(canvas, report, org)
+    pages = canvas.pages
+    for number, ops in enumerate(pages, 1):
+        canvas.pages = [ops]  # the footer goes on page ``number``
+        canvas.text(f"生成时间：{report.generated_at}    第{number}页共{len(pages)}页", 9, MARGIN, 40, WIDTH)
+    canvas.pages = pages
     font_ref = engine.as_resource()  # after the last shaping: the embedded subset holds every glyph used
-    for ops in pages:
+    for ops in canvas.pages:
         stream = generic.StreamObject(stream_data=b"\n".join(ops))
         stream.compress()
         resources = generic.DictionaryObject(

@@ -84,6 +84,8 @@ class Submission:
     applicant: str | None = None
     template: str | None = None
     template_data: dict[str, Any] | None = None
+    #: the rejected or refused request this one replaces (edited and submitted again), if any
+    resubmits: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class SigningRequestView:
     decision_status: str = "VALID"
     error_code: str | None = None
     created_at: datetime | None = None
+    resubmits: str | None = None
 
     @classmethod
     def from_row(cls, row: SigningRequestRow | Row[Any] | SimpleNamespace) -> SigningRequestView:
@@ -137,6 +140,7 @@ class SigningRequestView:
             decision_status=row.decision_status,
             error_code=row.error_code,
             created_at=aware(row.created_at),
+            resubmits=getattr(row, "resubmits", None),
         )
 
 
@@ -315,8 +319,12 @@ class SigningWorkflow:
             sort_keys=True,
             ensure_ascii=False,
         )
+        if sub.resubmits is not None:
+            payload += "\nresubmits:" + sub.resubmits  # a retry of the same resubmission is the same payload
         payload_sha = _sha256(payload.encode())
         account = principal.account
+        if sub.resubmits is not None:
+            self._check_resubmission(principal, sub.resubmits)
         # A retry with a known idempotency key is found by the unique index when the row is inserted (see
         # below), not by a lookup first: a new request, the common case, costs no extra round trip, and a
         # retry's pre-check is rolled back with its insert (nothing logged, nothing counted twice).
@@ -356,6 +364,7 @@ class SigningWorkflow:
             operator_org=account.org_code,
             created_at=now,
             updated_at=now,
+            resubmits=sub.resubmits,
         )
         try:
             self._insert(row, pdf, now, status, account.username, codes)
@@ -368,6 +377,38 @@ class SigningWorkflow:
         if status == Status.APPROVED:
             return self._seal(row.request_id, account, None, held=(row, pdf)), True
         return SigningRequestView.from_row(row), True
+
+    def _check_resubmission(self, principal: Principal, old_id: str) -> None:
+        """A request edited and submitted again names the one it replaces: of the caller's organisation,
+        rejected by the principal or refused by the policy, and not resubmitted already. Raises before
+        anything is written (and before a number could be drawn)."""
+        old = self.get(principal, old_id)  # NOT_FOUND / OTHER_ORGANISATION as for reading it
+        if old.status not in (Status.REJECTED, Status.DENIED):
+            raise Conflict(
+                "RESUBMIT_NOT_REFUSED",
+                "only a rejected or refused request can be resubmitted",
+                "只有被驳回或未通过策略审查的申请才能修改后重新提交",
+                details={"request_id": old.request_id, "status": old.status},
+            )
+        with transaction(self.services.sessions) as s:
+            newer = s.scalar(
+                select(SigningRequestRow.request_id).where(SigningRequestRow.resubmits == old.request_id)
+            )
+        if newer is not None:
+            raise Conflict(
+                "RESUBMIT_ALREADY",
+                "this request was already resubmitted",
+                "该申请已修改后重新提交过",
+                details={"request_id": old.request_id, "resubmitted_as": newer},
+            )
+
+    def resubmission_of(self, principal: Principal, request_id: str) -> str | None:
+        """The request that replaced ``request_id`` (edited and submitted again), if any."""
+        self.get(principal, request_id)
+        with transaction(self.services.sessions) as s:
+            return s.scalar(
+                select(SigningRequestRow.request_id).where(SigningRequestRow.resubmits == request_id)
+            )
 
     def _existing(self, account_id: str, key: str, payload_sha: str) -> tuple[SigningRequestView, bool]:
         with transaction(self.services.sessions) as s:

@@ -121,9 +121,12 @@ class SigningRequestRow(Base):
     operator_org: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # The rejected or refused request this one replaces, edited (migration api_0009_resubmits): at most one.
+    resubmits: Mapped[str | None] = mapped_column(String(36))
 
     __table_args__ = (
         UniqueConstraint("submitted_by", "idempotency_key", name="uq_api_signing_requests_idem"),
+        Index("ix_api_signing_requests_resubmits", "resubmits", unique=True),
     )
 
 

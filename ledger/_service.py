@@ -325,6 +325,34 @@ class Ledger:
             )
         return LedgerEntry.from_encoded(row.encoded, row.idempotency_key)
 
+    def entries(
+        self,
+        *,
+        kinds: Sequence[EntryKind] | None = None,
+        seal_ids: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[LedgerEntry]:
+        """Entries newest first, filtered on the indexed columns: kinds, seals, [start, end) (aware times),
+        indices below ``before`` (the next page). An empty ``seal_ids`` matches nothing."""
+        q = select(entries_t.c.encoded, entries_t.c.idempotency_key)
+        if kinds is not None:
+            q = q.where(entries_t.c.kind.in_([k.value for k in kinds]))
+        if seal_ids is not None:
+            q = q.where(entries_t.c.seal_id.in_(list(seal_ids)))
+        if start is not None:
+            q = q.where(entries_t.c.at >= start.astimezone(UTC))
+        if end is not None:
+            q = q.where(entries_t.c.at < end.astimezone(UTC))
+        if before is not None:
+            q = q.where(entries_t.c.idx < before)
+        q = q.order_by(entries_t.c.idx.desc()).limit(max(1, min(limit, 500)))
+        with self.read_engine.connect() as c:
+            rows = c.execute(q).all()
+        return [LedgerEntry.from_encoded(r.encoded, r.idempotency_key) for r in rows]
+
     def personal_data(self, index: int) -> dict[str, str]:
         """Clear text of an entry's personal data that has not been erased."""
         with self.read_engine.connect() as c:

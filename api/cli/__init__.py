@@ -23,6 +23,7 @@ _AREAS = (
     "_policy",
     "_ledger",
     "_sign",
+    "_batch",
     "_attest",
     "_verify",
     "_trust",

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,15 +31,27 @@ def settings_for(home: Path | None) -> Settings:
     return load_settings(home)
 
 
-def to_jsonable(value: Any) -> Any:
+#: The county's clock: what the CLI prints (the console shows the same), as ISO 8601 with ``+08:00``.
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+def beijing_iso(at: datetime) -> str:
+    """An aware time as Beijing time in ISO 8601 (``2026-12-06T14:05:00+08:00``); naive times as they are."""
+    return at.astimezone(BEIJING).isoformat() if at.tzinfo is not None else at.isoformat()
+
+
+def to_jsonable(value: Any, tz: tzinfo | None = None) -> Any:
+    """Plain JSON values; aware datetimes in ``tz`` when given (the CLI passes Beijing time)."""
     if is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(asdict(value))
+        return to_jsonable(asdict(value), tz)
     if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v, tz) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(v) for v in value]
+        return [to_jsonable(v, tz) for v in value]
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, datetime) and tz is not None and value.tzinfo is not None:
+        return value.astimezone(tz).isoformat()
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -50,12 +62,13 @@ def to_jsonable(value: Any) -> Any:
 
 
 def emit(value: Any, as_json: bool, human: Callable[[Any], str] | None = None) -> None:
+    """Print ``value`` as JSON or as lines; times in Beijing time either way (issue 23)."""
     if as_json:
-        typer.echo(json.dumps(to_jsonable(value), ensure_ascii=False, indent=2, sort_keys=True))
+        typer.echo(json.dumps(to_jsonable(value, BEIJING), ensure_ascii=False, indent=2, sort_keys=True))
     elif human is not None:
         typer.echo(human(value))
     else:
-        data = to_jsonable(value)
+        data = to_jsonable(value, BEIJING)
         if isinstance(data, dict):
             for k, v in data.items():
                 typer.echo(f"{k}: {v}")

@@ -18,6 +18,7 @@ import typer
 from api.cli._common import (
     HomeOpt,
     JsonOpt,
+    beijing_iso,
     cli_errors,
     emit,
     forward_journal,
@@ -176,8 +177,8 @@ def register(app: typer.Typer) -> None:
                 engine.dispose()
         out = {
             "path": str(done.path),
-            "this_update": done.this_update.isoformat(),
-            "next_update": done.next_update.isoformat(),
+            "this_update": beijing_iso(done.this_update),
+            "next_update": beijing_iso(done.next_update),
             "entries": done.entries,
             "signed": done.changed,
         }
@@ -254,17 +255,31 @@ def register(app: typer.Typer) -> None:
 
     @ledger_app.command("export")
     def export(
-        directory: Annotated[Path, typer.Argument(help="directory to write")],
+        out: Annotated[Path | None, typer.Option("--out", help="directory to write")] = None,
+        directory: Annotated[
+            Path | None,
+            typer.Argument(help="deprecated: the directory as an argument; use --out", show_default=False),
+        ] = None,
         vkey: VkeyOpt = None,
         database_url: DbOpt = None,
         home: HomeOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Entries, checkpoints and the public key as files; check them with `ledger verify-export`."""
+        """Entries, checkpoints and the public key as files in ``--out DIR``; check them with
+        `ledger verify-export`. (The directory as a positional argument still works, as before.)"""
+        from core.errors import BadInput
         from ledger import export_ledger
 
         with cli_errors(as_json), _db_errors():
-            result = export_ledger(_ledger(home, database_url, sign=False, vkey=vkey), directory)
+            if out is None and directory is None:
+                raise BadInput("ARGUMENTS_MISSING", "give --out DIR", "缺少 --out 目录")
+            if out is not None and directory is not None and out != directory:
+                raise BadInput(
+                    "ARGUMENTS_CONFLICT", "--out and the directory argument differ", "--out 与目录参数不一致"
+                )
+            target = out if out is not None else directory
+            assert target is not None
+            result = export_ledger(_ledger(home, database_url, sign=False, vkey=vkey), target)
         emit(result, as_json)
 
     @ledger_app.command("verify-export")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from api.cli._common import HomeOpt, JsonOpt, cli_errors, settings_for, to_jsonable
+from api.cli._common import BEIJING, HomeOpt, JsonOpt, cli_errors, settings_for, to_jsonable
 from api.cli._common import emit as _emit
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def _store(home: Path | None) -> Iterator[PolicyStore]:
 def _as_today(agreement: Any) -> dict[str, Any]:
     """An agreement as it stands today (issue 23): ``status`` counts the term, EXPIRED past its end and
     NOT_YET_IN_FORCE before its start, as signing does; ``recorded_status`` is the status as recorded."""
-    shown = dict(to_jsonable(agreement))
+    shown = dict(to_jsonable(agreement, BEIJING))
     recorded = getattr(agreement.status, "value", str(agreement.status))
     now = datetime.now(UTC)
     status = recorded
@@ -125,7 +125,7 @@ def _stages(values: list[str] | None) -> Any:
 
 
 def _decision_dict(d: Decision) -> dict[str, Any]:
-    out: dict[str, Any] = to_jsonable(d)
+    out: dict[str, Any] = to_jsonable(d, BEIJING)
     out["reasons"] = [
         {"code": r.code, "message_en": r.message_en, "message_zh": r.message_zh} for r in d.reasons
     ]

@@ -14,7 +14,15 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli._common import EXIT_BAD_INPUT, EXIT_ERROR, HomeOpt, JsonOpt, cli_errors, settings_for
+from api.cli._common import (
+    EXIT_BAD_INPUT,
+    EXIT_ERROR,
+    HomeOpt,
+    JsonOpt,
+    beijing_iso,
+    cli_errors,
+    settings_for,
+)
 from core.errors import BadInput
 
 BUNDLE_FORMAT = "yizhang-verify-bundle/1"
@@ -38,7 +46,7 @@ def _human(report: Any) -> str:
         (
             "signed at 盖章时间",
             (
-                f.signing_time.isoformat()
+                beijing_iso(f.signing_time)
                 + ("" if f.signing_time_proven else " (claimed 自称, not proven 未经证明)")
             )
             if f.signing_time
@@ -253,7 +261,7 @@ def _next_update(note: str | None) -> str | None:
     if not note:
         return None
     try:
-        return StatusList.parse_body(note.partition("\n\n")[0] + "\n").next_update.isoformat()
+        return beijing_iso(StatusList.parse_body(note.partition("\n\n")[0] + "\n").next_update)
     except (ValueError, KeyError, TypeError):
         return None
 

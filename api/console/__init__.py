@@ -16,11 +16,12 @@ __all__ = ["router_for"]
 
 
 def router_for(settings: Settings) -> APIRouter:
-    from api.console import _attest_page, _oidc_login, _pages, _verify_page
+    from api.console import _attest_page, _ledger_page, _oidc_login, _pages, _verify_page
 
     router = APIRouter()
     router.include_router(_pages.router_for(settings))
     router.include_router(_oidc_login.router_for(settings))
     router.include_router(_verify_page.router_for(settings))
     router.include_router(_attest_page.router_for(settings))
+    router.include_router(_ledger_page.router_for(settings))
     return router

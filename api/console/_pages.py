@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -81,6 +81,12 @@ PASSWORD_MESSAGES = {
     "PASSWORD_TOO_LONG": "新密码过长。",
 }
 _NONCE = re.compile(r"[0-9a-f]{24}")
+MONTH_RE = r"[0-9]{4}-(0[1-9]|1[0-2])"
+
+
+def _next_month(month: str) -> str:
+    year, mon = int(month[:4]), int(month[5:7])
+    return f"{year + (mon == 12):04d}-{mon % 12 + 1:02d}"
 
 
 def _gate(*permissions: Permission) -> Callable[..., Any]:
@@ -92,7 +98,6 @@ ClerkGate = Annotated[Gate, Depends(_gate(P.SIGNING_SUBMIT))]
 ReaderGate = Annotated[Gate, Depends(_gate(P.SIGNING_READ))]
 ApproverGate = Annotated[Gate, Depends(_gate(P.SIGNING_APPROVE))]
 ReportsGate = Annotated[Gate, Depends(_gate(P.REPORTS_READ))]
-LedgerGate = Annotated[Gate, Depends(_gate(P.LEDGER_READ))]
 SealsGate = Annotated[Gate, Depends(_gate(P.SEALS_READ))]
 LifecycleGate = Annotated[Gate, Depends(_gate(P.DECISION_LIFECYCLE))]
 #: 变更、撤回、撤销、注销: the action's name on its button, and the history's name for the event.
@@ -186,6 +191,50 @@ def _can_see(request: Request, who: Principal, request_id: str) -> bool:
     except SealServiceError:
         return False
     return True
+
+
+def _resubmission_values(
+    request: Request, who: Principal, request_id: str
+) -> tuple[dict[str, str], str | None]:
+    """The clerk's form values of a rejected or refused request, to edit and submit again (issue 23)."""
+    import json
+
+    from api._signing import Status
+    from api._storage import SigningRequestRow
+    from core.errors import Conflict
+
+    workflow = _workflow(request)
+    view = workflow.get(who, request_id)
+    if view.status not in (Status.REJECTED, Status.DENIED):
+        raise Conflict(
+            "RESUBMIT_NOT_REFUSED",
+            "not rejected or refused",
+            "只有被驳回或未通过策略审查的申请才能修改后重新提交",
+        )
+    newer = workflow.resubmission_of(who, view.request_id)
+    if newer is not None:
+        raise Conflict("RESUBMIT_ALREADY", "already resubmitted", "该申请已修改后重新提交过")
+    with transaction(services_of(request).sessions) as s:
+        row = s.get(SigningRequestRow, view.request_id)
+        template, data, applicant = (
+            (row.template, row.template_data, row.applicant) if row else (None, None, None)
+        )
+    values = {
+        "resubmits": view.request_id,
+        "seal_id": view.seal_id,
+        "matter_code": view.matter_code,
+        "stage": view.stage,
+        "document_kind": view.document_kind,
+        "reason": view.reason,
+        "applicant": applicant or "",
+    }
+    try:
+        fields = json.loads(data) if data else {}
+    except ValueError:
+        fields = {}
+    for name, value in fields.items() if isinstance(fields, dict) else ():
+        values["f_" + name] = "\n".join(map(str, value)) if isinstance(value, list) else str(value)
+    return values, template
 
 
 def _visible_seals(request: Request, who: Principal, *, active_only: bool) -> list[Any]:
@@ -297,11 +346,20 @@ def router_for(settings: Settings) -> APIRouter:
         request: Request,
         gate: ClerkGate,
         template: str | None = None,
+        resubmit: str | None = None,
         msg: str | None = None,
         error: str | None = None,
     ) -> Response:
         if gate.refusal is not None:
             return gate.refusal
+        if resubmit:
+            # a rejected or refused request, edited: the form filled with what it held, linked to it
+            try:
+                values, template = _resubmission_values(request, gate.who, resubmit[:64])
+            except SealServiceError as exc:
+                status = {"not_found": 404, "permission_denied": 403}.get(exc.family, 409)
+                return refuse(request, status, exc.message_zh, exc.code)
+            return _clerk_page(request, gate, template, values=values, **_flash(msg, error))
         return _clerk_page(request, gate, template, **_flash(msg, error))
 
     def _clerk_page(
@@ -382,6 +440,7 @@ def router_for(settings: Settings) -> APIRouter:
             applicant=text("applicant") or None,
             template=template,
             template_data=data,
+            resubmits=text("resubmits")[:64] or None,
         )
 
         def run() -> Any:
@@ -442,6 +501,12 @@ def router_for(settings: Settings) -> APIRouter:
             action_names=ACTION_NAMES,
             event_names=EVENT_NAMES,
             history=history,
+            resubmitted_as=(
+                workflow.resubmission_of(gate.who, view.request_id)
+                if view.status in (Status.REJECTED, Status.DENIED)
+                else None
+            ),
+            can_resubmit=gate.who.may(P.SIGNING_SUBMIT) and view.status in (Status.REJECTED, Status.DENIED),
             **_flash(msg, error),
         )
 
@@ -603,7 +668,9 @@ def router_for(settings: Settings) -> APIRouter:
             for a in store.agreements(org.code):
                 if who.in_scope(township_code=a.township_code, department_code=a.department_code):
                     agreements.append(a)
-        month = datetime.now(UTC).strftime("%Y-%m")
+        from policies import CHINA_TZ
+
+        month = datetime.now(CHINA_TZ).strftime("%Y-%m")  # the county's month
         dept = who.org_code if who.role is Role.DEPARTMENT_OFFICER else None
         town = who.org_code if who.role is Role.TOWNSHIP_PRINCIPAL else None
         from api.console._approval import agreement_state
@@ -625,16 +692,54 @@ def router_for(settings: Settings) -> APIRouter:
             requests=_workflow(request).list(who, limit=30) if who.may(P.SIGNING_READ) else [],
         )
 
-    # -- auditor: ledger -----------------------------------------------------------------------------
-    @router.get("/auditor", response_class=HTMLResponse)
-    def auditor(request: Request, gate: LedgerGate) -> Response:
+    # -- monthly report: month picker, tables, charts; the PDF and CSV from the API ---------------------
+    @router.get("/reports", response_class=HTMLResponse)
+    def reports(
+        request: Request, gate: ReportsGate, month: str | None = None, township: str | None = None
+    ) -> Response:
         if gate.refusal is not None:
             return gate.refusal
-        ledger = services_of(request).need("ledger")
-        audit = ledger.audit()
-        size = int(ledger.size())
-        recent = [_entry_row(ledger.get(i)) for i in range(size - 1, max(-1, size - 21), -1)]
-        return page(request, "auditor.html", gate, audit=audit, size=size, recent=recent)
+        from api._charts import to_svg
+        from api._reports import build_monthly_report, previous_months
+        from policies import CHINA_TZ
+
+        who = gate.who
+        month = (month or "").strip()[:16] or datetime.now(CHINA_TZ).strftime("%Y-%m")
+        if not re.fullmatch(MONTH_RE, month):
+            return refuse(request, 400, "月份无效（应为YYYY-MM）", "MONTH_INVALID")
+        towns: list[tuple[str, str]] = []
+        dept = who.org_code if who.role is Role.DEPARTMENT_OFFICER else None
+        town = who.org_code if who.role is Role.TOWNSHIP_PRINCIPAL else None
+        if who.county_wide:
+            store = services_of(request).need("policy_store")
+            towns = sorted(
+                ((o.code, o.name) for o in store.organisations(kind=_township_kind())), key=lambda t: t[0]
+            )
+            town = (township or "").strip()[:64] or None
+            if town is not None and town not in dict(towns):
+                return refuse(request, 400, "没有这个乡镇", "TOWNSHIP_UNKNOWN")
+        report = build_monthly_report(services_of(request), month, township_code=town, department_code=dept)
+        before, after = previous_months(month, 2)[0], _next_month(month)
+        town_query = f"&township={quote(town)}" if who.county_wide and town else ""
+        api_query = f"month={month}"
+        if dept:
+            api_query += f"&department_code={quote(dept)}"
+        if town:
+            api_query += f"&township_code={quote(town)}"
+        return page(
+            request,
+            "reports.html",
+            gate,
+            report=report,
+            charts=[to_svg(c) for c in report.charts],
+            townships=towns,
+            township=town or "",
+            prev_query=f"month={before}{town_query}",
+            next_query=f"month={after}{town_query}",
+            api_query=api_query,
+        )
+
+    # -- auditor: the ledger view is api/console/_ledger_page.py -----------------------------------------
 
     # -- seals (bureau: every seal; others: their organisation's) -----------------------------------
     @router.get("/seals", response_class=HTMLResponse)
@@ -707,33 +812,6 @@ def router_for(settings: Settings) -> APIRouter:
 
     _ = (org_names, ROLE_NAMES)  # re-exported for templates via page()
     return router
-
-
-ENTRY_KINDS = {
-    "SEAL_SIGNED": "用印",
-    "SIGNING_REFUSED": "拒绝用印",
-    "DOCUMENT_NUMBER_VOIDED": "文号作废",
-    "SEAL_LIFECYCLE": "印章状态",
-    "AGREEMENT_CHANGED": "委托协议",
-    "POWERS_CHANGED": "乡镇权限",
-    "DECISION_STATUS_CHANGED": "文书效力变更",
-    "TOWNSHIP_CHANGED": "乡镇更名撤并",
-}
-_HEXISH = re.compile(r"^[0-9a-fA-F]{24,}$|^[0-9]{24,}$")
-
-
-def _entry_row(entry: Any) -> dict[str, Any]:
-    """One ledger entry for the auditor's table: kind in Chinese, long hashes and serials shortened."""
-    kind = getattr(entry.kind, "value", str(entry.kind))
-    fields = []
-    for key, value in entry.body.items():
-        text = str(value)
-        if value in (None, "", "-"):
-            continue
-        if _HEXISH.match(text):
-            text = text[:10] + "…"
-        fields.append((key, text[:80]))
-    return {"index": entry.index, "at": entry.at, "kind": ENTRY_KINDS.get(kind, kind), "fields": fields[:8]}
 
 
 def _township_kind() -> Any:

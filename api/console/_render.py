@@ -62,7 +62,8 @@ SEAL_KIND_NAMES = {"TOWNSHIP_APPROVAL": "乡镇行政审批专用章", "DEPARTME
 NAV = (
     ("/ui/clerk", "用章申请", Permission.SIGNING_SUBMIT),
     ("/ui/principal", "审批队列", Permission.SIGNING_APPROVE),
-    ("/ui/department", "协议与月报", Permission.REPORTS_READ),
+    ("/ui/department", "委托协议", Permission.REPORTS_READ),
+    ("/ui/reports", "月报", Permission.REPORTS_READ),
     ("/ui/attest", "书面认证", Permission.ATTEST),
     ("/ui/auditor", "台账审计", Permission.LEDGER_READ),
     ("/ui/seals", "印章", Permission.SEALS_READ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, or_, select
 
 from api._authz import Permission, Principal, require, services_of
-from api._csv import write_dicts, write_rows
+from api._csv import write_rows
 from api._limits import Code
 from api._refusals import filed_under, foreign_refusal, is_foreign_refusal, of_organisation
 from api._signing import SigningRequestView, SigningWorkflow, Submission, feed
@@ -22,7 +22,6 @@ from api._views import MONTH, jsonable, month_bounds
 from core.db import transaction
 from core.errors import BadInput, SealServiceError
 from core.settings import Settings
-from policies import CHINA_TZ
 
 Submitter = Annotated[Principal, Depends(require(Permission.SIGNING_SUBMIT))]
 Approver = Annotated[Principal, Depends(require(Permission.SIGNING_APPROVE))]
@@ -60,6 +59,8 @@ TemplateKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z_
 
 class TemplateSubmissionIn(SubmissionIn):
     template: str = Field(min_length=1, max_length=64)
+    # the rejected or refused request this one replaces, edited (issue 23)
+    resubmits: str | None = Field(default=None, min_length=1, max_length=36)
     data: dict[TemplateKey, TemplateValue] = Field(default_factory=dict, max_length=MAX_TEMPLATE_FIELDS)
 
     @field_validator("data")
@@ -133,6 +134,7 @@ def router_for(settings: Settings) -> APIRouter:
             body.applicant,
             body.template,
             body.data,
+            body.resubmits,
         )
         view, created = _workflow(request).submit(principal, sub, None)
         return JSONResponse(_view(view), status_code=201 if created else 200)
@@ -278,67 +280,25 @@ def router_for(settings: Settings) -> APIRouter:
         """The monthly report: matters handled and seal uses per township, matter and status. CSV, or the
         A4 Chinese PDF form with ``format=pdf`` or ``Accept: application/pdf`` (``format`` wins)."""
         principal.ensure_scope(department_code=department_code, township_code=township_code)
+        from api._reports import CSV_HEADER, build_monthly_report
+
         # the county's month (Asia/Shanghai) as the 台账 reads it: 01-01 03:00 Beijing is January's
-        start, end = month_bounds(month, CHINA_TZ)
-        stmt = select(SigningRequestRow).where(
-            SigningRequestRow.created_at >= start, SigningRequestRow.created_at < end
+        report = build_monthly_report(
+            services_of(request), month, township_code=township_code, department_code=department_code
         )
-        if department_code is not None:
-            stmt = stmt.where(SigningRequestRow.department_code == department_code)
-        if township_code is not None:
-            stmt = stmt.where(SigningRequestRow.township_code == township_code)
-        counts: dict[tuple[str, str, str, str], int] = {}
-        with transaction(services_of(request).sessions) as s:
-            for r in s.scalars(stmt):
-                key = (r.township_code, r.department_code or "", r.matter_code, r.status)
-                counts[key] = counts.get(key, 0) + 1
         accept = request.headers.get("accept", "")
         if format == "pdf" or (format is None and "application/pdf" in accept and "text/csv" not in accept):
-            return _monthly_pdf(request, month, counts, department_code, township_code)
-        text = write_rows(
-            ["month", "township_code", "department_code", "matter_code", "status", "count"],
-            ([month, *key, n] for key, n in sorted(counts.items())),
-        )
+            from api._report_pdf import render_monthly_report
+
+            return Response(
+                render_monthly_report(report),
+                media_type="application/pdf",
+                headers={"Content-Disposition": f'attachment; filename="report-{month}.pdf"'},
+            )
         return Response(
-            "\ufeff" + text,
+            "\ufeff" + write_rows(CSV_HEADER, report.csv_rows()),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="report-{month}.csv"'},
-        )
-
-    def _monthly_pdf(
-        request: Request,
-        month: str,
-        counts: dict[tuple[str, str, str, str], int],
-        department_code: str | None,
-        township_code: str | None,
-    ) -> Response:
-        from datetime import timedelta, timezone
-
-        from api._report_pdf import ReportLine, render_monthly_report
-
-        store = services_of(request).policy_store
-        names: dict[str, str] = {}
-
-        def name_of(code: str) -> str:
-            if code and code not in names and store is not None:
-                try:
-                    names[code] = store.organisation(code).name
-                except SealServiceError:
-                    names[code] = code
-            return names.get(code, code)
-
-        lines = [
-            ReportLine(name_of(town), name_of(dept), matter, status, n)
-            for (town, dept, matter, status), n in sorted(counts.items())
-        ]
-        scope = "、".join(name_of(c) for c in (township_code, department_code) if c) or "全县"
-        beijing = timezone(timedelta(hours=8))
-        generated = datetime.now(UTC).astimezone(beijing).strftime("%Y-%m-%d %H:%M")
-        pdf = render_monthly_report(scope, month, lines, generated)
-        return Response(
-            pdf,
-            media_type="application/pdf",
-            headers={"Content-Disposition": f'attachment; filename="report-{month}.pdf"'},
         )
 
     @router.get("/reports/anomalies")
@@ -434,11 +394,18 @@ def router_for(settings: Settings) -> APIRouter:
         seal_id: Annotated[str, Query(min_length=1, max_length=64)],
         month: Annotated[str, Query(pattern=MONTH)],
     ) -> Response:
-        """The usage ledger (使用登记台账) of one seal for one month, as CSV, from the ledger's entries."""
+        """The usage ledger (使用登记台账) of one seal for one month, as CSV, from the ledger's entries:
+        Chinese headers, matters by name, people by display name, dates in Beijing time."""
         services = services_of(request)
         seal = services.need("seal_registry").get(seal_id)
         principal.ensure_scope(township_code=seal.township_code, department_code=seal.department_code)
-        rows = [jsonable(r) for r in services.need("ledger").usage(seal_id, month)]
-        return Response("\ufeff" + write_dicts(rows), media_type="text/csv; charset=utf-8")
+        from api._reports import USAGE_HEADER, usage_rows
+
+        rows = usage_rows(services, services.need("ledger").usage(seal_id, month))
+        return Response(
+            "\ufeff" + write_rows(USAGE_HEADER, rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="usage-{month}.csv"'},
+        )
 
     return router

@@ -290,7 +290,8 @@ def test_no2_seal_needs_the_principal(county) -> None:
     )
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/csv")
     lines = report.text.lstrip("\ufeff").strip().splitlines()
-    assert lines[0].startswith("month,township_code") and len(lines) == 3  # SEALED and REJECTED rows
+    # Chinese headers, names not codes (issue 23)
+    assert lines[0] == "月份,乡镇,委托部门,事项代码,事项名称,状态,件数" and len(lines) == 3  # 已用印, 已驳回
     month = pending["created_at"][:7]
     _check_report_pdf(
         c.get(f"/v1/reports/monthly?month={month}&department_code={BUREAU}&format=pdf", headers=h["bureau"]),
@@ -326,7 +327,7 @@ def _check_report_pdf(r, month: str) -> None:  # type: ignore[no-untyped-def]
     assert f"{year}年{int(mon)}月" in text and "行政审批专用章使用情况月报" in text, text
     assert "兴江乡" in text and BUREAU in text, text
     assert "本月办理事项 2 件，其中二号章（行政审批专用章）用印 1 次" in text, text
-    assert "已用印" in text and "审批退回" in text and HEALTH_LICENCE_FIRST in text, text
+    assert "已用印" in text and "已驳回" in text and HEALTH_LICENCE_FIRST in text, text
 
 
 def test_bad_submissions_are_4xx(county) -> None:
@@ -447,8 +448,8 @@ def test_a_county_day(county) -> None:
     month = permit["created_at"][:7]
     report = c.get(f"/v1/reports/monthly?month={month}", headers=h["admin"]).text.lstrip("\ufeff")
     rows = [line.split(",") for line in report.strip().splitlines()[1:]]
-    assert {r[1] for r in rows} == {XJ, GL, MJ}
-    assert sum(int(r[5]) for r in rows if r[4] == "SEALED") == len(sealed)
+    assert {r[1] for r in rows} == {"兴江乡", "古龙岗镇", "梅窖镇"}
+    assert sum(int(r[6]) for r in rows if r[5] == "已用印") == len(sealed)
 
     audit = c.get("/v1/ledger/audit", headers=h["auditor"]).json()
     assert audit["ok"] is True and audit["first_bad_index"] is None

@@ -152,7 +152,7 @@ def test_monthly_report_link_downloads_csv(county: County, client: httpx.Client)
     assert link
     r = client.get(link.group(1).replace("&amp;", "&"))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    assert r.text.lstrip("\ufeff").startswith("month,township_code")
+    assert r.text.lstrip("\ufeff").startswith("月份,乡镇,委托部门,事项代码,事项名称,状态,件数")
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,12 @@ def test_cli_round_trip(home: Path, tmp_path: Path) -> None:
     assert r.exit_code == 2 and "LEDGER_INDEX_OUT_OF_RANGE" in r.output
 
     export = tmp_path / "export"
-    assert _run("export", str(export), "--home", h).exit_code == 0
+    assert _run("export", "--out", str(export), "--home", h).exit_code == 0
+    # the directory as an argument, as before --out (issue 23), still works; neither is a clear refusal
+    assert _run("export", str(tmp_path / "export-old"), "--home", h).exit_code == 0
+    assert (tmp_path / "export-old" / "entries.jsonl").read_text() == (export / "entries.jsonl").read_text()
+    r = _run("export", "--home", h, "--json")
+    assert r.exit_code == 2 and "ARGUMENTS_MISSING" in r.output
     assert len((export / "entries.jsonl").read_text().splitlines()) == 25
     assert "张三" not in (export / "entries.jsonl").read_text()
     r = _run("verify-export", str(export), "--vkey", vkey, "--json")
