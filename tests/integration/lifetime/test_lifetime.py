@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -107,6 +108,9 @@ def _serve_a_moment(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # its own process group: faketime runs serve as a child, and terminating faketime alone left that
+        # serve (and its workers) running after the test
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -118,8 +122,28 @@ def _serve_a_moment(
             time.sleep(0.5)
         pytest.fail("serve did not get there in 120 s")
     finally:
-        serve.terminate()
-        serve.wait(timeout=60)
+        _stop_group(serve)
+
+
+def _stop_group(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM to the whole process group (faketime, serve, its workers), SIGKILL if it lingers."""
+    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            os.killpg(proc.pid, 0)  # anyone left in the group?
+        except ProcessLookupError:
+            break
+        except subprocess.TimeoutExpired:
+            continue
+        time.sleep(0.5)
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
 
 
 def _ready(port: int) -> bool:
