@@ -435,10 +435,9 @@ def router_for(settings: Settings) -> APIRouter:
         month: Annotated[str, Query(pattern=MONTH)],
     ) -> Response:
         """The usage ledger (使用登记台账) of one seal for one month, as CSV, from the ledger's entries."""
-        services = services_of(request)
-        seal = services.need("seal_registry").get(seal_id)
-        principal.ensure_scope(township_code=seal.township_code, department_code=seal.department_code)
-        rows = [jsonable(r) for r in services.need("ledger").usage(seal_id, month)]
+        from api._usage_scope import usage_in_scope
+
+        rows = [jsonable(r) for r in usage_in_scope(services_of(request), principal, seal_id, month)]
         return Response("\ufeff" + write_dicts(rows), media_type="text/csv; charset=utf-8")
 
     return router
