@@ -21,7 +21,7 @@ import httpx
 
 YIZHANG = str(Path(sys.executable).parent / "yizhang")
 CATALOGS = Path(__file__).resolve().parents[2] / "policies" / "catalogs"  # shipped as package data
-TOKEN_COMMANDS = frozenset({"county", "seal", "serve", "sign", "verify"})
+TOKEN_COMMANDS = frozenset({"county", "seal", "serve", "sign", "verify", "ledger"})
 
 
 def _free_port() -> int:
@@ -54,11 +54,11 @@ class CountyDay:
             (self.home.parent / "timings.json").write_text(json.dumps(self.timings, ensure_ascii=False))
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """``yizhang ARGS``. Commands that open the county's token (``county``, ``seal``) run as their own
-        process, as typed at a shell (the PKCS#11 library is loaded once per process, for one token
-        configuration); the register, catalog, account and ledger commands, which read and write only the
-        database, run in this process through Typer's runner: the same command, without a Python start-up
-        each (a day has twenty of them)."""
+        """``yizhang ARGS``. Commands that open the county's token (``county``, ``seal``, ``ledger``,
+        ``verify``) run as their own process, as typed at a shell (the PKCS#11 library is loaded once per
+        process, for one token configuration); the register, catalog and account commands, which read and
+        write only the database, run in this process through Typer's runner: the same command, without a
+        Python start-up each (a day has twenty of them)."""
         if args[0] in TOKEN_COMMANDS:
             return subprocess.run([YIZHANG, *args], capture_output=True, text=True, env=self.env, timeout=300)
         from typer.testing import CliRunner
