@@ -5,7 +5,7 @@ departments entrust, makes the two seals with each government's consent, and ope
 window at 八里畈镇 works: acceptance notices and decisions of the matters on its list, a 派出机构's matter and
 a matter reported upward refused with the seal they need, the 街道's clerk kept off 八里畈镇's seal; the
 department (新县民政局) gets its pushes and reads its lines of the 台账, and the discipline inspector
-(纪检监察) reads the whole 台账. Rules checked: docs/policies.md R3-R5, R16-R19, the engine's reasons.
+(纪检监察) reads the whole 台账. Rules checked: docs/policies.md R3, R5, R16, R17, R19, the engine's reasons.
 """
 
 from __future__ import annotations
