@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -141,6 +141,10 @@ class Principal:
 
     account: Account
     via: str  # "token" | "session"
+    # The townships merged into the caller's township (issue 22, leak 7): their issued decisions are now the
+    # successor's to read and change. Read when the caller is authenticated, from the policy store's
+    # short-lived cache (a scope check may run inside a transaction, where no other may be opened).
+    inherited: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def role(self) -> Role:
@@ -175,7 +179,9 @@ class Principal:
         mine = {org_code}
         mine.add(department_code if kind is OrgKind.DEPARTMENT else township_code)
         mine.discard(None)
-        return self.org_code in mine
+        if self.org_code in mine:
+            return True
+        return bool(township_code and kind is OrgKind.TOWNSHIP and township_code in self.inherited)
 
     def ensure_scope(
         self,
@@ -247,7 +253,7 @@ def authenticate(request: Request) -> Principal:
             raise Unauthenticated("TOKEN_INVALID", "use Authorization: Bearer <token>", "请使用 Bearer 令牌")
         with transaction(services.sessions) as s:
             account = authenticate_token(s, secret.strip())
-        return Principal(account, "token")
+        return Principal(account, "token", inherited_townships(services, account))
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         with transaction(services.sessions) as s:
@@ -256,8 +262,18 @@ def authenticate(request: Request) -> Principal:
             console.csrf_token, request.headers.get(CSRF_HEADER)
         ):
             raise PermissionDenied("CSRF_FAILED", "missing or wrong CSRF token", "CSRF 校验失败")
-        return Principal(console.account, "session")
+        return Principal(console.account, "session", inherited_townships(services, console.account))
     raise Unauthenticated("UNAUTHENTICATED", "authentication required", "需要登录")
+
+
+def inherited_townships(services: Services, account: Account) -> frozenset[str]:
+    """The townships merged into the account's township (issue 22, leak 7); none for other roles."""
+    from api._accounts import ROLE_ORG_KIND
+
+    store = getattr(services, "policy_store", None)
+    if store is None or ROLE_ORG_KIND[account.role] is not OrgKind.TOWNSHIP:
+        return frozenset()
+    return frozenset(store.predecessors(account.org_code))
 
 
 def require(*permissions: Permission) -> Callable[[Request], Principal]:

@@ -6,8 +6,9 @@ copies them into the ledger with idempotency keys derived from their ids (``seal
 ``policy-rev:<n>``), so forwarding can run any number of times, from any worker, after any crash: an event
 is never lost (it is durable with the change) and never logged twice (the ledger dedupes the key).
 It runs after each lifecycle/policy command, and before every checkpoint so a checkpoint covers them.
-Catalog and organisation revisions are versioned in the policy store but not forwarded (the ledger's entry
-kinds cover powers and agreements, which is what a township may stamp).
+Catalog and organisation registrations are versioned in the policy store but not forwarded (the ledger's
+entry kinds cover powers and agreements, which is what a township may stamp, and a township's rename,
+merger or retirement: ``TOWNSHIP_CHANGED``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ _AGREEMENT_ACTIONS = (
     "revoke_agreement",
 )
 _POWERS_ACTIONS = ("grant_powers", "revoke_powers")
+_TOWNSHIP_ACTIONS = ("rename_township", "merge_township", "retire_township")  # issue 22, leak 7
 
 
 def _subject(note: str) -> str:
@@ -89,6 +91,17 @@ def pending_entries(registry: Any | None, policy_store: Any | None) -> list[tupl
                     "note": r.note,
                 }
                 kind = EntryKind.POWERS_CHANGED
+            elif r.action in _TOWNSHIP_ACTIONS:
+                # note: "<code>: <what>; basis: <decision>" (policies.PolicyStore.rename_township etc.)
+                body = {
+                    "township_code": _subject(r.note),
+                    "change": r.action,
+                    "actor": r.actor,
+                    "basis": r.note.rpartition("; basis: ")[2] or "-",
+                    "revision": r.revision,
+                    "note": r.note,
+                }
+                kind = EntryKind.TOWNSHIP_CHANGED
             else:
                 continue
             items.append((EntryFields(kind=kind, at=r.created_at, body=body), f"policy-rev:{r.revision}"))

@@ -201,6 +201,7 @@ class SigningWorkflow:
             org_code=account.org_code,
             service_centre=account.service_centre,
             person_id=account.person_id or None,
+            active=not account.disabled,  # as it is now: checked again at approval and at sealing
         )
 
     def _seal_facts(self, seal: Any) -> Any:

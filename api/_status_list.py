@@ -27,11 +27,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection, Engine
 
 from core.errors import Unavailable
@@ -67,17 +68,22 @@ def decision_status_lookup(engine: Engine) -> Callable[[BindingFacts], StatusAns
     from api._storage import SigningRequestRow
     from signer import DecisionState, StatusAnswer
 
+    # Built once, executed with a bound value: building a statement per lookup (and its cache key) cost
+    # more than the query itself (bench/bench_lookups.py).
+    cols = (SigningRequestRow.request_id, SigningRequestRow.decision_status)
+    by_request = select(*cols).where(SigningRequestRow.request_id == bindparam("key"))
+    by_number = select(*cols).where(SigningRequestRow.document_number == bindparam("key")).limit(1)
+
     def lookup(binding: BindingFacts) -> StatusAnswer | None:
         key = binding.idempotency_key or ""
-        cols = (SigningRequestRow.request_id, SigningRequestRow.decision_status)
         if key.startswith("api:"):
-            stmt = select(*cols).where(SigningRequestRow.request_id == key[4:])
+            stmt, value = by_request, key[4:]
         elif binding.document_number:
-            stmt = select(*cols).where(SigningRequestRow.document_number == binding.document_number).limit(1)
+            stmt, value = by_number, binding.document_number
         else:
             return None
         with engine.connect() as conn:
-            row = conn.execute(stmt).first()
+            row = conn.execute(stmt, {"key": value}).first()
             if row is None:
                 return None
             state = DecisionState(str(row.decision_status).lower())
@@ -89,18 +95,23 @@ def decision_status_lookup(engine: Engine) -> Callable[[BindingFacts], StatusAns
 
 def _successor(conn: Connection, request_id: str) -> str | None:
     """The successor named by the latest 变更 of a request (in its supervision-feed event)."""
-    from api._storage import OutboxRow
-
-    payload = conn.execute(
-        select(OutboxRow.payload)
-        .where(OutboxRow.request_id == request_id, OutboxRow.event == CHANGED_EVENT)
-        .order_by(OutboxRow.event_id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    payload = conn.execute(_successor_stmt(), {"request_id": request_id}).scalar_one_or_none()
     if payload is None:
         return None
     value = json.loads(payload).get("successor")
     return str(value) if value else None
+
+
+@cache
+def _successor_stmt() -> Any:
+    from api._storage import OutboxRow
+
+    return (
+        select(OutboxRow.payload)
+        .where(OutboxRow.request_id == bindparam("request_id"), OutboxRow.event == CHANGED_EVENT)
+        .order_by(OutboxRow.event_id.desc())
+        .limit(1)
+    )
 
 
 def status_entries(conn: Connection) -> list[tuple[str, DecisionState, str | None]]:

@@ -56,8 +56,10 @@ class Settings(BaseSettings):
     tsa_url: str | None = Field(default=None, description="external RFC 3161 TSA; county TSA when unset")
     signature_level: str = Field(default="B-LTA", description="B-T | B-LT | B-LTA")
     document_number_format: str = Field(
-        default="{township_short}审批〔{year}〕{seq}号",
-        description="审批专用文号 format (signer): fields township_short, township, county, year, seq",
+        default="{issuer}{family}〔{year}〕{seq}号",
+        description="document number format (signer): fields issuer (the township's short name, or a No. 2 "
+        "seal's department), family (审批/受理/意见), year, seq (all four required), township_short, "
+        "township, county, department, seal_number; one series per issuer and family (issue 22)",
     )
     secret_key: SecretStr | None = Field(default=None, description="signs sessions/webhooks; read from home")
     checkpoint_interval_s: float = Field(

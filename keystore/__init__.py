@@ -24,7 +24,7 @@ from keystore._pki import (
     token_private_key,
 )
 from keystore._registry import TRANSITIONS, SealRegistry, check_township_code
-from keystore._softhsm import TOKEN_LABEL, SoftHsmHome, init_softhsm_home
+from keystore._softhsm import TOKEN_LABEL, SoftHsmHome, home_softhsm_conf, init_softhsm_home
 from keystore._token import (
     Keystore,
     KeystoreOpener,
@@ -61,6 +61,7 @@ __all__ = [
     "TokenUnavailable",
     "TRANSITIONS",
     "YIZHANG_ARC",
+    "home_softhsm_conf",
     "init_softhsm_home",
     "token_gone",
     "token_private_key",

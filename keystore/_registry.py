@@ -647,8 +647,12 @@ class SealRegistry:
         algorithm: KeyAlgorithm | None = None,
         validity_days: int = DEFAULT_SEAL_VALIDITY_DAYS,
         now: datetime | None = None,
+        new_township: str | None = None,
     ) -> SealEvent:
-        """变更: re-key (and optionally rename); new certificate, the old one revoked as superseded."""
+        """变更: re-key (and optionally rename); new certificate, the old one revoked as superseded.
+
+        ``new_township``: the township was renamed (乡改镇, issue 22 leak 7): the new certificate names it;
+        documents sealed before keep the old certificate, and with it the name they were sealed under."""
         now = _now(now)
         actor = _required(actor, "actor")
         approved_by = _required(approved_by, "approved_by")
@@ -679,11 +683,12 @@ class SealRegistry:
             assert row is not None
             generation = row.key_generation + 1
         key_label = f"seal:{seal_id}:{generation}"
+        township = new_township.strip() if new_township and new_township.strip() else seal.township
         info = SealInfo(
             kind=seal.kind,
             number=seal.number,
             county=seal.county,
-            township=seal.township,
+            township=township,
             township_code=seal.township_code,
             department=seal.department,
             seal_id=seal_id,
@@ -723,6 +728,7 @@ class SealRegistry:
                     self.pki.revoke(session, cert.serial_number, RevocationReason.CERTIFICATE_HOLD, now)
                 row.name = name
                 row.live_name = name
+                row.township = township
                 row.key_label = key_label
                 row.key_algorithm = algorithm.value
                 row.key_generation = generation

@@ -57,6 +57,7 @@ class EntryKind(enum.StrEnum):
     POWERS_CHANGED = "POWERS_CHANGED"
     DECISION_STATUS_CHANGED = "DECISION_STATUS_CHANGED"
     ACCOUNT_CHANGED = "ACCOUNT_CHANGED"  # an account-administration act (api._accounts.AccountChange)
+    TOWNSHIP_CHANGED = "TOWNSHIP_CHANGED"  # a township renamed, merged or retired (issue 22, leak 7)
 
 
 class DecisionStatus(enum.StrEnum):
@@ -91,6 +92,7 @@ REQUIRED: dict[EntryKind, tuple[str, ...]] = {
     EntryKind.DECISION_STATUS_CHANGED: ("document_number", "status", "reason", "actor"),
     # The account itself (id, username) is committed to in ``personal``; the body says what changed.
     EntryKind.ACCOUNT_CHANGED: ("change", "actor", "via"),
+    EntryKind.TOWNSHIP_CHANGED: ("township_code", "change", "actor", "basis"),
 }
 
 # Fields that are personal data: refused in ``body``, accepted only through ``personal``.

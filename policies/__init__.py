@@ -23,6 +23,7 @@ from policies._model import (
     DocumentKind,
     HandlingMode,
     Matter,
+    NumberFamily,
     OrgKind,
     PolicyFacts,
     PowerType,
@@ -36,6 +37,7 @@ from policies._model import (
     TownshipPower,
     mode_from_scope,
     normalise_code,
+    number_family,
 )
 from policies._tables import default_stage_kinds, parse_stage_kinds
 
@@ -56,6 +58,7 @@ __all__ = [
     "DocumentKind",
     "HandlingMode",
     "Matter",
+    "NumberFamily",
     "OrgKind",
     "PolicyFacts",
     "PolicyStore",
@@ -74,6 +77,7 @@ __all__ = [
     "default_stage_kinds",
     "mode_from_scope",
     "normalise_code",
+    "number_family",
     "parse_stage_kinds",
     "reason",
 ]

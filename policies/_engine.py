@@ -38,6 +38,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "SEAL_RETIRED": ("the seal is retired and sealed away", "印章已停用封存"),
     "SEAL_NOT_YET_VALID": ("the seal's certificate is not yet valid", "印章证书尚未生效"),
     "SEAL_EXPIRED": ("the seal's certificate has expired", "印章证书已过期"),
+    "TOWNSHIP_MERGED": (
+        "the seal's township was merged into another; its powers and seal use passed to that township "
+        "(002: seals of abolished bodies are collected and sealed away)",
+        "印章所属乡镇已并入其他乡镇，职权和用章由承继乡镇行使（002：机构撤销的印章收回封存）",
+    ),
+    "TOWNSHIP_RETIRED": (
+        "the seal's township has been abolished; its seals are sealed away (002)",
+        "印章所属乡镇已撤销，其印章收回封存（002）",
+    ),
     "SEAL_KIND_MISMATCH": (
         "this kind of seal (or this department's seal) cannot be used for this matter",
         "该类印章（或该部门印章）不能用于此事项",
@@ -78,6 +87,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "印章只能在本乡镇便民服务中心使用，不得异地使用",
     ),
     "OPERATOR_ROLE_NOT_ALLOWED": ("the operator's role may not apply the seal", "用章人角色无权用章"),
+    "OPERATOR_ACCOUNT_DISABLED": (
+        "the seal user's account is disabled (left the window or moved away): their requests are no longer "
+        "sealed (002 window staff are filed and re-filed when replaced; 004 二.2 the seal user applies)",
+        "用章人账号已停用（离岗或调离），其用章申请不再盖章"
+        "（002 窗口人员备案、更换动态调整；004 二.2 用章人员申请）",
+    ),
     "APPROVAL_MISSING": ("this use needs the principal's approval", "本次用章须经主要负责人批准"),
     "SELF_APPROVAL": ("the approver must not be the seal user", "批准人与用章人不得为同一人"),
     "APPROVER_NOT_PRINCIPAL": (
@@ -243,6 +258,8 @@ def rule_operator(req: SigningRequest, facts: PolicyFacts, now: datetime) -> tup
         out += (_R["OPERATOR_WRONG_SERVICE_CENTRE"],)
     if op.role not in SEAL_USER_ROLES:
         out += (_R["OPERATOR_ROLE_NOT_ALLOWED"],)
+    if not op.active:
+        out += (_R["OPERATOR_ACCOUNT_DISABLED"],)
     return out
 
 
@@ -270,8 +287,18 @@ def rule_approval(req: SigningRequest, facts: PolicyFacts, now: datetime) -> tup
     return out
 
 
+def rule_township_exists(req: SigningRequest, facts: PolicyFacts, now: datetime) -> tuple[Reason, ...]:
+    """A merged or abolished township seals nothing more (issue 22, leak 7)."""
+    if facts.township_closed == "MERGED":
+        return (_R["TOWNSHIP_MERGED"],)
+    if facts.township_closed == "RETIRED":
+        return (_R["TOWNSHIP_RETIRED"],)
+    return ()
+
+
 RULES: tuple[Rule, ...] = (
     rule_seal_status,
+    rule_township_exists,
     rule_seal_validity,
     rule_seal_kind,
     rule_matter,

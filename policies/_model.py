@@ -107,6 +107,42 @@ class DocumentKind(StrEnum):
             return cls[raw.upper()]
 
 
+class NumberFamily(StrEnum):
+    """The series a sealed document's number is drawn from (issue 22, leak 15).
+
+    003: approval *results* (审批结果: decisions, permits, replies, forms) carry the 行政审批专用文号;
+    the window's acceptance papers are 受理凭证, issued by window staff, and opinions at review stages are
+    not results. So each has a series of its own: an acceptance notice or an opinion never consumes an
+    approval number.
+    """
+
+    APPROVAL = "审批"
+    ACCEPTANCE = "受理"
+    OPINION = "意见"
+
+
+#: Document kind -> its number family (003 “审批结果应当使用统一的行政审批专用章和行政审批专用文号”;
+#: “窗口人员接收申请材料并出具受理凭证”).
+NUMBER_FAMILIES: Mapping[DocumentKind, NumberFamily] = MappingProxyType(
+    {
+        DocumentKind.ACCEPTANCE_NOTICE: NumberFamily.ACCEPTANCE,
+        DocumentKind.NON_ACCEPTANCE_NOTICE: NumberFamily.ACCEPTANCE,
+        DocumentKind.SUPPLEMENT_NOTICE: NumberFamily.ACCEPTANCE,
+        DocumentKind.OPINION: NumberFamily.OPINION,
+        DocumentKind.REPLY: NumberFamily.APPROVAL,
+        DocumentKind.PERMIT: NumberFamily.APPROVAL,
+        DocumentKind.APPROVAL_FORM: NumberFamily.APPROVAL,
+        DocumentKind.APPROVAL_DECISION: NumberFamily.APPROVAL,
+        DocumentKind.REFUSAL_DECISION: NumberFamily.APPROVAL,
+    }
+)
+
+
+def number_family(kind: DocumentKind) -> NumberFamily:
+    """The number series family of a document kind (every kind has one: an unmapped kind is a bug)."""
+    return NUMBER_FAMILIES[kind]
+
+
 class HandlingMode(StrEnum):
     """How a township handles a matter.
 
@@ -311,6 +347,9 @@ class Actor:
     # The natural person behind the account: one person's clerk and principal accounts share it, and the
     # approval rule compares people (issue 21). None: only the account is known (compared by user_id).
     person_id: str | None = None
+    # The account is enabled now: a clerk whose account was disabled (left the window, moved away) may no
+    # longer apply the seal, not even to a request made before (issue 22, leak 13). Read at decision time.
+    active: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +385,10 @@ class PolicyFacts:
     # The stages at which a township seal's use needs the principal's approval when the county switched it
     # on; None: the default, every stage but 受理 (003: window staff issue the 受理凭证 themselves).
     approval_stages: frozenset[Stage] | None = None
+    # The seal's township no longer exists as such (issue 22, leak 7): "MERGED" into ``township_successor``
+    # (its powers went there), or "RETIRED". None: it is a live township.
+    township_closed: str | None = None
+    township_successor: str | None = None
 
     @classmethod
     def empty(cls) -> PolicyFacts:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -51,6 +52,7 @@ from policies._tables import default_stage_kinds_json, parse_stage_kinds
 
 _ADVISORY_KEY = 0x706F6C  # "pol"
 _FACTS_CACHE_MAX = 4096
+_MERGERS_CACHE_S = 30.0
 
 
 class PolRevision(Base):
@@ -75,6 +77,10 @@ class PolOrganisation(Base):
     # comma-separated Stage names needing approval when approval_required; NULL: DEFAULT_APPROVAL_STAGES
     approval_stages: Mapped[str | None] = mapped_column(String(128), nullable=True, default=None)
     retired: Mapped[bool] = mapped_column(Boolean, default=False)
+    # township lifecycle (issue 22, leak 7; migration policies_0004): the township this one merged into, and
+    # the decision a rename, merger or retirement rests on
+    successor_code: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
+    basis: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
 
 
 class PolCatalogVersion(Base):
@@ -104,7 +110,7 @@ class PolMatter(Base):
     requires_admin_seal: Mapped[bool] = mapped_column(Boolean, default=False)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     retired: Mapped[bool] = mapped_column(Boolean, default=False)
-    # migration policies_0004: the supervising departments' codes (JSON list), 办理层级, the 派出机构
+    # migration policies_0005: the supervising departments' codes (JSON list), 办理层级, the 派出机构
     supervising_codes: Mapped[str | None] = mapped_column(Text, nullable=True)
     level: Mapped[str | None] = mapped_column(String(16), nullable=True)
     agency: Mapped[str | None] = mapped_column(String(256), nullable=True)
@@ -159,6 +165,20 @@ class Organisation:
     approval_required: bool
     revision: int
     approval_stages: frozenset[Stage] | None = None  # None: DEFAULT_APPROVAL_STAGES
+
+
+@dataclass(frozen=True, slots=True)
+class TownshipRecord:
+    """A township's lifecycle state (issue 22, leak 7): ACTIVE, MERGED (into ``successor_code``) or
+    RETIRED; its current (last) name, the names it had before, and the decision of its last change."""
+
+    code: str
+    name: str
+    state: str
+    successor_code: str | None
+    former_names: tuple[str, ...]
+    basis: str | None
+    revision: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +303,7 @@ class PolicyStore:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._facts_cache: dict[tuple[Any, ...], PolicyFacts] = {}
         self._matter_cache: dict[tuple[int, str, str], Matter | None] = {}
+        self._mergers: tuple[float, dict[str, str]] | None = None  # (valid until, merged -> successor)
 
     # -- revisions ------------------------------------------------------------------------------------------
 
@@ -328,11 +349,15 @@ class PolicyStore:
     # -- organisations --------------------------------------------------------------------------------------
 
     def _org_row(self, s: Session, code: str, revision: int | None = None) -> PolOrganisation | None:
+        row = self._org_row_any(s, code, revision)
+        return None if row is None or row.retired else row
+
+    def _org_row_any(self, s: Session, code: str, revision: int | None = None) -> PolOrganisation | None:
+        """The newest row of ``code`` (at ``revision``), a retired or merged one included."""
         q = select(PolOrganisation).where(PolOrganisation.code == code)
         if revision is not None:
             q = q.where(PolOrganisation.revision <= revision)
-        row = s.scalars(q.order_by(PolOrganisation.revision.desc()).limit(1)).first()
-        return None if row is None or row.retired else row
+        return s.scalars(q.order_by(PolOrganisation.revision.desc()).limit(1)).first()
 
     def _require_org(self, s: Session, code: str, kind: OrgKind, field: str) -> PolOrganisation:
         row = self._org_row(s, code)
@@ -353,9 +378,197 @@ class PolicyStore:
         return row
 
     def _put_org(self, s: Session, rev: int, **values: Any) -> PolOrganisation:
-        row = PolOrganisation(revision=rev, retired=False, **values)
+        values.setdefault("retired", False)
+        row = PolOrganisation(revision=rev, **values)
         s.add(row)
         return row
+
+    # -- township lifecycle (issue 22, leak 7) ---------------------------------------------------------------
+
+    @staticmethod
+    def _lifecycle_basis(basis: str) -> str:
+        text_ = (basis or "").strip()
+        if not text_:
+            raise BadInput(
+                "TOWNSHIP_BASIS_REQUIRED",
+                "a township's rename, merger or retirement names the decision it rests on (basis)",
+                "乡镇更名、合并或撤销须注明所依据的批准文件",
+                details={"field": "basis"},
+            )
+        return text_
+
+    def _next_org(self, s: Session, rev: int, row: PolOrganisation, **changes: Any) -> PolOrganisation:
+        values = {
+            c: getattr(row, c)
+            for c in (
+                "code",
+                "kind",
+                "name",
+                "county_code",
+                "service_centre",
+                "no2_number",
+                "approval_required",
+                "approval_stages",
+                "retired",
+                "successor_code",
+                "basis",
+            )
+        }
+        values.update(changes)
+        return self._put_org(s, rev, **values)
+
+    def rename_township(self, code: str, new_name: str, *, actor: str, basis: str) -> Organisation:
+        """乡改镇 and other renames: the same code, a new name from this revision on. Earlier revisions keep
+        the old name (``organisation(code, revision=…)``), as documents sealed under it keep theirs."""
+        code = normalise_code(code)
+        basis = self._lifecycle_basis(basis)
+        name = (new_name or "").strip()
+        with self._write() as s:
+            row = self._require_org(s, code, OrgKind.TOWNSHIP, "township")
+            if not name or normalise_code(name) == normalise_code(row.name):
+                raise BadInput(
+                    "TOWNSHIP_NAME_UNCHANGED",
+                    f"{code} is already named {row.name}",
+                    f"{code} 现名即为{row.name}",
+                    details={"field": "name"},
+                )
+            latest: dict[str, PolOrganisation] = {}
+            q = select(PolOrganisation).where(PolOrganisation.county_code == row.county_code)
+            for r in s.scalars(q.order_by(PolOrganisation.revision)).all():
+                latest[r.code] = r
+            for other in latest.values():
+                if other.retired or other.kind != OrgKind.TOWNSHIP.value:
+                    continue
+                if other.code != code and normalise_code(other.name) == normalise_code(name):
+                    raise Conflict(
+                        "TOWNSHIP_NAME_TAKEN",
+                        f"{other.code} in the same county is already named {name}",
+                        f"本县{other.code}已使用名称{name}",
+                        details={"field": "name", "code": other.code},
+                    )
+            rev = self._begin_write(
+                s, actor, "rename_township", f"{code}: {row.name} -> {name}; basis: {basis}"
+            )
+            out = self._next_org(s, rev, row, name=name, basis=basis)
+            s.flush()
+            return _org(out)
+
+    def merge_township(self, code: str, into: str, *, actor: str, basis: str) -> Organisation:
+        """撤并: ``code`` merges into ``into``. In one revision its powers pass to ``into`` (a matter both
+        hold keeps the wider stages) and are revoked at ``code``, and ``code`` is closed with ``into`` as
+        its successor: its seals may not be used again (rule TOWNSHIP_MERGED). Returns the successor."""
+        code, into = normalise_code(code), normalise_code(into)
+        basis = self._lifecycle_basis(basis)
+        with self._write() as s:
+            row = self._require_org(s, code, OrgKind.TOWNSHIP, "township")
+            target = self._require_org(s, into, OrgKind.TOWNSHIP, "into")
+            if code == into or target.county_code != row.county_code:
+                raise BadInput(
+                    "TOWNSHIP_MERGE_INVALID",
+                    "a township merges into another township of the same county",
+                    "乡镇只能并入本县的另一乡镇",
+                    details={"field": "into", "code": into},
+                )
+            rev = self._begin_write(
+                s,
+                actor,
+                "merge_township",
+                f"{code}: {row.name} merged into {into} {target.name}; basis: {basis}",
+            )
+            for matter_code, prow in self._live_powers(s, code).items():
+                theirs = self._power_row(s, into, matter_code)
+                stages = _stages_from(prow.stages)
+                if theirs is not None and not theirs.revoked:
+                    stages = stages | _stages_from(theirs.stages)
+                s.add(
+                    PolPower(
+                        township_code=into,
+                        matter_code=matter_code,
+                        revision=rev,
+                        stages=_stages_text(stages),
+                        revoked=False,
+                    )
+                )
+                s.add(
+                    PolPower(
+                        township_code=code, matter_code=matter_code, revision=rev, stages="", revoked=True
+                    )
+                )
+            self._next_org(s, rev, row, retired=True, successor_code=into, basis=basis)
+            s.flush()
+            self._mergers = None
+            return _org(target)
+
+    def retire_township(self, code: str, *, actor: str, basis: str) -> None:
+        """撤销 without a successor: the township is closed (rule TOWNSHIP_RETIRED); its history stays."""
+        code = normalise_code(code)
+        basis = self._lifecycle_basis(basis)
+        with self._write() as s:
+            row = self._require_org(s, code, OrgKind.TOWNSHIP, "township")
+            rev = self._begin_write(
+                s, actor, "retire_township", f"{code}: {row.name} retired; basis: {basis}"
+            )
+            for matter_code in self._live_powers(s, code):
+                s.add(
+                    PolPower(
+                        township_code=code, matter_code=matter_code, revision=rev, stages="", revoked=True
+                    )
+                )
+            self._next_org(s, rev, row, retired=True, basis=basis)
+
+    def township_record(self, code: str) -> TownshipRecord:
+        """A township's current state, a closed one included, with its former names (oldest first)."""
+        code = normalise_code(code)
+        with transaction(self.engine) as s:
+            rows = s.scalars(
+                select(PolOrganisation).where(PolOrganisation.code == code).order_by(PolOrganisation.revision)
+            ).all()
+        if not rows or rows[-1].kind != OrgKind.TOWNSHIP.value:
+            raise NotFound("ORGANISATION_UNKNOWN", f"no township {code!r}", f"无此乡镇 {code!r}")
+        last = rows[-1]
+        names = list(dict.fromkeys(r.name for r in rows))
+        state = "MERGED" if last.retired and last.successor_code else "RETIRED" if last.retired else "ACTIVE"
+        return TownshipRecord(
+            code=code,
+            name=last.name,
+            state=state,
+            successor_code=last.successor_code if last.retired else None,
+            former_names=tuple(n for n in names if n != last.name),
+            basis=last.basis,
+            revision=last.revision,
+        )
+
+    def predecessors(self, code: str) -> set[str]:
+        """The townships merged into ``code``, directly or through a chain of mergers (issue 22, leak 7):
+        their issued decisions are the successor's to change now. Read at most every
+        ``_MERGERS_CACHE_S`` seconds (it is asked on every authenticated request of a township account); a
+        merger made through this store is seen at once, one made by another process within that time."""
+        code = normalise_code(code)
+        now = time.monotonic()
+        cached = self._mergers
+        if cached is None or now >= cached[0]:
+            with reading(self.engine) as s:
+                rows = s.execute(
+                    select(PolOrganisation.code, PolOrganisation.successor_code).where(
+                        PolOrganisation.successor_code.is_not(None), PolOrganisation.retired.is_(True)
+                    )
+                ).all()
+            cached = (now + _MERGERS_CACHE_S, {r[0]: str(r[1]) for r in rows})
+            self._mergers = cached
+        merged = cached[1]
+        found: set[str] = set()
+        frontier = {code}
+        while frontier:
+            frontier = {m for m, into in merged.items() if into in frontier and m not in found}
+            found |= frontier
+        return found
+
+    def _live_powers(self, s: Session, township_code: str) -> dict[str, PolPower]:
+        latest: dict[str, PolPower] = {}
+        q = select(PolPower).where(PolPower.township_code == township_code).order_by(PolPower.revision)
+        for r in s.scalars(q).all():
+            latest[r.matter_code] = r
+        return {c: r for c, r in latest.items() if not r.revoked}
 
     def register_county(
         self,
@@ -1306,11 +1519,14 @@ class PolicyStore:
 
     def _facts_in(self, s: Session, request: SigningRequest, rev: int) -> PolicyFacts:
         seal = request.seal
-        township = self._org_row(s, seal.township_code, rev)
+        township = self._org_row_any(s, seal.township_code, rev)
         if township is None or township.kind != OrgKind.TOWNSHIP.value:
             return PolicyFacts(
                 matters={}, powers={}, agreements=(), stage_kinds={}, service_centres={}, revision=rev
             )
+        closed: str | None = None
+        if township.retired:  # merged or abolished: the facts it had, and the rule that refuses (leak 7)
+            closed = "MERGED" if township.successor_code else "RETIRED"
         county_code = township.county_code or ""
         county = self._org_row(s, county_code, rev)
         q = select(PolMatter).where(
@@ -1345,6 +1561,8 @@ class PolicyStore:
             approval_stages=_stages_from(county.approval_stages)
             if county is not None and county.approval_stages is not None
             else None,
+            township_closed=closed,
+            township_successor=township.successor_code if closed else None,
         )
 
     def decide_now(self, request: SigningRequest, now: datetime | None = None) -> Decision:

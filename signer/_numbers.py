@@ -1,5 +1,9 @@
 """Approval document numbers (审批专用文号): gap-free and unique per (sequence, year).
 
+A sequence is one issuing authority's series of one document family (:class:`Series`, issue 22 leak 15):
+the township's own seal, each No. 2 seal kept there (in its department's name), and within each the
+approval results, the acceptance papers and the opinions are numbered apart.
+
 A number is *reserved* in a short transaction of its own: the (sequence, year) counter row is locked
 (on PostgreSQL by an ``INSERT … ON CONFLICT DO UPDATE`` that creates or touches it; SQLite writers already
 hold the database lock from ``BEGIN IMMEDIATE``), incremented, and the number recorded in
@@ -22,8 +26,11 @@ reused and never silently skipped; an auditor sees every number's fate.
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -34,9 +41,21 @@ from core.errors import BadInput, Conflict
 
 from ._storage import DocumentNumberRow, NumberCounterRow
 
-DEFAULT_FORMAT = "{township_short}审批〔{year}〕{seq}号"
+DEFAULT_FORMAT = "{issuer}{family}〔{year}〕{seq}号"
 CHINA_TZ = timezone(timedelta(hours=8), "CST")
-_FIELDS = {"township_short", "township", "county", "year", "seq"}
+_FIELDS = {
+    "issuer",
+    "family",
+    "township_short",
+    "township",
+    "county",
+    "department",
+    "seal_number",
+    "year",
+    "seq",
+}
+#: Without these a format would print one look for every issuer and family: series would collide.
+_REQUIRED = {"issuer", "family", "seq", "year"}
 _SUFFIXES = ("民族乡", "街道办事处", "街道", "乡", "镇")
 RESERVED, USED, VOID = "RESERVED", "USED", "VOID"
 
@@ -49,19 +68,74 @@ class DrawnNumber:
     number: str
 
 
+@dataclass(frozen=True)
+class Series:
+    """One issuing authority's series of one document family (issue 22, leak 15).
+
+    ``sequence`` keys the counter; ``fields`` fill the format (all but ``year`` and ``seq``). The township's
+    own approval seal numbers in the township's name (``梅窖审批〔2026〕N号``, counter key = the township
+    code, as before, so earlier numbers continue); a No. 2 seal in its department's name, on the department's
+    series (``兴国县林业局审批〔2026〕N号``, 004: the seal and the decision are the department's);
+    acceptance papers and opinions each in their own family (``梅窖受理〔2026〕N号``), never on the
+    approval series (003).
+    """
+
+    sequence: str
+    fields: Mapping[str, str]
+
+
+def series_for(seal: Any, family: Any) -> Series:
+    """The series a document of ``family`` (a ``policies.NumberFamily``) sealed with ``seal`` draws from."""
+    township = township_short(seal.township, seal.county)
+    if getattr(seal.kind, "name", str(seal.kind)) == "DEPARTMENT_NO2":
+        # The department's series, one counter for all its No. 2 seals: the number is the department's
+        # 审批文书编号 (004 二.3), whichever township finalised the matter (the ledger names it).
+        issuer = seal.department or seal.department_code or ""
+        base = f"dept:{seal.department_code or issuer}"
+    else:
+        issuer, base = township, seal.township_code
+    sequence = base if family.name == "APPROVAL" else f"{base}/{family.name}"
+    fields = {
+        "issuer": issuer,
+        "family": family.value,
+        "township_short": township,
+        "township": seal.township,
+        "county": seal.county,
+        "department": seal.department or "",
+        "seal_number": "" if seal.number is None else str(seal.number),
+    }
+    return Series(sequence=sequence, fields=MappingProxyType(fields))
+
+
+def _fields(township: str, county: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+    short = township_short(township, county)
+    out = {
+        "issuer": short,
+        "family": "审批",
+        "township_short": short,
+        "township": township,
+        "county": county,
+        "department": "",
+        "seal_number": "",
+    }
+    out.update(extra or {})
+    return out
+
+
 def check_format(fmt: str) -> str:
-    """A number format must name ``{seq}`` and ``{year}`` and only known fields."""
+    """A number format names ``{issuer}``, ``{family}``, ``{year}`` and ``{seq}``, and only known fields."""
     try:
         names = {name for _, name, _, _ in string.Formatter().parse(fmt) if name is not None}
     except ValueError as exc:
         raise BadInput("NUMBER_FORMAT_INVALID", f"bad number format {fmt!r}: {exc}", "文号格式无效") from exc
     unknown = names - _FIELDS
-    if unknown or not {"seq", "year"} <= names:
+    if unknown or not _REQUIRED <= names:
         raise BadInput(
             "NUMBER_FORMAT_INVALID",
-            f"a number format uses {sorted(_FIELDS)} and must contain {{seq}} and {{year}}",
-            "文号格式须包含 {seq} 与 {year}",
-            details={"unknown": sorted(unknown)},
+            f"a number format uses {sorted(_FIELDS)} and must contain {{issuer}}, {{family}}, {{year}} and "
+            "{seq}: each issuing authority and document family has its own series (issue 22)",
+            "文号格式须包含 {issuer}、{family}、{year} 与 {seq}（各发文机关、各类文书分别编号）",
+            details={"unknown": sorted(unknown), "missing": sorted(_REQUIRED - names)},
         )
     return fmt
 
@@ -78,16 +152,16 @@ def township_short(township: str, county: str = "") -> str:
     return name
 
 
-def series_prefix(fmt: str, township: str, county: str = "") -> str | None:
+def series_prefix(
+    fmt: str, township: str, county: str = "", fields: Mapping[str, str] | None = None
+) -> str | None:
     """The issuing-organ part a number of this series starts with (``兴江审批`` for the default format),
     None when the format has no bracketed year (``〔{year}〕`` and its variants) to recognise a number by."""
     head, sep, _ = fmt.partition("{year}")
     if not sep or not head or head[-1] not in "〔【[(（［":
         return None
     try:
-        text = head[:-1].format(
-            township_short=township_short(township, county), township=township, county=county
-        )
+        text = head[:-1].format(**_fields(township, county, fields))
     except (KeyError, IndexError, ValueError):
         return None
     return text.strip() or None
@@ -113,6 +187,7 @@ def reserve_number(
     idempotency_key: str,
     now: datetime,
     commit: bool = False,
+    fields: Mapping[str, str] | None = None,
 ) -> DrawnNumber:
     """The number for this request: its own earlier reservation if one is still open, else the next one.
 
@@ -120,6 +195,8 @@ def reserve_number(
     ``commit=True`` does that here on PostgreSQL: the last statement and the COMMIT share one round trip
     (:func:`core.db.execute_and_commit`), so the lock does not wait for this thread to be scheduled again.
     Raises :class:`AlreadySettled` when a twin with this idempotency key has settled its number meanwhile.
+    ``fields`` (a :class:`Series`' fields) name the issuer and family; without them the township's approval
+    series.
 
     PostgreSQL, three statements: lock the counter row (creating it on the year's first number) and read it;
     look up this key's numbers under the lock (a new statement, so a twin's reservation committed while this
@@ -167,9 +244,7 @@ def reserve_number(
         if (r[0], r[1]) == (sequence, year):
             return DrawnNumber(sequence=sequence, year=year, seq=r[2], number=r[3])
     seq = (last or 0) + 1
-    number = fmt.format(
-        township_short=township_short(township, county), township=township, county=county, year=year, seq=seq
-    )
+    number = fmt.format(**_fields(township, county, fields), year=year, seq=seq)
     record = insert(DocumentNumberRow).values(
         sequence=sequence,
         year=year,

@@ -19,6 +19,13 @@ cost about 10 ms. :func:`read_until_delimiter` finds the first PDF whitespace or
 expression over a block and leaves the stream exactly where pyHanko's leaves it (before that byte, or at
 the end of the stream), returning the same bytes.
 
+**PDF names.** pyHanko decodes every name token byte by byte (``generic._decode_name``: an iterator, a
+``BytesIO`` and a check per byte) although nearly every name in a file is one of a few dozen plain ASCII
+words. :func:`decode_name` answers names made only of regular printable ASCII characters without ``#``
+escapes directly (a new ``NameObject`` of the same text: pyHanko's loop copies such bytes unchanged; never a
+shared one, since the parser sets ``container_ref`` on every object it reads); anything else — an escape,
+a byte pyHanko refuses — goes to pyHanko's function, with its result and its errors.
+
 **X.509 names.** Path building and the signer-certificate lookups compare issuer and subject names
 (RFC 5280 §7.1: every attribute value through RFC 4518 string preparation, regular expressions and
 ``stringprep`` tables) a few hundred times per verification, on names freshly parsed from each document.
@@ -63,6 +70,11 @@ _NAME_MAX_BYTES = 4096
 _name_hashables: dict[bytes, str] = {}
 _name_eqs: dict[tuple[bytes, bytes], bool] = {}
 _WALK_PAGE_TREE = rw_common.PdfHandler._walk_page_tree
+_DECODE_NAME = generic._decode_name
+#: Bytes pyHanko copies into a name unchanged: 0x21–0x7E except PDF delimiters and ``#`` (the escape).
+_NAME_BYTES = bytes(c for c in range(0x21, 0x7F) if c not in PDF_DELIMITERS + b"#")
+_PLAIN_NAME = re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in _NAME_BYTES) + b"]*")
+
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 _BLOCK = 1 << 14
 
@@ -109,6 +121,13 @@ def read_until_delimiter(stream: Any) -> bytes:
             return b"".join(parts)
         parts.append(block)
         read += len(block)
+
+
+def decode_name(name_bytes: bytes) -> Any:
+    """``generic._decode_name`` (the bytes of a name token after its ``/``), fast for plain names."""
+    if _PLAIN_NAME.fullmatch(name_bytes) is None:
+        return _DECODE_NAME(name_bytes)
+    return generic.NameObject("/" + name_bytes.decode("ascii"))
 
 
 def _name_hashable(self: a_x509.Name) -> str:
@@ -213,6 +232,7 @@ def install() -> None:
     rw_common.PdfHandler._walk_page_tree = walk_page_tree  # type: ignore[method-assign]
     generic.read_hex_string_from_stream = read_hex_string_from_stream
     generic.read_until_delimiter = read_until_delimiter
+    generic._decode_name = decode_name
     a_x509.Name.__eq__ = _name_eq  # type: ignore[method-assign,assignment]
     a_x509.Name.hashable = property(_name_hashable)  # type: ignore[method-assign,assignment]
 
@@ -221,6 +241,7 @@ def uninstall() -> None:
     rw_common.PdfHandler._walk_page_tree = _WALK_PAGE_TREE  # type: ignore[method-assign]
     generic.read_hex_string_from_stream = _ORIGINAL
     generic.read_until_delimiter = _ORIGINAL_UNTIL_DELIMITER
+    generic._decode_name = _DECODE_NAME
     a_x509.Name.__eq__ = _NAME_EQ  # type: ignore[method-assign]
     a_x509.Name.hashable = _NAME_HASHABLE  # type: ignore[method-assign]
     _name_hashables.clear()
@@ -232,6 +253,7 @@ def installed() -> bool:
 
 
 __all__ = [
+    "decode_name",
     "install",
     "installed",
     "read_hex_string_from_stream",

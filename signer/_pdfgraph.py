@@ -67,7 +67,7 @@ RISKY_KEYS = ("/JS", "/JavaScript", "/AA", "/XFA", "/NeedsRendering")
 #: Annotations that embed a media or 3D player: what they show is not the page's appearance stream.
 RISKY_ANNOTATIONS = frozenset({"/RichMedia", "/Screen", "/3D", "/Movie", "/Sound"})
 
-_HIDDEN_FLAGS = 2 | 32  # annotation /F: Hidden (bit 2), NoView (bit 6)
+_HIDDEN_FLAG = 2  # annotation /F bit 2: Hidden (NoView, bit 6, still prints)
 
 
 class GraphBudgetExceeded(ValueError):
@@ -299,18 +299,12 @@ def _oc_properties_problem(root: generic.DictionaryObject) -> str | None:
     return None
 
 
-def _rect_area(rect: Any) -> float:
-    rect = _deref(rect)
-    if not isinstance(rect, generic.ArrayObject) or len(rect) != 4:
-        return 0.0
-    try:
-        x0, y0, x1, y1 = (float(_deref(x)) for x in rect)
-    except (TypeError, ValueError):
-        return 0.0
-    return abs(x1 - x0) * abs(y1 - y0)
+def widget_visible(w: Any) -> bool:
+    """Whether an annotation (a widget) can show on screen or on paper: the one rule for both the sealing
+    gate (sneaky fields) and the verifier (widgets signed after the seal, ``_verify_after_seal``).
 
-
-def _visible_widget(w: Any) -> bool:
+    Invisible only with the Hidden flag or a zero-area ``/Rect``. NoView is not enough: such a widget is
+    still printed. A ``/Rect`` that cannot be read counts as visible (fail closed)."""
     w = _deref(w)
     if not isinstance(w, generic.DictionaryObject):
         return False
@@ -318,7 +312,16 @@ def _visible_widget(w: Any) -> bool:
         flags = int(_deref(_raw(w, "/F")) or 0)
     except (TypeError, ValueError):
         flags = 0
-    return not flags & _HIDDEN_FLAGS and _rect_area(_raw(w, "/Rect")) > 0
+    if flags & _HIDDEN_FLAG:
+        return False
+    rect = _deref(_raw(w, "/Rect"))
+    try:
+        if not isinstance(rect, generic.ArrayObject) or len(rect) != 4:
+            raise ValueError("not four numbers")
+        x0, y0, x1, y1 = (float(_deref(x)) for x in rect)
+    except (TypeError, ValueError):
+        return True
+    return abs(x1 - x0) * abs(y1 - y0) > 1e-6
 
 
 def _sneaky_field(v: Visit) -> str | None:
@@ -329,7 +332,7 @@ def _sneaky_field(v: Visit) -> str | None:
         return None
     kids = _deref(_raw(d, "/Kids"))
     widgets = list(kids) if isinstance(kids, generic.ArrayObject) else [d]
-    if not any(_visible_widget(w) for w in widgets):
+    if not any(widget_visible(w) for w in widgets):
         return None
     title = _deref(_raw(d, "/T"))
     label = str(title) if isinstance(title, generic.TextStringObject | generic.ByteStringObject) else "?"
@@ -398,7 +401,7 @@ def optional_content_problem(reader: PdfFileReader, *, max_nodes: int = DEFAULT_
 
 
 def sneaky_fields(reader: PdfFileReader, *, max_nodes: int = DEFAULT_MAX_NODES) -> list[str]:
-    """Unsigned signature fields with a visible widget (non-zero /Rect, not Hidden or NoView)."""
+    """Unsigned signature fields with a visible widget (:func:`widget_visible`)."""
     return list(scan(reader, max_nodes=max_nodes).sneaky_fields)
 
 
@@ -426,4 +429,5 @@ __all__ = [
     "scan",
     "sneaky_fields",
     "walk_objects",
+    "widget_visible",
 ]

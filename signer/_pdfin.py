@@ -2,7 +2,8 @@
 
 Codes: ``PDF_TOO_LARGE`` (over ``settings.max_pdf_bytes``), ``PDF_NOT_PDF`` (no ``%PDF-`` header),
 ``PDF_ENCRYPTED`` (an encrypted document cannot be sealed: the seal would sign ciphertext the reader
-decrypts differently), ``PDF_MALFORMED`` (pyHanko cannot read the structure or its pages).
+decrypts differently), ``PDF_TOO_COMPLEX`` (over :data:`SEAL_BUDGET`, counted on the raw bytes before any
+parser runs), ``PDF_MALFORMED`` (pyHanko cannot read the structure or its pages).
 Documents that already carry signatures are accepted: the seal goes into an incremental update.
 
 "Seal the document as it is shown" (:func:`refuse_unsealable`, after opening, before a number is drawn):
@@ -11,13 +12,18 @@ Documents that already carry signatures are accepted: the seal goes into an incr
 (a visible unsigned signature field: it could be filled after the seal), ``PDF_NEEDS_APPEARANCES`` (the
 viewer would redraw the form fields its own way), ``PDF_TOO_COMPLEX`` (more objects than the walk's
 budget), ``PDF_STRUCTURE_INVALID`` (``qpdf --check`` complains: the verifier would refuse the sealed copy
-with STRUCTURE_INVALID, so it is refused before anything is spent on it).
+with STRUCTURE_INVALID, so it is refused before anything is spent on it). And for a document that already
+carries signatures (:func:`refuse_failing_signatures`): ``PDF_SIGNATURE_INVALID`` when the verifier, trusting
+nobody, already rates it TOTAL_FAILED (an earlier signature that is not DER, empty, altered): the sealed copy
+would fail the same way, under an official number.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import replace
+from datetime import datetime
 from io import BytesIO
 
 from pyhanko.pdf_utils.misc import PdfError
@@ -26,6 +32,8 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from core.errors import BadInput, Unavailable
 
 from ._pdfgraph import DEFAULT_MAX_NODES, GraphBudgetExceeded, scan
+from ._verify_budget import check_budget
+from ._verify_model import VerifyLimits
 
 Box = tuple[float, float, float, float]
 
@@ -48,6 +56,34 @@ MALFORMED_ERRORS: tuple[type[BaseException], ...] = (
     zlib.error,
     struct.error,
 )
+
+
+_VERIFIER = VerifyLimits()
+#: The verifier's pre-parse budget (``signer._verify_budget``, ``VERIFY_BUDGET_EXCEEDED``) less room for what
+#: sealing and years of archive-timestamp renewals add (a few revisions, hundreds of objects, a few MB of
+#: certificates, CRLs and timestamps): a document inside it stays inside the verifier's after sealing. Checked
+#: on the raw bytes before pyHanko reads anything, so a 200 000-object file or a 0.3 MB xref-stream bomb
+#: costs milliseconds instead of seconds and hundreds of MB in the sealing worker (issue 21, finding 6).
+SEAL_BUDGET = replace(
+    _VERIFIER,
+    max_objects=_VERIFIER.max_objects - 5_000,
+    max_xref_entries=_VERIFIER.max_xref_entries - 5_000,
+    max_revisions=_VERIFIER.max_revisions - 24,
+    max_structure_bytes=_VERIFIER.max_structure_bytes - 8 * 1024 * 1024,
+    max_expanded_bytes=_VERIFIER.max_expanded_bytes - 16 * 1024 * 1024,
+)
+
+
+def refuse_over_budget(unverified_pdf: bytes) -> None:
+    """``PDF_TOO_COMPLEX`` if the raw bytes claim or inflate to more than :data:`SEAL_BUDGET`."""
+    problem = check_budget(unverified_pdf, SEAL_BUDGET)
+    if problem is not None:
+        raise BadInput(
+            "PDF_TOO_COMPLEX",
+            f"the PDF is over what the verifier accepts, its sealed copy could not be verified: {problem}",
+            "PDF 文件过于复杂（对象、修订或解压后数据超出验证上限），盖章后无法验证",
+            details={"problem": problem},
+        )
 
 
 class OpenedPdf:
@@ -95,6 +131,7 @@ def open_untrusted_pdf(unverified_pdf: bytes, *, max_bytes: int) -> OpenedPdf:
         )
     if b"%PDF-" not in unverified_pdf[:1024]:
         raise BadInput("PDF_NOT_PDF", "the input is not a PDF document", "输入的不是 PDF 文件")
+    refuse_over_budget(unverified_pdf)  # before any parser: what it claims, not what it is, costs
     try:
         reader = PdfFileReader(BytesIO(unverified_pdf), strict=False)
         if reader.encrypted:
@@ -194,6 +231,31 @@ def _refuse_graph(opened: OpenedPdf, max_nodes: int) -> None:
             "the PDF's form asks the viewer to redraw its fields (/NeedAppearances): they would not show "
             "as sealed",
             "PDF 表单要求阅读器重绘字段（NeedAppearances），显示内容可能与盖章时不同，不能盖章",
+        )
+
+
+def refuse_failing_signatures(opened: OpenedPdf, unverified_pdf: bytes, now: datetime) -> None:
+    """``PDF_SIGNATURE_INVALID`` if the document's own signatures already fail verification.
+
+    The verifier itself, in its sandbox, with an empty trust list: an intact earlier signature from
+    elsewhere is INDETERMINATE (untrusted), which sealing accepts; a broken one is TOTAL_FAILED, and so would
+    be every sealed copy of it. Unsigned documents (nearly all) skip this.
+    """
+    if not has_signatures(opened):
+        return
+    from ._verify import verify_document
+    from ._verify_model import Indication
+    from ._verify_trust import TrustList
+
+    report = verify_document(unverified_pdf, TrustList.empty(), now=now)
+    if report.indication is Indication.TOTAL_FAILED:
+        codes = sorted(set(report.codes))
+        raise BadInput(
+            "PDF_SIGNATURE_INVALID",
+            "the PDF's own signatures already fail verification, its sealed copy would too: "
+            + ", ".join(codes[:8]),
+            "PDF 原有签名验证不通过，盖章后的文件同样无法通过验证",
+            details={"codes": codes[:20]},
         )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from core.errors import BadInput, SealServiceError
 
-from ._pdfin import has_signatures, open_untrusted_pdf, refuse_unsealable
+from ._pdfin import has_signatures, open_untrusted_pdf, refuse_failing_signatures, refuse_unsealable
 from ._qr import qr_box
 from ._seal import Placement, resolve_placement
 
@@ -101,6 +101,7 @@ def preview_seal(
             pdf = unverified_pdf
             opened = open_untrusted_pdf(pdf, max_bytes=sealer.settings.max_pdf_bytes)
             refuse_unsealable(opened, pdf)
+            refuse_failing_signatures(opened, pdf, now)
         else:
             raise BadInput("DOCUMENT_REQUIRED", "no document", "没有文书")
         page, box = resolve_placement(opened, placement)

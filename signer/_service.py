@@ -44,7 +44,13 @@ from core.settings import Settings
 from . import _numbers
 from ._loops import refuse_on_event_loop as _refuse_on_event_loop
 from ._loops import run_off_loop as _run_off_loop
-from ._pdfin import OpenedPdf, has_signatures, open_untrusted_pdf, refuse_unsealable
+from ._pdfin import (
+    OpenedPdf,
+    has_signatures,
+    open_untrusted_pdf,
+    refuse_failing_signatures,
+    refuse_unsealable,
+)
 from ._qr import verification_url
 from ._seal import (
     Placement,
@@ -252,7 +258,7 @@ class Sealer:
         It is called at most once, only by the signing that settles the number, never for a replay of an
         earlier signing with this idempotency key.
         """
-        from policies import DocumentKind, SigningRequest, Stage, decide
+        from policies import DocumentKind, SigningRequest, Stage, decide, number_family
 
         _refuse_on_event_loop()  # before anything is drawn or logged
         now = self.clock()
@@ -281,6 +287,7 @@ class Sealer:
             assert request.unverified_pdf is not None
             opened = open_untrusted_pdf(request.unverified_pdf, max_bytes=self.settings.max_pdf_bytes)
             refuse_unsealable(opened, request.unverified_pdf)
+            refuse_failing_signatures(opened, request.unverified_pdf, now)
             resolve_placement(opened, request.placement)
             if request.verify_qr and has_signatures(opened):
                 raise BadInput(
@@ -289,6 +296,9 @@ class Sealer:
                     "文件已有签名，添加验证二维码会使原签名失效",
                 )
         seal = self.registry.get(request.seal_id)
+        # The series this document draws from: its issuing authority (the township, or the No. 2 seal's
+        # department) and its family (approval result, acceptance paper, opinion) (issue 22, leak 15).
+        series = _numbers.series_for(seal, number_family(kind))
         if request.unverified_pdf is not None:
             self._refuse_own_numbers(request.unverified_pdf, seal)
 
@@ -330,10 +340,6 @@ class Sealer:
             seal_name=seal.name,
             seal_number=seal.number,
         )
-        # One sequence per township service centre and year (审批专用文号 are the centre's): its own approval
-        # seal and the No. 2 seals entrusted to it draw from the same counter, so the same format can
-        # never print one number twice.
-        sequence = seal.township_code
         versions = getattr(decision, "versions", None)
 
         # 3. the number, reserved in a short transaction of its own (the counter lock is held for
@@ -342,7 +348,7 @@ class Sealer:
             try:
                 drawn = _numbers.reserve_number(
                     session,
-                    sequence=sequence,
+                    sequence=series.sequence,
                     year=_numbers.year_of(now),
                     fmt=self.number_format,
                     township=seal.township,
@@ -350,6 +356,7 @@ class Sealer:
                     idempotency_key=request.idempotency_key,
                     now=now,
                     commit=True,
+                    fields=series.fields,
                 )
             except _numbers.AlreadySettled:
                 # a concurrent retry sealed it while we waited for the lock: its document is the answer
@@ -663,14 +670,22 @@ class Sealer:
         )
 
     def _refuse_own_numbers(self, unverified_pdf: bytes, seal: Any) -> None:
-        """A PDF brought to be sealed may not already print a number of this centre's series (nor a bare
-        〔2026〕2号): the number is assigned here, after this check, and a page showing another one would
-        carry a seal bound to a number it does not show (issue 18). Numbers of other organs' series
-        (citations such as 兴国县林业局〔2025〕12号) are fine. Checked before a number is drawn."""
+        """A PDF brought to be sealed may not already print a number of this issuer's series, of any
+        family (nor a bare 〔2026〕2号): the number is assigned here, after this check, and a page showing
+        another one would carry a seal bound to a number it does not show (issue 18). Numbers of other
+        organs' series (citations such as 兴国县林业局〔2025〕12号) are fine. Checked before a number is
+        drawn."""
+        from policies import NumberFamily
+
         from ._verify_visual import conflicting_numbers, page_texts
 
-        head = _numbers.series_prefix(self.number_format, seal.township, seal.county)
-        if head is None:
+        heads = [
+            _numbers.series_prefix(
+                self.number_format, seal.township, seal.county, _numbers.series_for(seal, family).fields
+            )
+            for family in NumberFamily
+        ]
+        if None in heads:
             return  # a number format without 〔year〕: nothing to recognise on a page
         try:
             texts = page_texts(unverified_pdf)
@@ -678,14 +693,14 @@ class Sealer:
             raise BadInput(
                 "PDF_MALFORMED", f"the PDF's pages cannot be read: {exc}", "PDF 页面无法读取"
             ) from exc
-        shown = conflicting_numbers(texts, head)
+        shown = [found for head in heads if head for found in conflicting_numbers(texts, head)]
         if shown:
             page, number = shown[0]
             raise BadInput(
                 "PDF_SHOWS_DOCUMENT_NUMBER",
                 f"page {page} already shows the document number {number}; numbers of this series are "
                 "assigned when the document is sealed (use a template, or leave the number out)",
-                f"第{page}页已印有文号“{number}”；本中心的审批文号由盖章时分配（请使用模板或去掉文号）",
+                f"第{page}页已印有文号“{number}”；本中心的文号由盖章时分配（请使用模板或去掉文号）",
                 details={"page": page, "number": number},
             )
 

@@ -4,10 +4,11 @@ pyHanko's difference analysis (``strict_diff_policy``) rates later revisions; th
 independent opinion the seal rule needs, written for one question only: could anything added after the seal
 change what a reader shows or prints? Two checks:
 
-* :func:`widgets_of` / :func:`is_widget_visible` — a signature or document timestamp signed after the seal
-  must have no visible widget (a visible one is an overlay: Mainka et al., "Shadow attacks", the Sneaky
-  Signature Attack of IEEE S&P 2021, and a visible document timestamp, which needs no insider at all). The
-  one exception, decided by the caller, is a *trusted* signature on a *new* field: a county attestation.
+* :func:`widgets_of` (visibility by :func:`signer._pdfgraph.widget_visible`, the sealing gate's rule) — a
+  signature or document timestamp signed after the seal must have no visible widget (a visible one is an
+  overlay: Mainka et al., "Shadow attacks", the Sneaky Signature Attack of IEEE S&P 2021, and a visible
+  document timestamp, which needs no insider at all). The one exception, decided by the caller, is a
+  *trusted* signature on a *new* field: a county attestation.
 * :func:`later_revision_problems` — every object written in a revision after the seal must be one of:
   validation data (the DSS and what it references: certificates, CRLs, OCSP responses, VRI), a signature or
   timestamp value dictionary, a signature field and its widget with the appearance it brings, the bookkeeping
@@ -30,9 +31,10 @@ from typing import Any
 
 from pyhanko.pdf_utils import generic
 
+from signer._pdfgraph import widget_visible
+
 Rect = tuple[float, float, float, float]
 
-_HIDDEN = 2
 #: Catalog entries a later LTV or signature revision may set (anything else changes what a reader does).
 _CATALOG_KEYS_OK = frozenset({"/DSS", "/AcroForm", "/Metadata", "/Extensions", "/Version"})
 #: AcroForm entries a later signature revision may change (never /NeedAppearances, /DA, /DR, /XFA, /CO).
@@ -54,20 +56,6 @@ class Widget:
 
 def _num(v: Any) -> float:
     return float(v)
-
-
-def is_widget_visible(annot: Any) -> bool:
-    try:
-        flags = int(annot.get("/F", 0))
-    except (TypeError, ValueError):
-        flags = 0
-    if flags & _HIDDEN:
-        return False
-    try:
-        x1, y1, x2, y2 = (_num(v) for v in annot["/Rect"])
-    except (KeyError, TypeError, ValueError):
-        return True  # unreadable: fail closed
-    return abs(x2 - x1) * abs(y2 - y1) > 1e-6
 
 
 def _rect(annot: Any) -> Rect | None:
@@ -134,7 +122,7 @@ def widgets_of(field: Any, pages: dict[int, int]) -> list[Widget]:
                 page = pages.get(p.idnum)
         except KeyError:
             page = None
-        out.append(Widget(page=page, rect=_rect(annot), visible=is_widget_visible(annot)))
+        out.append(Widget(page=page, rect=_rect(annot), visible=widget_visible(annot)))
     return out
 
 
@@ -549,4 +537,4 @@ def _judge_acroform(old: Any, new: Any, resolver: Any) -> str | None:
     return None
 
 
-__all__ = ["Widget", "is_widget_visible", "later_revision_problems", "page_indices", "widgets_of"]
+__all__ = ["Widget", "later_revision_problems", "page_indices", "widgets_of"]

@@ -39,6 +39,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -423,34 +424,63 @@ def _der_of(item: Any) -> bytes:
     return bytes(item.get_object().data)
 
 
-def _validation_context(trust: TrustList, certs: list[bytes], crls: list[bytes], moment: datetime) -> Any:
+#: Certificates and CRLs parsed for validation contexts, by DER, per thread (bounded). Every document of a
+#: county carries the same CA, TSA and seal certificates and the same CRL, and the trust list is the same
+#: for every document: parsing them, and computing what path building asks of them (subject and key
+#: hashes, issuer and serial, key identifiers; asn1crypto computes those lazily and keeps them on the
+#: object), was a large part of building a context. The parse is a pure function of the bytes, and the
+#: objects are only read; they are per thread because asn1crypto's lazy parsing is not thread-safe.
+#: Bounded by the encodings' total size (the table lives as long as the worker, whose memory limit is for
+#: the document at hand): a hostile document's many or large certificates only empty it.
+_PARSED_ITEM_MAX_BYTES = 256 << 10
+_PARSED_TOTAL_MAX_BYTES = 4 << 20
+_parsed = threading.local()
+
+
+def _parsed_asn1(kind: str, der: bytes) -> Any:
+    """The asn1crypto object for ``der`` (``kind``: "cert" or "crl"), forced to parse its top level;
+    raises ``ValueError``/``TypeError`` on bytes asn1crypto cannot read, as a fresh parse would."""
+    table: dict[tuple[str, bytes], Any] | None = getattr(_parsed, "table", None)
+    if table is None:
+        table = _parsed.table = {}
+        _parsed.size = 0
+    hit = table.get((kind, der))
+    if hit is not None:
+        return hit
     from asn1crypto import crl as a_crl
     from asn1crypto import x509 as a_x509
+
+    if kind == "cert":
+        obj: Any = a_x509.Certificate.load(der)
+        _ = obj.subject  # force a parse now; absurd content is caught here, not in path building
+    else:
+        obj = a_crl.CertificateList.load(der)
+        _ = obj.issuer
+    if len(der) <= _PARSED_ITEM_MAX_BYTES:
+        if _parsed.size + len(der) > _PARSED_TOTAL_MAX_BYTES:
+            table.clear()
+            _parsed.size = 0
+        table[(kind, der)] = obj
+        _parsed.size += len(der)
+    return obj
+
+
+def _validation_context(trust: TrustList, certs: list[bytes], crls: list[bytes], moment: datetime) -> Any:
     from pyhanko_certvalidator import ValidationContext
 
-    def _certs(ders: list[bytes] | tuple[bytes, ...]) -> list[Any]:
+    def _all(kind: str, ders: list[bytes] | tuple[bytes, ...]) -> list[Any]:
         out = []
         for d in ders:
             try:
-                c = a_x509.Certificate.load(d)
-                _ = c.subject  # force a parse now; absurd content is caught here, not in path building
-                out.append(c)
+                out.append(_parsed_asn1(kind, d))
             except (ValueError, TypeError):
                 continue
         return out
 
-    crl_objs = []
-    for d in crls:
-        try:
-            c = a_crl.CertificateList.load(d)
-            _ = c.issuer
-            crl_objs.append(c)
-        except (ValueError, TypeError):
-            continue
     return ValidationContext(
-        trust_roots=_certs(trust.roots),
-        other_certs=_certs(list(trust.intermediates) + certs),
-        crls=crl_objs,
+        trust_roots=_all("cert", trust.roots),
+        other_certs=_all("cert", list(trust.intermediates) + certs),
+        crls=_all("crl", crls),
         allow_fetching=False,
         moment=moment,
         retroactive_revinfo=True,
@@ -857,8 +887,9 @@ def _run_checks(
         for w in sig_works[sig_works.index(first_seal) + 1 :]:
             if w.kind == "signature" and not w.trusted:
                 w.add("LATER_SIGNATURE_UNAUTHORISED", detail=w.seal.subject if w.seal else None)
-    _after_the_seal(reader, data, ends, sig_works, doc_reasons, checks)
-    _number_on_the_page(data, ends, _anchor(sig_works), checks)
+    anchor = _anchor(sig_works)
+    _after_the_seal(reader, data, ends, sig_works, anchor, doc_reasons, checks)
+    _number_on_the_page(data, ends, anchor, checks)
     first_rev = min((w.signed_revision for w in sig_works if w.signed_revision is not None), default=None)
     if first_rev is not None:
         for fq_name, field_ref in unsigned_fields:
@@ -883,6 +914,7 @@ def _after_the_seal(
     data: bytes,
     ends: list[int],
     sig_works: list[_SigWork],
+    anchor: _SigWork | None,
     doc_reasons: list[Reason],
     checks: list[str],
 ) -> None:
@@ -897,7 +929,6 @@ def _after_the_seal(
     """
     from signer import _verify_after_seal as after
 
-    anchor = _anchor(sig_works)
     if anchor is None or anchor.signed_revision is None:
         return
     seal_rev = anchor.signed_revision

@@ -29,6 +29,9 @@ class ForeignCounty:
     source: str  # where ``yizhang trust refresh`` fetches it again (URL or file)
     created_at: datetime | None = None  # when the county made the bundle
     key_ids: frozenset[str] = field(default=frozenset())
+    # how to get a fresh one, when it is not in the trust store (``verify --bundle FILE``): said instead of
+    # ``yizhang trust refresh NAME``
+    refresh_hint: str | None = None
 
     def __post_init__(self) -> None:
         if not self.key_ids:
@@ -85,7 +88,11 @@ def stale_detail(county: ForeignCounty, now: datetime) -> str:
         f"{county.name}: trust bundle {days} d {rest // 3600} h past its nextUpdate "
         f"{county.next_update.isoformat()}"
         + (f" (made {county.created_at.isoformat()})" if county.created_at else "")
-        + f"; refresh it: yizhang trust refresh {county.name} (from {county.source})"
+        + (
+            f"; {county.refresh_hint}"
+            if county.refresh_hint
+            else f"; refresh it: yizhang trust refresh {county.name} (from {county.source})"
+        )
     )
 
 

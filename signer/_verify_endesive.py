@@ -5,12 +5,20 @@ Why this module exists: ``import endesive.pdf`` fails on this system. endesive â
 "OpenSSL 3.0.19" has a two-digit patch number, the regex finds no match, and oscrypto raises
 ``LibraryNotFoundError('Error detecting the version of libcrypto')`` at import time.
 
-The documented way around it is oscrypto's own ``oscrypto.use_openssl(libcrypto_path, libssl_path)``,
-called before anything imports oscrypto's backend: it selects which libcrypto oscrypto loads. It does not
-skip the version parse, so it must point at a libcrypto whose version string oscrypto can read. We look, in
-order, at ``YIZHANG_OSCRYPTO_LIBCRYPTO`` / ``YIZHANG_OSCRYPTO_LIBSSL`` (explicit configuration), the
-system library, and the OpenSSL build vendored in the psycopg-binary wheel (3.5.x). If none parses, the
-cross-check reports itself unavailable (reason CROSS_CHECK_UNAVAILABLE): never silently skipped.
+How it is made to work, deliberately:
+
+1. **The upstream fix, applied at import** (:func:`install_oscrypto_fix`). oscrypto's master branch fixed
+   the pattern to ``\\b(\\d+\\.\\d+\\.\\d+[a-z]*)\\b`` (wbond/oscrypto#75; commit d5f3437, cited in #78), but
+   no release carries it. An import hook rewrites exactly that one expression in the two modules that hold it
+   (``oscrypto._openssl._libcrypto_cffi`` and ``_libcrypto_ctypes``) of oscrypto 1.3.0, and nothing else;
+   another oscrypto version, or one where the old expression is gone, is left alone.
+   ``tests/unit/verify/test_endesive_ready.py`` fails when an oscrypto release makes the fix unnecessary
+   (remove it then) and when the cross-check is unavailable on the CI machine.
+2. **Which libcrypto.** ``oscrypto.use_openssl(libcrypto_path, libssl_path)`` before anything imports
+   oscrypto's backend, in this order: ``YIZHANG_OSCRYPTO_LIBCRYPTO`` / ``YIZHANG_OSCRYPTO_LIBSSL``
+   (explicit configuration), the system library (Debian's, which the fix makes readable), and the OpenSSL
+   build vendored in the psycopg-binary wheel. If none loads, the cross-check reports itself unavailable
+   (reason CROSS_CHECK_UNAVAILABLE): never silently skipped.
 
 Only endesive's digest and signature verification (``SignatureVerifier.decompose_signed_data``) is used:
 its certificate-path code (certvalidator) does not know this project's trust list, and trust is judged by
@@ -22,14 +30,71 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import logging
 import os
 import re
+import sys
 import sysconfig
 from typing import Any
 
 _STATE: dict[str, Any] = {"ready": None, "why": None}
-_VERSION_RE = re.compile(r"\b(\d\.\d\.\d[a-z]*)\b")  # oscrypto 1.3.0's own pattern
+#: oscrypto 1.3.0's version pattern as it appears in its source, and upstream's fix (wbond/oscrypto d5f3437).
+_OSCRYPTO_OLD_PATTERN = "re.search('\\\\b(\\\\d\\\\.\\\\d\\\\.\\\\d[a-z]*)\\\\b', version_string)"
+_OSCRYPTO_NEW_PATTERN = "re.search('\\\\b(\\\\d+\\\\.\\\\d+\\\\.\\\\d+[a-z]*)\\\\b', version_string)"
+_OSCRYPTO_FIXED_MODULES = ("oscrypto._openssl._libcrypto_cffi", "oscrypto._openssl._libcrypto_ctypes")
+_VERSION_RE = re.compile(r"\b(\d+\.\d+\.\d+[a-z]*)\b")  # the pattern oscrypto uses once fixed
+
+
+class _OscryptoFixLoader(importlib.machinery.SourceFileLoader):
+    """Loads one of oscrypto 1.3.0's libcrypto modules with upstream's version-pattern fix applied."""
+
+    def get_code(self, fullname: str) -> Any:
+        source = self.get_data(self.path).decode("utf-8")
+        return compile(source.replace(_OSCRYPTO_OLD_PATTERN, _OSCRYPTO_NEW_PATTERN), self.path, "exec")
+
+
+class _OscryptoFixFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname not in _OSCRYPTO_FIXED_MODULES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
+            return None
+        try:
+            with open(spec.origin or "", encoding="utf-8") as f:
+                if _OSCRYPTO_OLD_PATTERN not in f.read():
+                    return None  # not the 1.3.0 text: leave it to the normal import
+        except OSError:
+            return None
+        spec.loader = _OscryptoFixLoader(fullname, spec.origin or "")
+        return spec
+
+
+def oscrypto_needs_fix() -> bool:
+    """Whether the installed oscrypto still carries the version pattern that cannot read "3.0.19"."""
+    for name in _OSCRYPTO_FIXED_MODULES:
+        spec = importlib.machinery.PathFinder.find_spec(name, _oscrypto_path())
+        try:
+            with open(spec.origin if spec and spec.origin else "", encoding="utf-8") as f:
+                if _OSCRYPTO_OLD_PATTERN in f.read():
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _oscrypto_path() -> list[str] | None:
+    spec = importlib.util.find_spec("oscrypto._openssl")
+    return list(spec.submodule_search_locations) if spec and spec.submodule_search_locations else None
+
+
+def install_oscrypto_fix() -> None:
+    """Put the import hook in place (idempotent); it must run before oscrypto's backend is imported."""
+    if not any(isinstance(f, _OscryptoFixFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _OscryptoFixFinder())
 
 
 def _version_string(path: str) -> str | None:
@@ -70,6 +135,7 @@ def prepare() -> str | None:
     """Make ``endesive.verifier`` importable; ``None`` on success, else why not."""
     if _STATE["ready"] is not None:
         return None if _STATE["ready"] else str(_STATE["why"])
+    install_oscrypto_fix()
     tried = []
     for crypto_path, ssl_path in _candidates():
         version = _version_string(crypto_path)
@@ -106,6 +172,33 @@ def _verifier() -> Any:
     return v
 
 
+#: ``Certificate.native`` by DER (bounded). endesive finds the signer among a CMS's certificates by turning
+#: every certificate into Python values (``.native``) to read its serial number: about 80 % of the cross-check
+#: on a sealed permit. That form is a pure function of the certificate's encoding, and every document of a
+#: county carries the same few certificates, so it is computed once per worker and handed to each freshly
+#: parsed copy. Only the ``SignedData`` this module parses for endesive receives it; nothing else reads it.
+_NATIVE_MAX = 64  # entries of at most _NATIVE_MAX_BYTES: about a megabyte of encodings
+_NATIVE_MAX_BYTES = 16_384
+_natives: dict[bytes, Any] = {}
+
+
+def _prime_natives(signed_data: Any) -> None:
+    for choice in signed_data["certificates"] or []:
+        if choice.name != "certificate":
+            continue
+        cert = choice.chosen
+        der = cert.dump()
+        native = _natives.get(der)
+        if native is None:
+            native = cert.native
+            if len(der) <= _NATIVE_MAX_BYTES:
+                if len(_natives) >= _NATIVE_MAX:
+                    _natives.clear()
+                _natives[der] = native
+        else:
+            cert._native = native  # noqa: SLF001 - asn1crypto's own slot for the computed form
+
+
 def library() -> str | None:
     return _STATE.get("lib")
 
@@ -129,6 +222,7 @@ def integrity(data: bytes, byte_ranges: list[tuple[int, ...] | None]) -> list[tu
             from asn1crypto import cms
 
             sd = cms.ContentInfo.load(sig_bytes)["content"]
+            _prime_natives(sd)
             eci = sd["encap_content_info"]
             if eci["content_type"].native == "tst_info":
                 # Document timestamp: endesive checks the TSA's signature over the TSTInfo; the TSTInfo's

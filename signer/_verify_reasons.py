@@ -329,9 +329,10 @@ CATALOG: dict[str, tuple[Severity, SubIndication | None, str, str]] = {
         _I,
         S.TRY_LATER,
         "the issuing county's trust bundle is past its next update (how long, and where to refresh it, in "
-        "the detail): run `yizhang trust refresh` and verify again",
+        "the detail): refresh it (`yizhang trust refresh`, or a new bundle from that county) and verify "
+        "again",
         "签发县的信任包已过下次更新时间（过期多久、从何处更新见详情）："
-        "请运行 yizhang trust refresh 后重新核验",
+        "请更新信任包（yizhang trust refresh，或向该县索取新的验证包）后重新核验",
     ),
 }
 

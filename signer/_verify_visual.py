@@ -537,9 +537,10 @@ def page_texts(pdf: bytes, *, max_pages: int = 500) -> list[str]:
     return out
 
 
-#: How the organ designation of a 发文字号 ends (兴政发、林字、兴政函、兴江审批): a number whose prefix
-#: ends otherwise (a document title, an organ's name, a bare 〔2026〕2号) is counted as this series'.
-_ORGAN_ENDINGS = ("审批", "发", "字", "函", "办")
+#: How the organ designation of a 发文字号 ends (兴政发、林字、兴政函、兴江审批, and the centre's own
+#: acceptance and opinion series 兴江受理、兴江意见): a number whose prefix ends otherwise (a document title,
+#: an organ's name, a bare 〔2026〕2号) is counted as this series'.
+_ORGAN_ENDINGS = ("审批", "受理", "意见", "发", "字", "函", "办")
 
 
 def series_head(number: str) -> str | None:

@@ -83,3 +83,11 @@ def test_every_readme_command_exists(command: list[str]) -> None:
 
     result = CliRunner().invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
+
+
+def test_every_image_in_the_readme_is_in_the_repository() -> None:
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README.read_text(encoding="utf-8"))
+    assert {"docs/screenshot-console.png", "docs/screenshot-verify.png"} <= set(images)
+    for image in images:
+        path = README.parent / image
+        assert path.is_file() and path.read_bytes().startswith(b"\x89PNG"), image

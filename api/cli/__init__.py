@@ -29,6 +29,7 @@ _AREAS = (
     "_serve",
     "_demo",
     "_ltv",
+    "_backup",
 )
 
 for _name in _AREAS:

@@ -26,6 +26,9 @@ ActorOpt = Annotated[
 ]
 CountyOpt = Annotated[str, typer.Option("--county", help="county code, e.g. 360732")]
 RevisionOpt = Annotated[int | None, typer.Option("--revision", help="read as of this policy revision")]
+BasisOpt = Annotated[
+    str, typer.Option("--basis", help="the decision it rests on, e.g. 赣府字〔2026〕5号 (required)")
+]
 
 
 def _canon(value: Any) -> Any:
@@ -241,6 +244,66 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one closure per command
         """Register townships from a No. 2 seal table (code <county>-<number>)."""
         with cli_errors(as_json), _store(home) as store:
             emit(store.import_no2_townships(county, _read(file), actor=actor, encoding=encoding), as_json)
+
+    # township lifecycle (issue 22, leak 7): the county approval bureau's admin, with the decision as basis
+    @contextmanager
+    def _store_and_seals(home: Path | None) -> Iterator[tuple[PolicyStore, Any]]:
+        from keystore import open_registry
+
+        with _store(home) as store, open_registry(settings_for(home)) as registry:
+            yield store, registry
+
+    @org.command("rename-township")
+    def org_rename_township(
+        code: Annotated[str, typer.Argument()],
+        name: Annotated[str, typer.Argument(help="the new name, e.g. 兴江镇 (乡改镇)")],
+        basis: BasisOpt,
+        actor: ActorOpt,
+        home: HomeOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Rename a township; each live seal is changed (变更) to name it. Earlier documents keep theirs."""
+        from api._townships import rename_township
+
+        with cli_errors(as_json), _store_and_seals(home) as (store, registry):
+            emit(rename_township(store, registry, code, name, actor=actor, basis=basis), as_json)
+
+    @org.command("merge-township")
+    def org_merge_township(
+        code: Annotated[str, typer.Argument()],
+        into: Annotated[str, typer.Option("--into", help="the township it merges into")],
+        basis: BasisOpt,
+        actor: ActorOpt,
+        home: HomeOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Merge a township into another: powers pass to it, its seals are sealed away (封存)."""
+        from api._townships import merge_township
+
+        with cli_errors(as_json), _store_and_seals(home) as (store, registry):
+            emit(merge_township(store, registry, code, into, actor=actor, basis=basis), as_json)
+
+    @org.command("retire-township")
+    def org_retire_township(
+        code: Annotated[str, typer.Argument()],
+        basis: BasisOpt,
+        actor: ActorOpt,
+        home: HomeOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Abolish a township without a successor: closed, its seals sealed away (封存)."""
+        from api._townships import retire_township
+
+        with cli_errors(as_json), _store_and_seals(home) as (store, registry):
+            emit(retire_township(store, registry, code, actor=actor, basis=basis), as_json)
+
+    @org.command("show-township")
+    def org_show_township(
+        code: Annotated[str, typer.Argument()], home: HomeOpt = None, as_json: JsonOpt = False
+    ) -> None:
+        """A township's state (ACTIVE, MERGED, RETIRED), its name and former names."""
+        with cli_errors(as_json), _store(home) as store:
+            emit(store.township_record(code), as_json)
 
     @org.command("list")
     def org_list(

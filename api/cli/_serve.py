@@ -7,7 +7,7 @@ import os
 import shutil
 import sys
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -83,20 +83,37 @@ def serve(
             shutil.rmtree(metrics_dir, ignore_errors=True)
             metrics_dir.mkdir(parents=True, exist_ok=True)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    uvicorn.run(
-        "api.app:app_factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips,
-        access_log=False,  # ours (api._observability) has no query strings and carries request ids
-        log_config=None,
-        log_level=log_level,
-        server_header=False,
-        timeout_graceful_shutdown=20,
-    )
+    uvicorn.run(**uvicorn_options(host, port, workers, forwarded_allow_ips, log_level))
+
+
+#: Seconds a serve worker may take to start or to answer its supervisor before it is replaced.
+WORKER_HEALTHCHECK_S = 60
+
+
+def uvicorn_options(
+    host: str, port: int, workers: int, forwarded_allow_ips: str, log_level: str
+) -> dict[str, Any]:
+    """What ``yizhang serve`` hands to ``uvicorn.run``."""
+    return {
+        "app": "api.app:app_factory",
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "proxy_headers": True,
+        "forwarded_allow_ips": forwarded_allow_ips,
+        "access_log": False,  # ours (api._observability) has no query strings and carries request ids
+        "log_config": None,
+        "log_level": log_level,
+        "server_header": False,
+        "timeout_graceful_shutdown": 20,
+        # uvicorn kills a worker that has not answered its supervisor's ping within this time, *including
+        # while it starts* (a spawned worker imports the app and opens the token before its pong thread
+        # runs). Its default of 5 s is shorter than a start on a busy 2-core machine: the replacement was
+        # killed before it could serve, again and again, and the service ran on one worker (found by
+        # bench/bench_verify_served_hostile.py, issue 21).
+        "timeout_worker_healthcheck": WORKER_HEALTHCHECK_S,
+    }
 
 
 @account_app.command("create")

@@ -104,8 +104,9 @@ def register(app: typer.Typer) -> None:
                     trust_list = trust_list.merged(TrustList.from_files([item]))
             if bundle is not None:
                 b = _load_bundle(bundle)
-                trust_list = trust_list.merged(TrustList.from_bundle(b))
-                evidence = _bundle_evidence(b)
+                bundle_trust = TrustList.from_bundle(b)
+                trust_list = trust_list.merged(bundle_trust)
+                evidence = _bundle_router(b, bundle_trust, bundle)
             if not trust and bundle is None:  # this county, and the counties of its trust store
                 from api._trust_store import evidence_router
 
@@ -295,6 +296,36 @@ def _latest_checkpoint(settings: Any) -> tuple[str | None, datetime | None]:
     return cps[-1].note, at
 
 
+def _bundle_router(bundle: dict[str, Any], trust: Any, path: Path) -> Any:
+    """``--bundle FILE``: the bundle's county judged the way the trust store judges one (the evidence of the
+    county whose CA issued the seal, and ``TRUST_BUNDLE_STALE`` once the bundle is past its own
+    ``next_update``: its CRLs and status list may miss a revocation made since). A seal its CAs did not
+    issue (a root given with ``--trust``) still gets the bundle's evidence, as before."""
+    from signer._verify_counties import EvidenceRouter, ForeignCounty
+
+    evidence = _bundle_evidence(bundle)
+    found = bundle.get("county")
+    county = found.get("name") if isinstance(found, dict) else None
+    where = bundle.get("url")
+    hint = "get a new bundle from that county" + (
+        f" ({where})" if where else " (`yizhang verify-bundle` there)"
+    )
+    return EvidenceRouter(
+        home=evidence,
+        counties=(
+            ForeignCounty(
+                name=str(county or path.name),
+                trust=trust,
+                evidence=evidence,
+                next_update=_bundle_time(bundle.get("next_update"), "next update"),
+                source=str(path),
+                created_at=_bundle_time(bundle.get("created_at"), "creation time"),
+                refresh_hint=hint,
+            ),
+        ),
+    )
+
+
 def _bundle_evidence(bundle: dict[str, Any]) -> Any:
     """The log key from a bundle's C2SP vkey (name+hash+base64(0x01 || key)), its latest checkpoint and its
     decision status list."""
@@ -348,15 +379,19 @@ def _bundle_status(note: Any, key: bytes, name: str) -> Any:
     return status_list.answer
 
 
-def _bundle_time(value: Any) -> datetime | None:
-    """When the bundle's checkpoint was signed (``checkpoint_at``; older bundles: ``created_at``, a bound
-    from above: the checkpoint was signed before the bundle was made)."""
+_WHAT_ZH = {"checkpoint time": "检查点时间", "next update": "下次更新时间", "creation time": "生成时间"}
+
+
+def _bundle_time(value: Any, what: str = "checkpoint time") -> datetime | None:
+    """A time the bundle states: when its checkpoint was signed (``checkpoint_at``; older bundles:
+    ``created_at``, a bound from above: the checkpoint was signed before the bundle was made), when it was
+    made, until when it is good (``next_update``)."""
     if not value:
         return None
     try:
         at = datetime.fromisoformat(str(value))
     except ValueError as exc:
         raise BadInput(
-            "BUNDLE_INVALID", "bundle checkpoint time is malformed", "验证包中的检查点时间格式错误"
+            "BUNDLE_INVALID", f"bundle {what} is malformed", f"验证包中的{_WHAT_ZH.get(what, '时间')}格式错误"
         ) from exc
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

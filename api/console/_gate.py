@@ -19,7 +19,15 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
 from api._accounts import csrf_matches, resolve_session
-from api._authz import ROLE_PERMISSIONS, SESSION_COOKIE, UNSAFE_METHODS, Permission, Principal, _check_rate
+from api._authz import (
+    ROLE_PERMISSIONS,
+    SESSION_COOKIE,
+    UNSAFE_METHODS,
+    Permission,
+    Principal,
+    _check_rate,
+    inherited_townships,
+)
 from api._authz import services_of as services_of
 from core.db import transaction
 from core.errors import SealServiceError
@@ -70,7 +78,9 @@ def console_gate(
             if not csrf_matches(console.csrf_token, presented if isinstance(presented, str) else None):
                 message = "表单校验失败（CSRF），请刷新页面后重试。"
                 return Gate(None, refusal=refuse(request, 403, message, "CSRF_FAILED"))
-        principal = Principal(console.account, "session")
+        principal = Principal(
+            console.account, "session", inherited_townships(services_of(request), console.account)
+        )
         request.state.account_id = console.account.account_id
         if console.account.must_change_password and needed != {Permission.SELF}:
             # as api._authz.require: a reset password opens nothing until the person changes it. A page is

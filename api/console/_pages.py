@@ -717,6 +717,7 @@ ENTRY_KINDS = {
     "AGREEMENT_CHANGED": "委托协议",
     "POWERS_CHANGED": "乡镇权限",
     "DECISION_STATUS_CHANGED": "文书效力变更",
+    "TOWNSHIP_CHANGED": "乡镇更名撤并",
 }
 _HEXISH = re.compile(r"^[0-9a-fA-F]{24,}$|^[0-9]{24,}$")
 

@@ -23,6 +23,8 @@ from core.settings import Settings
 Reader = Annotated[Principal, Depends(require(Permission.POLICY_READ))]
 Admin = Annotated[Principal, Depends(require(Permission.POLICY_ADMIN))]
 AgreementAdmin = Annotated[Principal, Depends(require(Permission.AGREEMENTS_ADMIN))]
+# A township's rename, merger or retirement changes its registry entry and its seals: the county admin only.
+TownshipAdmin = Annotated[Principal, Depends(require(Permission.POLICY_ADMIN, Permission.SEALS_ADMIN))]
 
 MAX_CATALOG_BYTES = 8 * 1024 * 1024
 
@@ -73,6 +75,20 @@ class AmendIn(_In):
 
 class ReasonIn(_In):
     reason: str = Field(default="", max_length=2000)
+
+
+class TownshipRenameIn(_In):
+    name: str = Field(min_length=1, max_length=200)
+    basis: str = Field(min_length=1, max_length=2000)
+
+
+class TownshipMergeIn(_In):
+    into: Code
+    basis: str = Field(min_length=1, max_length=2000)
+
+
+class TownshipRetireIn(_In):
+    basis: str = Field(min_length=1, max_length=2000)
 
 
 def _actor(principal: Principal) -> str:
@@ -174,6 +190,59 @@ def router_for(settings: Settings) -> APIRouter:
     def powers(township_code: str, principal: Reader, request: Request) -> list[Any]:
         principal.ensure_scope(township_code=township_code)
         return list(jsonable(services_of(request).need("policy_store").powers(township_code)))
+
+    # -- township lifecycle (issue 22, leak 7) -------------------------------------------------------------
+
+    @router.get("/townships/{township_code}")
+    def township(township_code: str, principal: Reader, request: Request) -> dict[str, Any]:
+        principal.ensure_scope(township_code=township_code)
+        return dict(jsonable(services_of(request).need("policy_store").township_record(township_code)))
+
+    def _lifecycle(request: Request, principal: Principal, township_code: str, act: Any) -> dict[str, Any]:
+        principal.ensure_scope(township_code=township_code)
+        services = services_of(request)
+        store, registry = services.need("policy_store"), services.need("seal_registry")
+        return dict(jsonable(act(store, registry, _actor(principal))))
+
+    @router.post("/townships/{township_code}/rename")
+    def rename_township(
+        township_code: str, body: TownshipRenameIn, principal: TownshipAdmin, request: Request
+    ) -> dict[str, Any]:
+        from api._townships import rename_township as rename
+
+        return _lifecycle(
+            request,
+            principal,
+            township_code,
+            lambda st, reg, actor: rename(st, reg, township_code, body.name, actor=actor, basis=body.basis),
+        )
+
+    @router.post("/townships/{township_code}/merge")
+    def merge_township(
+        township_code: str, body: TownshipMergeIn, principal: TownshipAdmin, request: Request
+    ) -> dict[str, Any]:
+        from api._townships import merge_township as merge
+
+        principal.ensure_scope(township_code=body.into)
+        return _lifecycle(
+            request,
+            principal,
+            township_code,
+            lambda st, reg, actor: merge(st, reg, township_code, body.into, actor=actor, basis=body.basis),
+        )
+
+    @router.post("/townships/{township_code}/retire")
+    def retire_township(
+        township_code: str, body: TownshipRetireIn, principal: TownshipAdmin, request: Request
+    ) -> dict[str, Any]:
+        from api._townships import retire_township as retire
+
+        return _lifecycle(
+            request,
+            principal,
+            township_code,
+            lambda st, reg, actor: retire(st, reg, township_code, actor=actor, basis=body.basis),
+        )
 
     @router.post("/townships/{township_code}/powers/grant")
     def grant(township_code: str, body: PowersIn, principal: Admin, request: Request) -> list[Any]:

@@ -182,7 +182,7 @@ def test_township_seal_allowed_and_cross_township_refused(county) -> None:
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["status"] == "SEALED" and body["requires_approval"] is False, body
-    assert body["document_number"].startswith("兴江审批〔") and body["ledger_index"] is not None
+    assert body["document_number"].startswith("兴江受理〔") and body["ledger_index"] is not None
     _check_sealed(c, h["xj.clerk"], body, h["admin"])
     # The same key and payload: the same request, not a second one.
     again = _submit(c, h["xj.clerk"], seals[XJ], county["accept_matter"], "受理", "受理通知书", "key-0001")

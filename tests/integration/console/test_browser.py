@@ -104,7 +104,8 @@ def test_submit_approve_download_verify(county: County, browser: Any, tmp_path: 
         page.keyboard.press("Enter")
         page.wait_for_selector("#flash")
         flash = page.inner_text("#flash")
-        assert "已批准" in flash and "梅窖审批〔" in flash, flash
+        # the No. 2 seal's licence carries the department's series (issue 22, leak 15)
+        assert "已批准" in flash and "兴国县行政审批局审批〔" in flash, flash
         _shot(page, "04-principal-approved")
         _logout(page)
 

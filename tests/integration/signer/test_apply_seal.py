@@ -10,6 +10,7 @@ import pytest
 from tests._fixtures.signer import ACCEPTANCE_DATA, validate_all
 
 pytestmark = pytest.mark.softhsm
+ACCEPTANCE_SERIES = "360732-11/ACCEPTANCE"  # 兴江乡's acceptance papers (issue 22, leak 15)
 
 
 def _request(seal: Any, xingjiang_clerk: Any, **kw: Any) -> Any:
@@ -41,7 +42,8 @@ def test_apply_seal_logs_numbers_and_replays(
     from signer._numbers import numbers
 
     first = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk))
-    assert first.document_number.startswith("兴江审批〔") and first.document_number.endswith("〕1号")
+    # an acceptance notice: the township's acceptance series, not its approval series (issue 22, leak 15)
+    assert first.document_number.startswith("兴江受理〔") and first.document_number.endswith("〕1号")
     assert first.sha256 == hashlib.sha256(first.pdf).hexdigest()
     root = county_pki.root_certificate.public_bytes(serialization.Encoding.DER)
     [status] = validate_all(first.pdf, root)
@@ -61,7 +63,7 @@ def test_apply_seal_logs_numbers_and_replays(
     assert second.ledger_index == first.ledger_index + 1
 
     with transaction(engine) as s:
-        seq = numbers(s, xingjiang_seal.township_code, 2026)
+        seq = numbers(s, ACCEPTANCE_SERIES, 2026)
     assert [(n, st) for n, _, st in seq] == [(1, "USED"), (2, "USED")]
 
 
@@ -100,7 +102,7 @@ def test_refusal_produces_no_document_and_a_ledger_entry(
     report = ledger.audit()
     assert report.ok and report.size == 1
     with transaction(engine) as s:
-        assert numbers(s, xingjiang_seal.township_code, 2026) == []
+        assert numbers(s, ACCEPTANCE_SERIES, 2026) == []
 
 
 def test_failure_after_draw_voids_the_number(
@@ -120,7 +122,7 @@ def test_failure_after_draw_voids_the_number(
     ok = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="req-after"))
     assert ok.document_number.endswith("〕2号")  # 1 was voided, never reused
     with transaction(engine) as s:
-        assert [(n, st) for n, _, st in numbers(s, xingjiang_seal.township_code, 2026)] == [
+        assert [(n, st) for n, _, st in numbers(s, ACCEPTANCE_SERIES, 2026)] == [
             (1, "VOID"),
             (2, "USED"),
         ]
@@ -166,7 +168,7 @@ def test_token_failure_mid_way_voids_the_number_and_releases_nothing(
         sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="lost-key"))
     assert err.value.family == "keystore"
     with transaction(engine) as s:
-        assert [(n, st) for n, _, st in numbers(s, xingjiang_seal.township_code, 2026)] == [(1, "VOID")]
+        assert [(n, st) for n, _, st in numbers(s, ACCEPTANCE_SERIES, 2026)] == [(1, "VOID")]
         assert s.get(SealedDocumentRow, "lost-key") is None
     report = ledger.audit()
     assert report.ok and report.size == 1  # only DOCUMENT_NUMBER_VOIDED
@@ -234,7 +236,8 @@ def test_no2_seal_needs_agreement_and_principal(
     done = sealer.apply_seal(
         _request(seal, meijiao_clerk(), approver=meijiao_principal(), idempotency_key="no2-b", **kw)
     )
-    assert done.document_number.startswith("梅窖审批〔") and done.level == "B-LT"
+    # the department's series: the licence is in its name (issue 22, leak 15)
+    assert done.document_number.startswith("兴国县行政审批局审批〔") and done.level == "B-LT"
     root = county_pki.root_certificate.public_bytes(serialization.Encoding.DER)
     [status] = validate_all(done.pdf, root)
     assert status.intact and status.valid and status.trusted
@@ -402,18 +405,21 @@ def test_async_entry_point_and_guard(sealer: Any, xingjiang_seal: Any, xingjiang
 def _reserve_as_if_crashed(sealer: Any, seal: Any, key: str) -> Any:
     """What a process that died mid-signing leaves: its number reserved, committed, never settled."""
     from core.db import transaction
-    from signer._numbers import reserve_number, year_of
+    from policies import NumberFamily
+    from signer._numbers import reserve_number, series_for, year_of
 
     with transaction(sealer.engine) as s:
+        series = series_for(seal, NumberFamily.ACCEPTANCE)  # the request seals an acceptance notice
         return reserve_number(
             s,
-            sequence=seal.township_code,
+            sequence=series.sequence,
             year=year_of(sealer.clock()),
             fmt=sealer.number_format,
             township=seal.township,
             county=seal.county,
             idempotency_key=key,
             now=sealer.clock(),
+            fields=series.fields,
         )
 
 
@@ -429,7 +435,7 @@ def test_retry_after_a_crash_takes_over_the_reserved_number(
     assert retried.document_number == left.number and retried.document_number.endswith("〕1号")
     assert other.document_number.endswith("〕2号")
     with transaction(engine) as s:
-        assert [(n, st) for n, _, st in numbers(s, xingjiang_seal.township_code, 2026)] == [
+        assert [(n, st) for n, _, st in numbers(s, ACCEPTANCE_SERIES, 2026)] == [
             (1, "USED"),
             (2, "USED"),
         ]
@@ -453,7 +459,7 @@ def test_sweeper_voids_what_a_dead_signing_left_and_logs_it(
     later = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="dead"))
     assert later.document_number.endswith("〕2号")  # the voided number is never reused, not even by its key
     with transaction(engine) as s:
-        assert [(n, st) for n, _, st in numbers(s, xingjiang_seal.township_code, 2026)] == [
+        assert [(n, st) for n, _, st in numbers(s, ACCEPTANCE_SERIES, 2026)] == [
             (1, "VOID"),
             (2, "USED"),
         ]
@@ -492,7 +498,7 @@ def test_a_signing_outliving_its_reservation_releases_nothing(
         sealer._timestamper = working
     assert err.value.code == "DOCUMENT_NUMBER_EXPIRED"
     with transaction(engine) as s:
-        assert [(n, st) for n, _, st in numbers(s, xingjiang_seal.township_code, 2026)] == [(1, "VOID")]
+        assert [(n, st) for n, _, st in numbers(s, ACCEPTANCE_SERIES, 2026)] == [(1, "VOID")]
         assert s.get(SealedDocumentRow, "slow") is None
     retry = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key="slow"))
     assert retry.document_number.endswith("〕2号") and not retry.replayed
@@ -555,7 +561,7 @@ def test_on_settled_commits_with_the_settle_or_not_at_all(
     with transaction(engine) as s:
         assert [tuple(r) for r in s.execute(select(caller)).all()] == [("kept", done.document_number)]
         assert s.get(SealedDocumentRow, "clash") is None and s.get(SealedDocumentRow, "lost") is None
-        assert [(n, st) for n, _, st in numbers(s, xingjiang_seal.township_code, 2026)] == [
+        assert [(n, st) for n, _, st in numbers(s, ACCEPTANCE_SERIES, 2026)] == [
             (1, "USED"),
             (2, "VOID"),
             (3, "VOID"),

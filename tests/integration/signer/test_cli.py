@@ -132,7 +132,7 @@ def test_render_and_sign(tmp_path: Path) -> None:
     r = _yz(home, *sign)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
-    assert result["document_number"] == "兴江审批〔2026〕1号" and result["replayed"] is False
+    assert result["document_number"] == "兴江受理〔2026〕1号" and result["replayed"] is False
     pdfsig = subprocess.run(["pdfsig", str(out)], capture_output=True, text=True).stdout
     assert "Signature is Valid" in pdfsig and "Total document signed" in pdfsig
     again = json.loads(_yz(home, *sign).stdout)

@@ -150,11 +150,11 @@ def test_number_format_rules() -> None:
     from signer._numbers import check_format, township_short, year_of
 
     with pytest.raises(BadInput) as err:
-        check_format("{township_short}审批{seq}号")
+        check_format("{issuer}{family}{seq}号")
     assert err.value.code == "NUMBER_FORMAT_INVALID"
     with pytest.raises(BadInput):
-        check_format("{year}{seq}{secret}")
-    assert check_format("兴国审批〔{year}〕{seq:03d}号")
+        check_format("{issuer}{family}{year}{seq}{secret}")
+    assert check_format("{issuer}{family}〔{year}〕{seq:03d}号")
     assert township_short("兴江乡") == "兴江"
     assert township_short("兴国县潋江镇人民政府", "兴国县") == "潋江"
     assert township_short("城关街道") == "城关"
@@ -188,7 +188,7 @@ def test_concurrent_sealing_gap_free_and_one_seal_per_key(
     same = [r for r in results if r.idempotency_key == "same"]
     assert len({r.sha256 for r in same}) == 1 and len({r.ledger_index for r in same}) == 1
     with transaction(engine) as s:
-        seq = numbers(s, xingjiang_seal.township_code, 2026)
+        seq = numbers(s, f"{xingjiang_seal.township_code}/ACCEPTANCE", 2026)  # acceptance notices
     assert [(n, st) for n, _, st in seq] == [(i, "USED") for i in range(1, 6)]
     report = ledger.audit()
     assert report.ok and report.size == 5

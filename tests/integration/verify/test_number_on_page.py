@@ -167,4 +167,4 @@ def test_sealer_refuses_a_pdf_showing_a_number_of_its_series(
             unverified_pdf=_page("兴政发〔2026〕2号"),
         )
     )
-    assert doc.document_number == "兴江审批〔2026〕1号"
+    assert doc.document_number == "兴江受理〔2026〕1号"  # an acceptance notice: its own series (issue 22)

@@ -108,6 +108,18 @@ CASES: dict[str, Case] = {
         township_request(operator=make_clerk(role=Role.AUDITOR)),
         minimal_facts(),
     ),
+    "OPERATOR_ACCOUNT_DISABLED": lambda: (
+        township_request(operator=make_clerk(active=False)),
+        minimal_facts(),
+    ),
+    "TOWNSHIP_MERGED": lambda: (
+        township_request(),
+        dataclasses.replace(minimal_facts(), township_closed="MERGED", township_successor=T2),
+    ),
+    "TOWNSHIP_RETIRED": lambda: (
+        township_request(),
+        dataclasses.replace(minimal_facts(), township_closed="RETIRED"),
+    ),
     "APPROVAL_MISSING": lambda: (no2_request(approver=None), minimal_facts()),
     "SELF_APPROVAL": lambda: (no2_request(approver=make_clerk(role=Role.PRINCIPAL)), minimal_facts()),
     "APPROVER_NOT_PRINCIPAL": lambda: (

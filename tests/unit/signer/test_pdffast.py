@@ -86,12 +86,37 @@ def test_token_reader_random_bytes_match_pyhanko(data: bytes, skip: int) -> None
     )
 
 
+def _name_outcome(fn, data: bytes) -> tuple[object, ...]:  # type: ignore[no-untyped-def]
+    try:
+        v = fn(data)
+    except Exception as exc:  # noqa: BLE001 - the error class and text are part of what must match
+        return ("error", type(exc).__name__, str(exc))
+    return ("ok", type(v).__name__, str(v))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"Type", b"Page", b"J#53", b"A#20B", b"#", b"A#4", b"A#zz", b"caf\xc3\xa9", b"\xff", b"a(b", b"a/b"]
+    + [b"x" * 200, b"Name~!*'"],
+)
+def test_name_decoding_matches_pyhanko(data: bytes) -> None:
+    assert _name_outcome(_pdffast.decode_name, data) == _name_outcome(_pdffast._DECODE_NAME, data)
+    assert _pdffast.decode_name(b"Type") is not _pdffast.decode_name(b"Type")  # never shared (container_ref)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=40))
+def test_name_decoding_random_bytes_match_pyhanko(data: bytes) -> None:
+    assert _name_outcome(_pdffast.decode_name, data) == _name_outcome(_pdffast._DECODE_NAME, data)
+
+
 def test_installed_by_the_signer_package() -> None:
     import signer  # noqa: F401
 
     assert _pdffast.installed()
     assert generic.read_hex_string_from_stream is _pdffast.read_hex_string_from_stream
     assert generic.read_until_delimiter is _pdffast.read_until_delimiter
+    assert generic._decode_name is _pdffast.decode_name
 
 
 def _name(**attrs: str) -> object:

@@ -57,7 +57,7 @@ def test_invisible_document_timestamp_with_an_appearance_still_passes(
 
 
 def test_hidden_flag_makes_a_widget_invisible_but_noview_does_not() -> None:
-    from signer._verify_after_seal import is_widget_visible
+    from signer._pdfgraph import widget_visible as is_widget_visible
 
     def annot(flags: int, rect: tuple[int, ...] = (10, 10, 200, 60)) -> generic.DictionaryObject:
         return generic.DictionaryObject(

@@ -7,15 +7,15 @@ implements the matter in its own name (001 四（三）), so a refusal names its
 an append-only table touch no row, so the triggers of policies_0002 are not involved; matters imported
 before this revision route as before their re-import (no codes: the entrusting department, else the county).
 
-Revision ID: policies_0004_matter
-Revises: policies_0003
+Revision ID: policies_0005
+Revises: policies_0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "policies_0004_matter"
-down_revision = "policies_0003"
+revision = "policies_0005"
+down_revision = "policies_0004"
 branch_labels = None
 depends_on = None
 
