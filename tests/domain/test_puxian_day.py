@@ -103,11 +103,12 @@ def test_puxian_day(tmp_path: Path) -> None:
             template="refusal_decision", data=refusal, key="kecheng-006",
         )  # fmt: skip
         assert r.status_code == 400 and r.json()["code"] == "TEMPLATE_KIND_MISMATCH", r.text
-        numbers = [accepted["document_number"], decided["document_number"]]
-        assert (
-            numbers[0].startswith("克城审批〔")
-            and numbers[0].endswith("〕1号")
-            and numbers[1].endswith("〕3号")
+        # R15: acceptance papers and decisions each have their series (受理 1, 补正 2; 审批 1)
+        assert accepted["document_number"].startswith("克城受理〔") and accepted["document_number"].endswith(
+            "〕1号"
+        )
+        assert decided["document_number"].startswith("克城审批〔") and decided["document_number"].endswith(
+            "〕1号"
         )
         # 薛关镇 holds only two matters
         r = submit(
@@ -135,4 +136,4 @@ def test_puxian_day(tmp_path: Path) -> None:
     day.ok("ledger", "checkpoint")
     verified = json.loads(day.run("verify", str(tmp_path / "old.pdf"), "--json").stdout)
     assert verified["indication"] == "TOTAL_PASSED", verified["reasons"]
-    assert verified["facts"]["document_number"].startswith("薛关审批〔")
+    assert verified["facts"]["document_number"].startswith("薛关受理〔")

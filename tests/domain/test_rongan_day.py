@@ -68,7 +68,7 @@ def test_rongan_day(tmp_path: Path) -> None:
             api, h["sd.clerk"], seal=siding, matter="RA-002", stage="受理", kind="受理通知书",
             template="acceptance_notice", data=CASE, key="siding-0001",
         )  # fmt: skip
-        assert r.status_code == 201 and r.json()["document_number"].startswith("泗顶审批〔"), r.text
+        assert r.status_code == 201 and r.json()["document_number"].startswith("泗顶受理〔"), r.text
         accepted = r.json()
         page = api.get(f"/v1/signing-requests/{accepted['request_id']}/document", headers=h["sd.clerk"])
         (tmp_path / "accepted.pdf").write_bytes(page.content)
@@ -82,7 +82,7 @@ def test_rongan_day(tmp_path: Path) -> None:
             api, h["dj.clerk"], seal=dajiang, matter="RA-002", stage="受理", kind="受理通知书",
             template="acceptance_notice", data=CASE, key="dajiang-0001",
         )  # fmt: skip
-        assert r.status_code == 201 and r.json()["document_number"].startswith("大将审批〔"), r.text
+        assert r.status_code == 201 and r.json()["document_number"].startswith("大将受理〔"), r.text
         # 行政审批专窗: the 市场监管所's licence takes its own seal (001 四（三）, R19)
         r = submit(
             api, h["sd.clerk"], seal=siding, matter="RA-003", stage="受理", kind="受理通知书",

@@ -101,7 +101,7 @@ def test_xinxian_day(tmp_path: Path) -> None:
         )  # fmt: skip
         assert r.status_code == 201 and r.json()["status"] == "SEALED", r.text
         accepted = r.json()
-        assert accepted["document_number"].startswith("八里畈审批〔")
+        assert accepted["document_number"].startswith("八里畈受理〔")
         # 审批: the township completes 临时救助, here with a refusal that gives its reasons (003)
         r = submit(
             api, h["blf.clerk"], seal=blf, matter="XX-001", stage="审批", kind="不予批准决定书",
@@ -142,7 +142,7 @@ def test_xinxian_day(tmp_path: Path) -> None:
             api, h["jls.clerk"], seal=jls, matter="XX-002", stage="受理", kind="受理通知书",
             template="acceptance_notice", data={**ACCEPT, "matter_name": "老年人优待证办理"}, key="jls-0002",
         )  # fmt: skip
-        assert r.status_code == 201 and r.json()["document_number"].startswith("金兰山审批〔"), r.text
+        assert r.status_code == 201 and r.json()["document_number"].startswith("金兰山受理〔"), r.text
 
         # 审管联动: 新县民政局 gets the decisions on its matters, by its code (R16)
         feed = api.get("/v1/supervision/feed", params={"cursor": 0}, headers=h["civil"]).json()["events"]
@@ -157,7 +157,7 @@ def test_xinxian_day(tmp_path: Path) -> None:
         ).json()
         assert [x["document_number"] for x in lines] == [
             accepted["document_number"],
-            f"八里畈审批〔{month[:4]}〕2号",
+            f"八里畈审批〔{month[:4]}〕1号",
         ]
         assert all(x["date"] and x["reason"] and x["user"] and x["count"] == 1 for x in lines)
         r = api.get("/v1/ledger/usage", params={"seal_id": jls, "month": month}, headers=h["blf.head"])
