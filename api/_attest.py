@@ -217,7 +217,8 @@ def responsible_departments(services: Any, township_code: str, matter_code: str 
     if matter is None:
         return set()
     found = {matter.department_code or ""}
-    found.update(_SPLIT.split(matter.supervising_department or ""))
+    # by code (issue 22, leak 16); a matter imported before the codes were kept falls back to its text
+    found.update(matter.supervising_codes or _SPLIT.split(matter.supervising_department or ""))
     return {d for d in found if d}
 
 

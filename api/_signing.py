@@ -693,7 +693,7 @@ class SigningWorkflow:
         return bool(qr_fits(source_pdf, max_bytes=self.services.settings.max_pdf_bytes))
 
     def _mark_sealed(
-        self, s: Session, request_id: str, sealed: SealedDocument, supervisor: str | None, now: datetime
+        self, s: Session, request_id: str, sealed: SealedDocument, supervisor: SupervisionRoute, now: datetime
     ) -> SigningRequestView | None:
         """One guarded UPDATE; ``None`` if the request is already SEALED.
 
@@ -900,8 +900,12 @@ class SigningWorkflow:
         ledger = self.services.ledger
         history: list[DecisionEvent] = []
         seen: set[int] = set()
+        issued = False
         for kind, payload, at in events:
             if kind == "DECISION_ISSUED":
+                if issued:  # one event per supervising department (issue 22, leak 16): one issue
+                    continue
+                issued = True
                 index = payload.get("ledger_index")
                 history.append(DecisionEvent("ISSUED", at, index if isinstance(index, int) else None))
                 continue
@@ -931,18 +935,48 @@ class SigningWorkflow:
             )
         return tuple(history)
 
-    def _supervisor_of(self, matter_code: str, township_code: str, department_code: str | None) -> str | None:
-        """The supervising department of the matter (审管联动), read before any write transaction."""
+    def _supervisor_of(
+        self, matter_code: str, township_code: str, department_code: str | None
+    ) -> SupervisionRoute:
+        """Who the decision is pushed to (审管联动, 000 四（六）, 003), read before any write transaction.
+
+        By department *code*, never by the catalog's text (issue 22, leak 16), in this order:
+        1. the matter's supervising departments (each gets its own event: a four-department cell reaches
+           four departments);
+        2. else its entrusting department;
+        3. else the seal's department (a No. 2 seal);
+        4. else the township's county: a matter whose catalog names no department goes to the county
+           (its administrators and the county-wide feed), said so in the event, never to no one."""
         store = self.services.policy_store
-        if store is None:
-            return department_code
+        if store is None:  # no catalog: nothing can be decided either; the seal's department, if any
+            return SupervisionRoute((department_code,), "SEAL_DEPARTMENT") if department_code else _UNROUTED
         try:
             m = store.matter_for(township_code, matter_code)  # one query, cached per policy revision
-        except SealServiceError:  # the feed entry still goes out, to the seal's department
-            return department_code
-        if m is None:
-            return department_code
-        return m.supervising_department or m.department_code or department_code
+        except SealServiceError:  # the feed entry still goes out
+            m = None
+        if m is not None and m.supervising_codes:
+            return SupervisionRoute(m.supervising_codes, "SUPERVISING_DEPARTMENT")
+        if m is not None and m.department_code:
+            return SupervisionRoute((m.department_code,), "ENTRUSTING_DEPARTMENT")
+        if department_code:
+            return SupervisionRoute((department_code,), "SEAL_DEPARTMENT")
+        try:
+            county = store.organisation(township_code).county_code
+        except SealServiceError:
+            county = None
+        return SupervisionRoute((county,), "COUNTY") if county else _UNROUTED
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionRoute:
+    """The organisations a decision's events go to, and why (``routing`` in each event)."""
+
+    codes: tuple[str, ...]
+    routing: str  # SUPERVISING_DEPARTMENT | ENTRUSTING_DEPARTMENT | SEAL_DEPARTMENT | COUNTY | UNROUTED
+
+
+#: Only without a policy store (no catalog, no township registry): one event, for county-wide readers.
+_UNROUTED = SupervisionRoute((), "UNROUTED")
 
 
 def _columns(row: SigningRequestRow) -> dict[str, Any]:
@@ -975,34 +1009,43 @@ def _current(row: SigningRequestRow) -> dict[str, Any]:
 
 
 def _outbox_insert(
-    row: Any, event: str, now: datetime, supervisor: str | None, extra: dict[str, Any] | None = None
+    row: Any, event: str, now: datetime, route: SupervisionRoute, extra: dict[str, Any] | None = None
 ) -> Insert:
-    """An outbox event for the supervision feed: no personal data, only what a supervisor needs.
+    """The outbox events for the supervision feed, one per organisation the route names: no personal data,
+    only what a supervisor needs.
 
     ``row`` has a request row's column names (an ORM row, a ``RETURNING`` result, a namespace)."""
+    payload = json.dumps(
+        {
+            "request_id": row.request_id,
+            "document_number": row.document_number,
+            "seal_id": row.seal_id,
+            "matter": row.matter_code,
+            "stage": row.stage,
+            "document_kind": row.document_kind,
+            "township_code": row.township_code,
+            "decision_status": row.decision_status,
+            "ledger_index": row.ledger_index,
+            "sealed_sha256": row.sealed_sha256,
+            "at": now.isoformat(),
+            "routing": route.routing,
+            "supervising_codes": list(route.codes),
+            **(extra or {}),
+        },
+        ensure_ascii=False,
+    )
     return insert(_outbox_t).values(
-        event=event,
-        request_id=row.request_id,
-        supervising_code=supervisor,
-        township_code=row.township_code,
-        payload=json.dumps(
+        [
             {
+                "event": event,
                 "request_id": row.request_id,
-                "document_number": row.document_number,
-                "seal_id": row.seal_id,
-                "matter": row.matter_code,
-                "stage": row.stage,
-                "document_kind": row.document_kind,
+                "supervising_code": code,
                 "township_code": row.township_code,
-                "decision_status": row.decision_status,
-                "ledger_index": row.ledger_index,
-                "sealed_sha256": row.sealed_sha256,
-                "at": now.isoformat(),
-                **(extra or {}),
-            },
-            ensure_ascii=False,
-        ),
-        created_at=now,
+                "payload": payload,
+                "created_at": now,
+            }
+            for code in (route.codes or (None,))
+        ]
     )
 
 
@@ -1011,7 +1054,7 @@ def _publish(
     row: Any,
     event: str,
     now: datetime,
-    supervisor: str | None,
+    supervisor: SupervisionRoute,
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Queue an outbox event (see :func:`_outbox_insert`) in ``s``'s transaction."""

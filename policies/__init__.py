@@ -14,6 +14,7 @@ from policies._model import (
     CHINA_TZ,
     DEFAULT_APPROVAL_STAGES,
     MODE_STAGES,
+    STAGE_ORDER,
     Actor,
     Agreement,
     AgreementStatus,
@@ -42,6 +43,7 @@ from policies._tables import default_stage_kinds, parse_stage_kinds
 
 __all__ = [
     "ALL_STAGES",
+    "STAGE_ORDER",
     "CHINA_TZ",
     "DEFAULT_APPROVAL_STAGES",
     "MESSAGES",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,11 @@ COUNTY_FIELDS = (
     "mode",
     "requires_admin_seal",
     "note",
+    "level",
+    "agency",
 )
+#: What separates departments in one supervising cell (``县卫健委、县民政局、县医保局、县乡村振兴局``).
+DEPARTMENT_SEPARATORS = re.compile(r"[、，,；;/／\s]+")
 JSON_FORMAT = "yizhang.catalog/1"
 
 
@@ -47,7 +52,11 @@ JSON_FORMAT = "yizhang.catalog/1"
 class ParsedCatalog:
     source: str  # "shanxi" | "xingguo" | "county"
     matters: tuple[Matter, ...]
-    departments: tuple[tuple[str, str], ...]  # (code, name) of departments the catalog names
+    departments: tuple[tuple[str, str], ...]  # (code, name) of departments the import registers
+    # (row, field, code, name) of each supervising department a row names that the import does not
+    # register: storage refuses the file unless each is a registered department of the county
+    # (CATALOG_DEPARTMENT_UNKNOWN)
+    references: tuple[tuple[int, str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +124,24 @@ def department_code(name: str, county_name: str | None) -> str:
     return raw
 
 
+def split_departments(text: str, county_name: str | None) -> tuple[tuple[str, str], ...]:
+    """A department cell -> ((code, name), ...), in order, without repeats (issue 22, leak 16).
+
+    ``兴国县卫健委、县民政局`` -> ``(("县卫健委", "兴国县卫健委"), ("县民政局", "县民政局"))``."""
+    out: dict[str, str] = {}
+    for piece in DEPARTMENT_SEPARATORS.split(normalise_code(text)):
+        if piece:
+            out.setdefault(department_code(piece, county_name), piece)
+    return tuple(out.items())
+
+
+def is_county_department(code: str) -> bool:
+    """Whether a department code has this county's form (the county's name written as 县: ``县林业局``).
+
+    ``新县民政局`` read in 兴国县 keeps its prefix: it is another county's department, never this one's."""
+    return code.startswith("县") and len(code) > 1
+
+
 def _rows(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     reader = csv.reader(io.StringIO(text))
     try:
@@ -160,6 +187,17 @@ def _no(row_no: int, text: str, seen: dict[int, int]) -> int:
     return no
 
 
+#: 办理层级 (002 附件1): the Shanxi catalog lists township-level (乡级) matters only; 县级 and 村级 are
+#: the other levels a county's own catalog may give.
+LEVELS = frozenset({"乡级", "县级", "村级"})
+
+
+def _level(row_no: int, text: str) -> str | None:
+    if text and text not in LEVELS:
+        raise _row_error(row_no, "level", f"unknown level {text!r}", f"未知办理层级 {text!r}")
+    return text or None
+
+
 def _check_duplicate(row_no: int, key: tuple[Any, ...], seen: dict[tuple[Any, ...], int]) -> None:
     # compared as NFKC: a full-width look-alike of a name already listed is the same matter (issue 22)
     key = tuple(normalise_code(k) if isinstance(k, str) else k for k in key)
@@ -187,8 +225,7 @@ def parse_shanxi(text: str, *, prefix: str = "SX") -> ParsedCatalog:
         if not c["matter"]:
             raise _row_error(row_no, "matter", "empty matter name", "事项名称为空")
         power, sub = _power(row_no, "power_type", c["power_type"])
-        if c["level"] not in {"乡级", ""}:
-            raise _row_error(row_no, "level", f"unknown level {c['level']!r}", f"未知层级 {c['level']!r}")
+        level = _level(row_no, c["level"])
         try:
             mode = mode_from_scope(c["township_scope"])
         except ValueError:
@@ -201,7 +238,12 @@ def parse_shanxi(text: str, *, prefix: str = "SX") -> ParsedCatalog:
         _check_duplicate(row_no, (c["matter"], power, sub), seen)
         matters.append(
             Matter(
-                code=f"{prefix}-{no:03d}", name=c["matter"], power_type=power, power_subkind=sub, mode=mode
+                code=f"{prefix}-{no:03d}",
+                name=c["matter"],
+                power_type=power,
+                power_subkind=sub,
+                mode=mode,
+                level=level,
             )
         )
     return ParsedCatalog("shanxi", tuple(matters), ())
@@ -213,6 +255,7 @@ def parse_xingguo(text: str, *, county_name: str = "兴国县", prefix: str = "X
         raise _row_error(1, "header", f"expected {','.join(XINGGUO_HEADER)}", "表头不符")
     matters: list[Matter] = []
     departments: dict[str, str] = {}
+    references: list[tuple[int, str, str, str]] = []
     seen_no: dict[int, int] = {}
     seen: dict[tuple[Any, ...], int] = {}
     for row_no, row in rows:
@@ -221,6 +264,14 @@ def parse_xingguo(text: str, *, county_name: str = "兴国县", prefix: str = "X
         if not c["matter"]:
             raise _row_error(row_no, "matter", "empty matter name", "事项名称为空")
         power, sub = _power(row_no, "power_type", c["power_type"])
+        # 004 附件2 names each matter's 业务主管部门: the county's list registers those of this county; any
+        # other name must already be registered (storage checks the references)
+        supervisors = split_departments(c["supervising_dept"], county_name)
+        for code, name in supervisors:
+            if is_county_department(code):
+                departments.setdefault(code, name)
+            else:
+                references.append((row_no, "supervising_dept", code, name))
         try:
             mode = HandlingMode(c["mode"])
         except ValueError:
@@ -243,11 +294,12 @@ def parse_xingguo(text: str, *, county_name: str = "兴国县", prefix: str = "X
                 power_subkind=sub,
                 department_code=dept,
                 supervising_department=c["supervising_dept"] or None,
+                supervising_codes=tuple(code for code, _ in supervisors),
                 mode=mode,
                 note=c["note"] or None,
             )
         )
-    return ParsedCatalog("xingguo", tuple(matters), tuple(sorted(departments.items())))
+    return ParsedCatalog("xingguo", tuple(matters), tuple(sorted(departments.items())), tuple(references))
 
 
 def _county_matter(row_no: int, c: dict[str, str], county_name: str | None) -> Matter:
@@ -276,6 +328,15 @@ def _county_matter(row_no: int, c: dict[str, str], county_name: str | None) -> M
         raise _row_error(
             row_no, "department", "a 2号章 matter needs its entrusting department", "2号章事项须填写委托部门"
         )
+    agency = c.get("agency") or None
+    if agency is not None and mode is HandlingMode.NO2_SEAL:
+        raise _row_error(
+            row_no,
+            "agency",
+            "a 2号章 matter is handled in the department's name, not a dispatched agency's",
+            "2号章事项以委托部门名义办理，不能由派出机构实施",
+        )
+    supervisors = split_departments(c.get("supervising_department", ""), county_name)
     return Matter(
         code=normalise_code(c["code"]),
         name=c["name"],
@@ -284,9 +345,12 @@ def _county_matter(row_no: int, c: dict[str, str], county_name: str | None) -> M
         power_subkind=sub,
         department_code=department_code(dept, county_name) if dept else None,
         supervising_department=c.get("supervising_department") or None,
+        supervising_codes=tuple(code for code, _ in supervisors),
         mode=mode,
         requires_admin_seal=flag in {"1", "true", "yes", "是"},
         note=c.get("note") or None,
+        level=_level(row_no, c.get("level", "")),
+        agency=agency,
     )
 
 
@@ -320,6 +384,7 @@ def parse_county(text: str, *, county_name: str | None = None) -> ParsedCatalog:
         records = [(row_no, _cells(row_no, header, row)) for row_no, row in rows]
     matters: list[Matter] = []
     departments: dict[str, str] = {}
+    references: list[tuple[int, str, str, str]] = []
     seen_code: dict[str, int] = {}
     seen_matter: dict[tuple[Any, ...], int] = {}
     for row_no, c in records:
@@ -337,8 +402,14 @@ def parse_county(text: str, *, county_name: str | None = None) -> ParsedCatalog:
         _check_duplicate(row_no, (m.name, m.sub_item or "", m.power_type, m.power_subkind), seen_matter)
         if m.department_code:
             departments.setdefault(m.department_code, c.get("department", m.department_code))
+        # a supervising department is never registered by its mention: a typo (县民正局) would route the
+        # 审管联动 push to no one, so it must be registered, or be a department this file registers
+        references.extend(
+            (row_no, "supervising_department", code, name)
+            for code, name in split_departments(c.get("supervising_department", ""), county_name)
+        )
         matters.append(m)
-    return ParsedCatalog("county", tuple(matters), tuple(sorted(departments.items())))
+    return ParsedCatalog("county", tuple(matters), tuple(sorted(departments.items())), tuple(references))
 
 
 def detect_and_parse(text: str, *, county_name: str | None = None, fmt: str | None = None) -> ParsedCatalog:

@@ -56,6 +56,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "this matter needs the township's administrative seal, not the approval seal",
         "该事项须使用乡镇行政公章，不适用行政审批专用章",
     ),
+    "MATTER_REQUIRES_AGENCY_SEAL": (
+        "this matter is implemented by the dispatched agency {agency} in its own name: it takes the seal of "
+        "{agency}, not the township's approval seal nor its administrative seal",
+        "该事项由派出机构（{agency}）以自身名义实施，须加盖{agency}的印章，不适用乡镇行政审批服务专用章或乡镇行政公章",
+    ),
     "MODE_FORBIDS_SEAL": (
         "the matter's handling mode (assist/proxy or system extension) gives the township no seal use",
         "该事项办理方式（帮办代办或业务系统延伸办）不允许乡镇用章",
@@ -162,7 +167,18 @@ def rule_matter(req: SigningRequest, facts: PolicyFacts, now: datetime) -> tuple
     if matter is None:
         return (_R["MATTER_UNKNOWN"],)
     out: tuple[Reason, ...] = ()
-    if matter.requires_admin_seal:
+    if matter.agency:
+        # 001 四（三）: a 派出机构's matters are handled at the centre but in the agency's name, under its
+        # seal; naming the township's 行政公章 here would send the clerk to the wrong seal (issue 22, leak 19)
+        en, zh = MESSAGES["MATTER_REQUIRES_AGENCY_SEAL"]
+        out += (
+            Reason(
+                "MATTER_REQUIRES_AGENCY_SEAL",
+                en.format(agency=matter.agency),
+                zh.format(agency=matter.agency),
+            ),
+        )
+    elif matter.requires_admin_seal:
         out += (_R["MATTER_REQUIRES_ADMIN_SEAL"],)
     if matter.mode in NO_SEAL_MODES:
         out += (_R["MODE_FORBIDS_SEAL"],)

@@ -72,6 +72,14 @@ class Stage(StrEnum):
 
 
 ALL_STAGES: frozenset[Stage] = frozenset(Stage)
+#: The order a matter passes its stages in (受理 → 初审 → 审核 → 复核 → 审批), for listing them.
+STAGE_ORDER: tuple[Stage, ...] = (
+    Stage.ACCEPT,
+    Stage.FIRST_REVIEW,
+    Stage.REVIEW,
+    Stage.RECHECK,
+    Stage.APPROVE,
+)
 #: Township approval switched on, no per-stage list: every stage but 受理 needs the principal (003 authorises
 #: window staff to accept applications and issue the 受理凭证 without a sign-off).
 DEFAULT_APPROVAL_STAGES: frozenset[Stage] = ALL_STAGES - {Stage.ACCEPT}
@@ -245,9 +253,16 @@ class Matter:
     sub_item: str | None = None
     power_subkind: str | None = None
     department_code: str | None = None  # owning / entrusting department
-    supervising_department: str | None = None
+    supervising_department: str | None = None  # the catalog's text, as the county wrote it (shown)
     requires_admin_seal: bool = False  # a law names the township's 行政公章, or it is reported upward
     note: str | None = None
+    # The supervising departments' registry codes (审管联动 routes by these, never by the text above); one
+    # per department a multi-department cell names. Empty: the catalog names none (see api._signing).
+    supervising_codes: tuple[str, ...] = ()
+    level: str | None = None  # 办理层级 as the catalog gives it (Shanxi: 乡级)
+    # A 派出机构 (市场监督管理所, 派出所 …) implements the matter in its own name at the centre
+    # (001 四（三）): its own seal applies, never the township's approval seal nor its 行政公章.
+    agency: str | None = None
 
     @property
     def title(self) -> str:

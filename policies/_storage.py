@@ -110,6 +110,10 @@ class PolMatter(Base):
     requires_admin_seal: Mapped[bool] = mapped_column(Boolean, default=False)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     retired: Mapped[bool] = mapped_column(Boolean, default=False)
+    # migration policies_0005: the supervising departments' codes (JSON list), 办理层级, the 派出机构
+    supervising_codes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    level: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    agency: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
 
 class PolPower(Base):
@@ -262,9 +266,12 @@ def _matter(row: PolMatter) -> Matter:
         power_subkind=row.power_subkind,
         department_code=row.department_code,
         supervising_department=row.supervising_department,
+        supervising_codes=tuple(json.loads(row.supervising_codes)) if row.supervising_codes else (),
         mode=HandlingMode[row.mode],
         requires_admin_seal=row.requires_admin_seal,
         note=row.note,
+        level=row.level,
+        agency=row.agency,
     )
 
 
@@ -897,6 +904,31 @@ class PolicyStore:
                         f"部门 {code} 已登记为其他类型单位",
                         details={"field": "department", "code": code},
                     )
+            registering = {code for code, _ in parsed.departments}
+            for row_no, field, code, name in parsed.references:
+                known = self._org_row(s, code)
+                if code in registering or (
+                    known is not None
+                    and known.kind == OrgKind.DEPARTMENT.value
+                    and known.county_code == county_code
+                ):
+                    continue
+                # 审管联动 routes by department code (000 四（六）, 003): a name that is no department of
+                # the county would route the push to no one (issue 22, leak 16)
+                raise BadInput(
+                    "CATALOG_DEPARTMENT_UNKNOWN",
+                    f"row {row_no}, field {field}: {name} is not a registered department of this county; "
+                    "register it first (yizhang org add-department) or correct the name",
+                    f"第 {row_no} 行，字段 {field}：{name} 不是本县已登记的部门；"
+                    "请先登记（yizhang org add-department）或更正名称",
+                    details={
+                        "row": row_no,
+                        "field": field,
+                        "code": code,
+                        "name": name,
+                        "source": "000 四（六）",
+                    },
+                )
             digest = hashlib.sha256(data).hexdigest()
             current = self._matter_rows(s, county_code)
             version = PolCatalogVersion(
@@ -1566,9 +1598,14 @@ def _matter_row(county_code: str, m: Matter, rev: int, catalog_version: int) -> 
         power_subkind=m.power_subkind,
         department_code=m.department_code,
         supervising_department=m.supervising_department,
+        supervising_codes=json.dumps(list(m.supervising_codes), ensure_ascii=False)
+        if m.supervising_codes
+        else None,
         mode=m.mode.name,
         requires_admin_seal=m.requires_admin_seal,
         note=m.note,
+        level=m.level,
+        agency=m.agency,
         retired=False,
     )
 

@@ -33,7 +33,18 @@ from ._fonts import font_engine, missing_glyphs
 
 SEAL_RED = (0.84, 0.07, 0.09)
 # Purpose lines a seal's full name ends with, longest first: they go under the star, the rest on the arc.
-_PURPOSE_SUFFIXES = ("行政审批服务专用章", "行政审批专用章", "审批专用章", "专用章", "公章")
+# 融安's names (001 四（二）) put 行政审批（服务）专用章 or 政务服务专用章 there whole, as the paper
+# seal does: never 行政审批（服务） on the arc and 专用章 alone under the star (issue 22).
+_PURPOSE_SUFFIXES = (
+    "行政审批（服务）专用章",
+    "行政审批(服务)专用章",
+    "行政审批服务专用章",
+    "政务服务专用章",
+    "行政审批专用章",
+    "审批专用章",
+    "专用章",
+    "公章",
+)
 _MM = 72 / 25.4
 DEFAULT_DIAMETER_PT = 42 * _MM  # 42 mm, the usual size of a township's round seal
 

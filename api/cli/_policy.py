@@ -348,14 +348,20 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one closure per command
     ) -> None:
         with cli_errors(as_json), _store(home) as store:
             matters = store.matters(county, revision)
+        from policies import STAGE_ORDER
+
         rows = [
             {
                 "code": m.code,
                 "title": m.title,
                 "power_type": m.power_label,
+                "level": m.level,  # 办理层级, as the catalog gives it (issue 22, leak 18)
                 "mode": m.mode.value,
-                "stages": sorted(s.value for s in m.mode.stages),
+                # in the order a matter is handled: 受理, 初审, 审核, 复核, 审批
+                "stages": [s.value for s in STAGE_ORDER if s in m.mode.stages],
                 "department": m.department_code,
+                "supervising_departments": list(m.supervising_codes),
+                "agency": m.agency,
             }
             for m in matters
         ]

@@ -145,6 +145,9 @@ def account_create(
         password = sys.stdin.readline().rstrip("\n") if password_stdin else None
         engine = make_engine(settings.effective_database_url)
         try:
+            # the ledger's origin is read before the write transaction: on SQLite a second connection
+            # reading it inside would wait out the busy timeout (30 s) and fall back to the settings' origin
+            ledger = _ledger(settings, engine)
             with transaction(engine) as s:
                 person_of = get_account_by_username(s, same_person_as).account_id if same_person_as else None
                 account = create_account(
@@ -161,7 +164,7 @@ def account_create(
                 )
                 record_account_change(
                     s,
-                    _ledger(settings, engine),
+                    ledger,
                     account,
                     AccountChange.CREATED,
                     actor=_cli_actor(),
@@ -197,13 +200,16 @@ def account_token(
         settings = settings_for(home)
         engine = make_engine(settings.effective_database_url)
         try:
+            # the ledger's origin is read before the write transaction: on SQLite a second connection
+            # reading it inside would wait out the busy timeout (30 s) and fall back to the settings' origin
+            ledger = _ledger(settings, engine)
             with transaction(engine) as s:
                 account = get_account_by_username(s, username)
                 issued = issue_token(s, account.account_id, name=name, ttl=timedelta(days=ttl_days))
                 actor = _cli_actor()
                 record_account_change(
                     s,
-                    _ledger(settings, engine),
+                    ledger,
                     account,
                     AccountChange.TOKEN_ISSUED,
                     actor=actor,
@@ -244,11 +250,14 @@ def account_disable(
         settings = settings_for(home)
         engine = make_engine(settings.effective_database_url)
         try:
+            # the ledger's origin is read before the write transaction: on SQLite a second connection
+            # reading it inside would wait out the busy timeout (30 s) and fall back to the settings' origin
+            ledger = _ledger(settings, engine)
             with transaction(engine) as s:
                 account = set_disabled(s, get_account_by_username(s, username).account_id, not enable)
                 record_account_change(
                     s,
-                    _ledger(settings, engine),
+                    ledger,
                     account,
                     AccountChange.ENABLED if enable else AccountChange.DISABLED,
                     actor=_cli_actor(),

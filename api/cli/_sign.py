@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
         home: HomeOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Render a document template (受理/不予受理/补正/不予批准/许可证) to an A4 PDF."""
+        """Render a document template (受理/不予受理/补正/不予批准/不予行政许可/许可证) to an A4 PDF."""
         from signer import render_template, template_names
 
         del home  # rendering needs no deployment state; accepted like on every command

@@ -69,12 +69,11 @@ def router_for(settings: Settings) -> APIRouter:
         month: Annotated[str, Query(pattern=MONTH)],
     ) -> list[Any]:
         """The usage ledger (使用登记台账) of one seal for one month (YYYY-MM)."""
+        from api._usage_scope import usage_in_scope
+
         month_bounds(month, UTC)  # refuses years a datetime cannot hold, before the ledger parses it
-        services = services_of(request)
-        registry = services.need("seal_registry")
-        seal = registry.get(seal_id)
-        principal.ensure_scope(township_code=seal.township_code, department_code=seal.department_code)
-        rows = services.need("ledger").usage(seal_id, month)
+        # a county department reads the lines of the matters it entrusts or supervises (000 四（三）)
+        rows = usage_in_scope(services_of(request), principal, seal_id, month)
         return list(jsonable(rows))
 
     return router

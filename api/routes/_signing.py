@@ -395,13 +395,13 @@ def router_for(settings: Settings) -> APIRouter:
         month: Annotated[str, Query(pattern=MONTH)],
     ) -> Response:
         """The usage ledger (使用登记台账) of one seal for one month, as CSV, from the ledger's entries:
-        Chinese headers, matters by name, people by display name, dates in Beijing time."""
-        services = services_of(request)
-        seal = services.need("seal_registry").get(seal_id)
-        principal.ensure_scope(township_code=seal.township_code, department_code=seal.department_code)
+        Chinese headers, matters by name, people by display name, dates in Beijing time. Lines as far as
+        the caller may read them (``api._usage_scope``: a department reads the matters it answers for)."""
         from api._reports import USAGE_HEADER, usage_rows
+        from api._usage_scope import usage_in_scope
 
-        rows = usage_rows(services, services.need("ledger").usage(seal_id, month))
+        services = services_of(request)
+        rows = usage_rows(services, usage_in_scope(services, principal, seal_id, month))
         return Response(
             "\ufeff" + write_rows(USAGE_HEADER, rows),
             media_type="text/csv; charset=utf-8",

@@ -132,11 +132,21 @@ def minimal_facts(**overrides: Any) -> PolicyFacts:
         "ADM": Matter(
             "ADM", "须用行政公章", PowerType.OTHER, HandlingMode.SCOPE_COMPLETE, requires_admin_seal=True
         ),
+        # a 派出机构's matter handled at the centre in the agency's own name (001 四（三）)
+        "AGY": Matter(
+            "AGY",
+            "食品经营许可（仅销售预包装食品备案）",
+            PowerType.LICENSING,
+            HandlingMode.SCOPE_COMPLETE,
+            requires_admin_seal=True,
+            agency="融安县市场监督管理局大将市场监督管理所",
+        ),
     }
     powers = {
         (T1, "M1"): TownshipPower(T1, "M1", ALL_STAGES, 3),
         (T1, "M2"): TownshipPower(T1, "M2", frozenset({Stage.ACCEPT}), 3),
         (T1, "ADM"): TownshipPower(T1, "ADM", ALL_STAGES, 3),
+        (T1, "AGY"): TownshipPower(T1, "AGY", ALL_STAGES, 3),
         (T1, "A1"): TownshipPower(T1, "A1", ALL_STAGES, 3),
         (T1, "S1"): TownshipPower(T1, "S1", ALL_STAGES, 3),
         (T2, "M1"): TownshipPower(T2, "M1", ALL_STAGES, 3),

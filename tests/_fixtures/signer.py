@@ -38,6 +38,49 @@ PERMIT_DATA = {
     "document_number": "兴江审批〔2026〕1号",
 }
 
+# The templates issue 22 added: 不予行政许可决定书 (行政许可法 第三十八条) and two more permits of the
+# Xingguo list (XG-12 林木采伐许可证, XG-22 农药经营许可证).
+LICENCE_REFUSAL_DATA = {
+    "issuer": "兴国县兴江乡人民政府",
+    "applicant": "兴国县兴江乡好客来宾馆",
+    "matter_name": "公共场所卫生许可（首次）",
+    "submitted_date": "2026年3月1日",
+    "reasons": ["经营场所的卫生设施不符合要求", "未提交从业人员健康合格证明"],
+    "basis": "《公共场所卫生管理条例》第八条",
+    "review_body": "兴国县人民政府",
+    "date": "2026年3月5日",
+    "document_number": "兴江审批〔2026〕1号",
+}
+FELLING_PERMIT_DATA = {
+    "issuer": "兴国县兴江乡人民政府",
+    "holder": "刘某某",
+    "location": "兴国县兴江乡兴江村老屋下组（小地名：背山岭）",
+    "forest_type": "商品林（用材林）",
+    "species": "杉木",
+    "felling_type": "主伐",
+    "felling_method": "皆伐",
+    "area": "1.2公顷",
+    "volume": "18.6立方米",
+    "valid_from": "2026年3月5日",
+    "valid_until": "2026年12月31日",
+    "regeneration": "2027年12月31日前完成更新造林1.2公顷",
+    "date": "2026年3月5日",
+    "document_number": "兴江审批〔2026〕1号",
+}
+PESTICIDE_PERMIT_DATA = {
+    "issuer": "兴国县兴江乡人民政府",
+    "unit_name": "兴国县兴江乡丰收农资经营部",
+    "credit_code": "92360732MA3XXXXX0K",
+    "legal_representative": "刘某某",
+    "address": "兴国县兴江乡兴江大道88号",
+    "business_premises": "兴国县兴江乡兴江大道88号",
+    "storage_premises": "兴国县兴江乡兴江大道90号仓库",
+    "valid_from": "2026年3月5日",
+    "valid_until": "2031年3月4日",
+    "date": "2026年3月5日",
+    "document_number": "兴江审批〔2026〕1号",
+}
+
 
 @pytest.fixture(scope="session")
 def permit_pdf() -> bytes:

@@ -81,6 +81,7 @@ CASES: dict[str, Case] = {
     "SEAL_KIND_MISMATCH": lambda: (no2_request(matter_code="N2"), minimal_facts()),
     "MATTER_UNKNOWN": lambda: (township_request(matter_code="NOPE"), minimal_facts()),
     "MATTER_REQUIRES_ADMIN_SEAL": lambda: (township_request(matter_code="ADM"), minimal_facts()),
+    "MATTER_REQUIRES_AGENCY_SEAL": lambda: (township_request(matter_code="AGY"), minimal_facts()),
     "MODE_FORBIDS_SEAL": lambda: (township_request(matter_code="A1"), minimal_facts()),
     "MATTER_NOT_HELD": lambda: (township_request(), minimal_facts(powers={})),
     "STAGE_NOT_DELEGATED": lambda: (
@@ -140,6 +141,15 @@ def test_reason(code: str) -> None:
     assert code in d.codes
     r = next(r for r in d.reasons if r.code == code)
     assert r.message_en and r.message_zh and r.message_en != r.message_zh
+
+
+def test_agency_matter_names_the_agency_seal() -> None:
+    # issue 22, leak 19: a 派出机构 matter was refused with "须使用乡镇行政公章", naming the wrong seal
+    d = decide(township_request(matter_code="AGY"), minimal_facts(), NOW)
+    assert d.codes == ("MATTER_REQUIRES_AGENCY_SEAL",)
+    zh = d.reasons[0].message_zh
+    assert "融安县市场监督管理局大将市场监督管理所的印章" in zh and "须使用乡镇行政公章" not in zh
+    assert "dispatched agency 融安县市场监督管理局大将市场监督管理所" in d.reasons[0].message_en
 
 
 def test_deny_by_default_without_rules() -> None:

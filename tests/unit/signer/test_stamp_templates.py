@@ -28,6 +28,13 @@ OUT = Path(__file__).resolve().parents[3] / "test-output" / "signer"
             SealFace("兴国县卫生健康委员会", "行政审批专用章", "（13）"),
         ),
         ("兴国县行政审批局行政审批专用章", 11, SealFace("兴国县行政审批局", "行政审批专用章", "（11）")),
+        # 融安 (001 四（二）): the whole purpose under the star, the township government on the arc (issue 22)
+        (
+            "融安县泗顶镇人民政府行政审批（服务）专用章",
+            None,
+            SealFace("融安县泗顶镇人民政府", "行政审批（服务）专用章", ""),
+        ),
+        ("融安县大将镇人民政府政务服务专用章", None, SealFace("融安县大将镇人民政府", "政务服务专用章", "")),
         ("某某公章", None, SealFace("某某", "公章", "")),
         ("印章", None, SealFace("印章", "", "")),
     ],
@@ -145,6 +152,7 @@ def test_templates_render_and_refuse_bad_data(tmp_path: Path) -> None:
 
 def test_every_template_renders_to_png() -> None:
     from signer import render_template, template_names
+    from tests._fixtures.signer import FELLING_PERMIT_DATA, PESTICIDE_PERMIT_DATA
 
     data = {
         "issuer": "兴国县兴江乡人民政府",
@@ -163,6 +171,9 @@ def test_every_template_renders_to_png() -> None:
         "licensed_items": "住宿",
         "valid_from": "2026年3月5日",
         "valid_until": "2030年3月4日",
+        **{k: v for k, v in FELLING_PERMIT_DATA.items() if k not in ("issuer", "date", "valid_until")},
+        **{k: v for k, v in PESTICIDE_PERMIT_DATA.items() if k not in ("issuer", "date", "valid_until")},
+        "review_body": "兴国县人民政府",
     }
     out = OUT / "templates"
     out.mkdir(parents=True, exist_ok=True)
@@ -174,6 +185,51 @@ def test_every_template_renders_to_png() -> None:
             check=True,
         )
         assert (out / f"{name}.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "says"),
+    [
+        (
+            "licence_refusal_decision",
+            "REFUSAL_DECISION",
+            ("不予行政许可决定书", "第三十八条第二款", "决定不予行政许可", "向兴国县人民政府申请行政复议"),
+        ),
+        (
+            "forest_felling_permit",
+            "PERMIT",
+            ("林木采伐许可证", "采伐蓄积（株数）", "18.6立方米", "第五十六条"),
+        ),
+        ("pesticide_business_permit", "PERMIT", ("农药经营许可证", "仓储场所", "农药（不含限制使用农药）")),
+    ],
+)
+def test_issue22_templates(name: str, kind: str, says: tuple[str, ...], tmp_path: Path) -> None:
+    """Issue 22: 不予行政许可决定书 (a licence refusal states its reasons and the applicant's remedies,
+    行政许可法 第三十八条; 003: 不予批准的决定……说明理由) and two more permits of the catalogs
+    (XG-12, XG-22)."""
+    from signer import render_template
+    from signer._templates import check_template_request, load_template
+    from tests._fixtures import signer as fx
+
+    data = {
+        "licence_refusal_decision": fx.LICENCE_REFUSAL_DATA,
+        "forest_felling_permit": fx.FELLING_PERMIT_DATA,
+        "pesticide_business_permit": fx.PESTICIDE_PERMIT_DATA,
+    }[name]
+    assert load_template(name).document_kinds == (kind,)
+    check_template_request(name, kind)
+    with pytest.raises(BadInput) as err:  # never an acceptance notice (R2)
+        check_template_request(name, "ACCEPTANCE_NOTICE")
+    assert err.value.code == "TEMPLATE_KIND_MISMATCH"
+    f = tmp_path / f"{name}.pdf"
+    f.write_bytes(render_template(name, data))
+    assert subprocess.run(["qpdf", "--check", str(f)], capture_output=True).returncode == 0
+    text = "".join(subprocess.run(["pdftotext", str(f), "-"], capture_output=True, text=True).stdout.split())
+    for words in (*says, "兴江审批〔2026〕1号", "兴国县兴江乡人民政府"):
+        assert words in text, words
+    with pytest.raises(BadInput) as err:
+        render_template(name, {k: v for k, v in data.items() if k != "issuer"} | {"issuer": "x", "date": ""})
+    assert err.value.code == "TEMPLATE_DATA_INVALID"
 
 
 def test_glyph_check_is_safe_from_many_threads_at_once() -> None:

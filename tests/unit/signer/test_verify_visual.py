@@ -28,7 +28,13 @@ from signer._verify_visual import (
     same_document_number,
     visible_changes,
 )
-from tests._fixtures.signer import ACCEPTANCE_DATA, PERMIT_DATA
+from tests._fixtures.signer import (
+    ACCEPTANCE_DATA,
+    FELLING_PERMIT_DATA,
+    LICENCE_REFUSAL_DATA,
+    PERMIT_DATA,
+    PESTICIDE_PERMIT_DATA,
+)
 
 NUMBER = "兴江审批〔2026〕3号"
 ISSUER = "兴国县兴江乡人民政府"
@@ -54,6 +60,9 @@ TEMPLATE_DATA: dict[str, dict[str, Any]] = {
         "date": "2026年11月22日",
         "items": ["身份证复印件", "户口簿"],
     },
+    "licence_refusal_decision": dict(LICENCE_REFUSAL_DATA),
+    "forest_felling_permit": dict(FELLING_PERMIT_DATA),
+    "pesticide_business_permit": dict(PESTICIDE_PERMIT_DATA),
 }
 # Where the document number sits on the acceptance notice (centred, under the title), PDF points; a test
 # checks this against PDFium's text layer.
