@@ -159,3 +159,16 @@ def test_render_and_sign(tmp_path: Path) -> None:
     )
     assert r.returncode == 1 and json.loads(r.stdout)["error"]["code"] == "SIGNING_REFUSED"
     assert not (tmp_path / "no.pdf").exists()
+
+    # issue 22, leak 11: a free-text approver is no approver; refused before any number is drawn
+    stranger = [*sign[:-1], "--approver", "anyone-at-all", "--idempotency-key", "leak-11", "--json"]
+    stranger[stranger.index("--out") + 1] = str(tmp_path / "stranger.pdf")
+    r = _yz(home, *stranger)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert json.loads(r.stdout)["error"]["code"] == "APPROVER_UNKNOWN"
+    assert not (tmp_path / "stranger.pdf").exists()
+    nxt = [*sign[:-1], "--idempotency-key", "after-leak-11", "--json"]
+    nxt[nxt.index("--out") + 1] = str(tmp_path / "next.pdf")
+    r = _yz(home, *nxt)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["document_number"] == "兴江受理〔2026〕2号"  # no number burned by the refusal
