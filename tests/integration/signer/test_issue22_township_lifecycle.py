@@ -25,17 +25,21 @@ GULONGGANG = "360732-12"  # 古龙岗镇
 BASIS = "赣府字〔2026〕5号"
 
 
-LATER = datetime.now(UTC) + timedelta(minutes=1)  # the rename's and merger's seal changes: after sealing
+def _later() -> datetime:
+    """When the rename's and merger's seal changes take effect: a minute after now, i.e. after the sealing
+    the test has just done (computed when the test runs, not when the module is collected: in a full run
+    the module is imported many minutes before this test runs)."""
+    return datetime.now(UTC) + timedelta(minutes=1)
 
 
-def _verify(pdf: bytes, county_pki: Any) -> Any:
+def _verify(pdf: bytes, county_pki: Any, later: datetime) -> Any:
     """As a verifier after the change, with the CRLs published after it."""
     from signer._verify import verify_document
     from signer._verify_model import VerifyLimits
     from tests._fixtures.signer import county_trust
 
-    trust = county_trust(county_pki, crl_at=LATER + timedelta(minutes=2))
-    return verify_document(pdf, trust, now=LATER + timedelta(minutes=5), limits=VerifyLimits(sandbox=False))
+    trust = county_trust(county_pki, crl_at=later + timedelta(minutes=2))
+    return verify_document(pdf, trust, now=later + timedelta(minutes=5), limits=VerifyLimits(sandbox=False))
 
 
 def _township_entries(engine: Any, ledger: Any, registry: Any, store: Any) -> list[Any]:
@@ -59,6 +63,7 @@ def test_rename_shows_the_new_name_and_old_documents_keep_theirs(
     from api._townships import rename_township
 
     before = seal_acceptance_notice(sealer, xingjiang_seal, xingjiang_clerk, key="rn-1", level="B-T")
+    later = _later()
     old_revision = policy_store.current_revision()
     for bad in ("", "  "):
         with pytest.raises(BadInput) as err:
@@ -66,7 +71,7 @@ def test_rename_shows_the_new_name_and_old_documents_keep_theirs(
         assert err.value.code == "TOWNSHIP_BASIS_REQUIRED"
 
     done = rename_township(
-        policy_store, seal_registry, XINGJIANG, "兴江镇", actor="admin", basis=BASIS, now=LATER
+        policy_store, seal_registry, XINGJIANG, "兴江镇", actor="admin", basis=BASIS, now=later
     )
     assert (done.state, done.name, done.former_names) == ("ACTIVE", "兴江镇", ("兴江乡",))
     assert done.seals_changed == [xingjiang_seal.seal_id]
@@ -81,7 +86,7 @@ def test_rename_shows_the_new_name_and_old_documents_keep_theirs(
 
     after = seal_acceptance_notice(sealer, seal, xingjiang_clerk, key="rn-2", level="B-T")
     assert after.document_number == "兴江受理〔2026〕2号"  # the township's series goes on under its new name
-    old_report, new_report = _verify(before.pdf, county_pki), _verify(after.pdf, county_pki)
+    old_report, new_report = _verify(before.pdf, county_pki, later), _verify(after.pdf, county_pki, later)
     assert old_report.passed, old_report.codes
     assert new_report.passed, new_report.codes
     assert old_report.signatures[0].seal.seal_name == "兴国县兴江乡人民政府行政审批服务专用章"
@@ -109,6 +114,7 @@ def test_a_merged_township_cannot_seal_and_its_powers_pass_to_the_successor(
     from signer._numbers import numbers
 
     before = seal_acceptance_notice(sealer, xingjiang_seal, xingjiang_clerk, key="mg-1", level="B-T")
+    later = _later()
     # the recorded decision first (the policy): from here the township's seal is refused, by name of the rule
     policy_store.merge_township(XINGJIANG, GULONGGANG, actor="admin", basis=BASIS)
     with pytest.raises(PolicyDenied) as err:
@@ -120,7 +126,7 @@ def test_a_merged_township_cannot_seal_and_its_powers_pass_to_the_successor(
 
     # the whole act (re-run after the policy step): its seals sealed away
     done = merge_township(
-        policy_store, seal_registry, XINGJIANG, GULONGGANG, actor="admin", basis=BASIS, now=LATER
+        policy_store, seal_registry, XINGJIANG, GULONGGANG, actor="admin", basis=BASIS, now=later
     )
     assert (done.state, done.successor_code) == ("MERGED", GULONGGANG)
     assert done.seals_retired == [xingjiang_seal.seal_id]
@@ -135,7 +141,7 @@ def test_a_merged_township_cannot_seal_and_its_powers_pass_to_the_successor(
         assert [st for _, _, st in numbers(s, f"{XINGJIANG}/ACCEPTANCE", 2026)] == [
             "USED"
         ]  # none drawn after
-    report = _verify(before.pdf, county_pki)
+    report = _verify(before.pdf, county_pki, later)
     assert report.passed, report.codes  # sealed before: still valid
 
     [entry] = _township_entries(engine, ledger, seal_registry, policy_store)
