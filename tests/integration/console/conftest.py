@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -118,3 +119,24 @@ def browser() -> Iterator[object]:
             yield b
         finally:
             b.close()
+
+
+#: The console's CSRF token in a page's forms.
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def client(county: County) -> Iterator[httpx.Client]:
+    """An HTTP client on the served county (no redirects followed: tests look at them)."""
+    with httpx.Client(base_url=county.base, timeout=60, follow_redirects=False) as c:
+        yield c
+
+
+def login(c: httpx.Client, county: County, username: str) -> str:
+    """Log ``username`` into the console with the demo password; the CSRF token of the landing page."""
+    c.cookies.clear()
+    r = c.post("/ui/login", data={"username": username, "password": county.passwords[username]})
+    assert r.status_code == 303, r.text
+    m = CSRF.search(c.get(r.headers["location"]).text)
+    assert m
+    return m.group(1)

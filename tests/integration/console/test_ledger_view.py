@@ -5,43 +5,26 @@ Real HTTP against the served demo county, and the pages in Chromium (screenshots
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from ledger import NoteVerifier, verify_receipt
-from tests.integration.console.conftest import SHOTS, County
+from tests.integration.console.conftest import SHOTS, County, login
 
 pytestmark = pytest.mark.softhsm
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ROW = re.compile(r'<tr data-index="(\d+)">(.*?)</tr>', re.S)
 MJ = "360732-13"
-
-
-@pytest.fixture
-def client(county: County) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=county.base, timeout=60, follow_redirects=False) as c:
-        yield c
-
-
-def _login(c: httpx.Client, county: County, username: str) -> str:
-    c.cookies.clear()
-    r = c.post("/ui/login", data={"username": username, "password": county.passwords[username]})
-    assert r.status_code == 303, r.text
-    m = CSRF.search(c.get(r.headers["location"]).text)
-    assert m
-    return m.group(1)
 
 
 @pytest.fixture(scope="module")
 def sealed(county: County) -> str:
     """A document sealed by 梅窖镇's clerk with the township's own seal (no approval needed)."""
     with httpx.Client(base_url=county.base, timeout=120, follow_redirects=False) as c:
-        csrf = _login(c, county, "mj.clerk")
+        csrf = login(c, county, "mj.clerk")
         r = c.post(
             "/ui/clerk/submit",
             data={
@@ -76,7 +59,7 @@ def _rows(html: str) -> list[tuple[int, str]]:
 def test_ledger_view_reads_in_chinese_with_names_and_links(
     county: County, client: httpx.Client, sealed: str
 ) -> None:
-    _login(client, county, "auditor")
+    login(client, county, "auditor")
     page = client.get("/ui/auditor").text
     assert "台账完整无误" in page
     text = _text(page)
@@ -102,7 +85,7 @@ def test_ledger_view_reads_in_chinese_with_names_and_links(
 
 
 def test_ledger_filters(county: County, client: httpx.Client, sealed: str) -> None:
-    _login(client, county, "auditor")
+    login(client, county, "auditor")
     by_kind = _rows(client.get("/ui/auditor", params={"kind": "SEAL_SIGNED"}).text)
     assert by_kind and all('class="nowrap kind">用印<' in body for _i, body in by_kind)
     by_town = _rows(client.get("/ui/auditor", params={"township": MJ}).text)
@@ -126,7 +109,7 @@ def test_ledger_filters(county: County, client: httpx.Client, sealed: str) -> No
 
 
 def test_request_receipt_page_for_the_township(county: County, client: httpx.Client, sealed: str) -> None:
-    _login(client, county, "mj.clerk")
+    login(client, county, "mj.clerk")
     page = client.get(f"/ui/requests/{sealed}").text
     assert f'id="receipt-page" href="/ui/requests/{sealed}/receipt"' in page
     r = client.get(f"/ui/requests/{sealed}/receipt")
@@ -135,7 +118,7 @@ def test_request_receipt_page_for_the_township(county: County, client: httpx.Cli
     # the clerk reads no ledger beyond its own documents
     assert client.get("/ui/auditor").status_code == 403
     assert client.get("/ui/ledger/0").status_code == 403
-    _login(client, county, "xj.clerk")
+    login(client, county, "xj.clerk")
     assert client.get(f"/ui/requests/{sealed}/receipt").status_code in (403, 404)
 
 

@@ -9,7 +9,6 @@ import csv
 import io
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,10 @@ import pytest
 
 from policies import CHINA_TZ
 from tests._fixtures.pdftext import assert_inside
-from tests.integration.console.conftest import SHOTS, County
+from tests.integration.console.conftest import SHOTS, County, login
 
 pytestmark = pytest.mark.softhsm
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SVG = "{http://www.w3.org/2000/svg}"
 PERMIT = {
@@ -38,26 +36,11 @@ PERMIT = {
 }
 
 
-@pytest.fixture
-def client(county: County) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=county.base, timeout=60, follow_redirects=False) as c:
-        yield c
-
-
-def _login(c: httpx.Client, county: County, username: str) -> str:
-    c.cookies.clear()
-    r = c.post("/ui/login", data={"username": username, "password": county.passwords[username]})
-    assert r.status_code == 303, r.text
-    m = CSRF.search(c.get(r.headers["location"]).text)
-    assert m
-    return m.group(1)
-
-
 @pytest.fixture(scope="module")
 def month_with_uses(county: County) -> str:
     """One No. 2 seal use approved and sealed, one refused by the policy, this month (Beijing time)."""
     with httpx.Client(base_url=county.base, timeout=120, follow_redirects=False) as c:
-        csrf = _login(c, county, "mj.clerk")
+        csrf = login(c, county, "mj.clerk")
         r = c.post(
             "/ui/clerk/submit",
             data={
@@ -91,11 +74,11 @@ def month_with_uses(county: County) -> str:
             },
         )
         assert refused.status_code == 303
-        csrf = _login(c, county, "mj.principal")
+        csrf = login(c, county, "mj.principal")
         r = c.post(f"/ui/requests/{request_id}/approve", data={"csrf_token": csrf, "comment": "同意"})
         assert r.status_code == 303 and "error" not in r.headers["location"], r.headers["location"]
         created = c.get(f"/v1/signing-requests/{request_id}").json()["created_at"]
-        _login(c, county, "bureau.officer")
+        login(c, county, "bureau.officer")
         page = c.get("/ui/reports").text
         month = re.search(r'id="month" name="month" value="([0-9-]+)"', page)
         assert month
@@ -119,7 +102,7 @@ def _texts(svg: ET.Element) -> list[str]:
 def test_department_report_page_has_tables_and_three_charts(
     county: County, client: httpx.Client, month_with_uses: str
 ) -> None:
-    _login(client, county, "bureau.officer")
+    login(client, county, "bureau.officer")
     r = client.get("/ui/reports", params={"month": month_with_uses})
     assert r.status_code == 200
     page = r.text
@@ -140,7 +123,7 @@ def test_department_report_page_has_tables_and_three_charts(
     assert not UUID.search(main) and "SEALED" not in main and "PENDING_APPROVAL" not in main
     # the county's page counts the refusal (filed under the township): each reason by its Chinese message
     # and its code, the whole label in the tooltip
-    _login(client, county, "admin")
+    login(client, county, "admin")
     charts = _charts(client.get("/ui/reports", params={"month": month_with_uses}).text)
     reasons = [t.text or "" for t in charts["chart-refusals"].iter(SVG + "title")]
     assert any(re.fullmatch(r"[^A-Z]+（[A-Z_]+）", r) for r in reasons), reasons
@@ -150,7 +133,7 @@ def test_department_report_page_has_tables_and_three_charts(
 def test_report_csv_has_chinese_headers_and_names(
     county: County, client: httpx.Client, month_with_uses: str
 ) -> None:
-    _login(client, county, "bureau.officer")
+    login(client, county, "bureau.officer")
     page = client.get("/ui/reports", params={"month": month_with_uses}).text
     link = re.search(r'id="report-csv" href="([^"]+)"', page)
     assert link
@@ -170,7 +153,7 @@ def test_report_csv_has_chinese_headers_and_names(
 def test_report_pdf_has_every_word_inside_the_page(
     county: County, client: httpx.Client, month_with_uses: str, tmp_path: Path
 ) -> None:
-    _login(client, county, "admin")
+    login(client, county, "admin")
     page = client.get("/ui/reports", params={"month": month_with_uses}).text
     link = re.search(r'id="report-pdf" href="([^"]+)"', page)
     assert link
@@ -194,7 +177,7 @@ def test_report_pdf_has_every_word_inside_the_page(
 def test_report_page_refuses_bad_input_and_other_roles(
     county: County, client: httpx.Client, month_with_uses: str
 ) -> None:
-    _login(client, county, "admin")
+    login(client, county, "admin")
     r = client.get("/ui/reports", params={"month": "2026-13"})
     assert r.status_code == 400 and r.headers["x-error-code"] == "MONTH_INVALID"
     r = client.get("/ui/reports", params={"month": "2026-1２"})
@@ -204,10 +187,10 @@ def test_report_page_refuses_bad_input_and_other_roles(
     # the county sees one township on asking; the township's principal sees only its own
     one = client.get("/ui/reports", params={"month": month_with_uses, "township": "360732-11"})
     assert one.status_code == 200
-    _login(client, county, "xj.principal")
+    login(client, county, "xj.principal")
     own = client.get("/ui/reports", params={"month": month_with_uses, "township": "360732-11"}).text
     assert 'id="township"' not in own and "兴江乡" in own and "梅窖镇" not in own.split('id="by-township"')[1]
-    _login(client, county, "mj.clerk")
+    login(client, county, "mj.clerk")
     assert client.get("/ui/reports").status_code == 403
 
 
@@ -247,7 +230,7 @@ def test_usage_ledger_csv_names_people_and_matters(
 ) -> None:
     """The 台账 of the No. 2 seal: Chinese headers, the matter by name, clerk and principal by display name
     (the demo's display names are the usernames; the ledger itself holds account ids)."""
-    _login(client, county, "bureau.officer")
+    login(client, county, "bureau.officer")
     r = client.get("/v1/reports/usage", params={"seal_id": county.seals["no2"], "month": month_with_uses})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(r.text.lstrip("\ufeff"))))

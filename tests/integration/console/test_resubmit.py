@@ -14,11 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.console.conftest import SHOTS, County
+from tests.integration.console.conftest import SHOTS, County, login
 
 pytestmark = pytest.mark.softhsm
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 PERMIT = {
     "f_issuer": "兴国县行政审批局",
     "f_unit_name": "梅窖镇重交茶楼",
@@ -37,15 +36,6 @@ def client(county: County) -> Iterator[httpx.Client]:
         yield c
 
 
-def _login(c: httpx.Client, county: County, username: str) -> str:
-    c.cookies.clear()
-    r = c.post("/ui/login", data={"username": username, "password": county.passwords[username]})
-    assert r.status_code == 303, r.text
-    m = CSRF.search(c.get(r.headers["location"]).text)
-    assert m
-    return m.group(1)
-
-
 def _form_values(html: str) -> dict[str, str]:
     values = dict(re.findall(r'<input type="(?:text|hidden)" name="([a-z_]+)"[^>]*? value="([^"]*)"', html))
     values.update(re.findall(r'name="([a-z_]+)"[^>]*?>([^<]*)</textarea>', html))
@@ -59,7 +49,7 @@ def _request_id(location: str) -> str:
 
 
 def test_rejected_request_is_edited_and_resubmitted_once(county: County, client: httpx.Client) -> None:
-    csrf = _login(client, county, "mj.clerk")
+    csrf = login(client, county, "mj.clerk")
     data = {
         "csrf_token": csrf,
         "seal_id": county.seals["no2"],
@@ -73,11 +63,11 @@ def test_rejected_request_is_edited_and_resubmitted_once(county: County, client:
     r = client.post("/ui/clerk/submit", data=data)
     assert r.status_code == 303
     old = _request_id(r.headers["location"])
-    csrf = _login(client, county, "mj.principal")
+    csrf = login(client, county, "mj.principal")
     r = client.post(f"/ui/requests/{old}/reject", data={"csrf_token": csrf, "comment": "地址有误"})
     assert r.status_code == 303
 
-    csrf = _login(client, county, "mj.clerk")
+    csrf = login(client, county, "mj.clerk")
     page = client.get(f"/ui/requests/{old}").text
     assert 'id="status">已驳回<' in page and f'id="resubmit" href="/ui/clerk?resubmit={old}"' in page
     form = client.get("/ui/clerk", params={"resubmit": old})
@@ -122,7 +112,7 @@ def test_rejected_request_is_edited_and_resubmitted_once(county: County, client:
 
 
 def test_only_rejected_or_refused_requests_are_resubmitted(county: County, client: httpx.Client) -> None:
-    csrf = _login(client, county, "mj.clerk")
+    csrf = login(client, county, "mj.clerk")
     sealed = client.post(
         "/ui/clerk/submit",
         data={
@@ -161,14 +151,14 @@ def test_only_rejected_or_refused_requests_are_resubmitted(county: County, clien
     assert r.status_code == 409 and r.json()["code"] == "RESUBMIT_NOT_REFUSED", r.text
     assert len(client.get("/v1/signing-requests", params={"limit": 500}).json()) == before  # nothing written
     # another township's request is not this clerk's to resubmit
-    _login(client, county, "xj.clerk")
+    login(client, county, "xj.clerk")
     r = client.get("/ui/clerk", params={"resubmit": sealed_id})
     assert r.status_code in (403, 404) and r.headers["x-error-code"]
 
 
 @pytest.mark.slow
 def test_resubmit_in_a_browser(county: County, client: httpx.Client, browser: Any) -> None:
-    csrf = _login(client, county, "mj.clerk")
+    csrf = login(client, county, "mj.clerk")
     r = client.post(
         "/ui/clerk/submit",
         data={
@@ -183,7 +173,7 @@ def test_resubmit_in_a_browser(county: County, client: httpx.Client, browser: An
         },
     )
     old = _request_id(r.headers["location"])
-    csrf = _login(client, county, "mj.principal")
+    csrf = login(client, county, "mj.principal")
     client.post(f"/ui/requests/{old}/reject", data={"csrf_token": csrf, "comment": "名称有误"})
     context = browser.new_context(locale="zh-CN", viewport={"width": 1200, "height": 900})
     page = context.new_page()
