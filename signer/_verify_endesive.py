@@ -63,27 +63,27 @@ class _OscryptoFixFinder(importlib.abc.MetaPathFinder):
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
             return None
-        try:
-            with open(spec.origin or "", encoding="utf-8") as f:
-                if _OSCRYPTO_OLD_PATTERN not in f.read():
-                    return None  # not the 1.3.0 text: leave it to the normal import
-        except OSError:
-            return None
+        if not _carries_old_pattern(spec.origin):
+            return None  # not the 1.3.0 text: leave it to the normal import
         spec.loader = _OscryptoFixLoader(fullname, spec.origin or "")
         return spec
 
 
 def oscrypto_needs_fix() -> bool:
     """Whether the installed oscrypto still carries the version pattern that cannot read "3.0.19"."""
-    for name in _OSCRYPTO_FIXED_MODULES:
-        spec = importlib.machinery.PathFinder.find_spec(name, _oscrypto_path())
-        try:
-            with open(spec.origin if spec and spec.origin else "", encoding="utf-8") as f:
-                if _OSCRYPTO_OLD_PATTERN in f.read():
-                    return True
-        except OSError:
-            continue
-    return False
+    path = _oscrypto_path()
+    return any(
+        _carries_old_pattern(getattr(importlib.machinery.PathFinder.find_spec(name, path), "origin", None))
+        for name in _OSCRYPTO_FIXED_MODULES
+    )
+
+
+def _carries_old_pattern(origin: str | None) -> bool:
+    try:
+        with open(origin or "", encoding="utf-8") as f:
+            return _OSCRYPTO_OLD_PATTERN in f.read()
+    except OSError:
+        return False
 
 
 def _oscrypto_path() -> list[str] | None:
