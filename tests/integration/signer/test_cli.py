@@ -25,38 +25,9 @@ def _yz(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_render_and_sign(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    data = tmp_path / "acc.json"
-    data.write_text(
-        json.dumps(
-            {
-                "applicant": "刘某某",
-                "matter_name": "临时救助",
-                "submitted_date": "2026年3月1日",
-                "issuer": "兴国县兴江乡人民政府",
-                "date": "2026年3月5日",
-            },
-            ensure_ascii=False,
-        )
-    )
-    r = _yz(
-        home,
-        "render",
-        "--template",
-        "acceptance_notice",
-        "--data",
-        str(data),
-        "--out",
-        str(tmp_path / "a.pdf"),
-    )
-    assert r.returncode == 0, r.stderr
-    assert (tmp_path / "a.pdf").read_bytes().startswith(b"%PDF-")
-    r = _yz(
-        home, "render", "--template", "nope", "--data", str(data), "--out", str(tmp_path / "b.pdf"), "--json"
-    )
-    assert r.returncode == 2 and json.loads(r.stdout)["error"]["code"] == "TEMPLATE_UNKNOWN"
-
+def county_with_active_seal(home: Path) -> str:
+    """A fresh 兴国县 home with the Shanxi catalog granted to 兴江乡 and its approval seal issued and active,
+    each step a separate ``yizhang`` process as a county runs it; the seal's id."""
     for args in (
         ("county", "init", "--county-code", "360732", "--county-name", "兴国县"),
         ("org", "add-county", "360732", "兴国县", "--actor", "admin"),
@@ -107,6 +78,42 @@ def test_render_and_sign(tmp_path: Path) -> None:
     assert (
         _yz(home, "seal", "activate", seal_id, "--actor", "张三", "--approved-by", "王乡长").returncode == 0
     )
+    return seal_id
+
+
+def test_render_and_sign(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    data = tmp_path / "acc.json"
+    data.write_text(
+        json.dumps(
+            {
+                "applicant": "刘某某",
+                "matter_name": "临时救助",
+                "submitted_date": "2026年3月1日",
+                "issuer": "兴国县兴江乡人民政府",
+                "date": "2026年3月5日",
+            },
+            ensure_ascii=False,
+        )
+    )
+    r = _yz(
+        home,
+        "render",
+        "--template",
+        "acceptance_notice",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "a.pdf"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "a.pdf").read_bytes().startswith(b"%PDF-")
+    r = _yz(
+        home, "render", "--template", "nope", "--data", str(data), "--out", str(tmp_path / "b.pdf"), "--json"
+    )
+    assert r.returncode == 2 and json.loads(r.stdout)["error"]["code"] == "TEMPLATE_UNKNOWN"
+
+    seal_id = county_with_active_seal(home)
 
     out = tmp_path / "sealed.pdf"
     sign = (

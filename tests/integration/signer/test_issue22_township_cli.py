@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.signer.test_cli import DOMAIN, _yz
+from tests.integration.signer.test_cli import _yz, county_with_active_seal
 
 pytestmark = pytest.mark.softhsm
 BASIS = "赣府字〔2026〕5号"
@@ -23,51 +23,7 @@ def _ok(home: Path, *args: str) -> dict:  # type: ignore[type-arg]
 
 def test_rename_then_merge_from_the_cli(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    for args in (
-        ("county", "init", "--county-code", "360732", "--county-name", "兴国县"),
-        ("org", "add-county", "360732", "兴国县", "--actor", "admin"),
-        (
-            "org",
-            "import-townships",
-            str(DOMAIN / "xingguo_no2_seals.csv"),
-            "--county",
-            "360732",
-            "--actor",
-            "admin",
-        ),
-        (
-            "catalog",
-            "import",
-            str(DOMAIN / "shanxi_township_catalog.csv"),
-            "--county",
-            "360732",
-            "--actor",
-            "admin",
-        ),
-        ("powers", "grant", "360732-11", "--all", "--actor", "admin"),
-    ):
-        r = _yz(home, *args)
-        assert r.returncode == 0, (args, r.stdout, r.stderr)
-    seal_id = _ok(
-        home,
-        "seal",
-        "issue",
-        "--name",
-        "兴国县兴江乡人民政府行政审批服务专用章",
-        "--township",
-        "兴江乡",
-        "--township-code",
-        "360732-11",
-        "--custodian",
-        "李保管",
-        "--requested-by",
-        "兴江乡人民政府",
-        "--approved-by",
-        "王乡长",
-        "--actor",
-        "张三",
-    )["seal_id"]
-    _ok(home, "seal", "activate", seal_id, "--actor", "张三", "--approved-by", "王乡长")
+    seal_id = county_with_active_seal(home)
 
     r = _yz(
         home, "org", "rename-township", "360732-11", "兴江镇", "--basis", " ", "--actor", "admin", "--json"
