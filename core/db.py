@@ -7,14 +7,17 @@ The schema is only ever made by :func:`migrate` (Alembic), as in production.
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.sql import Executable
 
 NAMING = {
@@ -67,7 +70,7 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _pragmas(dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
             # Autocommit at the driver level: SQLAlchemy emits BEGIN itself (below), so a write
             # transaction can take the database lock up front with BEGIN IMMEDIATE.
             dbapi_conn.isolation_level = None
@@ -82,7 +85,7 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
                     _owner_only(Path(f"{private}{suffix}"))
 
         @event.listens_for(engine, "begin")
-        def _begin(conn):  # type: ignore[no-untyped-def]
+        def _begin(conn: Connection) -> None:
             # Writers serialise at BEGIN, never half-way through (no SQLITE_BUSY upgrade deadlocks).
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -109,11 +112,13 @@ def _ping_when_idle(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "checkin")
-    def _checked_in(_dbapi_conn, record):  # type: ignore[no-untyped-def]
+    def _checked_in(_dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry) -> None:
         record.info["idle_since"] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
-    def _checked_out(dbapi_conn, record, _proxy):  # type: ignore[no-untyped-def]
+    def _checked_out(
+        dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    ) -> None:
         since = record.info.get("idle_since")
         if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
             return
@@ -204,7 +209,7 @@ def execute_and_commit(session: Session, statement: Executable) -> bool:
     connection = session.connection()
     raw = connection.connection.dbapi_connection
     pipeline = getattr(raw, "pipeline", None)
-    if connection.dialect.name != "postgresql" or pipeline is None:
+    if connection.dialect.name != "postgresql" or raw is None or pipeline is None:
         session.execute(statement)
         return False
     import psycopg
@@ -212,10 +217,10 @@ def execute_and_commit(session: Session, statement: Executable) -> bool:
     try:
         with pipeline():
             session.execute(statement)
-            raw.commit()  # type: ignore[union-attr]
+            raw.commit()
     except psycopg.Error as exc:
         raise sa_exc.DBAPIError.instance(
-            str(statement), None, exc, psycopg.Error, connection_invalidated=raw.closed  # type: ignore[union-attr]
+            str(statement), None, exc, psycopg.Error, connection_invalidated=raw.closed
         ) from exc
     return True
 

@@ -13,14 +13,15 @@ threads started with a copied context (anyio's worker threads, asyncio tasks), n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import TypeVar, cast
 
 T = TypeVar("T")
 
-_SCOPE: ContextVar[dict[Any, Any] | None] = ContextVar("yizhang_read_scope", default=None)
+# Values of several types under one scope: each key is read back as the type its ``load`` gave.
+_SCOPE: ContextVar[dict[Hashable, object] | None] = ContextVar("yizhang_read_scope", default=None)
 
 
 @contextmanager
@@ -36,14 +37,13 @@ def read_scope() -> Iterator[None]:
         _SCOPE.reset(token)
 
 
-def scoped(key: Any, load: Callable[[], T]) -> T:
+def scoped(key: Hashable, load: Callable[[], T]) -> T:
     """``load()``, or within a scope the value it gave the first time for ``key`` (errors are not kept)."""
     memo = _SCOPE.get()
     if memo is None:
         return load()
     if key in memo:
-        return memo[key]  # type: ignore[no-any-return]
+        return cast(T, memo[key])  # stored by ``load`` for this key, so a T
     value = load()
     memo[key] = value
     return value
-

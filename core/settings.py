@@ -205,6 +205,8 @@ def load_settings(home: Path | str | None = None, **overrides: object) -> Settin
         kwargs["home"] = Path(home)
     elif "YIZHANG_HOME" not in os.environ and "home" not in kwargs:
         kwargs["home"] = Path("./var")
+    # pydantic-settings boundary: BaseSettings.__init__ types its own ``_env_file``-style options, not the
+    # fields, which pydantic validates at run time (an unknown or ill-typed override fails there).
     return Settings(**kwargs)  # type: ignore[arg-type]
 
 

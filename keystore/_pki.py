@@ -33,12 +33,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from asn1crypto import core as asn1
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
@@ -56,7 +56,13 @@ from core.identity import (
 from core.settings import Settings
 from keystore._model import KeyAlgorithm, RevocationReason, SealKind
 from keystore._storage import CaRow, CertificateRow
-from keystore._token import Keystore
+from keystore._token import Keystore, TokenPublicKey
+
+if TYPE_CHECKING:  # names only annotations use (some are newer than the oldest cryptography allowed)
+    from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
+    from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+    from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehashed
+    from cryptography.utils import Buffer
 
 YIZHANG_ARC = "2.25.312911024263882044097954148807347452500"
 SEAL_INFO_OID = x509.ObjectIdentifier(f"{YIZHANG_ARC}.1.1")
@@ -84,7 +90,7 @@ _REASON_FLAGS = {
 
 
 # -- the SealInfo extension ------------------------------------------------------------------------
-class _SealInfoAsn1(asn1.Sequence):
+class _SealInfoAsn1(asn1.Sequence):  # type: ignore[misc]  # asn1crypto ships no type hints
     _fields = [
         ("version", asn1.Integer),
         ("kind", asn1.UTF8String),
@@ -108,7 +114,7 @@ class SealInfo:
     seal_id: str
 
     def to_der(self) -> bytes:
-        fields: dict[str, Any] = {
+        fields: dict[str, int | str] = {
             "version": 1,
             "kind": self.kind.value,
             "county": self.county,
@@ -151,7 +157,7 @@ class SealInfo:
 
 
 # -- private-key adapters over the token ----------------------------------------------------------
-def _hash_name(algorithm: Any) -> str:
+def _hash_name(algorithm: object) -> str:
     if isinstance(algorithm, hashes.SHA256):
         return "sha256"
     if isinstance(algorithm, hashes.SHA384):
@@ -168,7 +174,7 @@ class TokenEcPrivateKey(ec.EllipticCurvePrivateKey):
         self._ks = keystore
         self._label = label
 
-    def sign(self, data: Any, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+    def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
             raise BadInput("SIGNATURE_ALGORITHM_INVALID", "only ECDSA is supported")
         return self._ks.sign(
@@ -194,13 +200,18 @@ class TokenEcPrivateKey(ec.EllipticCurvePrivateKey):
     def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
         raise KeystoreError("KEY_NOT_EXTRACTABLE", "token keys never leave the token")
 
-    def private_bytes(self, encoding: Any, format: Any, encryption_algorithm: Any) -> bytes:  # noqa: A002
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,  # noqa: A002
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
         raise KeystoreError("KEY_NOT_EXTRACTABLE", "token keys never leave the token")
 
     def __copy__(self) -> TokenEcPrivateKey:
         return self
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> TokenEcPrivateKey:
+    def __deepcopy__(self, memo: dict[int, object]) -> TokenEcPrivateKey:
         return self
 
 
@@ -211,7 +222,12 @@ class TokenRsaPrivateKey(rsa.RSAPrivateKey):
         self._ks = keystore
         self._label = label
 
-    def sign(self, data: Any, padding_: Any, algorithm: Any) -> bytes:
+    def sign(
+        self,
+        data: Buffer,
+        padding_: AsymmetricPadding,
+        algorithm: hashes.HashAlgorithm | Prehashed | NoDigestInfo,
+    ) -> bytes:
         if not isinstance(padding_, padding.PKCS1v15):
             raise BadInput("SIGNATURE_ALGORITHM_INVALID", "only PKCS#1 v1.5 is supported")
         return self._ks.sign(self._label, bytes(data), KeyAlgorithm.RSA_3072, _hash_name(algorithm))
@@ -225,23 +241,30 @@ class TokenRsaPrivateKey(rsa.RSAPrivateKey):
     def key_size(self) -> int:
         return self.public_key().key_size
 
-    def decrypt(self, ciphertext: bytes, padding: Any) -> bytes:
+    def decrypt(self, ciphertext: bytes, padding: AsymmetricPadding) -> bytes:
         raise KeystoreError("KEY_OPERATION_REFUSED", "token keys only sign")
 
     def private_numbers(self) -> rsa.RSAPrivateNumbers:
         raise KeystoreError("KEY_NOT_EXTRACTABLE", "token keys never leave the token")
 
-    def private_bytes(self, encoding: Any, format: Any, encryption_algorithm: Any) -> bytes:  # noqa: A002
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,  # noqa: A002
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
         raise KeystoreError("KEY_NOT_EXTRACTABLE", "token keys never leave the token")
 
     def __copy__(self) -> TokenRsaPrivateKey:
         return self
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> TokenRsaPrivateKey:
+    def __deepcopy__(self, memo: dict[int, object]) -> TokenRsaPrivateKey:
         return self
 
 
-def token_private_key(keystore: Keystore, label: str, algorithm: KeyAlgorithm) -> Any:
+def token_private_key(
+    keystore: Keystore, label: str, algorithm: KeyAlgorithm
+) -> TokenEcPrivateKey | TokenRsaPrivateKey:
     """A ``cryptography`` private-key object whose signatures are made by the token."""
     if algorithm is KeyAlgorithm.EC_P256:
         return TokenEcPrivateKey(keystore, label)
@@ -260,7 +283,15 @@ def _now(now: datetime | None) -> datetime:
     return utc(now) if now is not None else datetime.now(UTC)
 
 
-def _ski(public_key: Any) -> x509.SubjectKeyIdentifier:
+def _ca_public_key(cert: x509.Certificate) -> TokenPublicKey:
+    """A county CA's public key: its private half is in the token (``cryptography`` types a certificate's key
+    more widely, X25519 and ML-KEM included, which cannot issue)."""
+    key = cert.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey)
+    return key
+
+
+def _ski(public_key: CertificatePublicKeyTypes) -> x509.SubjectKeyIdentifier:
     return x509.SubjectKeyIdentifier.from_public_key(public_key)
 
 
@@ -354,7 +385,7 @@ class CountyPKI:
                 issuer_name, issuer_key, issuer_pub = (
                     root.subject,
                     self._ca_signer(ROOT),
-                    root.public_key(),
+                    _ca_public_key(root),
                 )
                 validity, pathlen, issuer_ca = ISSUING_VALIDITY, 0, ROOT
             builder = (
@@ -481,7 +512,7 @@ class CountyPKI:
             self._cache[name] = cert
         return cert
 
-    def _ca_signer(self, name: str) -> Any:
+    def _ca_signer(self, name: str) -> TokenEcPrivateKey:
         label = self._labels.get(name)
         if label is None:
             with transaction(self._engine) as session:
@@ -494,7 +525,7 @@ class CountyPKI:
                     )
                 label = row.key_label
             self._labels[name] = label
-        return token_private_key(self._ks, label, KeyAlgorithm.EC_P256)
+        return TokenEcPrivateKey(self._ks, label)  # token_private_key of an EC_P256 key
 
     @property
     def root_certificate(self) -> x509.Certificate:
@@ -530,7 +561,7 @@ class CountyPKI:
         *,
         info: SealInfo,
         name: str,
-        public_key: Any,
+        public_key: CertificatePublicKeyTypes,
         now: datetime,
         validity_days: int = DEFAULT_SEAL_VALIDITY_DAYS,
     ) -> x509.Certificate:
@@ -579,7 +610,7 @@ class CountyPKI:
         return builder.sign(self._ca_signer(ISSUING), hashes.SHA256())
 
     def _end_entity_builder(
-        self, subject: x509.Name, public_key: Any, now: datetime, not_after: datetime
+        self, subject: x509.Name, public_key: CertificatePublicKeyTypes, now: datetime, not_after: datetime
     ) -> x509.CertificateBuilder:
         issuing = self.issuing_certificate
         return (
@@ -593,7 +624,7 @@ class CountyPKI:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_ski(public_key), critical=False)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuing.public_key()),  # type: ignore[arg-type]
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(_ca_public_key(issuing)),
                 critical=False,
             )
             .add_extension(self._crl_dp(ISSUING), critical=False)
@@ -731,7 +762,7 @@ class CountyPKI:
                 .next_update(now + (self.crl_validity if issuer == ISSUING else ROOT_CRL_VALIDITY))
                 .add_extension(x509.CRLNumber(number), critical=False)
                 .add_extension(
-                    x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
+                    x509.AuthorityKeyIdentifier.from_issuer_public_key(_ca_public_key(ca_cert)),
                     critical=False,
                 )
             )

@@ -19,11 +19,11 @@ import logging
 import re
 import secrets
 from datetime import UTC, datetime
-from typing import Any
 
 from cryptography import x509
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from core.db import reading, transaction
 from core.errors import BadInput, Conflict, KeystoreError, NotFound
@@ -354,7 +354,7 @@ class SealRegistry:
 
     @staticmethod
     def _check_one_seal(
-        session: Any,
+        session: Session,
         kind: SealKind,
         township_code: str,
         department: str | None,
@@ -422,7 +422,7 @@ class SealRegistry:
 
     @staticmethod
     def _record(
-        session: Any,
+        session: Session,
         seal_id: str,
         event: SealEventKind,
         from_status: SealStatus | None,

@@ -25,12 +25,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias, TypedDict, cast
 
 import pkcs11
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
+from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass, Session, SignMixin, Token
 from pkcs11 import exceptions as p11e
 from pkcs11.util.ec import encode_named_curve_parameters
 
@@ -40,7 +40,13 @@ from keystore._model import KeyAlgorithm, KeyRef
 from keystore._softhsm import home_softhsm_conf
 from keystore._uri import Pkcs11Uri
 
+if TYPE_CHECKING:
+    from pkcs11._pkcs11 import lib as Pkcs11Lib  # what pkcs11.lib() returns (a Cython class)
+
 log = logging.getLogger(__name__)
+
+#: A token key's public half as ``cryptography`` objects (see :meth:`Keystore.public_key`).
+TokenPublicKey: TypeAlias = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
 _P256_OID = "1.2.840.10045.3.1.7"
 _ED25519_OID_DER = bytes.fromhex("06032b6570")  # OBJECT IDENTIFIER 1.3.101.112
@@ -83,7 +89,15 @@ def token_gone(exc: BaseException) -> bool:
 
 # One SoftHSM configuration per process: SoftHSM reads SOFTHSM2_CONF at C_Initialize only.
 _LIB_LOCK = threading.Lock()
-_LIB_STATE: dict[str, dict[str, Any]] = {}
+
+
+class _LibState(TypedDict):
+    lib: Pkcs11Lib
+    conf: str | None  # the SOFTHSM2_CONF it was initialised with
+    users: int  # keystores open on it
+
+
+_LIB_STATE: dict[str, _LibState] = {}
 # PKCS#11 login state is per application and token: one login per token per process, shared by keystores.
 _LOGINS: dict[tuple[str, str], _Login] = {}
 _PIN_SALT = os.urandom(16)
@@ -97,7 +111,7 @@ def _call_lock(module_path: str) -> threading.RLock:
 
 @dataclass
 class _Login:
-    anchor: Any  # the session that holds the login; closed (logged out) when the last keystore closes
+    anchor: Session  # the session that holds the login; closed (logged out) when the last keystore closes
     pin_mac: bytes  # to refuse a second keystore with another PIN; the PIN itself is not kept
     users: int = 1
     epoch: int = 0  # bumped by each re-login after a token failure: sessions of an older epoch are dead
@@ -107,8 +121,8 @@ def _pin_mac(pin: str) -> bytes:
     return hmac.new(_PIN_SALT, pin.encode("utf-8"), hashlib.sha256).digest()
 
 
-def _login(module_path: str, token: Any, pin: str) -> tuple[str, str]:
-    key = (module_path, f"{token.manufacturer_id}/{token.model}/{token.serial}/{token.label}")
+def _login(module_path: str, token: Token, pin: str) -> tuple[str, str]:
+    key = (module_path, f"{token.manufacturer_id}/{token.model}/{token.serial!r}/{token.label}")
     with _LIB_LOCK:
         login = _LOGINS.get(key)
         if login is not None:
@@ -191,7 +205,7 @@ class TokenUnavailable(KeystoreError, Unavailable):
 
 def token_unavailable(operation: str, cause: str, retry_after_s: float | None = None) -> KeystoreError:
     """The token is gone for now (removed, failing, its sessions lost); the keystore re-opens it by itself."""
-    details: dict[str, Any] = {"operation": operation, "pkcs11_error": cause}
+    details: dict[str, object] = {"operation": operation, "pkcs11_error": cause}
     details["retry_after_s"] = max(1, round(retry_after_s if retry_after_s is not None else 1))
     return TokenUnavailable(
         "TOKEN_UNAVAILABLE",
@@ -203,13 +217,13 @@ def token_unavailable(operation: str, cause: str, retry_after_s: float | None = 
 
 @dataclass
 class _Worker:
-    session: Any
-    private_keys: dict[str, Any] = field(default_factory=dict)
+    session: Session
+    private_keys: dict[str, SignMixin] = field(default_factory=dict)
     generation: int = 0
     epoch: int = 0  # the login epoch the session was opened in
 
 
-def _load_library(module_path: str, softhsm_conf: Path | None) -> Any:
+def _load_library(module_path: str, softhsm_conf: Path | None) -> Pkcs11Lib:
     """Load (once per process) and initialise the module; SoftHSM gets the home's config first."""
     with _LIB_LOCK:
         state = _LIB_STATE.get(module_path)
@@ -250,6 +264,17 @@ def _load_library(module_path: str, softhsm_conf: Path | None) -> Any:
         conf = wanted_conf or (state["conf"] if state else None) or os.environ.get("SOFTHSM2_CONF")
         _LIB_STATE[module_path] = {"lib": lib, "conf": conf, "users": 1}
         return lib
+
+
+class _KeyPairOptions(TypedDict):
+    """The keyword arguments every key pair generation passes to python-pkcs11."""
+
+    store: bool
+    label: str
+    id: bytes
+    capabilities: MechanismFlag
+    public_template: dict[Attribute, bool]
+    private_template: dict[Attribute, bool]
 
 
 #: Opening attempts before a missing or uninitialised token is believed (see ``Keystore._open``).
@@ -297,8 +322,8 @@ class Keystore:
     def __init__(
         self,
         *,
-        lib: Any,
-        token: Any,
+        lib: Pkcs11Lib,
+        token: Token,
         pin: str,
         module_path: str,
         uri: Pkcs11Uri,
@@ -317,7 +342,7 @@ class Keystore:
         self._lock = threading.Lock()
         self._created = 0  # sessions open, idle or in use (changed under the call lock)
         self._generation = 0  # bumped when keys are destroyed: cached handles go stale
-        self._public_cache: dict[str, Any] = {}
+        self._public_cache: dict[str, TokenPublicKey] = {}
         self._closed = False
         self._call = _call_lock(module_path)
         # Token failure state (changed under the call lock): the error that took the token down, when the
@@ -386,10 +411,10 @@ class Keystore:
             raise
 
     @staticmethod
-    def _find_token(lib: Any, uri: Pkcs11Uri) -> Any:
+    def _find_token(lib: Pkcs11Lib, uri: Pkcs11Uri) -> Token:
         """The one token matching every token attribute the URI gives (RFC 7512 section 2.3)."""
 
-        def matches(token: Any) -> bool:
+        def matches(token: Token) -> bool:
             wanted = {
                 "token": token.label,
                 "serial": token.serial.decode() if isinstance(token.serial, bytes) else token.serial,
@@ -436,7 +461,7 @@ class Keystore:
         _release_library(self._module_path)
 
     @staticmethod
-    def _close_quietly(session: Any) -> None:
+    def _close_quietly(session: Session) -> None:
         try:
             session.close()
         except p11e.PKCS11Error as exc:  # closing a dead session: nothing left to release
@@ -692,7 +717,7 @@ class Keystore:
             Attribute.ENCRYPT: False,
             Attribute.WRAP: False,
         }
-        common = {
+        common: _KeyPairOptions = {
             "store": True,
             "label": label,
             "id": key_id,
@@ -728,7 +753,7 @@ class Keystore:
 
     def destroy_key(self, label: str, *, private_only: bool = False) -> None:
         """Destroy the key pair (or only its private half, so the public key stays for the record)."""
-        query: dict[Attribute, Any] = {Attribute.LABEL: label}
+        query: dict[Attribute, object] = {Attribute.LABEL: label}
         if private_only:
             query[Attribute.CLASS] = ObjectClass.PRIVATE_KEY
         with self._lock:
@@ -754,7 +779,7 @@ class Keystore:
                 "local": bool(key[Attribute.LOCAL]),
             }
 
-    def public_key(self, label: str) -> Any:
+    def public_key(self, label: str) -> TokenPublicKey:
         """The public key as a ``cryptography`` object (EC, RSA or Ed25519)."""
         cached = self._public_cache.get(label)
         if cached is not None:
@@ -773,7 +798,7 @@ class Keystore:
             obj = objs[0]
             key_type = obj[Attribute.KEY_TYPE]
             if key_type == KeyType.RSA:
-                pub: Any = rsa.RSAPublicNumbers(
+                pub: TokenPublicKey = rsa.RSAPublicNumbers(
                     int.from_bytes(obj[Attribute.PUBLIC_EXPONENT], "big"),
                     int.from_bytes(obj[Attribute.MODULUS], "big"),
                 ).public_key()
@@ -788,11 +813,13 @@ class Keystore:
         self._public_cache[label] = pub
         return pub
 
-    def _private_key(self, w: _Worker, label: str) -> Any:
+    def _private_key(self, w: _Worker, label: str) -> SignMixin:
         key = w.private_keys.get(label)
         if key is None:
             try:
-                key = w.session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
+                # python-pkcs11 mixes SignMixin into a key's class at run time when CKA_SIGN is set (every key
+                # generate_key makes); its stubs can only say Key.
+                key = cast(SignMixin, w.session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label))
             except p11e.NoSuchKey as exc:
                 raise KeystoreError(
                     "KEY_NOT_FOUND",

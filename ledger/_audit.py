@@ -9,7 +9,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from ledger import _entry, _merkle
 
@@ -23,6 +23,24 @@ class AuditProblem:
     message: str
 
 
+class AuditProblemDict(TypedDict):
+    code: str
+    index: int | None
+    message: str
+
+
+class AuditReportDict(TypedDict):
+    """:meth:`AuditReport.to_dict`: the report as JSON (CLI, API, public page)."""
+
+    ok: bool
+    size: int
+    root: str
+    first_bad_index: int | None
+    problems: list[AuditProblemDict]
+    checked_from: int
+    checkpoints_checked: int
+
+
 @dataclass(frozen=True)
 class AuditReport:
     ok: bool
@@ -33,7 +51,7 @@ class AuditReport:
     checked_from: int = 0
     checkpoints_checked: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> AuditReportDict:
         return {
             "ok": self.ok,
             "size": self.size,

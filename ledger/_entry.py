@@ -28,7 +28,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeAlias
 
 VERSION = 1
 HEADER = struct.Struct(">BQ32s")
@@ -38,6 +38,9 @@ MAX_SAFE_INT = 2**53 - 1
 MAX_ENTRY_BYTES = 64 * 1024
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _TIME_FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+#: A value of an entry's canonical JSON (no floats: see the module docstring).
+JsonValue: TypeAlias = "None | bool | int | str | list[JsonValue] | dict[str, JsonValue]"
 
 
 class EntryError(ValueError):
@@ -110,10 +113,10 @@ PUBLIC_CODE_FIELDS: dict[EntryKind, frozenset[str]] = {
 }
 
 
-def split_salted(kind: EntryKind, body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def split_salted(kind: EntryKind, body: Mapping[str, object]) -> tuple[dict[str, object], dict[str, str]]:
     """(public body, fields to commit to) of a body about to be logged: see ``SALTED_BODY_FIELDS``."""
     keep = PUBLIC_CODE_FIELDS.get(kind, frozenset())
-    public: dict[str, Any] = {}
+    public: dict[str, object] = {}
     salted: dict[str, str] = {}
     for k, v in body.items():
         if k in SALTED_BODY_FIELDS and k not in keep and isinstance(v, str) and v not in ("", "-"):
@@ -129,7 +132,7 @@ class EntryFields:
 
     kind: EntryKind
     at: datetime
-    body: Mapping[str, Any]
+    body: Mapping[str, object]
     personal: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -140,7 +143,7 @@ class DecodedEntry:
     prev: bytes
     kind: EntryKind
     at: datetime
-    body: dict[str, Any]
+    body: dict[str, JsonValue]
     personal: dict[str, str]
 
 
@@ -168,7 +171,7 @@ def parse_time(text: str) -> datetime:
     return at
 
 
-def _canon(value: Any, path: str) -> Any:
+def _canon(value: object, path: str) -> JsonValue:
     """A JSON value in canonical form, or EntryError; enums become their values, big ints refused."""
     if isinstance(value, enum.Enum):
         value = value.value
@@ -183,7 +186,7 @@ def _canon(value: Any, path: str) -> Any:
     if isinstance(value, list | tuple):
         return [_canon(v, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, Mapping):
-        out = {}
+        out: dict[str, JsonValue] = {}
         for k, v in value.items():
             if not isinstance(k, str) or not _KEY.match(k):
                 raise EntryError("LEDGER_ENTRY_INVALID", f"{path}: bad field name {k!r}")
@@ -192,11 +195,13 @@ def _canon(value: Any, path: str) -> Any:
     raise EntryError("LEDGER_ENTRY_INVALID", f"{path}: {type(value).__name__} is not allowed in an entry")
 
 
-def _dumps(payload: Mapping[str, Any]) -> bytes:
+def _dumps(payload: Mapping[str, object]) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def normalize_body(kind: EntryKind, body: Mapping[str, Any], committed: Iterable[str] = ()) -> dict[str, Any]:
+def normalize_body(
+    kind: EntryKind, body: Mapping[str, object], committed: Iterable[str] = ()
+) -> dict[str, JsonValue]:
     """Check the body for its kind and bring it to canonical form (certificate serials as decimal strings).
     ``committed``: fields present as commitments in ``personal`` (they satisfy the kind's requirements)."""
     raw = dict(body)
@@ -205,6 +210,7 @@ def normalize_body(kind: EntryKind, body: Mapping[str, Any], committed: Iterable
         # X.509 serials run to 160 bits: beyond what every JSON reader keeps exactly.
         raw["cert_serial"] = str(raw["cert_serial"])
     canon = _canon(raw, "body")
+    assert isinstance(canon, dict)  # a mapping canonicalises to a dict
     salted = set(committed)
     missing = [f for f in REQUIRED[kind] if canon.get(f) in (None, "") and f not in salted]
     if missing:
@@ -214,7 +220,7 @@ def normalize_body(kind: EntryKind, body: Mapping[str, Any], committed: Iterable
         raise EntryError("LEDGER_ENTRY_INVALID", f"personal data {', '.join(leaked)} must go in 'personal'")
     if kind is EntryKind.DECISION_STATUS_CHANGED:
         try:
-            DecisionStatus(canon["status"])
+            DecisionStatus(str(canon["status"]))  # no str() of a non-string names a status either
         except ValueError as exc:
             raise EntryError("LEDGER_ENTRY_INVALID", f"unknown decision status {canon['status']!r}") from exc
     if kind is EntryKind.SIGNING_REFUSED and not (
@@ -231,7 +237,7 @@ def encode(
     prev: bytes,
     kind: EntryKind,
     at: datetime,
-    body: Mapping[str, Any],
+    body: Mapping[str, object],
     personal: Mapping[str, str],
 ) -> bytes:
     """The canonical bytes of one entry. ``personal`` holds commitments (see :func:`commit_personal`)."""

@@ -14,7 +14,7 @@ import base64
 import binascii
 import json
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from core.errors import BadInput, VerificationError
 from ledger._audit import AuditReport, ChainChecker
@@ -24,7 +24,23 @@ from ledger._service import Ledger
 FORMAT = "yizhang-ledger-export/v1"
 
 
-def export_ledger(ledger: Ledger, directory: Path) -> dict[str, Any]:
+class ExportManifest(TypedDict):
+    """``manifest.json`` of an export."""
+
+    format: str
+    origin: str
+    size: int
+    checkpoints: list[int]
+    vkeys: list[str]
+
+
+class ExportSummary(ExportManifest):
+    """What :func:`export_ledger` returns: the manifest and where it was written."""
+
+    directory: str
+
+
+def export_ledger(ledger: Ledger, directory: Path) -> ExportSummary:
     """Write entries, checkpoints and the public key to ``directory`` (streaming, read-only)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "checkpoints").mkdir(exist_ok=True)
@@ -38,7 +54,7 @@ def export_ledger(ledger: Ledger, directory: Path) -> dict[str, Any]:
         (directory / "checkpoints" / f"{cp.size:012d}.checkpoint").write_text(cp.note, encoding="utf-8")
     vkeys = [v.vkey for v in ledger.verifiers]
     (directory / "log.vkey").write_text("\n".join(vkeys) + "\n", encoding="utf-8")
-    manifest = {
+    manifest: ExportManifest = {
         "format": FORMAT,
         "origin": ledger.origin,
         "size": size,

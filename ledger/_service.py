@@ -5,9 +5,9 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Connection, Engine, Insert, Update, create_engine, select, update
 from sqlalchemy.exc import DBAPIError
@@ -43,7 +43,7 @@ class LedgerEntry:
     index: int
     kind: EntryKind
     at: datetime
-    body: dict[str, Any]
+    body: dict[str, _entry.JsonValue]
     personal: dict[str, str]  # field -> commitment (never clear text)
     entry_hash: bytes
     prev_hash: bytes
@@ -222,9 +222,9 @@ class Ledger:
 
         now = self.clock()
         out: list[LedgerEntry] = []
-        entry_rows: list[dict[str, Any]] = []
-        node_rows: list[dict[str, Any]] = []
-        personal_rows: list[dict[str, Any]] = []
+        entry_rows: list[dict[str, object]] = []
+        node_rows: list[dict[str, object]] = []
+        personal_rows: list[dict[str, object]] = []
         for kind, personal, fields, body, key in prepared:
             if key in existing:
                 if existing[key].kind is not kind:
@@ -359,7 +359,7 @@ class Ledger:
             rows = c.execute(select(personal_t).where(personal_t.c.entry_idx == index)).all()
         return {r.field: r.value for r in rows}
 
-    def opened(self, entries: Sequence[LedgerEntry]) -> list[dict[str, Any]]:
+    def opened(self, entries: Sequence[LedgerEntry]) -> list[dict[str, _entry.JsonValue]]:
         """Each entry's body with its committed fields opened from ``ledger_personal``: what the service's
         own readers (the usage ledger, a decision's history) show to accounts allowed to see the people.
         An erased or unreadable value (a SELECT-only auditor role without ``ledger_personal``) is left out;
@@ -384,7 +384,7 @@ class Ledger:
         result = session.execute(personal_t.delete().where(personal_t.c.entry_idx == index))
         return int(getattr(result, "rowcount", 0) or 0)
 
-    def _reader(self, conn: Connection | Session | None) -> Any:
+    def _reader(self, conn: Connection | Session | None) -> AbstractContextManager[Connection | Session]:
         from contextlib import nullcontext
 
         return nullcontext(conn) if conn is not None else self.read_engine.connect()
@@ -696,6 +696,7 @@ class Ledger:
         out = []
         found = [LedgerEntry.from_encoded(row.encoded, row.idempotency_key) for row in rows]
         for e, b in zip(found, self.opened(found), strict=True):
+            count = b.get("count", 1)  # a positive int in every SEAL_SIGNED entry (normalize_body)
             out.append(
                 UsageRow(
                     index=e.index,
@@ -704,7 +705,7 @@ class Ledger:
                     reason=str(b.get("reason", "")),
                     approver=str(b.get("approver", "")),
                     user=str(b.get("operator", "")),
-                    count=int(b.get("count", 1)),
+                    count=count if isinstance(count, int) else int(str(count)),
                     cert_serial=str(b.get("cert_serial", "")),
                     document_number=str(b.get("document_number", "")),
                     document_kind=str(b.get("document_kind", "")),

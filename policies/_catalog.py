@@ -12,7 +12,6 @@ import io
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from core.errors import BadInput
 from policies._model import HandlingMode, Matter, PowerType, mode_from_scope, normalise_code
@@ -198,7 +197,7 @@ def _level(row_no: int, text: str) -> str | None:
     return text or None
 
 
-def _check_duplicate(row_no: int, key: tuple[Any, ...], seen: dict[tuple[Any, ...], int]) -> None:
+def _check_duplicate(row_no: int, key: tuple[object, ...], seen: dict[tuple[object, ...], int]) -> None:
     # compared as NFKC: a full-width look-alike of a name already listed is the same matter (issue 22)
     key = tuple(normalise_code(k) if isinstance(k, str) else k for k in key)
     if key in seen:
@@ -218,7 +217,7 @@ def parse_shanxi(text: str, *, prefix: str = "SX") -> ParsedCatalog:
         raise _row_error(1, "header", f"expected {','.join(SHANXI_HEADER)}", "表头不符")
     matters: list[Matter] = []
     seen_no: dict[int, int] = {}
-    seen: dict[tuple[Any, ...], int] = {}
+    seen: dict[tuple[object, ...], int] = {}
     for row_no, row in rows:
         c = _cells(row_no, header, row)
         no = _no(row_no, c["no"], seen_no)
@@ -257,7 +256,7 @@ def parse_xingguo(text: str, *, county_name: str = "兴国县", prefix: str = "X
     departments: dict[str, str] = {}
     references: list[tuple[int, str, str, str]] = []
     seen_no: dict[int, int] = {}
-    seen: dict[tuple[Any, ...], int] = {}
+    seen: dict[tuple[object, ...], int] = {}
     for row_no, row in rows:
         c = _cells(row_no, header, row)
         no = _no(row_no, c["no"], seen_no)
@@ -386,7 +385,7 @@ def parse_county(text: str, *, county_name: str | None = None) -> ParsedCatalog:
     departments: dict[str, str] = {}
     references: list[tuple[int, str, str, str]] = []
     seen_code: dict[str, int] = {}
-    seen_matter: dict[tuple[Any, ...], int] = {}
+    seen_matter: dict[tuple[object, ...], int] = {}
     for row_no, c in records:
         m = _county_matter(row_no, c, county_name)
         # the code is compared NFKC-normalised: `YY-001` and `ＹＹ-001` are one code, listed twice

@@ -15,12 +15,11 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Engine, Integer, String, Text, func, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -301,7 +300,8 @@ class PolicyStore:
     def __init__(self, engine: Engine, *, clock: Callable[[], datetime] | None = None) -> None:
         self.engine = engine
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._facts_cache: dict[tuple[Any, ...], PolicyFacts] = {}
+        # (revision, township, seal kind, department, matter): see facts_for
+        self._facts_cache: dict[tuple[int, str, SealKindFact, str | None, str], PolicyFacts] = {}
         self._matter_cache: dict[tuple[int, str, str], Matter | None] = {}
         self._mergers: tuple[float, dict[str, str]] | None = None  # (valid until, merged -> successor)
 
@@ -377,7 +377,7 @@ class PolicyStore:
             )
         return row
 
-    def _put_org(self, s: Session, rev: int, **values: Any) -> PolOrganisation:
+    def _put_org(self, s: Session, rev: int, **values: object) -> PolOrganisation:
         values.setdefault("retired", False)
         row = PolOrganisation(revision=rev, **values)
         s.add(row)
@@ -397,7 +397,7 @@ class PolicyStore:
             )
         return text_
 
-    def _next_org(self, s: Session, rev: int, row: PolOrganisation, **changes: Any) -> PolOrganisation:
+    def _next_org(self, s: Session, rev: int, row: PolOrganisation, **changes: object) -> PolOrganisation:
         values = {
             c: getattr(row, c)
             for c in (
@@ -991,7 +991,7 @@ class PolicyStore:
             self._matter_cache[key] = found
             return found
 
-    def set_stage_kinds(self, county_code: str, table: dict[str, Any], *, actor: str) -> int:
+    def set_stage_kinds(self, county_code: str, table: Mapping[str, object], *, actor: str) -> int:
         """A county's own stage -> document-kind table (JSON as in policies/stage_kinds.default.json)."""
         from policies._tables import StageTableError
 
@@ -1358,7 +1358,7 @@ class PolicyStore:
             return _agreement(row)
 
     def _next_version(
-        self, s: Session, agreement_id: str, change: str, actor: str, note: str = "", **changes: Any
+        self, s: Session, agreement_id: str, change: str, actor: str, note: str = "", **changes: object
     ) -> Agreement:
         cur = self._agreement_latest(s, agreement_id)
         if cur is None:
@@ -1394,7 +1394,7 @@ class PolicyStore:
             cur = self._agreement_latest(s, agreement_id)
             if cur is None:
                 raise NotFound("AGREEMENT_UNKNOWN", f"no agreement {agreement_id}", f"无协议 {agreement_id}")
-            changes: dict[str, Any] = {}
+            changes: dict[str, object] = {}
             if matter_codes is not None:
                 township = self._require_org(s, cur.township_code, OrgKind.TOWNSHIP, "township")
                 codes = self._check_agreement_matters(

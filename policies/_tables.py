@@ -5,11 +5,18 @@ from __future__ import annotations
 import json
 from importlib import resources
 from types import MappingProxyType
-from typing import Any
+from typing import TypedDict
 
 from policies._model import DocumentKind, Stage, StageKindTable
 
 FORMAT = "yizhang.stage_kinds/1"
+
+
+class StageKindsJson(TypedDict):
+    """The table as JSON (policies/stage_kinds.default.json)."""
+
+    format: str
+    stages: dict[str, list[str]]
 
 
 class StageTableError(ValueError):
@@ -20,7 +27,7 @@ class StageTableError(ValueError):
         self.field = field
 
 
-def parse_stage_kinds(data: Any) -> StageKindTable:
+def parse_stage_kinds(data: object) -> StageKindTable:
     """Validate a decoded JSON table (``{"stages": {"受理": ["受理通知书", ...], ...}}``)."""
     if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
         raise StageTableError("stages", "expected an object {stage: [document kinds]}")
@@ -44,16 +51,17 @@ def parse_stage_kinds(data: Any) -> StageKindTable:
     return MappingProxyType(out)
 
 
-def stage_kinds_to_json(table: StageKindTable) -> dict[str, Any]:
+def stage_kinds_to_json(table: StageKindTable) -> StageKindsJson:
     return {
         "format": FORMAT,
         "stages": {s.value: sorted(k.value for k in table[s]) for s in Stage if s in table},
     }
 
 
-def default_stage_kinds_json() -> dict[str, Any]:
+def default_stage_kinds_json() -> object:
+    """The default table as decoded JSON (:func:`parse_stage_kinds` checks it)."""
     text = resources.files("policies").joinpath("stage_kinds.default.json").read_text(encoding="utf-8")
-    data: dict[str, Any] = json.loads(text)
+    data: object = json.loads(text)
     return data
 
 
