@@ -109,12 +109,6 @@ CATALOG: dict[str, tuple[Severity, SubIndication | None, str, str]] = {
         "extended copy proves itself with its archive timestamps)",
         "提供了证据记录但未采用：该文件不是台账登记的原文件（延期副本由其归档时间戳自证）",
     ),
-    "EVIDENCE_RECORD_MALFORMED": (
-        _F,
-        S.FORMAT_FAILURE,
-        "the evidence record cannot be read",
-        "证据记录无法读取",
-    ),
     "EVIDENCE_CHECKPOINT_MISMATCH": (
         _F,
         S.SIG_CONSTRAINTS_FAILURE,
