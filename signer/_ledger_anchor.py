@@ -330,7 +330,7 @@ class EvidenceHealth:
         }
 
 
-#: A checkpoint this much older than the newest stamp, with no stamp since: stamping is not happening.
+#: A checkpoint signed this long ago and larger than every stamped one: stamping is not happening.
 UNSTAMPED_AFTER = timedelta(days=2)
 
 
@@ -339,8 +339,8 @@ def evidence_health(
 ) -> EvidenceHealth:
     """From the database alone:
 
-    - ``LTV_EVIDENCE_UNSTAMPED``: a checkpoint signed more than two days ago is newer than every stamp
-      (the daily stamping is not running, or the TSA refuses);
+    - ``LTV_EVIDENCE_UNSTAMPED``: a checkpoint signed more than two days ago is larger than every stamped
+      one (the daily stamping is not running, or the TSA refuses);
     - ``LTV_EVIDENCE_RENEWAL_OVERDUE``: a chain's newest token ends within half the renewal window and was
       not renewed; ``LTV_NO_SUCCESSOR_TSA`` at once when the current TSA does not outlive it.
     """
@@ -353,7 +353,14 @@ def evidence_health(
             latest_stamp = c.execute(
                 select(func.max(stamps_t.c.gen_time)).where(stamps_t.c.kind == STAMP)
             ).scalar()
-            latest_cp = c.execute(select(func.max(checkpoints_t.c.created_at))).scalar()
+            stamped = c.execute(select(func.max(stamps_t.c.size)).where(stamps_t.c.kind == STAMP)).scalar()
+            # the largest checkpoint signed before the grace period: it should be stamped by now
+            old = c.execute(
+                select(checkpoints_t.c.size, checkpoints_t.c.created_at)
+                .where(checkpoints_t.c.created_at < now - UNSTAMPED_AFTER)
+                .order_by(checkpoints_t.c.size.desc())
+                .limit(1)
+            ).one_or_none()
             later = stamps_t.alias("later")
             ends = (
                 c.execute(
@@ -367,16 +374,14 @@ def evidence_health(
     except SQLAlchemyError:
         return EvidenceHealth(None, 0, None, ())
     latest_stamp = _aware(latest_stamp) if latest_stamp is not None else None
-    if latest_cp is not None:
-        latest_cp = _aware(latest_cp)
-        if now - latest_cp > UNSTAMPED_AFTER and (latest_stamp is None or latest_stamp < latest_cp):
-            problems.append(
-                LtvProblem(
-                    "LTV_EVIDENCE_UNSTAMPED",
-                    "checkpoints are not being timestamped (the untouched originals lose their proof)",
-                    {"latest_checkpoint": latest_cp.isoformat()},
-                )
+    if old is not None and (stamped is None or int(old.size) > int(stamped)):
+        problems.append(
+            LtvProblem(
+                "LTV_EVIDENCE_UNSTAMPED",
+                "checkpoints are not being timestamped (the untouched originals lose their proof)",
+                {"checkpoint_size": int(old.size), "signed_at": _aware(old.created_at).isoformat()},
             )
+        )
     expiries = sorted(_aware(t) for t in ends)
     due = [t for t in expiries if t < now + renew_before]
     earliest = expiries[0] if expiries else None

@@ -112,7 +112,6 @@ def settled(
             and ltv.get("documents_unknown") == 0
             and evidence.get("chains_due") == 0
             and stamped is not None
-            and datetime.fromisoformat(stamped) > sealed_at + timedelta(days=days - 1)
             and tsa is not None
             and datetime.fromisoformat(tsa) > sealed_at + timedelta(days=days + 365)
         ):
