@@ -1,5 +1,6 @@
 """Long-term validation in the running service (issue 19, item 4): the renewal loop of ``yizhang serve``,
-``yizhang ltv renew``, and what ``/readyz`` and ``/metrics`` say about it. The work is ``signer._ltv``."""
+``yizhang ltv renew``, and what ``/readyz`` and ``/metrics`` say about it. The work is ``signer._ltv`` and,
+for the ledger's evidence records of untouched originals, ``signer._ledger_anchor``."""
 
 from __future__ import annotations
 
@@ -109,9 +110,10 @@ def metrics_text(services: Services) -> bytes:
 
 
 async def renew_regularly(services: Services, interval_s: float | None = None) -> None:
-    """``yizhang serve``: a round at start, then every ``LTV_INTERVAL_S``; problems logged with their code
-    each round. Rounds of several workers do not collide (a file lock around rotation, compare-and-set on
-    each document)."""
+    """``yizhang serve``: a round at start, then every ``LTV_INTERVAL_S`` -- TSA rotation and document
+    renewal, then the ledger's evidence chains (the day's checkpoint stamp, renewals due; issue 19 item
+    4b); problems logged with their code each round. Rounds of several workers do not collide (file locks
+    around rotation and stamping, compare-and-set on each document, unique links in the ledger)."""
     from signer._ltv import LTV_INTERVAL_S
 
     def round_() -> None:
