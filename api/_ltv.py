@@ -1,5 +1,6 @@
 """Long-term validation in the running service (issue 19, item 4): the renewal loop of ``yizhang serve``,
-``yizhang ltv renew``, and what ``/readyz`` and ``/metrics`` say about it. The work is ``signer._ltv``."""
+``yizhang ltv renew``, and what ``/readyz`` and ``/metrics`` say about it. The work is ``signer._ltv`` and,
+for the ledger's evidence records of untouched originals, ``signer._ledger_anchor``."""
 
 from __future__ import annotations
 
@@ -42,6 +43,19 @@ def renew_round(services: Services, due_within: timedelta | None = None, limit: 
     return result
 
 
+def anchor_for(services: Services) -> Any:
+    """The ledger's evidence chains (issue 19 item 4b): daily checkpoint stamps and their renewals."""
+    from signer._ledger_anchor import AnchorPolicy, LedgerAnchor
+
+    return LedgerAnchor(
+        services.need("ledger"),
+        services.need("keystore"),
+        services.need("county_pki"),
+        AnchorPolicy.from_settings(services.settings),
+        home=services.settings.home_dir,
+    )
+
+
 def health(services: Services, now: datetime | None = None) -> Any:
     from signer._ltv import LtvPolicy, ltv_health
 
@@ -75,6 +89,19 @@ def metrics_text(services: Services) -> bytes:
         "# HELP yizhang_ltv_documents_due stored documents inside the renewal window",
         "# TYPE yizhang_ltv_documents_due gauge",
         f"yizhang_ltv_documents_due {h.documents_due}",
+    ]
+    ev = h.evidence
+    lines += [
+        "# HELP yizhang_ltv_evidence_chains_due evidence chains of the ledger inside the renewal window",
+        "# TYPE yizhang_ltv_evidence_chains_due gauge",
+        f"yizhang_ltv_evidence_chains_due {int(ev.get('chains_due') or 0)}",
+        "# HELP yizhang_ltv_evidence_stamp_age_seconds seconds since the newest checkpoint timestamp",
+        "# TYPE yizhang_ltv_evidence_stamp_age_seconds gauge",
+    ]
+    if ev.get("latest_stamp"):
+        age = (h.checked_at - datetime.fromisoformat(ev["latest_stamp"])).total_seconds()
+        lines.append(f"yizhang_ltv_evidence_stamp_age_seconds {age:.0f}")
+    lines += [
         "# HELP yizhang_ltv_problem a long-term validation problem (1 while it lasts), by code",
         "# TYPE yizhang_ltv_problem gauge",
     ]
@@ -83,9 +110,10 @@ def metrics_text(services: Services) -> bytes:
 
 
 async def renew_regularly(services: Services, interval_s: float | None = None) -> None:
-    """``yizhang serve``: a round at start, then every ``LTV_INTERVAL_S``; problems logged with their code
-    each round. Rounds of several workers do not collide (a file lock around rotation, compare-and-set on
-    each document)."""
+    """``yizhang serve``: a round at start, then every ``LTV_INTERVAL_S`` -- TSA rotation and document
+    renewal, then the ledger's evidence chains (the day's checkpoint stamp, renewals due; issue 19 item
+    4b); problems logged with their code each round. Rounds of several workers do not collide (file locks
+    around rotation and stamping, compare-and-set on each document, unique links in the ledger)."""
     from signer._ltv import LTV_INTERVAL_S
 
     def round_() -> None:
@@ -93,6 +121,15 @@ async def renew_regularly(services: Services, interval_s: float | None = None) -
             result = renew_round(services)
             if result.rotated_to or result.renewed or result.failed:
                 log.info("long-term validation round: %s", result.to_dict())
+            if services.ledger is not None and services.ledger.signer is not None:
+                # after the rotation above: renewal links are made by the current TSA
+                try:
+                    anchored = anchor_for(services).run_round()
+                except Exception as exc:  # noqa: BLE001 - logged by code; health reports what it leaves
+                    log.error("LTV_EVIDENCE_ROUND_FAILED: %s", getattr(exc, "code", type(exc).__name__))
+                else:
+                    if anchored.stamped is not None or anchored.renewed or anchored.failed:
+                        log.info("ledger evidence round: %s", anchored.to_dict())
         h = health(services)
         for p in h.problems:
             log.error("%s: %s %s", p.code, p.message, p.details)

@@ -20,12 +20,16 @@ from ledger._note import (
     vkey_for,
 )
 from ledger._service import Ledger, LedgerEntry, UsageRow
+from ledger._stamps import RENEWAL, STAMP, CheckpointStamp, renewal_imprint, stamp_imprint
 
 __all__ = [
     "AuditProblem",
     "AuditReport",
     "CallableSigner",
     "Checkpoint",
+    "CheckpointStamp",
+    "RENEWAL",
+    "STAMP",
     "DecisionStatus",
     "EntryFields",
     "EntryKind",
@@ -42,6 +46,8 @@ __all__ = [
     "log_key_path",
     "origin_for",
     "publish_vkey",
+    "renewal_imprint",
+    "stamp_imprint",
     "vkey_path",
     "export_ledger",
     "verify_export",

@@ -27,7 +27,8 @@ from ledger._note import (
     verify_checkpoint,
     verify_receipt,
 )
-from ledger._storage import checkpoints_t, entries_t, head_t, node_id, nodes_t, personal_t
+from ledger._stamps import RENEWAL, STAMP, CheckpointStamp, renewal_imprint, stamp_imprint
+from ledger._storage import checkpoints_t, entries_t, head_t, node_id, nodes_t, personal_t, stamps_t
 
 AUDIT_CHUNK = 5000
 _PAGE = (
@@ -558,6 +559,99 @@ class Ledger:
             return verify_receipt(receipt.to_text(), self.verifiers, self.origin)
         except VerificationError as exc:
             raise LedgerIntegrityError(exc.code, f"own receipt does not verify: {exc.message_en}") from exc
+
+    # --- evidence records: timestamps over checkpoints (issue 19 item 4b) ---------------------------------
+
+    def checkpoint_of_size(self, size: int, conn: Connection | Session | None = None) -> Checkpoint | None:
+        with self._reader(conn) as c:
+            row = c.execute(select(checkpoints_t).where(checkpoints_t.c.size == size)).one_or_none()
+        return Checkpoint(row.origin, row.size, row.root, row.note) if row is not None else None
+
+    def stamps(self, conn: Connection | Session | None = None) -> list[CheckpointStamp]:
+        """Every link of every evidence chain, in the order they were made."""
+        with self._reader(conn) as c:
+            rows = c.execute(select(stamps_t).order_by(stamps_t.c.id)).all()
+        return [CheckpointStamp.from_row(r) for r in rows]
+
+    def stamp_covering(self, index: int, conn: Connection | Session | None = None) -> CheckpointStamp | None:
+        """The first STAMP whose checkpoint contains entry ``index`` (the earliest proof of its existence)."""
+        with self._reader(conn) as c:
+            row = c.execute(
+                select(stamps_t)
+                .where(stamps_t.c.kind == STAMP, stamps_t.c.size > index)
+                .order_by(stamps_t.c.size)
+                .limit(1)
+            ).one_or_none()
+        return CheckpointStamp.from_row(row) if row is not None else None
+
+    def evidence_chain(
+        self, first: CheckpointStamp, conn: Connection | Session | None = None
+    ) -> list[CheckpointStamp]:
+        """``first`` and the renewals that follow it, in order."""
+        chain = [first]
+        with self._reader(conn) as c:
+            while True:
+                row = c.execute(select(stamps_t).where(stamps_t.c.prev_id == chain[-1].id)).one_or_none()
+                if row is None:
+                    return chain
+                chain.append(CheckpointStamp.from_row(row))
+
+    def chain_ends(self, conn: Connection | Session | None = None) -> list[CheckpointStamp]:
+        """The newest link of each chain (no renewal follows it): what a renewal round looks at."""
+        later = stamps_t.alias("later")
+        with self._reader(conn) as c:
+            rows = c.execute(
+                select(stamps_t)
+                .where(~select(later.c.id).where(later.c.prev_id == stamps_t.c.id).exists())
+                .order_by(stamps_t.c.tsa_not_after)
+            ).all()
+        return [CheckpointStamp.from_row(r) for r in rows]
+
+    def add_stamp(
+        self,
+        size: int,
+        tst_der: bytes,
+        imprint: bytes,
+        *,
+        gen_time: datetime,
+        tsa_not_after: datetime,
+        validation: bytes = b"",
+        prev: CheckpointStamp | None = None,
+    ) -> CheckpointStamp:
+        """Store a link the caller got from a TSA: a STAMP of checkpoint ``size`` (``prev`` None), or a
+        RENEWAL of ``prev`` that also covers checkpoint ``size``. The imprint must be what the link covers
+        (``LEDGER_STAMP_IMPRINT_MISMATCH``); a checkpoint already stamped, or a link already renewed, is
+        ``LEDGER_STAMP_CONFLICT`` (another worker did it)."""
+        with Session(self.engine) as session, session.begin():
+            cp = self.checkpoint_of_size(size, session)
+            if cp is None:
+                raise NotFound("LEDGER_CHECKPOINT_MISSING", f"no signed checkpoint of size {size}")
+            expected = stamp_imprint(cp.note) if prev is None else renewal_imprint(prev.tst_der, cp.note)
+            if not hmac.compare_digest(expected, imprint):
+                raise LedgerIntegrityError(
+                    "LEDGER_STAMP_IMPRINT_MISMATCH", "the timestamp does not cover what this link must cover"
+                )
+            last = session.execute(select(stamps_t.c.id).order_by(stamps_t.c.id.desc()).limit(1)).scalar()
+            values = {
+                "id": (last or 0) + 1,
+                "kind": STAMP if prev is None else RENEWAL,
+                "size": size,
+                "prev_id": prev.id if prev is not None else None,
+                "imprint": imprint,
+                "tst_der": tst_der,
+                "validation": validation,
+                "gen_time": gen_time,
+                "tsa_not_after": tsa_not_after,
+                "created_at": self.clock(),
+            }
+            try:
+                session.execute(stamps_t.insert().values(**values))
+                session.flush()
+            except DBAPIError as exc:
+                raise Conflict(
+                    "LEDGER_STAMP_CONFLICT", "this checkpoint or link was stamped meanwhile", "已有时间戳"
+                ) from exc
+        return CheckpointStamp(**values)  # type: ignore[arg-type]
 
     # --- audit ------------------------------------------------------------------------------------------
 

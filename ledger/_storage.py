@@ -75,3 +75,23 @@ entries_t: Table = EntryRow.__table__  # type: ignore[assignment]
 nodes_t: Table = NodeRow.__table__  # type: ignore[assignment]
 checkpoints_t: Table = CheckpointRow.__table__  # type: ignore[assignment]
 personal_t: Table = PersonalRow.__table__  # type: ignore[assignment]
+
+
+class StampRow(Base):
+    """A link of an evidence chain: an RFC 3161 token over a checkpoint (STAMP) or over the previous link
+    and a later checkpoint (RENEWAL). Tokens and validation data are opaque bytes here."""
+
+    __tablename__ = "ledger_checkpoint_stamps"
+    id: Mapped[int] = mapped_column(KEY, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)
+    prev_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
+    imprint: Mapped[bytes] = mapped_column(LargeBinary)
+    tst_der: Mapped[bytes] = mapped_column(LargeBinary)
+    validation: Mapped[bytes] = mapped_column(LargeBinary)
+    gen_time: Mapped[datetime] = mapped_column(TZ)
+    tsa_not_after: Mapped[datetime] = mapped_column(TZ)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+
+
+stamps_t: Table = StampRow.__table__  # type: ignore[assignment]

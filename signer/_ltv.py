@@ -95,6 +95,7 @@ class LtvHealth:
     documents_unknown: int
     earliest_archive_until: datetime | None
     problems: tuple[LtvProblem, ...]
+    evidence: dict[str, Any] = field(default_factory=dict)  # the ledger's evidence chains (item 4b)
 
     @property
     def code(self) -> str:
@@ -110,6 +111,7 @@ class LtvHealth:
                 self.earliest_archive_until.isoformat() if self.earliest_archive_until else None
             ),
             "problems": [{"code": p.code, "message": p.message, **p.details} for p in self.problems],
+            "evidence": dict(self.evidence),
         }
 
 
@@ -457,7 +459,9 @@ def ltv_health(engine: Engine, now: datetime, policy: LtvPolicy, *, token_ok: bo
     - ``LTV_RENEWAL_OVERDUE``: stored documents whose archive timestamp ends within half the renewal window
       and were not renewed yet; ``LTV_NO_SUCCESSOR_TSA`` (at once) when the current TSA does not outlive
       a document due for renewal.
-    - ``LTV_TOKEN_UNAVAILABLE``: either of the above with no token to act on it.
+    - ``LTV_EVIDENCE_UNSTAMPED``, ``LTV_EVIDENCE_RENEWAL_OVERDUE`` (and ``LTV_NO_SUCCESSOR_TSA``): the
+      ledger's evidence chains for untouched originals (``signer._ledger_anchor.evidence_health``);
+    - ``LTV_TOKEN_UNAVAILABLE``: any of the above with no token to act on it.
     """
     docs = SealedDocumentRow
     row = None
@@ -500,6 +504,10 @@ def ltv_health(engine: Engine, now: datetime, policy: LtvPolicy, *, token_ok: bo
                 },
             )
         )
+    from signer._ledger_anchor import evidence_health
+
+    evidence = evidence_health(engine, now, policy.renew_before, tsa_until)
+    problems.extend(evidence.problems)
     if problems and not token_ok:
         problems.insert(
             0, LtvProblem("LTV_TOKEN_UNAVAILABLE", "renewal is due and the signing token is not available")
@@ -511,4 +519,5 @@ def ltv_health(engine: Engine, now: datetime, policy: LtvPolicy, *, token_ok: bo
         documents_unknown=int(unknown),
         earliest_archive_until=_aware(earliest) if earliest is not None else None,
         problems=tuple(problems),
+        evidence=evidence.to_dict(),
     )

@@ -13,6 +13,10 @@ Plan:
      gets the primary seal, its binding and the digest of every revision prefix to find the entry by.
      Whose evidence: the county that issued the primary seal (``EvidenceRouter``: this county or one of
      its trust store, whose bundle past its nextUpdate adds TRUST_BUNDLE_STALE).
+     8a. Before that, the untouched original whose certificates expired (``signer._verify_archive``): when
+     the first pass falls short only for time (expired TSA certificates, no later archive timestamp) and
+     an evidence record of the ledger proves the file existed while they were valid (given with the
+     document, or in the county read from the database), steps 1–7 run again as of that time.
 9.   Verdict: worst reason wins; untrusted-but-intact is INDETERMINATE, never TOTAL_PASSED.
 """
 
@@ -20,9 +24,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from signer._verify_archive import prove_by_ledger
 from signer._verify_core import primary_seal, run_checks, with_reasons
 from signer._verify_counties import EvidenceRouter
-from signer._verify_evidence import Evidence, check_evidence
+from signer._verify_evidence import Evidence, LedgerQuery, check_evidence
 from signer._verify_model import Reason, VerificationReport, VerifyLimits
 from signer._verify_trust import TrustList
 
@@ -43,15 +48,7 @@ def verify_document(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     # 1–7
-    if limits.sandbox:
-        from signer._verify_sandbox import default_pool, run_sandboxed
-
-        if limits.sandbox_mode == "fork":
-            report = run_sandboxed(unverified_pdf, trust, now, limits)
-        else:
-            report = default_pool().run(unverified_pdf, trust, now, limits)
-    else:
-        report = run_checks(unverified_pdf, trust, now, limits)
+    report = _checks(unverified_pdf, trust, now, limits)
     if report.unreadable or not report.signatures:
         return report
     # 8
@@ -61,8 +58,33 @@ def verify_document(
     extra: list[Reason] = []
     if isinstance(evidence, EvidenceRouter):  # the county that issued the seal: its bundle, fresh or not
         evidence, extra = evidence.for_seal(first.seal, now)
+    evidence = evidence or Evidence()
+    # 8a. the untouched original after its certificates expired: the ledger's evidence record
+    report, archived = prove_by_ledger(
+        unverified_pdf,
+        report,
+        evidence,
+        trust,
+        now,
+        lambda at: _checks(unverified_pdf, trust, at, limits),
+        LedgerQuery(first.binding, first.seal, report.revision_sha256),
+    )
+    first = primary_seal(report.signatures) or first
     reasons, facts = check_evidence(
-        evidence or Evidence(), first.binding, first.seal, first.signing_time, now, report.revision_sha256
+        evidence, first.binding, first.seal, first.signing_time, now, report.revision_sha256
     )
     # 9
-    return with_reasons(report, extra + reasons, **facts)
+    return with_reasons(report, extra + archived + reasons, **facts)
+
+
+def _checks(
+    unverified_pdf: bytes, trust: TrustList, now: datetime, limits: VerifyLimits
+) -> VerificationReport:
+    """Steps 1–7, sandboxed as ``limits`` say."""
+    if limits.sandbox:
+        from signer._verify_sandbox import default_pool, run_sandboxed
+
+        if limits.sandbox_mode == "fork":
+            return run_sandboxed(unverified_pdf, trust, now, limits)
+        return default_pool().run(unverified_pdf, trust, now, limits)
+    return run_checks(unverified_pdf, trust, now, limits)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from signer._verify_model import BindingFacts, Reason, SealFacts
 from signer._verify_reasons import reason
@@ -143,6 +144,10 @@ class Evidence:
     ledger_lookup: Callable[[LedgerQuery], LedgerFinding | None] | None = None
     checkpoint: bytes | None = None
     checkpoint_at: datetime | None = None
+    # The untouched original over time (``signer._verify_archive``): an evidence record that came with the
+    # document (``EvidenceRecord``), or, in the county, one read from the database for an entry index.
+    archive: Any = None
+    archive_lookup: Callable[[int], Any] | None = None
 
 
 def leaf_hash(entry: bytes) -> bytes:

@@ -45,7 +45,26 @@ def local_evidence(engine: Engine, vkey_file: Path) -> Evidence:
     def lookup(query: LedgerQuery) -> LedgerFinding | None:
         return find_ledger_entry(engine, query, origin=name)  # the log's key name is its origin
 
-    return Evidence(log_public_key=key, log_key_name=name, ledger_lookup=lookup)
+    def archive(index: int) -> Any:
+        return find_evidence_record(engine, index, origin=name)
+
+    return Evidence(log_public_key=key, log_key_name=name, ledger_lookup=lookup, archive_lookup=archive)
+
+
+def find_evidence_record(engine: Engine, index: int, *, origin: str) -> Any:
+    """The evidence record of entry ``index`` as the public route serves it (``signer._ledger_anchor``),
+    read back by the verifier's own parser; None when no stamped checkpoint covers the entry yet."""
+    import json
+
+    from ledger import Ledger
+    from signer._ledger_anchor import evidence_record
+    from signer._verify_archive import EvidenceRecord
+
+    try:
+        record = evidence_record(Ledger(engine, None, origin=origin), index)
+    except (SealServiceError, SQLAlchemyError):
+        return None
+    return EvidenceRecord.parse(json.dumps(record).encode())
 
 
 MAX_CANDIDATES = 32  # entries looked at per document (a document number shared by many rows is no DoS)

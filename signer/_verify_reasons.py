@@ -94,6 +94,58 @@ CATALOG: dict[str, tuple[Severity, SubIndication | None, str, str]] = {
         "signature existed before: the archive timestamps were not renewed in time",
         "时间戳证书已过期，且无后续归档时间戳证明签名在此之前已存在（归档时间戳未及时续期）",
     ),
+    # the ledger's evidence record for an untouched original (issue 19 item 4b, signer._verify_archive)
+    "EVIDENCE_RECORD_POE": (
+        _N,
+        None,
+        "the ledger's evidence record proves this file existed at the time in the detail, while its "
+        "certificates were valid: signatures and timestamps are judged at that time",
+        "台账证据记录证明该文件在详情所示时间（证书有效期内）已存在：签名与时间戳按该时间判定",
+    ),
+    "EVIDENCE_RECORD_NOT_APPLIED": (
+        _N,
+        None,
+        "an evidence record was given but not used: this file is not the one the ledger logged (an "
+        "extended copy proves itself with its archive timestamps)",
+        "提供了证据记录但未采用：该文件不是台账登记的原文件（延期副本由其归档时间戳自证）",
+    ),
+    "EVIDENCE_CHECKPOINT_MISMATCH": (
+        _F,
+        S.SIG_CONSTRAINTS_FAILURE,
+        "the evidence record's first timestamp does not cover the checkpoint its receipt proves against",
+        "证据记录的首个时间戳不覆盖回执所依据的检查点",
+    ),
+    "EVIDENCE_CHAIN_BROKEN": (
+        _F,
+        S.SIG_CONSTRAINTS_FAILURE,
+        "a renewal timestamp of the evidence record does not cover the timestamp before it",
+        "证据记录中的续期时间戳未覆盖其前一个时间戳",
+    ),
+    "EVIDENCE_TOKEN_INVALID": (
+        _F,
+        S.SIG_CRYPTO_FAILURE,
+        "a timestamp of the evidence record is not a valid RFC 3161 token (signature or content)",
+        "证据记录中的时间戳不是有效的RFC 3161时间戳（签名或内容无效）",
+    ),
+    "EVIDENCE_LINK_EXPIRED": (
+        _I,
+        S.OUT_OF_BOUNDS_NO_POE,
+        "a timestamp of the evidence record was not renewed before its certificate expired",
+        "证据记录中的时间戳未在其证书过期前续期",
+    ),
+    "EVIDENCE_TSA_UNTRUSTED": (
+        _I,
+        S.NO_CERTIFICATE_CHAIN_FOUND,
+        "a timestamp of the evidence record is not by a trusted time-stamping authority at the time it is "
+        "judged",
+        "证据记录中的时间戳在判定时间不是由受信任的时间戳机构签发",
+    ),
+    "EVIDENCE_TSA_REVOKED": (
+        _I,
+        S.REVOKED_NO_POE,
+        "the certificate of a timestamp of the evidence record was revoked before the timestamp was renewed",
+        "证据记录中时间戳的证书在续期前已被吊销",
+    ),
     "BYTE_RANGE_INVALID": (
         _F,
         S.FORMAT_FAILURE,

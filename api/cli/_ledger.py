@@ -191,11 +191,31 @@ def register(app: typer.Typer) -> None:
     def proof(
         index: Annotated[int, typer.Option("--index", help="entry index")],
         out: Annotated[Path | None, typer.Option("--out", help="write the .tlog-proof here")] = None,
+        evidence: Annotated[
+            bool,
+            typer.Option(
+                "--evidence",
+                help="the evidence record (yizhang-evidence-record/1, JSON) that proves an untouched "
+                "original after its certificates expired",
+            ),
+        ] = False,
         database_url: DbOpt = None,
         home: HomeOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """A receipt (C2SP tlog-proof) for one entry against the latest checkpoint."""
+        """A receipt (C2SP tlog-proof) for one entry against the latest checkpoint; with ``--evidence``
+        its evidence record (also ``yizhang ledger receipt``)."""
+        if evidence:
+            from signer._ledger_anchor import evidence_record_text
+
+            with cli_errors(as_json), _db_errors():
+                record = evidence_record_text(_ledger(home, database_url, sign=False), index)
+            if out is not None:
+                out.write_text(record, encoding="utf-8")
+                typer.echo(f"wrote {out}", err=as_json)
+            if as_json or out is None:
+                typer.echo(record, nl=False)
+            return
         with cli_errors(as_json), _db_errors():
             receipt = _ledger(home, database_url, sign=True).receipt(index)
         text = receipt.to_text()
@@ -217,6 +237,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(text, nl=False)
         else:
             typer.echo(f"wrote {out}")
+
+    ledger_app.command("receipt", help="the same as `ledger proof`")(proof)
 
     @ledger_app.command("verify-proof")
     def verify_proof(

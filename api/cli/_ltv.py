@@ -48,8 +48,9 @@ def renew(
     ] = None,
 ) -> None:
     """One round: rotate the county TSA if due, renew the archive timestamps of stored documents that are
-    due. Exit 1 when a problem remains (see /readyz)."""
-    from api._ltv import health, renew_round
+    due, stamp today's checkpoint and renew the ledger's evidence chains that are due. Exit 1 when a
+    problem remains (see /readyz)."""
+    from api._ltv import anchor_for, health, renew_round
     from api._services import build_services
     from core.db import migrate
 
@@ -61,8 +62,12 @@ def renew(
             within = timedelta(days=due_within) if due_within is not None else None
             result = renew_round(services, due_within=within, limit=limit)
             out = {"round": result.to_dict(), "health": health(services).to_dict()}
+            if services.ledger is not None and services.ledger.signer is not None:
+                # the ledger's evidence chains: today's checkpoint stamp, renewals due (issue 19 item 4b)
+                out["evidence"] = anchor_for(services).run_round().to_dict()
+                out["health"] = health(services).to_dict()
         finally:
             services.close()
     emit(out, as_json, _human)
-    if out["health"]["problems"] or out["round"]["failed"]:
+    if out["health"]["problems"] or out["round"]["failed"] or (out.get("evidence") or {}).get("failed"):
         raise typer.Exit(1)

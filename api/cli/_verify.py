@@ -92,7 +92,12 @@ def register(app: typer.Typer) -> None:
         bundle: Annotated[Path | None, typer.Option("--bundle", help="offline verify bundle (JSON)")] = None,
         receipt: Annotated[
             Path | None,
-            typer.Option("--receipt", help="ledger receipt: c2sp tlog-proof text or JSON"),
+            typer.Option(
+                "--receipt",
+                help="ledger receipt: c2sp tlog-proof text or JSON, or the evidence record "
+                "(yizhang-evidence-record/1) that proves an untouched original after its certificates "
+                "expired",
+            ),
         ] = None,
         home: HomeOpt = None,
         as_json: JsonOpt = False,
@@ -122,11 +127,19 @@ def register(app: typer.Typer) -> None:
                 trust_list = router.trust_list(TrustList.for_home(settings.home_dir))
                 evidence = router
             if receipt is not None:
+                from signer._verify_archive import EvidenceRecord
+
+                archive = None
                 try:
-                    rec = LedgerReceipt.parse(receipt.read_bytes())
+                    raw = receipt.read_bytes()
+                    if EvidenceRecord.looks_like(raw):  # the evidence record: the receipt and its timestamps
+                        archive = EvidenceRecord.parse(raw)
+                        rec = archive.receipt
+                    else:
+                        rec = LedgerReceipt.parse(raw)
                 except (OSError, ValueError, TypeError) as exc:
                     raise BadInput("RECEIPT_INVALID", "cannot read the receipt", "无法读取台账回执") from exc
-                evidence = _with_receipt(evidence, rec)
+                evidence = _with_receipt(evidence, rec, archive)
             try:
                 data = file.read_bytes()
             except OSError as exc:
@@ -185,18 +198,20 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"bundle not signed ({unsigned}): `trust add` will refuse it", err=True)
 
 
-def _with_receipt(evidence: Any, receipt: Any) -> Any:
-    """``--receipt``: beside the evidence at hand, or beside the evidence of every county a router holds."""
+def _with_receipt(evidence: Any, receipt: Any, archive: Any = None) -> Any:
+    """``--receipt``: beside the evidence at hand, or beside the evidence of every county a router holds;
+    an evidence record (``archive``) goes with its receipt."""
     from signer._verify_counties import EvidenceRouter
 
     if isinstance(evidence, EvidenceRouter):
         return EvidenceRouter(
-            home=replace(evidence.home, receipt=receipt),
+            home=replace(evidence.home, receipt=receipt, archive=archive),
             counties=tuple(
-                replace(c, evidence=replace(c.evidence, receipt=receipt)) for c in evidence.counties
+                replace(c, evidence=replace(c.evidence, receipt=receipt, archive=archive))
+                for c in evidence.counties
             ),
         )
-    return replace(evidence, receipt=receipt)
+    return replace(evidence, receipt=receipt, archive=archive)
 
 
 def _home_evidence(settings: Any) -> Any:

@@ -112,8 +112,17 @@ def router_for(settings: Settings) -> APIRouter:
         return Response(cp.note, media_type="text/plain; charset=utf-8")
 
     @router.get("/v1/public/proofs/{index}", dependencies=PUBLIC, response_class=Response)
-    def proof(index: Annotated[int, Path(ge=0, le=MAX_INDEX)], request: Request) -> Response:
+    def proof(
+        index: Annotated[int, Path(ge=0, le=MAX_INDEX)],
+        request: Request,
+        evidence: Annotated[bool, Query(description="the evidence record (JSON) instead")] = False,
+    ) -> Response:
         """Receipt for entry ``index`` (C2SP tlog-proof: the entry, its inclusion proof, the checkpoint).
+
+        With ``?evidence=1`` the entry's evidence record (``yizhang-evidence-record/1``,
+        docs/ledger-format.md): the tlog-proof against the first timestamped checkpoint that contains it and
+        that timestamp's renewal chain with certificates and CRLs, what proves an untouched original after
+        its own certificates expired. ``404 LEDGER_EVIDENCE_PENDING`` until a stamped checkpoint covers it.
 
         The entry's people and free text are salted commitments (docs/ledger-format.md, "Personal data"),
         so the receipt shows hashes and public facts only. An entry logged before that holds them in clear
@@ -128,6 +137,10 @@ def router_for(settings: Settings) -> APIRouter:
                 "this entry predates salted personal fields; ask the issuing centre for its receipt",
                 "该条目早于个人信息加盐保护，不公开提供；请向出具单位索取回执",
             )
+        if evidence:
+            from signer._ledger_anchor import evidence_record_text
+
+            return Response(evidence_record_text(ledger, index), media_type="application/json")
         return Response(ledger.receipt(index).to_text(), media_type="text/plain; charset=utf-8")
 
     @router.get("/v1/public/consistency", dependencies=PUBLIC)

@@ -174,6 +174,19 @@ def _check_sealed(c: TestClient, h: dict, view: dict, admin: dict) -> None:  # t
     proven = verify_receipt(receipt.text, [NoteVerifier.from_vkey(vkey)])
     assert proven.index == view["ledger_index"]
     assert receipt.text == c.get(f"/v1/public/proofs/{view['ledger_index']}").text
+    # the evidence record (issue 19 item 4b): none until the day's checkpoint is timestamped
+    evidence = f"/v1/public/proofs/{view['ledger_index']}?evidence=1"
+    pending = c.get(evidence)
+    assert pending.status_code == 404 and pending.json()["code"] == "LEDGER_EVIDENCE_PENDING", pending.text
+    from api._ltv import anchor_for
+
+    assert anchor_for(c.app.state.services).run_round().stamped is not None
+    record = c.get(evidence)
+    assert record.status_code == 200 and record.headers["content-type"] == "application/json"
+    body = record.json()
+    assert body["format"] == "yizhang-evidence-record/1" and body["index"] == view["ledger_index"]
+    assert [link["kind"] for link in body["chain"]] == ["STAMP"]
+    assert verify_receipt(body["proof"], [NoteVerifier.from_vkey(vkey)]).index == view["ledger_index"]
 
 
 def test_township_seal_allowed_and_cross_township_refused(county) -> None:

@@ -176,3 +176,53 @@ def test_auditor_reads_with_a_select_only_role(
             c.execute(f'REVOKE ALL ON DATABASE "{dbname}" FROM {role}')
             c.execute(f"DROP OWNED BY {role}")
             c.execute(f"DROP ROLE {role}")
+
+
+def test_evidence_record_of_an_entry(home: Path, tmp_path: Path) -> None:
+    """`ledger receipt --evidence` (issue 19 item 4b): none until a stamped checkpoint holds the entry; then
+    the record names the stamp and the entry's proof against that checkpoint. The ledger stores tokens as
+    opaque bytes (the TSA is the signer's business) but checks what they claim to cover."""
+    from datetime import UTC, datetime, timedelta
+
+    from core.errors import Conflict, LedgerIntegrityError
+    from ledger import Ledger, origin_for, renewal_imprint, stamp_imprint, verify_receipt
+
+    h = str(home)
+    assert _run("checkpoint", "--home", h).exit_code == 0
+    r = _run("receipt", "--index", "11", "--evidence", "--home", h, "--json")
+    assert r.exit_code == 2 and "LEDGER_EVIDENCE_PENDING" in r.output, r.output
+
+    settings = load_settings(home)
+    engine = make_engine(settings.effective_database_url)
+    lg = Ledger(engine, None, origin=origin_for(settings))
+    cp = lg.latest_checkpoint()
+    assert cp is not None
+    now = datetime.now(UTC)
+    facts = {"gen_time": now, "tsa_not_after": now + timedelta(days=1095)}
+    with pytest.raises(LedgerIntegrityError) as bad:
+        lg.add_stamp(cp.size, b"token-0", stamp_imprint(cp.note + "x"), **facts)
+    assert bad.value.code == "LEDGER_STAMP_IMPRINT_MISMATCH"
+    stamp = lg.add_stamp(cp.size, b"token-0", stamp_imprint(cp.note), **facts)
+    with pytest.raises(Conflict) as twice:
+        lg.add_stamp(cp.size, b"token-0", stamp_imprint(cp.note), **facts)
+    assert twice.value.code == "LEDGER_STAMP_CONFLICT"
+    renewal = lg.add_stamp(cp.size, b"token-1", renewal_imprint(b"token-0", cp.note), prev=stamp, **facts)
+    assert [s.id for s in lg.evidence_chain(stamp)] == [stamp.id, renewal.id]
+    assert [s.id for s in lg.chain_ends()] == [renewal.id]
+    lg.close()
+    engine.dispose()
+
+    out = tmp_path / "evidence.json"
+    r = _run("receipt", "--index", "11", "--evidence", "--home", h, "--out", str(out))
+    assert r.exit_code == 0, r.output
+    record = json.loads(out.read_text(encoding="utf-8"))
+    assert record["format"] == "yizhang-evidence-record/1" and record["index"] == 11
+    assert [(link["kind"], link["token"]) for link in record["chain"]] == [
+        ("STAMP", "dG9rZW4tMA=="),
+        ("RENEWAL", "dG9rZW4tMQ=="),
+    ]
+    assert record["chain"][0]["checkpoint"] == cp.note
+    vkey = (home / "ledger" / "log.vkey").read_text().strip()
+    from ledger import NoteVerifier
+
+    assert verify_receipt(record["proof"], [NoteVerifier.from_vkey(vkey)]).checkpoint.size == cp.size

@@ -157,6 +157,31 @@ def test_triggers_refuse_update_and_delete(filled_ledger: Ledger, engine: Engine
     assert filled_ledger.audit().ok
 
 
+def test_checkpoint_stamps_are_append_only(filled_ledger: Ledger, engine: Engine) -> None:
+    """The evidence chains' links (issue 19 item 4b) are refused UPDATE, DELETE and TRUNCATE like the rest."""
+    from datetime import UTC, datetime, timedelta
+
+    from ledger import stamp_imprint
+
+    cp = filled_ledger.checkpoint_of_size(10)
+    assert cp is not None
+    now = datetime.now(UTC)
+    filled_ledger.add_stamp(
+        10, b"token", stamp_imprint(cp.note), gen_time=now, tsa_not_after=now + timedelta(days=1)
+    )
+    statements = [
+        "UPDATE ledger_checkpoint_stamps SET tst_der = tst_der",
+        "DELETE FROM ledger_checkpoint_stamps",
+    ]
+    if engine.dialect.name == "postgresql":
+        statements.append("TRUNCATE ledger_checkpoint_stamps")
+    for sql in statements:
+        with pytest.raises(DBAPIError) as exc, engine.begin() as c:
+            c.exec_driver_sql(sql)
+        assert "LEDGER_APPEND_ONLY" in str(exc.value), sql
+    assert [s.size for s in filled_ledger.stamps()] == [10]
+
+
 def test_checkpoints_never_disagree(filled_ledger: Ledger, engine: Engine, make_fields) -> None:  # type: ignore[no-untyped-def]
     lg = filled_ledger
     again = lg.checkpoint()

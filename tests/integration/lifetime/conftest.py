@@ -7,9 +7,11 @@ The timeline (``aged_county``, run once for the package):
   issued through the signing workflow (``_permits``: withdrawn, cancelled and changed at T; the county's
   trust bundle fetched from ``/pki/trust-bundle.json``; then one revoked).
 - T+10 d, T+400 d, T+1000 d, T+1500 d: ``yizhang serve`` runs until its first rounds are done (ready, CRLs
-  of the day, the long-term validation round leaving nothing due) and another county fetches its trust
-  bundle then; right after, the verifications of that age run (``VERIFICATIONS``), under the same clock,
-  one process per age (``_verify_many``: the ``yizhang verify`` command itself).
+  of the day, the long-term validation round leaving nothing due, the day's checkpoint timestamped and the
+  ledger's evidence chains renewed) and another county fetches its trust bundle then (at T+1500 d the
+  holders of two permits also fetch their evidence records); right after, the verifications of that age
+  run (``VERIFICATIONS``), under the same clock, one process per age (``_verify_many``: the
+  ``yizhang verify`` command itself).
 
 Nothing else is done to the home: serve ran for a moment four times, that is all.
 """
@@ -48,6 +50,7 @@ class AgedCounty:
     permits: dict[str, dict[str, str]]  # name -> pdf, receipt, number, request_id (as the holder got them)
     bundles: dict[int, Path] = field(default_factory=dict)  # age (d) -> trust bundle fetched then; 0: at T
     stored: dict[tuple[int, str], Path] = field(default_factory=dict)  # (age, number) -> stored copy then
+    evidence: dict[tuple[int, str], Path] = field(default_factory=dict)  # (age, name) -> evidence record then
     verified: dict[str, dict[str, Any]] = field(default_factory=dict)  # label -> exit_code, report
 
     def report(self, label: str) -> dict[str, Any]:
@@ -77,9 +80,21 @@ def stored_copy(home: Path, number: str, out: Path) -> Path:
     return out
 
 
-def settled(home: Path, sealed_at: datetime, days: int, bundle: Path) -> Callable[[int], bool]:
-    """serve is ready, its first long-term validation round left nothing due, the CRLs are of the day; then
-    the county's trust bundle is fetched, as another county's ``trust refresh`` would."""
+def ledger_index(receipt: str | Path) -> int:
+    """The entry index a holder's receipt (tlog-proof) names."""
+    for line in Path(receipt).read_text(encoding="utf-8").splitlines():
+        if line.startswith("index "):
+            return int(line[6:])
+    raise AssertionError(f"no index line in {receipt}")
+
+
+def settled(
+    home: Path, sealed_at: datetime, days: int, bundle: Path, fetch: dict[str, Path] | None = None
+) -> Callable[[int], bool]:
+    """serve is ready, its first long-term validation round left nothing due (documents and the ledger's
+    evidence chains; today's checkpoint stamped), the CRLs are of the day; then the county's trust bundle
+    is fetched, as another county's ``trust refresh`` would, and whatever else ``fetch`` names (route ->
+    file: the holders' evidence records)."""
 
     def until(port: int) -> bool:
         body = _readyz(port)
@@ -88,18 +103,23 @@ def settled(home: Path, sealed_at: datetime, days: int, bundle: Path) -> Callabl
             return False
         ltv = body.get("ltv") or {}
         tsa = ltv.get("tsa_not_after")
+        evidence = ltv.get("evidence") or {}
+        stamped = evidence.get("latest_stamp")
         if not (
             crl >= sealed_at + timedelta(days=days - 1)
             and ltv.get("status") == "ok"
             and ltv.get("documents_due") == 0
             and ltv.get("documents_unknown") == 0
+            and evidence.get("chains_due") == 0
+            and stamped is not None
             and tsa is not None
             and datetime.fromisoformat(tsa) > sealed_at + timedelta(days=days + 365)
         ):
             return False
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/pki/trust-bundle.json", timeout=30) as r:  # noqa: S310
-                bundle.write_bytes(r.read())
+            for route, path in {"/pki/trust-bundle.json": bundle, **(fetch or {})}.items():
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{route}", timeout=30) as r:  # noqa: S310
+                    path.write_bytes(r.read())
         except OSError:
             return False
         return True
@@ -112,9 +132,17 @@ def verifications(aged: AgedCounty, age: int, tmp: Path) -> dict[str, list[str]]
     (a trust bundle and the ledger receipt, nothing of the home)."""
     p = aged.permits
 
-    def away(name: str, bundle_age: int, pdf: str | Path | None = None) -> list[str]:
+    def away(
+        name: str, bundle_age: int, pdf: str | Path | None = None, receipt: Path | None = None
+    ) -> list[str]:
         doc = str(pdf or p[name]["pdf"])
-        return [doc, "--bundle", str(aged.bundles[bundle_age]), "--receipt", p[name]["receipt"]]
+        return [
+            doc,
+            "--bundle",
+            str(aged.bundles[bundle_age]),
+            "--receipt",
+            str(receipt or p[name]["receipt"]),
+        ]
 
     home = ["--home", str(aged.home)]
     if age == 10:
@@ -145,7 +173,9 @@ def verifications(aged: AgedCounty, age: int, tmp: Path) -> dict[str, list[str]]
             "home.extended@1500": [str(aged.stored[(1500, aged.number)]), *home],
             "home.original@1500": [str(aged.doc), *home],
             "out.valid.extended@1500": away("valid", 1500, extended["valid"]),
-            "out.valid.original@1500": away("valid", 1500),
+            # the untouched originals with the evidence records fetched that day (issue 19 item 4b)
+            "out.valid.original@1500": away("valid", 1500, receipt=aged.evidence[(1500, "valid")]),
+            "out.revoked.original@1500": away("revoked", 1500, receipt=aged.evidence[(1500, "revoked")]),
             "out.valid.bundle0@1500": away("valid", 0, extended["valid"]),
             "out.revoked.extended@1500": away("revoked", 1500, extended["revoked"]),
             "out.revoked.bundle0@1500": away("revoked", 0, extended["revoked"]),
@@ -173,7 +203,12 @@ def aged_county(tmp_path_factory: pytest.TempPathFactory) -> AgedCounty:
     aged = AgedCounty(home, doc, str(summary["number"]), permits, bundles={0: out / "bundle-0.json"})
     for days in AGES:
         bundle = out / f"bundle-{days}.json"
-        _serve_a_moment(home, settled(home, sealed_at, days, bundle), offset=f"+{days}d")
+        fetch = {}
+        if days == 1500:  # the holders of the untouched originals fetch their evidence records
+            for name in ("valid", "revoked"):
+                record = aged.evidence[(days, name)] = out / f"{name}.evidence-{days}.json"
+                fetch[f"/v1/public/proofs/{ledger_index(permits[name]['receipt'])}?evidence=1"] = record
+        _serve_a_moment(home, settled(home, sealed_at, days, bundle, fetch), offset=f"+{days}d")
         aged.bundles[days] = bundle
         aged.stored[(days, aged.number)] = stored_copy(home, aged.number, tmp / f"home.{days}.pdf")
         plan = verifications(aged, days, tmp)

@@ -7,7 +7,8 @@ What serve does at T+1000 d, in its first long-term validation round: the county
 at T, 3 years) has fewer than 365 days left, so it gets a new key and certificate; the stored permit's
 latest timestamp is by the old TSA, ending within 300 days, so the chain and current CRLs go into its DSS
 and the new TSA adds a document timestamp. The holder's download (the stored copy) is the extended one.
-Before: the T+1500 d verification was INDETERMINATE (TIMESTAMP_UNTRUSTED, OUT_OF_BOUNDS_NO_POE).
+Before: the T+1500 d verification was INDETERMINATE (TIMESTAMP_UNTRUSTED, OUT_OF_BOUNDS_NO_POE). The
+untouched original passes too, through the ledger's evidence record (issue 19 item 4b).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def test_permit_verifies_after_its_certificates_expired(aged_county: AgedCounty)
     assert kinds == ["signature", "doc_timestamp", "doc_timestamp"]
     assert "ARCHIVE_TIMESTAMP_POE" in _codes(report)
 
-    # the untouched original: its archive timestamp's TSA certificate expired with nothing after it
+    # the untouched original: its archive timestamp's TSA certificate expired with nothing after it in the
+    # file; the ledger's evidence record (checkpoint stamped at +10 d, re-anchored at +1000 d) proves it
     original = aged.report("home.original@1500")
-    assert original["indication"] == "INDETERMINATE"
-    assert {"TIMESTAMP_UNTRUSTED", "TIMESTAMP_EXPIRED_NO_POE"} <= _codes(original)
+    assert original["indication"] == "TOTAL_PASSED", _codes(original)
+    assert "EVIDENCE_RECORD_POE" in _codes(original)

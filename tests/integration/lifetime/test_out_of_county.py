@@ -10,8 +10,8 @@ T+10, T+400, T+1000 and T+1500 d (the ``aged_county`` timeline of ``conftest``, 
   ``DECISION_REVOKED`` with a bundle fetched since; withdrawn and cancelled decisions fail, a changed one
   names its successor -- the seal itself still shows as authentic.
 - At T+1500 d the seal and first TSA certificates have expired: the holder's download then (the copy the
-  service extended at T+1000 d) passes; the untouched original is INDETERMINATE (no proof of existence
-  before the TSA certificate expired: the ledger evidence-record route of docs/ledger-format.md is not built).
+  service extended at T+1000 d) passes; so does the untouched original with the evidence record of its
+  ledger entry fetched that day (docs/ledger-format.md, "Evidence records"), in county and out of it.
 """
 
 from __future__ import annotations
@@ -104,9 +104,25 @@ def test_ended_decisions_fail_and_a_changed_one_names_its_successor(aged_county:
     assert _authentic(report)
 
 
-def test_the_untouched_original_at_1500_days_is_not_yet_provable(aged_county: AgedCounty) -> None:
-    """The gap left open: nothing proves the original's signature existed before its TSA certificate
-    expired (the ledger evidence record of docs/ledger-format.md would). When it is built, this turns."""
-    report = aged_county.report("out.valid.original@1500")
-    assert report["indication"] == "INDETERMINATE", _codes(report)
-    assert {"TIMESTAMP_UNTRUSTED", "TIMESTAMP_EXPIRED_NO_POE"} <= _codes(report)
+def test_the_untouched_original_at_1500_days_verifies_through_the_ledger(aged_county: AgedCounty) -> None:
+    """The holder kept the file as sealed at T; its seal and TSA certificates expired at T+3 years. With
+    the evidence record fetched at T+1500 d (``/v1/public/proofs/N?evidence=1``: the checkpoint stamped at
+    T+10 d, re-anchored by the rotated TSA at T+1000 d) and the bundle of that day, it verifies TOTAL_PASSED
+    out of county, judged as of the stamp; in the county (``--home``) the same is read from the database.
+    Before: INDETERMINATE (TIMESTAMP_UNTRUSTED, TIMESTAMP_EXPIRED_NO_POE)."""
+    aged = aged_county
+    record = json.loads(aged.evidence[(1500, "valid")].read_text(encoding="utf-8"))
+    assert record["format"] == "yizhang-evidence-record/1"
+    assert [link["kind"] for link in record["chain"]] == ["STAMP", "RENEWAL"]
+    for label in ("out.valid.original@1500", "home.original@1500"):
+        report = aged.report(label)
+        shown = (label, sorted(_codes(report)))
+        assert report["indication"] == "TOTAL_PASSED" and aged.exit_code(label) == 0, shown
+        (poe,) = [r for r in report["reasons"] if r["code"] == "EVIDENCE_RECORD_POE"]
+        assert "1 renewal(s)" in poe["detail"], poe
+        assert report["facts"]["ledger_verified"] is True, shown
+    # a decision revoked since: still refused, the seal itself authentic
+    report = aged.report("out.revoked.original@1500")
+    shown = sorted(_codes(report))
+    assert report["indication"] == "TOTAL_FAILED" and "DECISION_REVOKED" in _codes(report), shown
+    assert "EVIDENCE_RECORD_POE" in _codes(report) and _authentic(report), shown
