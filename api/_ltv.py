@@ -18,7 +18,7 @@ def _now() -> datetime:
 
 
 def renewer_for(services: Services) -> Any:
-    from signer._ltv import LtvPolicy, LtvRenewer
+    from signer import LtvPolicy, LtvRenewer
 
     return LtvRenewer(
         services.engine,
@@ -34,7 +34,7 @@ def renew_round(services: Services, due_within: timedelta | None = None, limit: 
     """One rotation-and-renewal round; after a rotation the ``/v1/tsa`` route's TSA is rebuilt too."""
     result = renewer_for(services).run_round(due_within=due_within, limit=limit)
     if services._tsa is not None and services.signer is not None:  # noqa: SLF001 - the container's cache
-        from signer._ltv import tsa_identity_row
+        from signer import tsa_identity_row
 
         row = tsa_identity_row(services.engine)
         if row is not None and services._tsa.identity.cert_der != row[1]:  # noqa: SLF001
@@ -43,7 +43,7 @@ def renew_round(services: Services, due_within: timedelta | None = None, limit: 
 
 
 def health(services: Services, now: datetime | None = None) -> Any:
-    from signer._ltv import LtvPolicy, ltv_health
+    from signer import LtvPolicy, ltv_health
 
     token_ok = services.keystore is not None and getattr(services.keystore, "unavailable", None) is None
     return ltv_health(
@@ -86,7 +86,7 @@ async def renew_regularly(services: Services, interval_s: float | None = None) -
     """``yizhang serve``: a round at start, then every ``LTV_INTERVAL_S``; problems logged with their code
     each round. Rounds of several workers do not collide (a file lock around rotation, compare-and-set on
     each document)."""
-    from signer._ltv import LTV_INTERVAL_S
+    from signer import LTV_INTERVAL_S
 
     def round_() -> None:
         if services.keystore is not None and services.county_pki is not None:

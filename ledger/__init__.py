@@ -5,7 +5,7 @@ Pure core: :mod:`ledger._merkle` (tree, proofs, verifiers) and :mod:`ledger._ent
 
 from ledger._audit import AuditProblem, AuditReport
 from ledger._config import key_file_signer, log_key_path, origin_for, publish_vkey, vkey_path
-from ledger._entry import DecisionStatus, EntryFields, EntryKind, commit_personal
+from ledger._entry import FINAL_DECISION_STATUSES, DecisionStatus, EntryFields, EntryKind, commit_personal
 from ledger._export import export_ledger, verify_export
 from ledger._merkle import ProofError, verify_consistency, verify_inclusion
 from ledger._note import (
@@ -15,6 +15,7 @@ from ledger._note import (
     NoteSigner,
     NoteVerifier,
     Receipt,
+    sign_note,
     verify_checkpoint,
     verify_receipt,
     vkey_for,
@@ -27,6 +28,7 @@ __all__ = [
     "CallableSigner",
     "Checkpoint",
     "DecisionStatus",
+    "FINAL_DECISION_STATUSES",
     "EntryFields",
     "EntryKind",
     "KeyFileSigner",
@@ -38,6 +40,7 @@ __all__ = [
     "Receipt",
     "UsageRow",
     "commit_personal",
+    "sign_note",
     "key_file_signer",
     "log_key_path",
     "origin_for",

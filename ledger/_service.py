@@ -461,13 +461,23 @@ class Ledger:
     # --- checkpoints and receipts -----------------------------------------------------------------------
 
     def latest_checkpoint(self, conn: Connection | Session | None = None) -> Checkpoint | None:
+        found = self.latest_checkpoint_signed(conn)
+        return None if found is None else found[0]
+
+    def latest_checkpoint_signed(
+        self, conn: Connection | Session | None = None
+    ) -> tuple[Checkpoint, datetime] | None:
+        """The latest checkpoint and when it was signed (aware, UTC); ``None`` before the first."""
         with self._reader(conn) as c:
             row = c.execute(
                 select(checkpoints_t).order_by(checkpoints_t.c.size.desc()).limit(1)
             ).one_or_none()
         if row is None:
             return None
-        return Checkpoint(row.origin, row.size, row.root, row.note)
+        at: datetime = row.created_at
+        if at.tzinfo is None:  # SQLite hands back naive datetimes; they were stored in UTC
+            at = at.replace(tzinfo=UTC)
+        return Checkpoint(row.origin, row.size, row.root, row.note), at
 
     def checkpoints(self, conn: Connection | Session | None = None) -> list[Checkpoint]:
         with self._reader(conn) as c:
