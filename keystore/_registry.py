@@ -20,6 +20,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partialmethod
 from typing import Any
 
 from cryptography import x509
@@ -589,84 +590,12 @@ class SealRegistry:
             self._destroy_private(self.get(seal_id).key_label)
         return event
 
-    # -- the steps by name, with the arguments each takes (what each does: LIFECYCLE) ------------------
-    def activate(
-        self,
-        seal_id: str,
-        *,
-        actor: str,
-        approved_by: str,
-        reason: str | None = None,
-        requested_by: str | None = None,
-        now: datetime | None = None,
-    ) -> SealEvent:
-        """启用: the seal may sign from now on."""
-        return self.step(
-            "activate",
-            seal_id,
-            actor=actor,
-            approved_by=approved_by,
-            reason=reason,
-            requested_by=requested_by,
-            now=now,
-        )
-
-    def suspend(
-        self,
-        seal_id: str,
-        *,
-        actor: str,
-        reason: str,
-        approved_by: str | None = None,
-        now: datetime | None = None,
-    ) -> SealEvent:
-        """Stop signing for a while (the certificate on hold); documents sealed before stay valid."""
-        return self.step("suspend", seal_id, actor=actor, reason=reason, approved_by=approved_by, now=now)
-
-    def resume(
-        self,
-        seal_id: str,
-        *,
-        actor: str,
-        reason: str | None = None,
-        approved_by: str | None = None,
-        now: datetime | None = None,
-    ) -> SealEvent:
-        """SUSPENDED -> ACTIVE: the hold is lifted (the next CRL no longer lists the certificate)."""
-        return self.step("resume", seal_id, actor=actor, reason=reason, approved_by=approved_by, now=now)
-
-    def cancel(
-        self,
-        seal_id: str,
-        *,
-        actor: str,
-        approved_by: str,
-        reason: str,
-        requested_by: str | None = None,
-        now: datetime | None = None,
-    ) -> SealEvent:
-        """注销: the certificate is revoked (cessationOfOperation) and the private key destroyed."""
-        return self.step(
-            "cancel",
-            seal_id,
-            actor=actor,
-            approved_by=approved_by,
-            reason=reason,
-            requested_by=requested_by,
-            now=now,
-        )
-
-    def retire(
-        self,
-        seal_id: str,
-        *,
-        actor: str,
-        reason: str,
-        approved_by: str | None = None,
-        now: datetime | None = None,
-    ) -> SealEvent:
-        """封存: the private key is destroyed in the token; certificate and history stay for verification."""
-        return self.step("retire", seal_id, actor=actor, reason=reason, approved_by=approved_by, now=now)
+    # -- the steps by name (``registry.suspend(seal_id, actor=…, reason=…)`` is ``step("suspend", …)``) --
+    activate = partialmethod(step, "activate")  # 启用: may sign from now on (approved_by)
+    suspend = partialmethod(step, "suspend")  # stop signing for a while: certificate on hold (reason)
+    resume = partialmethod(step, "resume")  # SUSPENDED -> ACTIVE: the hold is lifted
+    cancel = partialmethod(step, "cancel")  # 注销: certificate revoked, key destroyed (approved_by, reason)
+    retire = partialmethod(step, "retire")  # 封存: key destroyed; certificate and history stay (reason)
 
     def change(
         self,
