@@ -33,15 +33,7 @@ from sqlalchemy.orm import Session
 from api._errors import Unauthenticated
 from api._storage import AccountRow, SessionRow, TokenRow
 from core.errors import BadInput, Conflict, NotFound, PermissionDenied, Unavailable
-
-
-class Role(StrEnum):
-    COUNTY_ADMIN = "COUNTY_ADMIN"  # county approval bureau: seals, catalogs, accounts
-    DEPARTMENT_OFFICER = "DEPARTMENT_OFFICER"  # county department: agreements, monthly reports, attestation
-    TOWNSHIP_CLERK = "TOWNSHIP_CLERK"  # window clerk, the seal user
-    TOWNSHIP_PRINCIPAL = "TOWNSHIP_PRINCIPAL"  # approver (批准人 / 首席代表)
-    SEAL_CUSTODIAN = "SEAL_CUSTODIAN"  # keeps the seal
-    AUDITOR = "AUDITOR"  # discipline inspector / auditor: reads the ledger
+from policies import Role
 
 
 class AccountChange(StrEnum):
@@ -61,20 +53,6 @@ class AccountChange(StrEnum):
     OIDC_BOUND = "OIDC_BOUND"  # the first OpenID Connect login bound the account to (issuer, subject)
 
 
-class OrgKind(StrEnum):
-    COUNTY = "county"
-    DEPARTMENT = "department"
-    TOWNSHIP = "township"
-
-
-ROLE_ORG_KIND: dict[Role, OrgKind] = {
-    Role.COUNTY_ADMIN: OrgKind.COUNTY,
-    Role.AUDITOR: OrgKind.COUNTY,
-    Role.DEPARTMENT_OFFICER: OrgKind.DEPARTMENT,
-    Role.TOWNSHIP_CLERK: OrgKind.TOWNSHIP,
-    Role.TOWNSHIP_PRINCIPAL: OrgKind.TOWNSHIP,
-    Role.SEAL_CUSTODIAN: OrgKind.TOWNSHIP,
-}
 # Window staff work at one service centre; the policy engine checks it against the seal's centre.
 WINDOW_ROLES = frozenset({Role.TOWNSHIP_CLERK, Role.TOWNSHIP_PRINCIPAL})
 

@@ -38,9 +38,11 @@ from core.errors import (
     Unavailable,
     VerificationError,
 )
+from ledger import DecisionStatus
+from policies import OrgKind
 
 #: Decision statuses after which a document may not be attested (变更 too: attest its successor instead).
-NOT_IN_FORCE = frozenset({"CHANGED", "WITHDRAWN", "REVOKED", "CANCELLED"})
+NOT_IN_FORCE = frozenset(s.value for s in DecisionStatus)
 DEFAULT_REASON = "书面认证：本文书经县级部门认证，供县外使用"
 _SPLIT = re.compile(r"[、，,；;/\s]+")
 
@@ -62,13 +64,12 @@ class Attestation:
 
 
 def operator_of(account: Any) -> Any:
-    """The ledger's operator for an account attesting: a county department's act (policies' DEPARTMENT)."""
-    from policies import Actor
-    from policies import Role as PolicyRole
+    """The ledger's operator for an account attesting: a county department's act (``DEPARTMENT_OFFICER``)."""
+    from policies import Actor, Role
 
     return Actor(
         user_id=account.account_id,
-        role=PolicyRole.DEPARTMENT,
+        role=Role.DEPARTMENT_OFFICER,
         org_code=account.org_code,
         service_centre=account.service_centre,
     )
@@ -138,27 +139,20 @@ def _held_by_township(services: Any, holder_code: str) -> bool:
         org = store.organisation(holder_code)
     except NotFound:
         return False  # a department's own seal names the department (or no registered organisation)
-    return bool(org.kind.value == "TOWNSHIP")
+    return bool(org.kind is OrgKind.TOWNSHIP)
 
 
 def stored_document(services: Any, document_number: str) -> bytes:
     """The latest stored sealed copy of a document of this county (earlier attestations included)."""
     check_text(document_number, "document_number")
-    from sqlalchemy import select
-
     from core.db import transaction
-    from signer._storage import SealedDocumentRow
+    from signer import latest_copy_pdf
 
     with transaction(services.sessions) as s:
-        found = s.scalar(
-            select(SealedDocumentRow.sealed)
-            .where(SealedDocumentRow.document_number == document_number)
-            .order_by(SealedDocumentRow.created_at.desc())
-            .limit(1)
-        )
+        found = latest_copy_pdf(s, document_number)
     if found is None:
         raise NotFound("DOCUMENT_NOT_FOUND", "no sealed document with this number", "本县没有该文号的文书")
-    return bytes(found)
+    return found
 
 
 def verify_for_attestation(services: Any, unverified_pdf: bytes) -> Any:

@@ -28,19 +28,18 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api._accounts import (
     Account,
-    OrgKind,
-    Role,
     authenticate_token,
     csrf_matches,
     password_change_required,
     resolve_session,
 )
+from api._cookies import SESSION_COOKIE
 from api._errors import RateLimited, Unauthenticated
 from api._services import Services
 from core.db import transaction
 from core.errors import PermissionDenied
+from policies import ROLE_ORG_KIND, OrgKind, Role
 
-SESSION_COOKIE = "yz_session"
 BEARER = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
@@ -156,8 +155,6 @@ class Principal:
 
     @property
     def county_wide(self) -> bool:
-        from api._accounts import ROLE_ORG_KIND
-
         return ROLE_ORG_KIND[self.role] is OrgKind.COUNTY
 
     def may(self, permission: Permission) -> bool:
@@ -173,8 +170,6 @@ class Principal:
         """Whether a resource owned by these organisations is visible to the caller (fail closed)."""
         if self.county_wide:
             return True
-        from api._accounts import ROLE_ORG_KIND
-
         kind = ROLE_ORG_KIND[self.role]
         mine = {org_code}
         mine.add(department_code if kind is OrgKind.DEPARTMENT else township_code)
@@ -268,8 +263,6 @@ def authenticate(request: Request) -> Principal:
 
 def inherited_townships(services: Services, account: Account) -> frozenset[str]:
     """The townships merged into the account's township (issue 22, leak 7); none for other roles."""
-    from api._accounts import ROLE_ORG_KIND
-
     store = getattr(services, "policy_store", None)
     if store is None or ROLE_ORG_KIND[account.role] is not OrgKind.TOWNSHIP:
         return frozenset()

@@ -15,8 +15,10 @@ from urllib.parse import urlsplit
 
 from starlette.responses import Response
 
+from api._accounts import SESSION_TTL
 from core.settings import Settings
 
+SESSION_COOKIE = "yz_session"
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
@@ -59,3 +61,14 @@ def set_cookie(
         path=path,
         max_age=max_age,
     )
+
+
+def set_session_cookie(response: Response, settings: Settings, value: str) -> None:
+    """The console session's cookie (password login, API login, OpenID Connect login): SameSite=Strict, for
+    as long as the session lives."""
+    set_cookie(response, settings, SESSION_COOKIE, value, max_age=int(SESSION_TTL.total_seconds()))
+
+
+def clear_session_cookie(response: Response) -> None:
+    """Forget the session's cookie (logout, a password changed, a session expired)."""
+    response.delete_cookie(SESSION_COOKIE, path="/")

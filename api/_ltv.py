@@ -19,7 +19,7 @@ def _now() -> datetime:
 
 
 def renewer_for(services: Services) -> Any:
-    from signer._ltv import LtvPolicy, LtvRenewer
+    from signer import LtvPolicy, LtvRenewer
 
     return LtvRenewer(
         services.engine,
@@ -35,7 +35,7 @@ def renew_round(services: Services, due_within: timedelta | None = None, limit: 
     """One rotation-and-renewal round; after a rotation the ``/v1/tsa`` route's TSA is rebuilt too."""
     result = renewer_for(services).run_round(due_within=due_within, limit=limit)
     if services._tsa is not None and services.signer is not None:  # noqa: SLF001 - the container's cache
-        from signer._ltv import tsa_identity_row
+        from signer import tsa_identity_row
 
         row = tsa_identity_row(services.engine)
         if row is not None and services._tsa.identity.cert_der != row[1]:  # noqa: SLF001
@@ -45,7 +45,7 @@ def renew_round(services: Services, due_within: timedelta | None = None, limit: 
 
 def anchor_for(services: Services) -> Any:
     """The ledger's evidence chains (issue 19 item 4b): daily checkpoint stamps and their renewals."""
-    from signer._ledger_anchor import AnchorPolicy, LedgerAnchor
+    from signer import AnchorPolicy, LedgerAnchor
 
     return LedgerAnchor(
         services.need("ledger"),
@@ -57,7 +57,7 @@ def anchor_for(services: Services) -> Any:
 
 
 def health(services: Services, now: datetime | None = None) -> Any:
-    from signer._ltv import LtvPolicy, ltv_health
+    from signer import LtvPolicy, ltv_health
 
     token_ok = services.keystore is not None and getattr(services.keystore, "unavailable", None) is None
     return ltv_health(
@@ -114,7 +114,7 @@ async def renew_regularly(services: Services, interval_s: float | None = None) -
     renewal, then the ledger's evidence chains (the day's checkpoint stamp, renewals due; issue 19 item
     4b); problems logged with their code each round. Rounds of several workers do not collide (file locks
     around rotation and stamping, compare-and-set on each document, unique links in the ledger)."""
-    from signer._ltv import LTV_INTERVAL_S
+    from signer import LTV_INTERVAL_S
 
     def round_() -> None:
         if services.keystore is not None and services.county_pki is not None:

@@ -1,7 +1,8 @@
 """The monthly report (月报) as a PDF: A4, Chinese, the CJK font embedded as a subset.
 
 Laid out with pyHanko's ``pdf_utils`` directly (the signer package exports no layout helpers): face 0 of
-the WenQuanYi Zen Hei collection is subset by fontTools to the report's characters and embedded through
+the WenQuanYi Zen Hei collection is subset to the report's characters by the signer's
+:func:`signer.subset_font` (the one implementation the seal and the templates use) and embedded through
 pyHanko's ``GlyphAccumulator`` (CIDFontType2 with a ToUnicode map, so ``pdftotext`` reads it back).
 
 Every text is placed inside the margins (issue 23: the title ran off the page): a text wider than its room
@@ -11,45 +12,32 @@ which characters it uses (the font subset), once for real.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from functools import lru_cache
 from io import BytesIO
-from pathlib import Path
 from typing import Any
 
 from api._charts import Line, Rect, layout, rgb
 from api._reports import MonthlyReport
-from core.errors import Unavailable
+from core.errors import SigningError, Unavailable
 
 A4 = (595.28, 841.89)
 MARGIN = 56.0
 TOP = A4[1] - 64
 BOTTOM = 64.0
 MIN_SIZE = 7.0
-CJK_COLLECTION = Path(os.environ.get("YIZHANG_CJK_FONT", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"))
 
 
-@lru_cache(maxsize=64)
 def _subset(chars: str) -> bytes:
-    from fontTools import subset as ft_subset
-    from fontTools.ttLib import TTFont
+    """The signer's CJK subset (one implementation: :func:`signer.subset_font`). A missing font is the
+    report's 503 (``Unavailable``), as it always was, not a signing failure."""
+    from signer import subset_font
 
-    if not CJK_COLLECTION.exists():
-        raise Unavailable(
-            "CJK_FONT_MISSING",
-            f"CJK font {CJK_COLLECTION} not found (install fonts-wqy-zenhei)",
-            f"未找到中文字体 {CJK_COLLECTION}（请安装 fonts-wqy-zenhei）",
-        )
-    font = TTFont(str(CJK_COLLECTION), fontNumber=0)
-    options = ft_subset.Options()
-    options.notdef_outline = True
-    sub = ft_subset.Subsetter(options=options)
-    sub.populate(text=chars)
-    sub.subset(font)
-    out = BytesIO()
-    font.save(out)
-    return out.getvalue()
+    try:
+        return subset_font(chars)
+    except SigningError as exc:
+        if exc.code != "CJK_FONT_MISSING":
+            raise
+        raise Unavailable(exc.code, exc.message_en, exc.message_zh) from exc
 
 
 class _Canvas:

@@ -6,7 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api._accounts import Account, ApiToken, Role
+from api._accounts import Account, ApiToken
+from policies import Role
 
 
 class _In(BaseModel):

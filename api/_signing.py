@@ -25,7 +25,7 @@ from sqlalchemy import Insert, Row, Table, Update, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api._accounts import Account, Role, aware, get_account
+from api._accounts import Account, aware, get_account
 from api._authz import Principal
 from api._limits import check_text, walk_text
 from api._refusals import check_refusal_budget, is_foreign_refusal, of_organisation
@@ -34,6 +34,8 @@ from api._storage import DocumentRow, OutboxRow, SigningRequestRow
 from core.db import reading, transaction
 from core.errors import BadInput, Conflict, NotFound, PermissionDenied, PolicyDenied, SealServiceError
 from core.scope import read_scope
+from ledger import FINAL_DECISION_STATUSES, DecisionStatus
+from policies import Role
 
 if TYPE_CHECKING:  # the signer is imported when first used (it loads pyHanko)
     from signer import SealedDocument
@@ -55,22 +57,11 @@ class Status:
     FAILED = "FAILED"  # sealing failed for good (see error_code)
 
 
-DECISION_STATUSES = ("CHANGED", "WITHDRAWN", "REVOKED", "CANCELLED")  # 变更、撤回、撤销、注销
-# After these a decision has no effect left to change (a changed decision may still be withdrawn etc.).
-FINAL_DECISION_STATUSES = frozenset({"WITHDRAWN", "REVOKED", "CANCELLED"})
+DECISION_STATUSES = tuple(s.value for s in DecisionStatus)  # 变更、撤回、撤销、注销: the ledger's vocabulary
 # Reasons that only say "a principal must approve": the request goes to the queue instead of being refused.
 APPROVAL_ONLY = frozenset({"APPROVAL_MISSING"})
 # Reasons about the approver alone: the approval is refused, the request stays in the queue.
 APPROVER_REASONS = frozenset({"SELF_APPROVAL", "APPROVER_NOT_PRINCIPAL"})
-
-_POLICY_ROLE = {
-    Role.TOWNSHIP_CLERK: "CLERK",
-    Role.SEAL_CUSTODIAN: "CUSTODIAN",
-    Role.TOWNSHIP_PRINCIPAL: "PRINCIPAL",
-    Role.COUNTY_ADMIN: "BUREAU_ADMIN",
-    Role.DEPARTMENT_OFFICER: "DEPARTMENT",
-    Role.AUDITOR: "AUDITOR",
-}
 
 
 @dataclass(frozen=True)
@@ -197,11 +188,10 @@ class SigningWorkflow:
     # -- policy -----------------------------------------------------------------------------------------
     def _actor(self, account: Account) -> Any:
         from policies import Actor
-        from policies import Role as PolicyRole
 
         return Actor(
             user_id=account.account_id,
-            role=PolicyRole(_POLICY_ROLE[account.role]),
+            role=account.role,
             org_code=account.org_code,
             service_centre=account.service_centre,
             person_id=account.person_id or None,

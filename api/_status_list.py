@@ -86,11 +86,19 @@ def decision_status_lookup(engine: Engine) -> Callable[[BindingFacts], StatusAns
             row = conn.execute(stmt, {"key": value}).first()
             if row is None:
                 return None
-            state = DecisionState(str(row.decision_status).lower())
+            state = stored_state(row.decision_status)
             successor = _successor(conn, row.request_id) if state is DecisionState.CHANGED else None
         return StatusAnswer(state, successor)
 
     return lookup
+
+
+def stored_state(stored: object) -> DecisionState:
+    """The one conversion at this storage boundary: a request's stored ``decision_status`` (``VALID`` or a
+    ``ledger.DecisionStatus``, upper case) as the status list and the verifier spell it (lower case)."""
+    from signer import DecisionState
+
+    return DecisionState(str(stored).lower())
 
 
 def _successor(conn: Connection, request_id: str) -> str | None:
@@ -117,7 +125,6 @@ def _successor_stmt() -> Any:
 def status_entries(conn: Connection) -> list[tuple[str, DecisionState, str | None]]:
     """Every issued decision not in force as issued: (document number, status, successor)."""
     from api._storage import OutboxRow, SigningRequestRow
-    from signer import DecisionState
 
     rows = conn.execute(
         select(
@@ -137,8 +144,7 @@ def status_entries(conn: Connection) -> list[tuple[str, DecisionState, str | Non
             value = json.loads(payload).get("successor")
             successors[request_id] = str(value) if value else None  # the latest change wins
     return [
-        (str(r.document_number), DecisionState(str(r.decision_status).lower()), successors.get(r.request_id))
-        for r in rows
+        (str(r.document_number), stored_state(r.decision_status), successors.get(r.request_id)) for r in rows
     ]
 
 
@@ -180,7 +186,7 @@ def publish_status_list(
     """Sign the status list from the records and publish it; with ``force=False`` only when the published
     one is missing, unreadable, older than ``status_list_republish_s`` or says something else than the
     records. ``signer``: the ledger's ``NoteSigner`` (the log key)."""
-    from ledger._note import sign_note
+    from ledger import sign_note
     from signer import status_list_body
 
     if signer is None:

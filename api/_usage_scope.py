@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from api._accounts import Role
 from api._authz import Principal
 from api._services import Services
 from core.errors import PermissionDenied, SealServiceError
+from policies import Role
 
 
 def _refused() -> PermissionDenied:

@@ -82,7 +82,7 @@ def setup(home: Path) -> dict[str, Any]:
     )
     clerk = Actor(
         user_id="clerk-li",
-        role=Role.CLERK,
+        role=Role.TOWNSHIP_CLERK,
         org_code="360732-11",
         service_centre=store.organisation("360732-11").service_centre,
     )

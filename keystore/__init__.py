@@ -23,7 +23,7 @@ from keystore._pki import (
     SealInfo,
     token_private_key,
 )
-from keystore._registry import TRANSITIONS, SealRegistry, check_township_code
+from keystore._registry import LIFECYCLE, TRANSITIONS, LifecycleStep, SealRegistry, check_township_code
 from keystore._softhsm import TOKEN_LABEL, SoftHsmHome, home_softhsm_conf, init_softhsm_home
 from keystore._token import (
     Keystore,
@@ -35,6 +35,8 @@ from keystore._token import (
 from keystore._uri import Pkcs11Uri
 
 __all__ = [
+    "LIFECYCLE",
+    "LifecycleStep",
     "CertificateRecord",
     "CountyPKI",
     "CountySetup",

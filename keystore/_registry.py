@@ -18,7 +18,9 @@ import builtins
 import logging
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partialmethod
 
 from cryptography import x509
 from sqlalchemy import Engine, select, text
@@ -67,6 +69,45 @@ TRANSITIONS: dict[SealEventKind, tuple[frozenset[SealStatus], SealStatus | None]
 _NEEDS_APPROVER = frozenset(
     {SealEventKind.ISSUED, SealEventKind.ACTIVATED, SealEventKind.CHANGED, SealEventKind.CANCELLED}
 )
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleStep:
+    """A lifecycle step that changes the seal's status and nothing else of it (``change`` and ``issue``
+    make keys and certificates, and have their own methods). The registry, the API route and the CLI
+    command of each step are made from this table."""
+
+    event: SealEventKind
+    reason_required: bool
+    takes_requested_by: bool = False
+    revoke: RevocationReason | None = None  # put on the CRL (certificateHold is lifted again by resume)
+    release_hold: bool = False
+    destroy_key: bool = False  # the private key is destroyed in the token
+
+    @property
+    def approver_required(self) -> bool:
+        return self.event in _NEEDS_APPROVER
+
+
+#: 启用, 暂停/恢复, 注销, 封存 by name. Suspending puts the certificate on hold (CRL reason certificateHold,
+#: dated now) so that a verifier anywhere refuses what is signed while it lasts; documents sealed before stay
+#: valid. Cancelling revokes it (cessationOfOperation); cancelling and retiring destroy the private key,
+#: while certificate and history stay for verification.
+LIFECYCLE: dict[str, LifecycleStep] = {
+    "activate": LifecycleStep(SealEventKind.ACTIVATED, reason_required=False, takes_requested_by=True),
+    "suspend": LifecycleStep(
+        SealEventKind.SUSPENDED, reason_required=True, revoke=RevocationReason.CERTIFICATE_HOLD
+    ),
+    "resume": LifecycleStep(SealEventKind.RESUMED, reason_required=False, release_hold=True),
+    "cancel": LifecycleStep(
+        SealEventKind.CANCELLED,
+        reason_required=True,
+        takes_requested_by=True,
+        revoke=RevocationReason.CESSATION_OF_OPERATION,
+        destroy_key=True,
+    ),
+    "retire": LifecycleStep(SealEventKind.RETIRED, reason_required=True, destroy_key=True),
+}
 
 
 def _now(now: datetime | None) -> datetime:
@@ -518,122 +559,43 @@ class SealRegistry:
                 now=now,
             )
 
-    def activate(
+    def step(
         self,
+        name: str,
         seal_id: str,
         *,
         actor: str,
-        approved_by: str,
+        approved_by: str | None = None,
         reason: str | None = None,
         requested_by: str | None = None,
         now: datetime | None = None,
     ) -> SealEvent:
-        """启用: the seal may sign from now on."""
-        return self._transition(
-            seal_id,
-            SealEventKind.ACTIVATED,
-            actor=actor,
-            approver=approved_by,
-            reason=reason,
-            requested_by=requested_by,
-            now=now,
-        )
-
-    def suspend(
-        self,
-        seal_id: str,
-        *,
-        actor: str,
-        reason: str,
-        approved_by: str | None = None,
-        now: datetime | None = None,
-    ) -> SealEvent:
-        """Stop signing for a while: the registry refuses to sign, and the certificate is put on hold
-        (CRL reason certificateHold, dated now) so that a verifier anywhere refuses what is signed while it
-        lasts; documents sealed before stay valid."""
+        """One lifecycle step by its name in :data:`LIFECYCLE` (``activate`` … ``retire``): what the API and
+        the CLI call. ``requested_by`` is recorded only where the step takes it (activate, cancel)."""
+        step = LIFECYCLE[name]
         event = self._transition(
             seal_id,
-            SealEventKind.SUSPENDED,
+            step.event,
             actor=actor,
             approver=approved_by,
-            reason=_required(reason, "reason"),
-            requested_by=None,
+            reason=_required(reason, "reason") if step.reason_required else reason,
+            requested_by=requested_by if step.takes_requested_by else None,
             now=now,
-            revoke=RevocationReason.CERTIFICATE_HOLD,
+            revoke=step.revoke,
+            release_hold=step.release_hold,
         )
-        self.pki.publish_after_change(event.at)
+        if step.revoke is not None or step.release_hold:
+            self.pki.publish_after_change(event.at)  # the CRL says something new
+        if step.destroy_key:  # the seal never signs again: its private key goes (the public key stays)
+            self._destroy_private(self.get(seal_id).key_label)
         return event
 
-    def resume(
-        self,
-        seal_id: str,
-        *,
-        actor: str,
-        reason: str | None = None,
-        approved_by: str | None = None,
-        now: datetime | None = None,
-    ) -> SealEvent:
-        """SUSPENDED -> ACTIVE: the hold is lifted (the next CRL no longer lists the certificate)."""
-        event = self._transition(
-            seal_id,
-            SealEventKind.RESUMED,
-            actor=actor,
-            approver=approved_by,
-            reason=reason,
-            requested_by=None,
-            now=now,
-            release_hold=True,
-        )
-        self.pki.publish_after_change(event.at)
-        return event
-
-    def cancel(
-        self,
-        seal_id: str,
-        *,
-        actor: str,
-        approved_by: str,
-        reason: str,
-        requested_by: str | None = None,
-        now: datetime | None = None,
-    ) -> SealEvent:
-        """注销: the certificate is revoked (cessationOfOperation) and the private key destroyed."""
-        event = self._transition(
-            seal_id,
-            SealEventKind.CANCELLED,
-            actor=actor,
-            approver=approved_by,
-            reason=_required(reason, "reason"),
-            requested_by=requested_by,
-            now=now,
-            revoke=RevocationReason.CESSATION_OF_OPERATION,
-        )
-        self.pki.publish_after_change(event.at)
-        # A cancelled seal never signs again: its private key goes too (the public key stays).
-        self._destroy_private(self.get(seal_id).key_label)
-        return event
-
-    def retire(
-        self,
-        seal_id: str,
-        *,
-        actor: str,
-        reason: str,
-        approved_by: str | None = None,
-        now: datetime | None = None,
-    ) -> SealEvent:
-        """封存: the private key is destroyed in the token; certificate and history stay for verification."""
-        event = self._transition(
-            seal_id,
-            SealEventKind.RETIRED,
-            actor=actor,
-            approver=approved_by,
-            reason=_required(reason, "reason"),
-            requested_by=None,
-            now=now,
-        )
-        self._destroy_private(self.get(seal_id).key_label)
-        return event
+    # -- the steps by name (``registry.suspend(seal_id, actor=…, reason=…)`` is ``step("suspend", …)``) --
+    activate = partialmethod(step, "activate")  # 启用: may sign from now on (approved_by)
+    suspend = partialmethod(step, "suspend")  # stop signing for a while: certificate on hold (reason)
+    resume = partialmethod(step, "resume")  # SUSPENDED -> ACTIVE: the hold is lifted
+    cancel = partialmethod(step, "cancel")  # 注销: certificate revoked, key destroyed (approved_by, reason)
+    retire = partialmethod(step, "retire")  # 封存: key destroyed; certificate and history stay (reason)
 
     def change(
         self,

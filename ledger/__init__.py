@@ -5,7 +5,7 @@ Pure core: :mod:`ledger._merkle` (tree, proofs, verifiers) and :mod:`ledger._ent
 
 from ledger._audit import AuditProblem, AuditReport
 from ledger._config import key_file_signer, log_key_path, origin_for, publish_vkey, vkey_path
-from ledger._entry import DecisionStatus, EntryFields, EntryKind, commit_personal
+from ledger._entry import FINAL_DECISION_STATUSES, DecisionStatus, EntryFields, EntryKind, commit_personal
 from ledger._export import export_ledger, verify_export
 from ledger._merkle import ProofError, verify_consistency, verify_inclusion
 from ledger._note import (
@@ -15,14 +15,17 @@ from ledger._note import (
     NoteSigner,
     NoteVerifier,
     Receipt,
+    sign_note,
     verify_checkpoint,
     verify_receipt,
     vkey_for,
 )
-from ledger._service import Ledger, LedgerEntry, UsageRow
+from ledger._service import Ledger, LedgerEntry, StampFacts, UsageRow, stamp_facts
 from ledger._stamps import RENEWAL, STAMP, CheckpointStamp, renewal_imprint, stamp_imprint
 
 __all__ = [
+    "StampFacts",
+    "stamp_facts",
     "AuditProblem",
     "AuditReport",
     "CallableSigner",
@@ -31,6 +34,7 @@ __all__ = [
     "RENEWAL",
     "STAMP",
     "DecisionStatus",
+    "FINAL_DECISION_STATUSES",
     "EntryFields",
     "EntryKind",
     "KeyFileSigner",
@@ -42,6 +46,7 @@ __all__ = [
     "Receipt",
     "UsageRow",
     "commit_personal",
+    "sign_note",
     "key_file_signer",
     "log_key_path",
     "origin_for",

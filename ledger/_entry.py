@@ -72,6 +72,12 @@ class DecisionStatus(enum.StrEnum):
     CANCELLED = "CANCELLED"
 
 
+#: After these a decision has no effect left to change (a changed decision may still be withdrawn etc.).
+FINAL_DECISION_STATUSES = frozenset(
+    {DecisionStatus.WITHDRAWN, DecisionStatus.REVOKED, DecisionStatus.CANCELLED}
+)
+
+
 # Fields each kind must carry in its body (others may be added; all are committed to).
 REQUIRED: dict[EntryKind, tuple[str, ...]] = {
     EntryKind.SEAL_SIGNED: (

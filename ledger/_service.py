@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, Insert, Update, create_engine, select, update
+from sqlalchemy import Connection, Engine, Insert, Update, create_engine, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -462,13 +462,23 @@ class Ledger:
     # --- checkpoints and receipts -----------------------------------------------------------------------
 
     def latest_checkpoint(self, conn: Connection | Session | None = None) -> Checkpoint | None:
+        found = self.latest_checkpoint_signed(conn)
+        return None if found is None else found[0]
+
+    def latest_checkpoint_signed(
+        self, conn: Connection | Session | None = None
+    ) -> tuple[Checkpoint, datetime] | None:
+        """The latest checkpoint and when it was signed (aware, UTC); ``None`` before the first."""
         with self._reader(conn) as c:
             row = c.execute(
                 select(checkpoints_t).order_by(checkpoints_t.c.size.desc()).limit(1)
             ).one_or_none()
         if row is None:
             return None
-        return Checkpoint(row.origin, row.size, row.root, row.note)
+        at: datetime = row.created_at
+        if at.tzinfo is None:  # SQLite hands back naive datetimes; they were stored in UTC
+            at = at.replace(tzinfo=UTC)
+        return Checkpoint(row.origin, row.size, row.root, row.note), at
 
     def checkpoints(self, conn: Connection | Session | None = None) -> list[Checkpoint]:
         with self._reader(conn) as c:
@@ -807,3 +817,46 @@ class Ledger:
                 )
             )
         return out
+
+
+@dataclass(frozen=True)
+class StampFacts:
+    """What the evidence health check reads from the ledger (``signer`` judges it): the newest STAMP's
+    genTime, the largest stamped checkpoint size, the largest checkpoint signed before a moment (size and
+    when), and the TSA certificate ends of every chain's newest link."""
+
+    latest_stamp: datetime | None
+    stamped_size: int | None
+    old_checkpoint: tuple[int, datetime] | None
+    chain_end_expiries: tuple[datetime, ...]
+
+
+def stamp_facts(engine: Engine, signed_before: datetime) -> StampFacts:
+    """One read of the evidence chains' state (see :class:`StampFacts`); SQLAlchemy errors propagate."""
+    later = stamps_t.alias("later")
+    with engine.connect() as c:
+        latest_stamp = c.execute(
+            select(func.max(stamps_t.c.gen_time)).where(stamps_t.c.kind == STAMP)
+        ).scalar()
+        stamped = c.execute(select(func.max(stamps_t.c.size)).where(stamps_t.c.kind == STAMP)).scalar()
+        old = c.execute(
+            select(checkpoints_t.c.size, checkpoints_t.c.created_at)
+            .where(checkpoints_t.c.created_at < signed_before)
+            .order_by(checkpoints_t.c.size.desc())
+            .limit(1)
+        ).one_or_none()
+        ends = (
+            c.execute(
+                select(stamps_t.c.tsa_not_after).where(
+                    ~select(later.c.id).where(later.c.prev_id == stamps_t.c.id).exists()
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return StampFacts(
+        latest_stamp=latest_stamp,
+        stamped_size=int(stamped) if stamped is not None else None,
+        old_checkpoint=(int(old.size), old.created_at) if old is not None else None,
+        chain_end_expiries=tuple(ends),
+    )

@@ -14,6 +14,7 @@ from policies._model import (
     CHINA_TZ,
     DEFAULT_APPROVAL_STAGES,
     MODE_STAGES,
+    ROLE_ORG_KIND,
     STAGE_ORDER,
     Actor,
     Agreement,
@@ -39,7 +40,7 @@ from policies._model import (
     normalise_code,
     number_family,
 )
-from policies._tables import default_stage_kinds, parse_stage_kinds
+from policies._tables import default_stage_kinds, parse_stage_kinds, stage_kinds_to_json
 
 __all__ = [
     "ALL_STAGES",
@@ -49,6 +50,7 @@ __all__ = [
     "MESSAGES",
     "MODE_STAGES",
     "RULES",
+    "ROLE_ORG_KIND",
     "Actor",
     "Agreement",
     "AgreementStatus",
@@ -78,6 +80,7 @@ __all__ = [
     "mode_from_scope",
     "normalise_code",
     "number_family",
+    "stage_kinds_to_json",
     "parse_stage_kinds",
     "reason",
 ]

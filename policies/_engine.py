@@ -282,7 +282,7 @@ def rule_approval(req: SigningRequest, facts: PolicyFacts, now: datetime) -> tup
     same_person = approver.person_id is not None and approver.person_id == req.operator.person_id
     if approver.user_id == req.operator.user_id or same_person:
         out += (_R["SELF_APPROVAL"],)
-    if approver.role is not Role.PRINCIPAL or approver.org_code != req.seal.township_code:
+    if approver.role is not Role.TOWNSHIP_PRINCIPAL or approver.org_code != req.seal.township_code:
         out += (_R["APPROVER_NOT_PRINCIPAL"],)
     return out
 

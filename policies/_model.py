@@ -219,15 +219,38 @@ class SealStatusFact(StrEnum):
 
 
 class Role(StrEnum):
-    CLERK = "CLERK"  # 窗口人员: the seal user
-    CUSTODIAN = "CUSTODIAN"  # 印章保管人
-    PRINCIPAL = "PRINCIPAL"  # 乡镇主要负责人 / 首席代表: the approver
-    BUREAU_ADMIN = "BUREAU_ADMIN"  # 县行政审批局: seal and catalog administration
-    DEPARTMENT = "DEPARTMENT"  # 县直部门: entrusts and supervises
+    """A person's role: one vocabulary for accounts (stored, API, ledger, console) and the policy engine.
+
+    The values are what the accounts table, the ledger's ``ACCOUNT_CHANGED`` entries and the API carry; the
+    policy engine reads the same members (``SEAL_USER_ROLES``, the principal)."""
+
+    COUNTY_ADMIN = "COUNTY_ADMIN"  # 县行政审批局: seal and catalog administration, accounts
+    DEPARTMENT_OFFICER = (
+        "DEPARTMENT_OFFICER"  # 县直部门: entrusts and supervises; monthly reports, attestation
+    )
+    TOWNSHIP_CLERK = "TOWNSHIP_CLERK"  # 窗口人员: the seal user
+    TOWNSHIP_PRINCIPAL = "TOWNSHIP_PRINCIPAL"  # 乡镇主要负责人 / 首席代表: the approver
+    SEAL_CUSTODIAN = "SEAL_CUSTODIAN"  # 印章保管人
     AUDITOR = "AUDITOR"  # 审计 / 纪检监察: reads the ledger
 
+    @classmethod
+    def parse(cls, text: str) -> Role:
+        """A role as typed on the command line, any case: its name (``TOWNSHIP_CLERK``) or the short name
+        ``yizhang policy check`` and ``yizhang sign`` have always taken (``clerk``, ``principal`` …).
+        ValueError if it is neither."""
+        key = text.strip().upper()
+        return cls(_ROLE_SHORT_NAMES.get(key, key))
 
-SEAL_USER_ROLES: frozenset[Role] = frozenset({Role.CLERK, Role.CUSTODIAN})
+
+_ROLE_SHORT_NAMES = {
+    "CLERK": Role.TOWNSHIP_CLERK.value,
+    "CUSTODIAN": Role.SEAL_CUSTODIAN.value,
+    "PRINCIPAL": Role.TOWNSHIP_PRINCIPAL.value,
+    "BUREAU_ADMIN": Role.COUNTY_ADMIN.value,
+    "DEPARTMENT": Role.DEPARTMENT_OFFICER.value,
+}
+
+SEAL_USER_ROLES: frozenset[Role] = frozenset({Role.TOWNSHIP_CLERK, Role.SEAL_CUSTODIAN})
 
 
 class AgreementStatus(StrEnum):
@@ -237,9 +260,22 @@ class AgreementStatus(StrEnum):
 
 
 class OrgKind(StrEnum):
+    """An organisation's kind, as the policy register stores it (``pol_organisations.kind``)."""
+
     COUNTY = "COUNTY"
     TOWNSHIP = "TOWNSHIP"
     DEPARTMENT = "DEPARTMENT"
+
+
+#: The kind of organisation an account of each role belongs to.
+ROLE_ORG_KIND: dict[Role, OrgKind] = {
+    Role.COUNTY_ADMIN: OrgKind.COUNTY,
+    Role.AUDITOR: OrgKind.COUNTY,
+    Role.DEPARTMENT_OFFICER: OrgKind.DEPARTMENT,
+    Role.TOWNSHIP_CLERK: OrgKind.TOWNSHIP,
+    Role.TOWNSHIP_PRINCIPAL: OrgKind.TOWNSHIP,
+    Role.SEAL_CUSTODIAN: OrgKind.TOWNSHIP,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,16 @@
 from signer import _pdffast
 
 # --- sealing (issue 5) ---
+from signer._documents import StoredCopy, latest_copy_pdf, stored_copy
+from signer._fonts import subset_font
+from signer._ledger_anchor import AnchorPolicy, LedgerAnchor, evidence_record_text
+from signer._ltv import LTV_INTERVAL_S, LtvPolicy, LtvRenewer, ltv_health, tsa_identity_row
 from signer._numbers import DEFAULT_FORMAT as DEFAULT_NUMBER_FORMAT
 from signer._preview import PagePicture, SealPreview, preview_seal, qr_fits, render_pages
 from signer._seal import Placement, SignatureLevel, read_binding
 from signer._service import AttestRequest, SealedDocument, Sealer, SealRequest, apply_seal
 from signer._stamp import SealFace, SealStampStyle
-from signer._templates import render_template, template_names
+from signer._templates import load_template, render_template, template_names
 from signer._tsa import CountyTimeStamper, CountyTsa, HttpTimeStamper, ensure_county_tsa
 
 # --- verification (issue 7) ---
@@ -55,6 +59,20 @@ __all__ = [
     "CountyTimeStamper",
     "CountyTsa",
     "HttpTimeStamper",
+    # what the API reads (issue 24: no package imports another's private modules)
+    "AnchorPolicy",
+    "LedgerAnchor",
+    "evidence_record_text",
+    "LTV_INTERVAL_S",
+    "LtvPolicy",
+    "LtvRenewer",
+    "StoredCopy",
+    "latest_copy_pdf",
+    "load_template",
+    "ltv_health",
+    "stored_copy",
+    "subset_font",
+    "tsa_identity_row",
     "Placement",
     "SealFace",
     "SealRequest",

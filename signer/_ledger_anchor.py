@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 
 from asn1crypto import tsp
 from cryptography import x509
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import Conflict, NotFound, SealServiceError
@@ -272,7 +272,7 @@ def evidence_record(ledger: Ledger, index: int) -> dict[str, Any]:
     docs/ledger-format.md): its tlog-proof against the first stamped checkpoint containing it, and the
     chain of links from that stamp to the newest renewal. ``NotFound`` (``LEDGER_EVIDENCE_PENDING``) when
     no stamped checkpoint contains the entry yet."""
-    from ledger._note import Receipt
+    from ledger import Receipt
 
     size = ledger.size()
     if not 0 <= index < size:
@@ -344,42 +344,23 @@ def evidence_health(
     - ``LTV_EVIDENCE_RENEWAL_OVERDUE``: a chain's newest token ends within half the renewal window and was
       not renewed; ``LTV_NO_SUCCESSOR_TSA`` at once when the current TSA does not outlive it.
     """
-    from ledger._storage import checkpoints_t, stamps_t
+    from ledger import stamp_facts
     from signer._ltv import LtvProblem, _aware
 
     problems: list[Any] = []
     try:
-        with engine.connect() as c:
-            latest_stamp = c.execute(
-                select(func.max(stamps_t.c.gen_time)).where(stamps_t.c.kind == STAMP)
-            ).scalar()
-            stamped = c.execute(select(func.max(stamps_t.c.size)).where(stamps_t.c.kind == STAMP)).scalar()
-            # the largest checkpoint signed before the grace period: it should be stamped by now
-            old = c.execute(
-                select(checkpoints_t.c.size, checkpoints_t.c.created_at)
-                .where(checkpoints_t.c.created_at < now - UNSTAMPED_AFTER)
-                .order_by(checkpoints_t.c.size.desc())
-                .limit(1)
-            ).one_or_none()
-            later = stamps_t.alias("later")
-            ends = (
-                c.execute(
-                    select(stamps_t.c.tsa_not_after).where(
-                        ~select(later.c.id).where(later.c.prev_id == stamps_t.c.id).exists()
-                    )
-                )
-                .scalars()
-                .all()
-            )
+        facts = stamp_facts(engine, now - UNSTAMPED_AFTER)
     except SQLAlchemyError:
         return EvidenceHealth(None, 0, None, ())
+    latest_stamp, stamped, ends = facts.latest_stamp, facts.stamped_size, facts.chain_end_expiries
     latest_stamp = _aware(latest_stamp) if latest_stamp is not None else None
-    if old is not None and (stamped is None or int(old.size) > int(stamped)):
+    old = facts.old_checkpoint
+    if old is not None and (stamped is None or old[0] > stamped):
         problems.append(
             LtvProblem(
                 "LTV_EVIDENCE_UNSTAMPED",
                 "checkpoints are not being timestamped (the untouched originals lose their proof)",
-                {"checkpoint_size": int(old.size), "signed_at": _aware(old.created_at).isoformat()},
+                {"checkpoint_size": old[0], "signed_at": _aware(old[1]).isoformat()},
             )
         )
     expiries = sorted(_aware(t) for t in ends)

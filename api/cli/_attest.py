@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
                 the_seal = services.need("seal_registry").get(seal)
                 actor = Actor(
                     user_id=operator or _login_name(),
-                    role=Role.DEPARTMENT,
+                    role=Role.DEPARTMENT_OFFICER,
                     org_code=the_seal.department_code or the_seal.township_code,
                 )
                 done = attest_document(

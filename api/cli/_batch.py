@@ -223,7 +223,10 @@ def register(app: typer.Typer) -> None:
                                     centres[org] = None
                             who = str(f.get("operator") or operator)
                             actor = Actor(
-                                user_id=who, role=Role.CLERK, org_code=org, service_centre=centres[org]
+                                user_id=who,
+                                role=Role.TOWNSHIP_CLERK,
+                                org_code=org,
+                                service_centre=centres[org],
                             )
                             approver = (
                                 _approver(services, str(f["approver"]), None) if f.get("approver") else None

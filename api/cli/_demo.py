@@ -247,9 +247,16 @@ def _seal_documents(services: Any, seals: dict[str, Any], home: Path) -> list[di
         seal = seals[doc["seal"]]
         t: DemoTownship = doc["township"]
         centre = services.policy_store.organisation(t.code).service_centre
-        operator = Actor(user_id=f"{t.short}.clerk", role=Role.CLERK, org_code=t.code, service_centre=centre)
+        operator = Actor(
+            user_id=f"{t.short}.clerk", role=Role.TOWNSHIP_CLERK, org_code=t.code, service_centre=centre
+        )
         approver = (
-            Actor(user_id=f"{t.short}.principal", role=Role.PRINCIPAL, org_code=t.code, service_centre=centre)
+            Actor(
+                user_id=f"{t.short}.principal",
+                role=Role.TOWNSHIP_PRINCIPAL,
+                org_code=t.code,
+                service_centre=centre,
+            )
             if doc.get("approve")
             else None
         )

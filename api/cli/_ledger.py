@@ -206,7 +206,7 @@ def register(app: typer.Typer) -> None:
         """A receipt (C2SP tlog-proof) for one entry against the latest checkpoint; with ``--evidence``
         its evidence record (also ``yizhang ledger receipt``)."""
         if evidence:
-            from signer._ledger_anchor import evidence_record_text
+            from signer import evidence_record_text
 
             with cli_errors(as_json), _db_errors():
                 record = evidence_record_text(_ledger(home, database_url, sign=False), index)

@@ -389,7 +389,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one closure per command
                         "STAGE_TABLE_INVALID", f"not a UTF-8 JSON file: {exc}", "不是 UTF-8 JSON 文件"
                     ) from None
                 store.set_stage_kinds(county, table, actor=actor or "")
-            from policies._tables import stage_kinds_to_json
+            from policies import stage_kinds_to_json
 
             table_id, current = store.stage_kinds(county)
         emit({"version": table_id, **stage_kinds_to_json(current)}, as_json)
@@ -625,7 +625,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one closure per command
                 seal=seal,
                 operator=Actor(
                     operator,
-                    _parse(Role, operator_role.upper(), "--operator-role"),
+                    _parse(Role.parse, operator_role, "--operator-role"),
                     operator_org,
                     operator_centre,
                 ),
@@ -636,7 +636,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one closure per command
                 if approver is None
                 else Actor(
                     approver,
-                    _parse(Role, approver_role.upper(), "--approver-role"),
+                    _parse(Role.parse, approver_role, "--approver-role"),
                     approver_org or seal_township,
                 ),
             )

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from api.cli._common import HomeOpt, JsonOpt, cli_errors, emit, settings_for
-from keystore import KeyAlgorithm, SealKind, SealStatus, open_registry
+from keystore import LIFECYCLE, KeyAlgorithm, SealKind, SealStatus, open_registry
 
 ActorOpt = Annotated[str, typer.Option("--actor", help="who performs it (county approval bureau staff)")]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="事由")]
@@ -85,6 +85,58 @@ def _run(home: Any, as_json: bool, action: Callable[[Any], Any], view: Callable[
     emit(view(result), as_json)
 
 
+#: The CLI's help for each lifecycle step (what each does: ``keystore.LIFECYCLE``).
+LIFECYCLE_HELP = {
+    "activate": "启用: ISSUED -> ACTIVE (needs --approved-by).",
+    "suspend": "ACTIVE -> SUSPENDED: no signing until resumed.",
+    "resume": "SUSPENDED -> ACTIVE.",
+    "cancel": "注销: revoke the certificate (cessationOfOperation); the seal never signs again.",
+    "retire": "封存: destroy the private key; certificate and history stay for verifying old documents.",
+}
+
+
+def _lifecycle_command(seal: typer.Typer, name: str) -> None:
+    """``yizhang seal NAME SEAL_ID --actor … [--reason …] [--approved-by …]``, one per step of
+    ``keystore.LIFECYCLE``: ``--reason`` is required where the step requires a reason."""
+    if LIFECYCLE[name].reason_required:
+
+        def command(
+            seal_id: str,
+            actor: ActorOpt,
+            reason: Annotated[str, typer.Option("--reason")],
+            approved_by: ApproverOpt = None,
+            home: HomeOpt = None,
+            as_json: JsonOpt = False,
+        ) -> None:
+            _run_step(name, seal_id, actor, reason, approved_by, home, as_json)
+
+    else:
+
+        def command(  # type: ignore[misc]  # the same command, --reason optional
+            seal_id: str,
+            actor: ActorOpt,
+            approved_by: ApproverOpt = None,
+            reason: ReasonOpt = None,
+            home: HomeOpt = None,
+            as_json: JsonOpt = False,
+        ) -> None:
+            _run_step(name, seal_id, actor, reason, approved_by, home, as_json)
+
+    command.__doc__ = LIFECYCLE_HELP[name]
+    seal.command(name)(command)
+
+
+def _run_step(
+    name: str, seal_id: str, actor: str, reason: str | None, approved_by: str | None, home: Any, as_json: bool
+) -> None:
+    _run(
+        home,
+        as_json,
+        lambda r: r.step(name, seal_id, actor=actor, approved_by=approved_by, reason=reason),
+        _event_view,
+    )
+
+
 def register(app: typer.Typer) -> None:
     seal = typer.Typer(
         help="seals: make, activate, suspend/resume, change, cancel, retire (封存)", no_args_is_help=True
@@ -139,56 +191,8 @@ def register(app: typer.Typer) -> None:
 
         _run(home, as_json, action, _seal_view)
 
-    @seal.command("activate")
-    def activate(
-        seal_id: str,
-        actor: ActorOpt,
-        approved_by: ApproverOpt = None,
-        reason: ReasonOpt = None,
-        home: HomeOpt = None,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """启用: ISSUED -> ACTIVE (needs --approved-by)."""
-        _run(
-            home,
-            as_json,
-            lambda r: r.activate(seal_id, actor=actor, approved_by=approved_by, reason=reason),
-            _event_view,
-        )
-
-    @seal.command("suspend")
-    def suspend(
-        seal_id: str,
-        actor: ActorOpt,
-        reason: Annotated[str, typer.Option("--reason")],
-        approved_by: ApproverOpt = None,
-        home: HomeOpt = None,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """ACTIVE -> SUSPENDED: no signing until resumed."""
-        _run(
-            home,
-            as_json,
-            lambda r: r.suspend(seal_id, actor=actor, reason=reason, approved_by=approved_by),
-            _event_view,
-        )
-
-    @seal.command("resume")
-    def resume(
-        seal_id: str,
-        actor: ActorOpt,
-        reason: ReasonOpt = None,
-        approved_by: ApproverOpt = None,
-        home: HomeOpt = None,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """SUSPENDED -> ACTIVE."""
-        _run(
-            home,
-            as_json,
-            lambda r: r.resume(seal_id, actor=actor, reason=reason, approved_by=approved_by),
-            _event_view,
-        )
+    for name in ("activate", "suspend", "resume"):
+        _lifecycle_command(seal, name)
 
     @seal.command("change")
     def change(
@@ -218,39 +222,8 @@ def register(app: typer.Typer) -> None:
             _event_view,
         )
 
-    @seal.command("cancel")
-    def cancel(
-        seal_id: str,
-        actor: ActorOpt,
-        reason: Annotated[str, typer.Option("--reason")],
-        approved_by: ApproverOpt = None,
-        home: HomeOpt = None,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """注销: revoke the certificate (cessationOfOperation); the seal never signs again."""
-        _run(
-            home,
-            as_json,
-            lambda r: r.cancel(seal_id, actor=actor, approved_by=approved_by, reason=reason),
-            _event_view,
-        )
-
-    @seal.command("retire")
-    def retire(
-        seal_id: str,
-        actor: ActorOpt,
-        reason: Annotated[str, typer.Option("--reason")],
-        approved_by: ApproverOpt = None,
-        home: HomeOpt = None,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """封存: destroy the private key; certificate and history stay for verifying old documents."""
-        _run(
-            home,
-            as_json,
-            lambda r: r.retire(seal_id, actor=actor, reason=reason, approved_by=approved_by),
-            _event_view,
-        )
+    for name in ("cancel", "retire"):
+        _lifecycle_command(seal, name)
 
     @seal.command("list")
     def list_(

@@ -54,10 +54,9 @@ def _approver(services: Any, name: str, org: str | None) -> Any:
     id), its own role, township and person; the policy then requires a principal of the seal's township
     who is not the seal user (004). Free text is never an approver (issue 22, leak 11)."""
     from api._accounts import get_account, get_account_by_username
-    from api._signing import _POLICY_ROLE
     from core.db import transaction
     from core.errors import NotFound
-    from policies import Actor, Role
+    from policies import Actor
 
     account = None
     with transaction(services.engine) as s:
@@ -91,7 +90,7 @@ def _approver(services: Any, name: str, org: str | None) -> Any:
         )
     return Actor(
         user_id=account.account_id,
-        role=Role(_POLICY_ROLE[account.role]),
+        role=account.role,
         org_code=account.org_code,
         service_centre=account.service_centre,
         person_id=account.person_id or None,
@@ -205,8 +204,8 @@ def register(app: typer.Typer) -> None:
                     except Exception:  # noqa: BLE001 - unknown org: the policy decides (fails closed)
                         centre = None
                 try:
-                    op_role = Role[operator_role.upper()]
-                except KeyError:
+                    op_role = Role.parse(operator_role)
+                except ValueError:
                     raise BadInput("ROLE_UNKNOWN", f"unknown role {operator_role}", "未知角色") from None
                 op = Actor(user_id=operator, role=op_role, org_code=org, service_centre=centre)
                 appr = None if approver is None else _approver(services, approver, approver_org)

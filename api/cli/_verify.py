@@ -285,14 +285,12 @@ def _latest_checkpoint(settings: Any) -> tuple[str | None, datetime | None]:
     """The ledger's latest signed checkpoint and when it was signed, read (never signed) from the
     deployment's database. A verifier holding the bundle knows that a document sealed after that time
     cannot be in it (``LEDGER_ENTRY_PENDING``)."""
-    from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
     from core.db import make_engine
 
     try:
         from ledger import Ledger, origin_for
-        from ledger._storage import CheckpointRow
     except ImportError:
         return None, None
     database_url = settings.effective_database_url
@@ -303,20 +301,15 @@ def _latest_checkpoint(settings: Any) -> tuple[str | None, datetime | None]:
             return None, None
     engine = make_engine(database_url)
     try:
-        cps = Ledger(engine, None, origin=origin_for(settings)).checkpoints()
-        if not cps:
-            return None, None
-        with engine.connect() as conn:
-            at = conn.execute(
-                select(CheckpointRow.created_at).where(CheckpointRow.size == cps[-1].size)
-            ).scalar_one_or_none()
+        latest = Ledger(engine, None, origin=origin_for(settings)).latest_checkpoint_signed()
     except SQLAlchemyError:
         return None, None  # no ledger tables in this deployment yet
     finally:
         engine.dispose()
-    if at is not None and at.tzinfo is None:  # SQLite hands back naive datetimes; they were stored in UTC
-        at = at.replace(tzinfo=UTC)
-    return cps[-1].note, at
+    if latest is None:
+        return None, None
+    checkpoint, at = latest
+    return checkpoint.note, at
 
 
 def _bundle_router(bundle: dict[str, Any], trust: Any, path: Path) -> Any:

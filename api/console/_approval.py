@@ -74,7 +74,7 @@ def template_fields(row: SigningRequestRow | None) -> list[tuple[str, str]]:
         return []
     order: list[str] = []
     try:
-        from signer._templates import load_template
+        from signer import load_template
 
         tpl = load_template(row.template or "")
         order = list(tpl.required) + [k for k in tpl.defaults if k not in tpl.required]

@@ -111,15 +111,14 @@ def router_for(settings: Settings) -> APIRouter:
             return gate.refusal
         if not _KEY.match(key):
             return refuse(request, 404, "没有这份认证文书。", "ATTESTATION_NOT_FOUND")
-        from signer._storage import SealedDocumentRow
+        from signer import stored_copy
 
         services = services_of(request)
         with transaction(services.sessions) as s:
-            row = s.get(SealedDocumentRow, key)
-            found = None if row is None else (row.seal_id, row.document_number, bytes(row.sealed))
+            found = stored_copy(s, key)
         if found is None:
             return refuse(request, 404, "没有这份认证文书。", "ATTESTATION_NOT_FOUND")
-        seal_id, number, data = found
+        seal_id, number, data = found.seal_id, found.document_number, found.pdf
         try:
             seal = services.need("seal_registry").get(seal_id)
         except SealServiceError as exc:

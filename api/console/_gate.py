@@ -21,7 +21,6 @@ from fastapi.responses import RedirectResponse, Response
 from api._accounts import csrf_matches, resolve_session
 from api._authz import (
     ROLE_PERMISSIONS,
-    SESSION_COOKIE,
     UNSAFE_METHODS,
     Permission,
     Principal,
@@ -29,6 +28,7 @@ from api._authz import (
     inherited_townships,
 )
 from api._authz import services_of as services_of
+from api._cookies import SESSION_COOKIE, clear_session_cookie
 from core.db import transaction
 from core.errors import SealServiceError
 
@@ -70,7 +70,7 @@ def console_gate(
             console = await anyio.to_thread.run_sync(load)
         except SealServiceError:  # expired, closed or unknown session
             response = RedirectResponse(LOGIN_PATH + "?expired=1", status_code=303)
-            response.delete_cookie(SESSION_COOKIE, path="/")
+            clear_session_cookie(response)
             return Gate(None, refusal=response)
         if request.method in UNSAFE_METHODS:
             form = await request.form()

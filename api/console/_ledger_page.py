@@ -23,7 +23,16 @@ from fastapi.responses import HTMLResponse, Response
 
 from api._authz import Permission
 from api.console._gate import Gate, console_gate, services_of
-from api.console._render import kind_zh, matter_titles, org_names, page, people, refuse, stage_zh
+from api.console._render import (
+    DECISION_NAMES,
+    kind_zh,
+    matter_titles,
+    org_names,
+    page,
+    people,
+    refuse,
+    stage_zh,
+)
 from core.errors import SealServiceError
 from core.settings import Settings
 
@@ -111,7 +120,6 @@ OWN_COLUMNS = frozenset(
 )
 #: Personal data of applicants: the ledger holds it for the service's own records; this view never shows it.
 HIDDEN = frozenset({"applicant_name", "applicant_id_number", "id_number", "phone", "applicant"})
-DECISION_NAMES = {"CHANGED": "已变更", "WITHDRAWN": "已撤回", "REVOKED": "已撤销", "CANCELLED": "已注销"}
 SEAL_EVENTS = {
     "ISSUED": "制发",
     "ACTIVATED": "启用",
@@ -161,8 +169,8 @@ class _Reader:
         if key == "change":
             return CHANGES.get(str(value), str(value))
         if key == "role":
-            from api._accounts import Role
             from api.console._render import ROLE_NAMES
+            from policies import Role
 
             try:
                 return ROLE_NAMES[Role(str(value))]
@@ -242,7 +250,7 @@ def router_for(settings: Settings) -> APIRouter:
             return gate.refusal
         from api._views import month_bounds
         from ledger import EntryKind
-        from policies import CHINA_TZ
+        from policies import CHINA_TZ, OrgKind
 
         services = services_of(request)
         ledger = services.need("ledger")
@@ -250,10 +258,8 @@ def router_for(settings: Settings) -> APIRouter:
         township, seal = (township or "").strip()[:64], (seal or "").strip()[:64]
         month, kind = (month or "").strip()[:16], (kind or "").strip()[:40]
         store = services.need("policy_store")
-        from api.console._pages import _township_kind
-
         towns = sorted(
-            ((o.code, o.name) for o in store.organisations(kind=_township_kind())), key=lambda t: t[0]
+            ((o.code, o.name) for o in store.organisations(kind=OrgKind.TOWNSHIP)), key=lambda t: t[0]
         )
         if township and township not in dict(towns):
             return refuse(request, 400, "没有这个乡镇", "TOWNSHIP_UNKNOWN")

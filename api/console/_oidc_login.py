@@ -16,9 +16,9 @@ import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from api._accounts import SESSION_TTL, AccountChange, account_for_oidc, open_session, record_account_change
-from api._authz import SESSION_COOKIE, public
-from api._cookies import set_cookie
+from api._accounts import AccountChange, account_for_oidc, open_session, record_account_change
+from api._authz import public
+from api._cookies import set_cookie, set_session_cookie
 from api._errors import error_body, status_for
 from api._oidc import (
     STATE_COOKIE,
@@ -160,9 +160,7 @@ def router_for(settings: Settings) -> APIRouter:
         response.headers["Cache-Control"] = "no-store"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.delete_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH)
-        set_cookie(
-            response, settings, SESSION_COOKIE, session_cookie, max_age=int(SESSION_TTL.total_seconds())
-        )
+        set_session_cookie(response, settings, session_cookie)
         return response
 
     return router

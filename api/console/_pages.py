@@ -21,14 +21,12 @@ from starlette.datastructures import UploadFile
 
 from api._accounts import (
     MIN_PASSWORD_LEN,
-    SESSION_TTL,
-    Role,
     check_password,
     close_session,
     open_session,
 )
-from api._authz import SESSION_COOKIE, Permission, Principal, public
-from api._cookies import set_cookie
+from api._authz import Permission, Principal, public
+from api._cookies import SESSION_COOKIE, clear_session_cookie, set_session_cookie
 from api._login_guard import client_address, guarded
 from api._signing import SigningWorkflow, Status, Submission
 from api.console._gate import LOGIN_PATH, PASSWORD_PATH, Gate, console_gate, services_of
@@ -36,6 +34,7 @@ from api.console._render import ROLE_NAMES, STATUS_NAMES, org_names, page, refus
 from core.db import transaction
 from core.errors import PolicyDenied, SealServiceError
 from core.settings import Settings
+from policies import OrgKind, Role
 
 P = Permission
 STAGES = ("受理", "审核", "初审", "复核", "审批")
@@ -120,8 +119,7 @@ def _flash(msg: str | None, error: str | None) -> dict[str, Any]:
 
 
 def _templates() -> list[Any]:
-    from signer import template_names
-    from signer._templates import load_template
+    from signer import load_template, template_names
 
     return [load_template(n) for n in template_names()]
 
@@ -150,7 +148,7 @@ FIELD_NAMES = {
 
 
 def _list_fields(template: str) -> set[str]:
-    from signer._templates import load_template
+    from signer import load_template
 
     try:
         tpl = load_template(template)
@@ -316,7 +314,7 @@ def router_for(settings: Settings) -> APIRouter:
             return _back(LOGIN_PATH, exc.code, error=True)
         landing = PASSWORD_PATH if account.must_change_password else LANDING.get(account.role, "/ui/")
         response = RedirectResponse(landing, status_code=303)
-        set_cookie(response, settings, SESSION_COOKIE, cookie, max_age=int(SESSION_TTL.total_seconds()))
+        set_session_cookie(response, settings, cookie)
         return response
 
     @router.post("/logout")
@@ -328,7 +326,7 @@ def router_for(settings: Settings) -> APIRouter:
             with transaction(services_of(request).sessions) as s:
                 close_session(s, cookie)
         response = RedirectResponse(LOGIN_PATH, status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path="/")
+        clear_session_cookie(response)
         return response
 
     @router.get("/", response_class=HTMLResponse)
@@ -664,7 +662,7 @@ def router_for(settings: Settings) -> APIRouter:
         services = services_of(request)
         store = services.need("policy_store")
         agreements: list[Any] = []
-        for org in store.organisations(kind=_township_kind()):
+        for org in store.organisations(kind=OrgKind.TOWNSHIP):
             for a in store.agreements(org.code):
                 if who.in_scope(township_code=a.township_code, department_code=a.department_code):
                     agreements.append(a)
@@ -713,7 +711,7 @@ def router_for(settings: Settings) -> APIRouter:
         if who.county_wide:
             store = services_of(request).need("policy_store")
             towns = sorted(
-                ((o.code, o.name) for o in store.organisations(kind=_township_kind())), key=lambda t: t[0]
+                ((o.code, o.name) for o in store.organisations(kind=OrgKind.TOWNSHIP)), key=lambda t: t[0]
             )
             town = (township or "").strip()[:64] or None
             if town is not None and town not in dict(towns):
@@ -807,14 +805,8 @@ def router_for(settings: Settings) -> APIRouter:
         except SealServiceError as exc:
             return _back(PASSWORD_PATH, exc.code, error=True)
         response = RedirectResponse(LOGIN_PATH + "?done=password", status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path="/")
+        clear_session_cookie(response)
         return response
 
     _ = (org_names, ROLE_NAMES)  # re-exported for templates via page()
     return router
-
-
-def _township_kind() -> Any:
-    from policies import OrgKind as PolicyOrgKind
-
-    return PolicyOrgKind("TOWNSHIP")

@@ -10,9 +10,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
-from api._accounts import Role
 from api._authz import Permission, Principal
 from api._signing import Status
+from policies import Role
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))

@@ -21,7 +21,6 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
 from api._authz import public, services_of
@@ -130,16 +129,10 @@ def router_for(settings: Settings) -> APIRouter:
             )
 
         def lookup() -> bytes | None:
-            from signer._storage import SealedDocumentRow
+            from signer import latest_copy_pdf
 
             with transaction(services.sessions) as s:
-                found = s.scalar(
-                    select(SealedDocumentRow.sealed)
-                    .where(SealedDocumentRow.document_number == number)
-                    .order_by(SealedDocumentRow.created_at.desc())
-                    .limit(1)
-                )
-            return bytes(found) if found is not None else None
+                return latest_copy_pdf(s, number)
 
         stored = await anyio.to_thread.run_sync(lookup)
         if stored is None:

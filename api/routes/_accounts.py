@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from api._accounts import (
     AccountChange,
-    Role,
     change_role,
     create_account,
     get_account,
@@ -35,6 +34,7 @@ from api._schemas import AccountIn, AccountOut, AccountPatch, IssuedTokenOut, To
 from core.db import transaction
 from core.errors import BadInput, Conflict, NotFound, PermissionDenied
 from core.settings import Settings
+from policies import ROLE_ORG_KIND, OrgKind, Role
 
 Reader = Annotated[Principal, Depends(require(Permission.ACCOUNTS_READ))]
 Admin = Annotated[Principal, Depends(require(Permission.ACCOUNTS_ADMIN))]
@@ -230,18 +230,18 @@ def router_for(settings: Settings) -> APIRouter:
 
 
 def _check_organisation(services: Any, role: Role, org_code: str, service_centre: str | None) -> None:
-    from api._accounts import _CODE, ROLE_ORG_KIND
+    from api._accounts import _CODE
 
     if not _CODE.match(org_code):
         raise BadInput("ORG_CODE_INVALID", "organisation code is malformed", "机构代码格式错误")
     store = services.need("policy_store")
     org = store.organisation(org_code)  # 404 ORGANISATION_UNKNOWN
-    want = ROLE_ORG_KIND[role].value
-    if org.kind.value.lower() != want:
-        kind_zh = {"county": "县", "department": "县直部门", "township": "乡镇"}[want]
+    want = ROLE_ORG_KIND[role]
+    if org.kind is not want:
+        kind_zh = {OrgKind.COUNTY: "县", OrgKind.DEPARTMENT: "县直部门", OrgKind.TOWNSHIP: "乡镇"}[want]
         raise BadInput(
             "ORG_KIND_MISMATCH",
-            f"a {role.value} belongs to a {want}, {org_code} is a {org.kind.value.lower()}",
+            f"a {role.value} belongs to a {want.value.lower()}, {org_code} is a {org.kind.value.lower()}",
             f"该角色须属于{kind_zh}",
         )
     if service_centre is not None and org.service_centre and service_centre != org.service_centre:

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from api._accounts import (
-    SESSION_TTL,
     AccountChange,
     check_password,
     close_session,
@@ -26,8 +25,8 @@ from api._accounts import (
     set_password,
 )
 from api._accounts import get_token as get_token_row
-from api._authz import SESSION_COOKIE, Permission, Principal, public, require, services_of
-from api._cookies import set_cookie
+from api._authz import Permission, Principal, public, require, services_of
+from api._cookies import SESSION_COOKIE, clear_session_cookie, set_session_cookie
 from api._login_guard import client_address, guarded
 from api._schemas import AccountOut, IssuedTokenOut, LoginIn, PasswordIn, SessionOut, TokenIn, TokenOut
 from core.db import transaction
@@ -56,7 +55,7 @@ def router_for(settings: Settings) -> APIRouter:
             services.sessions, body.username, client_address(request), attempt
         )
         request.state.account_id = account.account_id
-        set_cookie(response, settings, SESSION_COOKIE, cookie, max_age=int(SESSION_TTL.total_seconds()))
+        set_session_cookie(response, settings, cookie)
         return SessionOut(account=AccountOut.of(account), csrf_token=csrf, expires_at=console.expires_at)
 
     @router.post("/auth/logout", status_code=204, dependencies=[Depends(public())])
@@ -65,7 +64,7 @@ def router_for(settings: Settings) -> APIRouter:
         if cookie:
             with transaction(services_of(request).sessions) as s:
                 close_session(s, cookie)
-        response.delete_cookie(SESSION_COOKIE, path="/")
+        clear_session_cookie(response)
 
     @router.get("/me")
     def me(principal: Me) -> AccountOut:

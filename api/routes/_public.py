@@ -138,7 +138,7 @@ def router_for(settings: Settings) -> APIRouter:
                 "该条目早于个人信息加盐保护，不公开提供；请向出具单位索取回执",
             )
         if evidence:
-            from signer._ledger_anchor import evidence_record_text
+            from signer import evidence_record_text
 
             return Response(evidence_record_text(ledger, index), media_type="application/json")
         return Response(ledger.receipt(index).to_text(), media_type="text/plain; charset=utf-8")

@@ -154,35 +154,21 @@ def router_for(settings: Settings) -> APIRouter:
     def _transition(
         action: str, seal_id: str, body: TransitionIn, principal: Principal, request: Request
     ) -> Any:
+        from keystore import LIFECYCLE
+
         registry = services_of(request).need("seal_registry")
         _scoped_seal(registry, seal_id, principal)
-        actor = _actor(principal)
-        if action == "activate":
-            event = registry.activate(
-                seal_id,
-                actor=actor,
-                approved_by=_required(body.approved_by, "approved_by"),
-                reason=body.reason,
-                requested_by=body.requested_by,
-            )
-        elif action == "suspend":
-            event = registry.suspend(
-                seal_id, actor=actor, reason=_required(body.reason, "reason"), approved_by=body.approved_by
-            )
-        elif action == "resume":
-            event = registry.resume(seal_id, actor=actor, reason=body.reason, approved_by=body.approved_by)
-        elif action == "cancel":
-            event = registry.cancel(
-                seal_id,
-                actor=actor,
-                approved_by=_required(body.approved_by, "approved_by"),
-                reason=_required(body.reason, "reason"),
-                requested_by=body.requested_by,
-            )
-        else:  # retire (封存)
-            event = registry.retire(
-                seal_id, actor=actor, reason=_required(body.reason, "reason"), approved_by=body.approved_by
-            )
+        step = LIFECYCLE[action]
+        event = registry.step(
+            action,
+            seal_id,
+            actor=_actor(principal),
+            approved_by=_required(body.approved_by, "approved_by")
+            if step.approver_required
+            else body.approved_by,
+            reason=_required(body.reason, "reason") if step.reason_required else body.reason,
+            requested_by=body.requested_by,
+        )
         return {"event": event_view(event), "seal": seal_view(registry.get(seal_id))}
 
     @router.post("/{seal_id}/activate")

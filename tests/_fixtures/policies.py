@@ -71,11 +71,11 @@ def make_no2_seal(**overrides: Any) -> SealFacts:
 
 
 def make_clerk(**overrides: Any) -> Actor:
-    return dataclasses.replace(Actor("clerk-1", Role.CLERK, T1, CENTRE1), **overrides)
+    return dataclasses.replace(Actor("clerk-1", Role.TOWNSHIP_CLERK, T1, CENTRE1), **overrides)
 
 
 def make_principal(**overrides: Any) -> Actor:
-    return dataclasses.replace(Actor("boss-1", Role.PRINCIPAL, T1, CENTRE1), **overrides)
+    return dataclasses.replace(Actor("boss-1", Role.TOWNSHIP_PRINCIPAL, T1, CENTRE1), **overrides)
 
 
 def township_request(**overrides: Any) -> SigningRequest:
@@ -254,8 +254,10 @@ def meijiao_no2_seal(**overrides: Any) -> SealFacts:
 
 
 def meijiao_clerk(**overrides: Any) -> Actor:
-    return dataclasses.replace(Actor("mj-clerk", Role.CLERK, MEIJIAO, MEIJIAO_CENTRE), **overrides)
+    return dataclasses.replace(Actor("mj-clerk", Role.TOWNSHIP_CLERK, MEIJIAO, MEIJIAO_CENTRE), **overrides)
 
 
 def meijiao_principal(**overrides: Any) -> Actor:
-    return dataclasses.replace(Actor("mj-head", Role.PRINCIPAL, MEIJIAO, MEIJIAO_CENTRE), **overrides)
+    return dataclasses.replace(
+        Actor("mj-head", Role.TOWNSHIP_PRINCIPAL, MEIJIAO, MEIJIAO_CENTRE), **overrides
+    )

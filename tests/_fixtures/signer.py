@@ -167,7 +167,7 @@ def xingjiang_clerk(policy_store: Any) -> Any:
     from policies import Actor, Role
 
     centre = policy_store.organisation(XINGJIANG).service_centre
-    return Actor(user_id="clerk-li", role=Role.CLERK, org_code=XINGJIANG, service_centre=centre)
+    return Actor(user_id="clerk-li", role=Role.TOWNSHIP_CLERK, org_code=XINGJIANG, service_centre=centre)
 
 
 @pytest.fixture

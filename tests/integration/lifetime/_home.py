@@ -52,7 +52,7 @@ def build(home: Path, out: Path, key: str) -> dict[str, object]:
             seal = issue_township_seal(registry, township="兴江乡", code=XINGJIANG)
             registry.activate(seal.seal_id, actor="县行政审批局-张三", approved_by="王乡长")
         centre = store.organisation(XINGJIANG).service_centre
-        clerk = Actor(user_id="xj.clerk", role=Role.CLERK, org_code=XINGJIANG, service_centre=centre)
+        clerk = Actor(user_id="xj.clerk", role=Role.TOWNSHIP_CLERK, org_code=XINGJIANG, service_centre=centre)
         done = services.need("signer").apply_seal(
             SealRequest(
                 seal_id=seal.seal_id,

@@ -122,7 +122,7 @@ def test_agency_matter_is_refused_naming_the_agency_seal(engine: Any) -> None:
         datetime(2026, 1, 1, tzinfo=CHINA_TZ),
         datetime(2030, 1, 1, tzinfo=CHINA_TZ),
     )
-    clerk = Actor("c1", Role.CLERK, BALIFAN, f"{BALIFAN}-ZX")
+    clerk = Actor("c1", Role.TOWNSHIP_CLERK, BALIFAN, f"{BALIFAN}-ZX")
     d = store.decide_now(SigningRequest(seal, clerk, "XX-101", Stage.APPROVE, DocumentKind.PERMIT), at)
     assert not d.allowed and d.codes == ("MATTER_REQUIRES_AGENCY_SEAL",)
     assert "新县市场监督管理局八里畈市场监督管理所的印章" in d.reasons[0].message_zh

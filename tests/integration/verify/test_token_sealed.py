@@ -142,7 +142,7 @@ def test_county_attestation_passes_and_is_reported(
         now=FIXED_NOW,
     )
     seal_registry.activate(event.seal_id, actor="县行政审批局-张三", approved_by="局长", now=FIXED_NOW)
-    officer = Actor(user_id="bureau-zhao", role=Role.DEPARTMENT, org_code="县行政审批局")
+    officer = Actor(user_id="bureau-zhao", role=Role.DEPARTMENT_OFFICER, org_code="县行政审批局")
     attested = sealer.attest(
         AttestRequest(seal_id=event.seal_id, sealed_pdf=sealed.pdf, idempotency_key="att-v", operator=officer)
     )

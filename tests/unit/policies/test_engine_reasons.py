@@ -121,9 +121,12 @@ CASES: dict[str, Case] = {
         dataclasses.replace(minimal_facts(), township_closed="RETIRED"),
     ),
     "APPROVAL_MISSING": lambda: (no2_request(approver=None), minimal_facts()),
-    "SELF_APPROVAL": lambda: (no2_request(approver=make_clerk(role=Role.PRINCIPAL)), minimal_facts()),
+    "SELF_APPROVAL": lambda: (
+        no2_request(approver=make_clerk(role=Role.TOWNSHIP_PRINCIPAL)),
+        minimal_facts(),
+    ),
     "APPROVER_NOT_PRINCIPAL": lambda: (
-        no2_request(approver=make_principal(role=Role.CLERK)),
+        no2_request(approver=make_principal(role=Role.TOWNSHIP_CLERK)),
         minimal_facts(),
     ),
 }
