@@ -95,7 +95,7 @@ def _denied(code: str, en: str, zh: str, **details: Any) -> PolicyDenied:
 
 def attesting_seal(services: Any, seal_id: str, department_code: str | None) -> Any:
     """Step 1: the seal, if it may attest for ``department_code`` (``None``: any department's, the CLI)."""
-    registry = services.need("seal_registry")
+    registry = services.need_seal_registry()
     seal = registry.get(seal_id)
     if not seal.department_code:
         raise _denied(
@@ -120,7 +120,7 @@ def attesting_seal(services: Any, seal_id: str, department_code: str | None) -> 
 
 def attestable_seals(services: Any, department_code: str) -> list[Any]:
     """The active seals a department may attest with (the console's picker)."""
-    registry = services.need("seal_registry")
+    registry = services.need_seal_registry()
     out = []
     for seal in registry.list():
         if seal.department_code != department_code or seal.status.value != "ACTIVE":
@@ -266,7 +266,7 @@ def attest_document(
     # 4
     if not report.facts.seal_id:
         raise BadInput("ATTEST_NOT_SEALED", "the document carries no seal of this county", "文书无本县印章")
-    first = services.need("seal_registry").get(report.facts.seal_id)
+    first = services.need_seal_registry().get(report.facts.seal_id)
     responsible = responsible_departments(services, first.township_code, report.facts.matter)
     if seal.department_code not in responsible:
         raise _denied(
@@ -277,7 +277,7 @@ def attest_document(
         )
     # 5
     key = idempotency_key or _derived_key(seal.seal_id, operator, unverified_pdf)
-    sealer = services.need("signer")
+    sealer = services.need_signer()
     done = sealer.attest(
         AttestRequest(
             seal_id=seal.seal_id,

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -240,8 +240,13 @@ def _check_rate(bucket: TokenBucket, key: str) -> None:
 
 
 def services_of(request: Request) -> Services:
+    """The app's :class:`Services`, built once in its lifespan (``api.app``)."""
     services: Services = request.app.state.services
     return services
+
+
+#: The composition root, injected: ``services: ServicesDep`` in a route's parameters.
+ServicesDep = Annotated[Services, Depends(services_of)]
 
 
 def authenticate(request: Request) -> Principal:
@@ -270,7 +275,7 @@ def inherited_townships(services: Services, account: Account) -> frozenset[str]:
     """The townships merged into the account's township (issue 22, leak 7); none for other roles."""
     from api._accounts import ROLE_ORG_KIND
 
-    store = getattr(services, "policy_store", None)
+    store = services.policy_store
     if store is None or ROLE_ORG_KIND[account.role] is not OrgKind.TOWNSHIP:
         return frozenset()
     return frozenset(store.predecessors(account.org_code))

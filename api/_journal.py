@@ -130,7 +130,7 @@ def forward_quietly(services: Any) -> int:
     """Forward now, after a lifecycle or policy change made through the API. Best effort by design: the
     change itself is already committed with its event row, so a failure here loses nothing; the next call,
     the periodic checkpoint or ``yizhang ledger checkpoint`` forwards it."""
-    if getattr(services, "ledger", None) is None:
+    if services.ledger is None:
         return 0
     try:
         return forward(services)
@@ -147,7 +147,7 @@ def forward_and_checkpoint(services: Any) -> Any:
     no entry yet. Safe from several workers at once: ``Ledger.checkpoint`` locks the head and never signs
     two checkpoints that disagree; the same size returns the stored one.
     """
-    ledger = getattr(services, "ledger", None)
+    ledger = services.ledger
     if ledger is None:
         return None
     forward(services)

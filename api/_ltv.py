@@ -22,8 +22,8 @@ def renewer_for(services: Services) -> Any:
 
     return LtvRenewer(
         services.engine,
-        services.need("keystore"),
-        services.need("county_pki"),
+        services.need_keystore(),
+        services.need_county_pki(),
         LtvPolicy.from_settings(services.settings),
         home=services.settings.home_dir,
         sealer=services.signer,
@@ -33,19 +33,20 @@ def renewer_for(services: Services) -> Any:
 def renew_round(services: Services, due_within: timedelta | None = None, limit: int | None = None) -> Any:
     """One rotation-and-renewal round; after a rotation the ``/v1/tsa`` route's TSA is rebuilt too."""
     result = renewer_for(services).run_round(due_within=due_within, limit=limit)
-    if services._tsa is not None and services.signer is not None:  # noqa: SLF001 - the container's cache
+    tsa = services.wired.tsa
+    if tsa is not None and services.signer is not None:  # the container's cache
         from signer._ltv import tsa_identity_row
 
         row = tsa_identity_row(services.engine)
-        if row is not None and services._tsa.identity.cert_der != row[1]:  # noqa: SLF001
-            services._tsa = None  # noqa: SLF001 - rebuilt from the signer on next use
+        if row is not None and tsa.identity.cert_der != row[1]:
+            services.wired.tsa = None  # rebuilt from the signer on next use
     return result
 
 
 def health(services: Services, now: datetime | None = None) -> Any:
     from signer._ltv import LtvPolicy, ltv_health
 
-    token_ok = services.keystore is not None and getattr(services.keystore, "unavailable", None) is None
+    token_ok = services.keystore is not None and services.keystore.unavailable is None
     return ltv_health(
         services.engine, now or _now(), LtvPolicy.from_settings(services.settings), token_ok=token_ok
     )

@@ -114,7 +114,7 @@ class _Names:
 
     def __init__(self, services: Any) -> None:
         self.store = services.policy_store
-        self.registry = getattr(services, "seal_registry", None)
+        self.registry = services.seal_registry
         self.orgs: dict[str, str] = {}
         self.matters: dict[str, str] = {}
         if self.store is not None:

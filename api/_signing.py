@@ -246,7 +246,7 @@ class SigningWorkflow:
             document_kind=kind,
             approver=self._actor(approver) if approver is not None else None,
         )
-        return self.services.need("policy_store").decide_now(request)
+        return self.services.need_policy_store().decide_now(request)
 
     def _count_denials(self, reasons: list[dict[str, str]]) -> None:
         if self.metrics is not None:
@@ -328,7 +328,7 @@ class SigningWorkflow:
         # A retry with a known idempotency key is found by the unique index when the row is inserted (see
         # below), not by a lookup first: a new request, the common case, costs no extra round trip, and a
         # retry's pre-check is rolled back with its insert (nothing logged, nothing counted twice).
-        seal = self.services.need("seal_registry").get(sub.seal_id)
+        seal = self.services.need_seal_registry().get(sub.seal_id)
         decision = self._decide(seal, sub, account, None)
         reasons = _reasons(decision)
         codes = {r["code"] for r in reasons}
@@ -511,7 +511,7 @@ class SigningWorkflow:
             sub = Submission(
                 row.seal_id, row.matter_code, row.stage, row.document_kind, row.reason, row.idempotency_key
             )
-        seal = self.services.need("seal_registry").get(sub.seal_id)
+        seal = self.services.need_seal_registry().get(sub.seal_id)
         decision = self._decide(seal, sub, operator, principal.account)
         reasons = _reasons(decision)
         codes = {r["code"] for r in reasons}
@@ -748,7 +748,7 @@ class SigningWorkflow:
         view = self.get(principal, request_id)
         if view.ledger_index is None:
             raise Conflict("NOT_SEALED", "no ledger entry yet", "尚无台账记录")
-        return str(self.services.need("ledger").receipt(view.ledger_index).to_text())
+        return str(self.services.need_ledger().receipt(view.ledger_index).to_text())
 
     # -- the decision's lifecycle (变更、撤回、撤销、注销) -----------------------------------------------
     @staticmethod
@@ -859,7 +859,7 @@ class SigningWorkflow:
         with transaction(self.services.sessions) as s:
             row = self._load(s, principal, request_id)
             self._ensure_lifecycle_allowed(principal, row)  # again: the state may have moved since the read
-            entry = self.services.need("ledger").append(
+            entry = self.services.need_ledger().append(
                 s,
                 EntryFields(
                     kind=EntryKind.DECISION_STATUS_CHANGED,

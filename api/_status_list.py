@@ -243,7 +243,7 @@ def _publish_lock(path: Path) -> Iterator[None]:
 
 
 def _signer_of(services: Any) -> Any:
-    ledger = getattr(services, "ledger", None)
+    ledger = services.ledger
     return getattr(ledger, "signer", None)
 
 

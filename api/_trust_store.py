@@ -207,7 +207,7 @@ def _due(settings: Settings, path: Path) -> bool:
 
 
 def _publish(services: Any, path: Path) -> None:
-    pki = services.need("county_pki")
+    pki = services.need_county_pki()
     pki.ensure_current_crls()
     status = None
     try:
@@ -217,7 +217,7 @@ def _publish(services: Any, path: Path) -> None:
     except (SealServiceError, ImportError, UnicodeDecodeError):
         status = None
     checkpoint: tuple[str | None, datetime | None] = (None, None)
-    ledger = getattr(services, "ledger", None)
+    ledger = services.ledger
     if ledger is not None:
         from api.cli._verify import _latest_checkpoint
 

@@ -192,9 +192,9 @@ def register(app: typer.Typer) -> None:
             counts = {"sealed": 0, "replayed": 0, "refused": 0}
             started = time.monotonic()
             try:
-                sealer = services.need("signer")
-                registry = services.need("seal_registry")
-                store = services.need("policy_store")
+                sealer = services.need_signer()
+                registry = services.need_seal_registry()
+                store = services.need_policy_store()
                 centres: dict[str, str | None] = {}
                 with (
                     results_path.open("w", encoding="utf-8") as sink,

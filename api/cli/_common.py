@@ -135,7 +135,7 @@ def forward_journal(settings: Settings) -> int:
 
     services = build_services(settings)
     try:
-        services.need("ledger")
+        services.need_ledger()
         return forward(services)
     finally:
         services.close()

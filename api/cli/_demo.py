@@ -151,7 +151,7 @@ def _ensure_accounts(services: Any, home: Path) -> dict[str, str]:
             )
             record_account_change(
                 s,
-                services.need("ledger"),
+                services.need_ledger(),
                 account,
                 AccountChange.CREATED,
                 actor=ACTOR,
@@ -306,17 +306,20 @@ def run_demo(home: Path | None) -> dict[str, Any]:
     ensure_log_key(settings)
     services = build_services(settings)
     try:
-        for name in ("keystore", "seal_registry", "policy_store", "ledger", "signer"):
-            services.need(name)
-        _ensure_policies(services.policy_store)
-        seals = _ensure_seals(services.seal_registry)
+        services.need_keystore()
+        registry = services.need_seal_registry()
+        store = services.need_policy_store()
+        services.need_ledger()
+        services.need_signer()
+        _ensure_policies(store)
+        seals = _ensure_seals(registry)
         accounts = _ensure_accounts(services, settings.home_dir)
         docs = _seal_documents(services, seals, settings.home_dir)
         trust = _write_trust(services, settings.home_dir)
         from api._journal import forward
 
         forward(services)
-        services.need("ledger").checkpoint()
+        services.need_ledger().checkpoint()
         return {
             "home": str(settings.home_dir),
             "county": {"code": COUNTY_CODE, "name": COUNTY_NAME},

@@ -185,16 +185,16 @@ def register(app: typer.Typer) -> None:
             settings = settings_for(home)
             services = build_services(settings)
             try:
-                registry = services.need("seal_registry")
-                policy_store = services.need("policy_store")
+                registry = services.need_seal_registry()
+                policy_store = services.need_policy_store()
                 sealer = Sealer(
                     engine=services.engine,
                     settings=settings,
-                    keystore=services.need("keystore"),
+                    keystore=services.need_keystore(),
                     registry=registry,
-                    pki=services.need("county_pki"),
+                    pki=services.need_county_pki(),
                     policy_store=policy_store,
-                    ledger=services.need("ledger"),
+                    ledger=services.need_ledger(),
                 )
                 the_seal = registry.get(seal)
                 org = operator_org or the_seal.township_code
@@ -291,7 +291,7 @@ def register(app: typer.Typer) -> None:
             services = build_services(settings_for(home))
             try:
                 ttl = timedelta(seconds=older_than) if older_than is not None else None
-                voided = services.need("signer").sweep_reservations(ttl)
+                voided = services.need_signer().sweep_reservations(ttl)
             finally:
                 services.close()
             emit({"voided": voided}, as_json)

@@ -128,7 +128,7 @@ def _seal_and_agreement(request: Request, view: SigningRequestView) -> tuple[Any
     services = services_of(request)
     seal = agreement = None
     try:
-        seal = services.need("seal_registry").get(view.seal_id)
+        seal = services.need_seal_registry().get(view.seal_id)
     except SealServiceError:
         return None, None, ""
     if view.department_code and seal.number is not None and services.policy_store is not None:

@@ -121,7 +121,7 @@ def router_for(settings: Settings) -> APIRouter:
             return refuse(request, 404, "没有这份认证文书。", "ATTESTATION_NOT_FOUND")
         seal_id, number, data = found
         try:
-            seal = services.need("seal_registry").get(seal_id)
+            seal = services.need_seal_registry().get(seal_id)
         except SealServiceError as exc:
             return refuse(request, 404, exc.message_zh, exc.code)
         if seal.department_code != gate.who.org_code or not key.startswith("attest-"):

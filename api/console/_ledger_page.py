@@ -245,11 +245,11 @@ def router_for(settings: Settings) -> APIRouter:
         from policies import CHINA_TZ
 
         services = services_of(request)
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
         reader = _Reader(request)
         township, seal = (township or "").strip()[:64], (seal or "").strip()[:64]
         month, kind = (month or "").strip()[:16], (kind or "").strip()[:40]
-        store = services.need("policy_store")
+        store = services.need_policy_store()
         from api.console._pages import _township_kind
 
         towns = sorted(
@@ -300,7 +300,7 @@ def router_for(settings: Settings) -> APIRouter:
         )
 
     def _receipt(request: Request, index: int) -> Any:
-        return services_of(request).need("ledger").receipt(index)
+        return services_of(request).need_ledger().receipt(index)
 
     @router.get("/ledger/{index}", response_class=HTMLResponse)
     async def proof_page(index: int, request: Request, gate: LedgerGate) -> Response:
@@ -329,7 +329,7 @@ def router_for(settings: Settings) -> APIRouter:
             receipt = await anyio.to_thread.run_sync(_receipt, request, index)
         except SealServiceError as exc:
             return refuse(request, 404 if exc.family == "not_found" else 409, exc.message_zh, exc.code)
-        ledger = services_of(request).need("ledger")
+        ledger = services_of(request).need_ledger()
         entry = ledger.get(index)
         body = ledger.opened([entry])[0]
         from ledger import EntryKind

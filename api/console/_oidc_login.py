@@ -86,7 +86,7 @@ def account_for(request: Request, identity: VerifiedIdentity) -> tuple[Any, str]
                 "OIDC_ACCOUNT_DISABLED", "this account is disabled", "该账号已停用，请联系县行政审批局管理员"
             )
         if bound:
-            ledger = getattr(services, "ledger", None)
+            ledger = services.ledger
             if ledger is not None:
                 record_account_change(
                     s, ledger, account, AccountChange.OIDC_BOUND, actor=account.username, via="oidc"

@@ -238,7 +238,7 @@ def _resubmission_values(
 
 
 def _visible_seals(request: Request, who: Principal, *, active_only: bool) -> list[Any]:
-    registry = services_of(request).need("seal_registry")
+    registry = services_of(request).need_seal_registry()
     seals = registry.list() if who.county_wide else registry.list(township_code=who.org_code)
     out = [
         s
@@ -261,7 +261,8 @@ def _matters_for(request: Request, who: Principal) -> list[tuple[str, str]]:
         # the full name with its sub-item (首次/变更/补证/延续/注销): XG-14…XG-18 differ only there
         for entry in store.powers(who.org_code):
             found[entry.matter.code] = entry.matter.title
-        names = {m.code: m.title for m in store.matters(store.organisation(who.org_code).county_code)}
+        county = store.organisation(who.org_code).county_code
+        names = {m.code: m.title for m in store.matters(county)} if county is not None else {}
         for agreement in store.agreements(who.org_code):
             for code in sorted(agreement.matters):
                 found.setdefault(code, names.get(code, code))
@@ -662,7 +663,7 @@ def router_for(settings: Settings) -> APIRouter:
             return gate.refusal
         who = gate.who
         services = services_of(request)
-        store = services.need("policy_store")
+        store = services.need_policy_store()
         agreements: list[Any] = []
         for org in store.organisations(kind=_township_kind()):
             for a in store.agreements(org.code):
@@ -711,7 +712,7 @@ def router_for(settings: Settings) -> APIRouter:
         dept = who.org_code if who.role is Role.DEPARTMENT_OFFICER else None
         town = who.org_code if who.role is Role.TOWNSHIP_PRINCIPAL else None
         if who.county_wide:
-            store = services_of(request).need("policy_store")
+            store = services_of(request).need_policy_store()
             towns = sorted(
                 ((o.code, o.name) for o in store.organisations(kind=_township_kind())), key=lambda t: t[0]
             )
@@ -748,7 +749,7 @@ def router_for(settings: Settings) -> APIRouter:
             return gate.refusal
         visible = _visible_seals(request, gate.who, active_only=False)
         ids = {s.seal_id for s in visible}
-        registry = services_of(request).need("seal_registry")
+        registry = services_of(request).need_seal_registry()
         events = [e for e in registry.lifecycle_events() if e.seal_id in ids][-30:]
         names = {s.seal_id: s.name for s in visible}
         return page(request, "seals.html", gate, seals=visible, events=events[::-1], seal_names=names)
@@ -797,7 +798,7 @@ def router_for(settings: Settings) -> APIRouter:
                 with transaction(services.sessions) as s:
                     check_password(s, who.account.username, current)
                     set_password(s, who.account.account_id, new)
-                    _record(s, services.need("ledger"), who, AccountChange.PASSWORD_CHANGED)
+                    _record(s, services.need_ledger(), who, AccountChange.PASSWORD_CHANGED)
 
             # The current password is guessed no faster here than at the login.
             guarded(services.sessions, who.account.username, client_address(request), attempt)

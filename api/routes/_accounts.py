@@ -67,7 +67,7 @@ def router_for(settings: Settings) -> APIRouter:
         account to the person of an existing account (the approval rule compares people)."""
         services = services_of(request)
         _check_organisation(services, body.role, body.org_code, body.service_centre)
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             account = create_account(
                 s,
@@ -112,7 +112,7 @@ def router_for(settings: Settings) -> APIRouter:
         moving = (
             body.role is not None or body.org_code is not None or "service_centre" in body.model_fields_set
         )
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             current = get_account(s, account_id)
         principal.ensure_scope(org_code=current.org_code)
@@ -191,7 +191,7 @@ def router_for(settings: Settings) -> APIRouter:
                 "访问令牌只能由账号本人申领，管理员不得代为申领",
             )
         services = services_of(request)
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             issued = issue_token(s, account_id, name=body.name, ttl=timedelta(days=body.ttl_days))
             record_account_change(
@@ -208,7 +208,7 @@ def router_for(settings: Settings) -> APIRouter:
     @router.delete("/{account_id}/tokens/{token_id}")
     def account_revoke_token(account_id: str, token_id: str, principal: Admin, request: Request) -> TokenOut:
         services = services_of(request)
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             token = get_token_row(s, token_id)
             if token.account_id != account_id:
@@ -234,7 +234,7 @@ def _check_organisation(services: Any, role: Role, org_code: str, service_centre
 
     if not _CODE.match(org_code):
         raise BadInput("ORG_CODE_INVALID", "organisation code is malformed", "机构代码格式错误")
-    store = services.need("policy_store")
+    store = services.need_policy_store()
     org = store.organisation(org_code)  # 404 ORGANISATION_UNKNOWN
     want = ROLE_ORG_KIND[role].value
     if org.kind.value.lower() != want:

@@ -76,7 +76,7 @@ def router_for(settings: Settings) -> APIRouter:
         """The person's own change (also the one a reset asks for): every session and token of the account
         ends, so the caller logs in again with the new password and makes new tokens."""
         services = services_of(request)
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
 
         def attempt() -> None:
             with transaction(services.sessions) as s:
@@ -95,7 +95,7 @@ def router_for(settings: Settings) -> APIRouter:
     @router.post("/me/tokens", status_code=201)
     def new_token(body: TokenIn, principal: Me, request: Request) -> IssuedTokenOut:
         services = services_of(request)
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             issued = issue_token(
                 s, principal.account.account_id, name=body.name, ttl=timedelta(days=body.ttl_days)
@@ -106,7 +106,7 @@ def router_for(settings: Settings) -> APIRouter:
     @router.delete("/me/tokens/{token_id}")
     def revoke_my_token(token_id: str, principal: Me, request: Request) -> TokenOut:
         services = services_of(request)
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             token = get_token_row(s, token_id)
             if token.account_id != principal.account.account_id:

@@ -28,12 +28,12 @@ def router_for(settings: Settings) -> APIRouter:
         principal: Reader, request: Request, from_index: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0
     ) -> dict[str, Any]:
         """Recompute chain and tree from the stored entries and check every checkpoint (read-only)."""
-        report = services_of(request).need("ledger").audit(from_index)
+        report = services_of(request).need_ledger().audit(from_index)
         return dict(report.to_dict())
 
     @router.post("/checkpoint")
     def checkpoint(principal: Checkpointer, request: Request) -> dict[str, Any]:
-        ledger = services_of(request).need("ledger")
+        ledger = services_of(request).need_ledger()
         if ledger.signer is None:
             from core.errors import Unavailable
 
@@ -49,7 +49,7 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/size")
     def size(principal: Reader, request: Request) -> dict[str, int]:
-        return {"size": int(services_of(request).need("ledger").size())}
+        return {"size": int(services_of(request).need_ledger().size())}
 
     @router.get("/entries/{index}")
     def entry(
@@ -57,7 +57,7 @@ def router_for(settings: Settings) -> APIRouter:
     ) -> dict[str, Any]:
         if index < 0:
             raise BadInput("INDEX_INVALID", "index must be >= 0", "序号须为非负数")
-        found = services_of(request).need("ledger").get(index)
+        found = services_of(request).need_ledger().get(index)
         out = jsonable(found)
         return out if isinstance(out, dict) else {"entry": out}
 

@@ -22,7 +22,7 @@ def _db_ok(services: Services) -> None:
 
 
 def _token_ok(services: Services) -> None:
-    ks = services.need("keystore")
+    ks = services.need_keystore()
     # A find-objects call: it reaches the token through a pooled session and raises a KeystoreError when the
     # token is gone, locked or the module fails.
     ks.has_key("__yizhang_readyz__")

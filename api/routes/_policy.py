@@ -121,12 +121,12 @@ def router_for(settings: Settings) -> APIRouter:
     def organisations(
         principal: Reader, request: Request, county_code: str | None = None
     ) -> list[dict[str, Any]]:
-        store = services_of(request).need("policy_store")
+        store = services_of(request).need_policy_store()
         return [jsonable(o) for o in store.organisations(county_code)]
 
     @router.post("/organisations", status_code=201)
     def register(body: OrganisationIn, principal: Admin, request: Request) -> dict[str, Any]:
-        store = services_of(request).need("policy_store")
+        store = services_of(request).need_policy_store()
         actor = _actor(principal)
         if body.kind == "county":
             org = store.register_county(
@@ -174,7 +174,7 @@ def router_for(settings: Settings) -> APIRouter:
             )
         if len(data) > MAX_CATALOG_BYTES:
             raise BadInput("CATALOG_TOO_LARGE", "catalog file too large", "事项目录文件过大")
-        store = services_of(request).need("policy_store")
+        store = services_of(request).need_policy_store()
         result = await anyio.to_thread.run_sync(
             lambda: store.import_catalog(
                 county_code, data, actor=_actor(principal), fmt=fmt, encoding=encoding, replace=replace
@@ -184,24 +184,24 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/catalogs/{county_code}/matters")
     def matters(county_code: str, principal: Reader, request: Request) -> list[Any]:
-        return list(jsonable(services_of(request).need("policy_store").matters(county_code)))
+        return list(jsonable(services_of(request).need_policy_store().matters(county_code)))
 
     @router.get("/townships/{township_code}/powers")
     def powers(township_code: str, principal: Reader, request: Request) -> list[Any]:
         principal.ensure_scope(township_code=township_code)
-        return list(jsonable(services_of(request).need("policy_store").powers(township_code)))
+        return list(jsonable(services_of(request).need_policy_store().powers(township_code)))
 
     # -- township lifecycle (issue 22, leak 7) -------------------------------------------------------------
 
     @router.get("/townships/{township_code}")
     def township(township_code: str, principal: Reader, request: Request) -> dict[str, Any]:
         principal.ensure_scope(township_code=township_code)
-        return dict(jsonable(services_of(request).need("policy_store").township_record(township_code)))
+        return dict(jsonable(services_of(request).need_policy_store().township_record(township_code)))
 
     def _lifecycle(request: Request, principal: Principal, township_code: str, act: Any) -> dict[str, Any]:
         principal.ensure_scope(township_code=township_code)
         services = services_of(request)
-        store, registry = services.need("policy_store"), services.need("seal_registry")
+        store, registry = services.need_policy_store(), services.need_seal_registry()
         return dict(jsonable(act(store, registry, _actor(principal))))
 
     @router.post("/townships/{township_code}/rename")
@@ -246,7 +246,7 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.post("/townships/{township_code}/powers/grant")
     def grant(township_code: str, body: PowersIn, principal: Admin, request: Request) -> list[Any]:
-        store = services_of(request).need("policy_store")
+        store = services_of(request).need_policy_store()
         granted = store.grant_powers(
             township_code, body.matter_codes, actor=_actor(principal), stages=_stages(body.stages)
         )
@@ -256,7 +256,7 @@ def router_for(settings: Settings) -> APIRouter:
     def revoke(
         township_code: str, body: RevokePowersIn, principal: Admin, request: Request
     ) -> dict[str, int]:
-        store = services_of(request).need("policy_store")
+        store = services_of(request).need_policy_store()
         return {
             "revision": int(store.revoke_powers(township_code, body.matter_codes, actor=_actor(principal)))
         }
@@ -265,7 +265,7 @@ def router_for(settings: Settings) -> APIRouter:
     def agreements(
         principal: Reader, request: Request, township_code: Annotated[str, Query(min_length=1, max_length=64)]
     ) -> list[Any]:
-        found = services_of(request).need("policy_store").agreements(township_code)
+        found = services_of(request).need_policy_store().agreements(township_code)
         return [
             jsonable(a)
             for a in found
@@ -274,7 +274,7 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/agreements/{agreement_id}")
     def agreement(agreement_id: str, principal: Reader, request: Request) -> dict[str, Any]:
-        found = services_of(request).need("policy_store").agreement(agreement_id)
+        found = services_of(request).need_policy_store().agreement(agreement_id)
         _agreement_scope(principal, found)
         return dict(jsonable(found))
 
@@ -282,7 +282,7 @@ def router_for(settings: Settings) -> APIRouter:
     def create_agreement(body: AgreementIn, principal: AgreementAdmin, request: Request) -> dict[str, Any]:
         """A department entrusts its No. 2 seal to a township (委托协议); only its own department's."""
         principal.ensure_scope(department_code=body.department_code)
-        store = services_of(request).need("policy_store")
+        store = services_of(request).need_policy_store()
         made = store.create_agreement(
             department_code=body.department_code,
             township_code=body.township_code,
@@ -300,7 +300,7 @@ def router_for(settings: Settings) -> APIRouter:
     def amend(
         agreement_id: str, body: AmendIn, principal: AgreementAdmin, request: Request
     ) -> dict[str, Any]:
-        store = services_of(request).need("policy_store")
+        store = services_of(request).need_policy_store()
         current = store.agreement(agreement_id)
         principal.ensure_scope(department_code=current.department_code)
         amended = store.amend_agreement(
@@ -317,7 +317,7 @@ def router_for(settings: Settings) -> APIRouter:
     def _status_change(
         action: str, agreement_id: str, body: ReasonIn, principal: Principal, request: Request
     ) -> Any:
-        store = services_of(request).need("policy_store")
+        store = services_of(request).need_policy_store()
         current = store.agreement(agreement_id)
         principal.ensure_scope(department_code=current.department_code)
         fn = getattr(store, f"{action}_agreement")

@@ -105,7 +105,7 @@ def router_for(settings: Settings) -> APIRouter:
     @router.get("/v1/public/checkpoint", dependencies=PUBLIC, response_class=Response)
     def checkpoint(request: Request) -> Response:
         """The latest signed checkpoint (C2SP tlog-checkpoint signed note)."""
-        ledger = services_of(request).need("ledger")
+        ledger = services_of(request).need_ledger()
         cp = ledger.latest_checkpoint()
         if cp is None:
             raise NotFound("NO_CHECKPOINT", "no checkpoint yet", "尚无检查点")
@@ -119,7 +119,7 @@ def router_for(settings: Settings) -> APIRouter:
         so the receipt shows hashes and public facts only. An entry logged before that holds them in clear
         and is refused here (``LEDGER_ENTRY_NOT_PUBLIC``): its bytes cannot change without breaking the
         chain; the issuing centre still hands its receipt out with the document."""
-        ledger = services_of(request).need("ledger")
+        ledger = services_of(request).need_ledger()
         if index < 0:
             raise BadInput("INDEX_INVALID", "index must be >= 0", "序号须为非负数")
         if ledger.get(index).names_people:
@@ -137,7 +137,7 @@ def router_for(settings: Settings) -> APIRouter:
         second: Annotated[int, Query(ge=0, le=MAX_INDEX)],
     ) -> dict[str, Any]:
         """RFC 9162 consistency proof between two tree sizes (hashes base64)."""
-        ledger = services_of(request).need("ledger")
+        ledger = services_of(request).need_ledger()
         if first > second:
             raise BadInput("SIZE_ORDER_INVALID", "first must not exceed second", "first 不得大于 second")
         hashes = ledger.consistency_proof(first, second)
@@ -247,7 +247,7 @@ def _covering(services: Any, lookup: Any) -> Any:
         if finding is None or finding.answer is not LedgerAnswer.PENDING:
             return finding
         try:
-            services.need("ledger").checkpoint()
+            services.need_ledger().checkpoint()
         except SealServiceError:
             return finding
         return lookup(query)

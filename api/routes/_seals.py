@@ -83,7 +83,7 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("")
     def seals(principal: Reader, request: Request, township_code: str | None = None) -> list[dict[str, Any]]:
-        registry = services_of(request).need("seal_registry")
+        registry = services_of(request).need_seal_registry()
         found = registry.list(township_code=township_code)
         return [
             seal_view(s)
@@ -93,18 +93,18 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/{seal_id}")
     def seal(seal_id: str, principal: Reader, request: Request) -> dict[str, Any]:
-        registry = services_of(request).need("seal_registry")
+        registry = services_of(request).need_seal_registry()
         return seal_view(_scoped_seal(registry, seal_id, principal))
 
     @router.get("/{seal_id}/certificate", response_class=Response)
     def certificate(seal_id: str, principal: Reader, request: Request) -> Response:
-        registry = services_of(request).need("seal_registry")
+        registry = services_of(request).need_seal_registry()
         found = _scoped_seal(registry, seal_id, principal)
         return Response(found.cert_der, media_type="application/pkix-cert")
 
     @router.get("/{seal_id}/events")
     def events(seal_id: str, principal: Reader, request: Request) -> list[dict[str, Any]]:
-        registry = services_of(request).need("seal_registry")
+        registry = services_of(request).need_seal_registry()
         _scoped_seal(registry, seal_id, principal)
         return [event_view(e) for e in registry.lifecycle_events(seal_id)]
 
@@ -124,7 +124,7 @@ def router_for(settings: Settings) -> APIRouter:
 
         check_township_code(body.township_code)
         # the policy register: a registered township, under its own name and the kind's naming pattern
-        services_of(request).need("policy_store").check_seal_issue(
+        services_of(request).need_policy_store().check_seal_issue(
             kind=SealKindFact(SealKind(body.kind).name),
             name=body.name,
             township_code=body.township_code,
@@ -132,7 +132,7 @@ def router_for(settings: Settings) -> APIRouter:
             department_code=body.department_code,
             number=body.number,
         )
-        registry = services_of(request).need("seal_registry")
+        registry = services_of(request).need_seal_registry()
         event = registry.issue_seal(
             name=body.name,
             kind=SealKind(body.kind),
@@ -154,7 +154,7 @@ def router_for(settings: Settings) -> APIRouter:
     def _transition(
         action: str, seal_id: str, body: TransitionIn, principal: Principal, request: Request
     ) -> Any:
-        registry = services_of(request).need("seal_registry")
+        registry = services_of(request).need_seal_registry()
         _scoped_seal(registry, seal_id, principal)
         actor = _actor(principal)
         if action == "activate":
@@ -208,7 +208,7 @@ def router_for(settings: Settings) -> APIRouter:
     @router.post("/crl/publish")
     def publish_crl(principal: Admin, request: Request) -> dict[str, Any]:
         """Make fresh CRLs (signed in the token) and publish them at /pki/crl/*.crl."""
-        pki = services_of(request).need("county_pki")
+        pki = services_of(request).need_county_pki()
         published = pki.publish_crl()
         return {"issuing_crl_number": published.issuing_crl_number}
 
@@ -219,7 +219,7 @@ def router_for(settings: Settings) -> APIRouter:
 
         if body.new_name:
             check_cert_name(body.new_name, "new_name")
-        registry = services_of(request).need("seal_registry")
+        registry = services_of(request).need_seal_registry()
         _scoped_seal(registry, seal_id, principal)
         event = registry.change(
             seal_id,

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, or_, select
 
-from api._authz import Permission, Principal, require, services_of
+from api._authz import Permission, Principal, ServicesDep, require, services_of
 from api._csv import write_rows
 from api._limits import Code
 from api._refusals import filed_under, foreign_refusal, is_foreign_refusal, of_organisation
@@ -91,6 +91,10 @@ def _workflow(request: Request) -> SigningWorkflow:
     return SigningWorkflow(services_of(request), request.app.state.metrics)
 
 
+#: The signing workflow over the app's services, injected: ``workflow: Workflow``.
+Workflow = Annotated[SigningWorkflow, Depends(_workflow)]
+
+
 def _read_pdf(file: UploadFile, limit: int) -> bytes:
     data = file.file.read(limit + 1)
     if len(data) > limit:
@@ -103,7 +107,7 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.post("/signing-requests", status_code=201)
     def submit(
-        request: Request,
+        workflow: Workflow,
         principal: Submitter,
         file: Annotated[UploadFile, File(description="the PDF to seal")],
         seal_id: Annotated[Code, Form()],
@@ -116,13 +120,13 @@ def router_for(settings: Settings) -> APIRouter:
     ) -> JSONResponse:
         """Submit a PDF for sealing: the policy decides at once (403 with every reason when it refuses);
         a use that needs the principal's approval waits in the queue (status PENDING_APPROVAL)."""
-        pdf = _read_pdf(file, services_of(request).settings.max_pdf_bytes)
+        pdf = _read_pdf(file, workflow.services.settings.max_pdf_bytes)
         sub = Submission(seal_id, matter_code, stage, document_kind, reason, idempotency_key, applicant)
-        view, created = _workflow(request).submit(principal, sub, pdf)
+        view, created = workflow.submit(principal, sub, pdf)
         return JSONResponse(_view(view), status_code=201 if created else 200)
 
     @router.post("/signing-requests/from-template", status_code=201)
-    def submit_template(body: TemplateSubmissionIn, request: Request, principal: Submitter) -> JSONResponse:
+    def submit_template(body: TemplateSubmissionIn, workflow: Workflow, principal: Submitter) -> JSONResponse:
         """Submit a document to be rendered from one of the centre's templates and sealed."""
         sub = Submission(
             body.seal_id,
@@ -136,12 +140,12 @@ def router_for(settings: Settings) -> APIRouter:
             body.data,
             body.resubmits,
         )
-        view, created = _workflow(request).submit(principal, sub, None)
+        view, created = workflow.submit(principal, sub, None)
         return JSONResponse(_view(view), status_code=201 if created else 200)
 
     @router.post("/signing-requests/batch")
     def submit_batch(
-        request: Request,
+        workflow: Workflow,
         principal: Submitter,
         files: Annotated[list[UploadFile], File(description="the PDFs, in the order of items")],
         items: Annotated[str, Form(description="JSON list of submissions, one per file", max_length=200_000)],
@@ -159,8 +163,7 @@ def router_for(settings: Settings) -> APIRouter:
                 f"items must list 1..{MAX_BATCH} submissions, one per file",
                 f"items 须列出 1..{MAX_BATCH} 项，与文件一一对应",
             )
-        workflow = _workflow(request)
-        limit = services_of(request).settings.max_pdf_bytes
+        limit = workflow.services.settings.max_pdf_bytes
         results: list[dict[str, Any]] = []
         for i, (item, upload) in enumerate(zip(raw, files, strict=True)):
             try:
@@ -195,34 +198,34 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/signing-requests")
     def queue(
-        request: Request,
+        workflow: Workflow,
         principal: Reader,
         status: Annotated[str | None, Query(max_length=24)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[dict[str, Any]]:
         """Requests of the caller's organisation, newest first; ``status=PENDING_APPROVAL`` is the queue."""
-        return [_view(v) for v in _workflow(request).list(principal, status=status, limit=limit)]
+        return [_view(v) for v in workflow.list(principal, status=status, limit=limit)]
 
     @router.get("/signing-requests/{request_id}")
-    def get_request(request_id: str, request: Request, principal: Reader) -> dict[str, Any]:
-        return _view(_workflow(request).get(principal, request_id))
+    def get_request(request_id: str, workflow: Workflow, principal: Reader) -> dict[str, Any]:
+        return _view(workflow.get(principal, request_id))
 
     @router.post("/signing-requests/{request_id}/approve")
-    def approve(request_id: str, body: CommentIn, request: Request, principal: Approver) -> dict[str, Any]:
-        return _view(_workflow(request).approve(principal, request_id, body.comment))
+    def approve(request_id: str, body: CommentIn, workflow: Workflow, principal: Approver) -> dict[str, Any]:
+        return _view(workflow.approve(principal, request_id, body.comment))
 
     @router.post("/signing-requests/{request_id}/reject")
-    def reject(request_id: str, body: CommentIn, request: Request, principal: Approver) -> dict[str, Any]:
-        return _view(_workflow(request).reject(principal, request_id, body.comment))
+    def reject(request_id: str, body: CommentIn, workflow: Workflow, principal: Approver) -> dict[str, Any]:
+        return _view(workflow.reject(principal, request_id, body.comment))
 
     @router.post("/signing-requests/{request_id}/seal")
-    def seal_again(request_id: str, request: Request, principal: Submitter) -> dict[str, Any]:
+    def seal_again(request_id: str, workflow: Workflow, principal: Submitter) -> dict[str, Any]:
         """Retry sealing an approved request (after the token or TSA was unavailable)."""
-        return _view(_workflow(request).retry_seal(principal, request_id))
+        return _view(workflow.retry_seal(principal, request_id))
 
     @router.get("/signing-requests/{request_id}/document", response_class=Response)
-    def document(request_id: str, request: Request, principal: Reader) -> Response:
-        data = _workflow(request).document(principal, request_id)
+    def document(request_id: str, workflow: Workflow, principal: Reader) -> Response:
+        data = workflow.document(principal, request_id)
         return Response(
             data,
             media_type="application/pdf",
@@ -230,38 +233,36 @@ def router_for(settings: Settings) -> APIRouter:
         )
 
     @router.get("/signing-requests/{request_id}/receipt", response_class=Response)
-    def receipt(request_id: str, request: Request, principal: Reader) -> Response:
+    def receipt(request_id: str, workflow: Workflow, principal: Reader) -> Response:
         """The ledger receipt (C2SP tlog-proof) of the sealed document."""
-        return Response(
-            _workflow(request).receipt(principal, request_id), media_type="text/plain; charset=utf-8"
-        )
+        return Response(workflow.receipt(principal, request_id), media_type="text/plain; charset=utf-8")
 
     @router.post("/signing-requests/{request_id}/status")
     def change_status(
-        request_id: str, body: StatusIn, request: Request, principal: Lifecycle
+        request_id: str, body: StatusIn, workflow: Workflow, principal: Lifecycle
     ) -> dict[str, Any]:
         """变更、撤回、撤销、注销 an issued decision (a ledger entry; verifiers then report it). The answer is
         the request, with ``status_ledger_index``: the index of the ledger entry recording the change."""
-        view, event = _workflow(request).record_decision_status(
+        view, event = workflow.record_decision_status(
             principal, request_id, body.status, body.reason, body.successor
         )
         return {**_view(view), "status_ledger_index": event.ledger_index}
 
     @router.get("/signing-requests/{request_id}/history")
-    def decision_history(request_id: str, request: Request, principal: Reader) -> list[dict[str, Any]]:
+    def decision_history(request_id: str, workflow: Workflow, principal: Reader) -> list[dict[str, Any]]:
         """The decision's life, oldest first: ``ISSUED``, then each status change with its ledger index."""
-        history = _workflow(request).decision_history(principal, request_id)
+        history = workflow.decision_history(principal, request_id)
         return [dict(jsonable(asdict(e))) for e in history]
 
     @router.get("/supervision/feed")
     def supervision_feed(
-        request: Request,
+        services: ServicesDep,
         principal: Supervisor,
         cursor: Annotated[int, Query(ge=0, le=2**62)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         """审管联动: issued and changed decisions after ``cursor``, for the caller's department."""
-        events, next_cursor = feed(services_of(request), principal, cursor, limit)
+        events, next_cursor = feed(services, principal, cursor, limit)
         return {"events": events, "next_cursor": next_cursor}
 
     @router.get(
