@@ -8,7 +8,15 @@ from signer import _pdffast
 from signer._numbers import DEFAULT_FORMAT as DEFAULT_NUMBER_FORMAT
 from signer._preview import PagePicture, SealPreview, preview_seal, qr_fits, render_pages
 from signer._seal import Placement, SignatureLevel, read_binding
-from signer._service import AttestRequest, SealedDocument, Sealer, SealRequest, apply_seal
+from signer._service import (
+    AttestRequest,
+    Precheck,
+    SealedDocument,
+    Sealer,
+    SealRequest,
+    apply_seal,
+    precheck,
+)
 from signer._stamp import SealFace, SealStampStyle
 from signer._templates import render_template, template_names
 from signer._tsa import CountyTimeStamper, CountyTsa, HttpTimeStamper, ensure_county_tsa
@@ -47,6 +55,8 @@ __all__ = [
     # sealing
     "DEFAULT_NUMBER_FORMAT",
     "PagePicture",
+    "Precheck",
+    "precheck",
     "SealPreview",
     "preview_seal",
     "qr_fits",

@@ -119,6 +119,8 @@ class SealJob:
     location: str | None = None
     revocation: RevocationMaterial | None = None
     verify_url: str | None = None  # draw the verification QR code and line (first seal only)
+    # the placement already resolved on the ``opened`` PDF given with the job: not resolved again
+    at: tuple[int, Rect] | None = None
 
 
 class _FrozenAttribute:
@@ -329,7 +331,9 @@ async def _seal_untrusted(
 ) -> bytes:
     if opened is None:
         opened = open_untrusted_pdf(unverified_pdf, max_bytes=max_bytes)
-    page, box = resolve_placement(opened, job.placement)
+        page, box = resolve_placement(opened, job.placement)
+    else:
+        page, box = job.at if job.at is not None else resolve_placement(opened, job.placement)
     writer = IncrementalPdfFileWriter.from_reader(opened.reader)
     make_annotations_indirect(writer)
     existing = [name for name, _, _ in fields.enumerate_sig_fields(writer.prev)]
