@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -39,6 +39,12 @@ from api._errors import RateLimited, Unauthenticated
 from api._services import Services
 from core.db import transaction
 from core.errors import PermissionDenied
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from starlette.routing import BaseRoute
+
 
 SESSION_COOKIE = "yz_session"
 BEARER = HTTPBearer(
@@ -337,7 +343,7 @@ def public(*, rate_limited: bool = False) -> Callable[[Request], None]:
     return dependency
 
 
-def access_of(route: Any) -> tuple[str, frozenset[Permission]] | None:
+def access_of(route: BaseRoute) -> tuple[str, frozenset[Permission]] | None:
     """The access marker a route declares (searched through its dependency tree), or None."""
     dependant = getattr(route, "dependant", None)
     stack = [dependant] if dependant is not None else []
@@ -350,7 +356,7 @@ def access_of(route: Any) -> tuple[str, frozenset[Permission]] | None:
     return None
 
 
-def iter_routes(routes: Any) -> Any:
+def iter_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
     """Every route of an app, through included routers (FastAPI keeps those as nested branches)."""
     for route in routes:
         original = getattr(route, "original_router", None)

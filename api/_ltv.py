@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from api._services import Services
+
+if TYPE_CHECKING:
+    from signer._ltv import LtvHealth, LtvRenewer, LtvRound
 
 log = logging.getLogger("yizhang.ltv")
 
@@ -17,7 +20,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def renewer_for(services: Services) -> Any:
+def renewer_for(services: Services) -> LtvRenewer:
     from signer._ltv import LtvPolicy, LtvRenewer
 
     return LtvRenewer(
@@ -30,7 +33,9 @@ def renewer_for(services: Services) -> Any:
     )
 
 
-def renew_round(services: Services, due_within: timedelta | None = None, limit: int | None = None) -> Any:
+def renew_round(
+    services: Services, due_within: timedelta | None = None, limit: int | None = None
+) -> LtvRound:
     """One rotation-and-renewal round; after a rotation the ``/v1/tsa`` route's TSA is rebuilt too."""
     result = renewer_for(services).run_round(due_within=due_within, limit=limit)
     tsa = services.wired.tsa
@@ -43,7 +48,7 @@ def renew_round(services: Services, due_within: timedelta | None = None, limit: 
     return result
 
 
-def health(services: Services, now: datetime | None = None) -> Any:
+def health(services: Services, now: datetime | None = None) -> LtvHealth:
     from signer._ltv import LtvPolicy, ltv_health
 
     token_ok = services.keystore is not None and services.keystore.unavailable is None

@@ -14,7 +14,7 @@ holds); entries about no seal (agreements, powers, accounts) show under no towns
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlencode
 
 import anyio
@@ -22,10 +22,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api._authz import Permission
+from api._json import JsonObject, JsonValue
 from api.console._gate import Gate, console_gate, services_of
 from api.console._render import kind_zh, matter_titles, org_names, page, people, refuse, stage_zh
 from core.errors import SealServiceError
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger import LedgerEntry, Receipt
 
 LedgerGate = Annotated[Gate, Depends(console_gate(Permission.LEDGER_READ, refuse=refuse))]
 ReaderGate = Annotated[Gate, Depends(console_gate(Permission.SIGNING_READ, refuse=refuse))]
@@ -147,7 +151,7 @@ class _Reader:
         seal = self.seals.get(seal_id)
         return str(seal.name) if seal is not None else seal_id
 
-    def value(self, key: str, value: Any) -> str:
+    def value(self, key: str, value: JsonValue) -> str:
         if key in ORG_FIELDS:
             return self.orgs.get(str(value), str(value))
         if key == "stage":
@@ -174,7 +178,7 @@ class _Reader:
             return "、".join(str(v) for v in value)
         return _short(str(value))
 
-    def row(self, entry: Any, body: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+    def row(self, entry: LedgerEntry, body: JsonObject, request_id: str | None) -> JsonObject:
         kind = getattr(entry.kind, "value", str(entry.kind))
         seal_id = str(body.get("seal_id") or "")
         seal = self.seals.get(seal_id)
@@ -299,7 +303,7 @@ def router_for(settings: Settings) -> APIRouter:
             filtered=any(filters.values()) or before is not None,
         )
 
-    def _receipt(request: Request, index: int) -> Any:
+    def _receipt(request: Request, index: int) -> Receipt:
         return services_of(request).need_ledger().receipt(index)
 
     @router.get("/ledger/{index}", response_class=HTMLResponse)

@@ -11,7 +11,7 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import quote
 
 import anyio
@@ -29,6 +29,7 @@ from api._accounts import (
 )
 from api._authz import SESSION_COOKIE, Permission, Principal, public
 from api._cookies import set_cookie
+from api._json import JsonObject, JsonValue
 from api._login_guard import client_address, guarded
 from api._signing import SigningWorkflow, Status, Submission
 from api.console._gate import LOGIN_PATH, PASSWORD_PATH, Gate, console_gate, services_of
@@ -36,6 +37,16 @@ from api.console._render import ROLE_NAMES, STATUS_NAMES, org_names, page, refus
 from core.db import transaction
 from core.errors import PolicyDenied, SealServiceError
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from api._accounts import Account
+    from api._signing import DecisionEvent, SigningRequestView
+    from keystore import Seal
+    from policies import Agreement
+    from policies import OrgKind as PolicyOrgKind
+    from signer._templates import Template
 
 P = Permission
 STAGES = ("受理", "审核", "初审", "复核", "审批")
@@ -89,7 +100,7 @@ def _next_month(month: str) -> str:
     return f"{year + (mon == 12):04d}-{mon % 12 + 1:02d}"
 
 
-def _gate(*permissions: Permission) -> Callable[..., Any]:
+def _gate(*permissions: Permission) -> Callable[[Request], Awaitable[Gate]]:
     return console_gate(*permissions, refuse=refuse)
 
 
@@ -115,11 +126,11 @@ def _back(path: str, message: str = "", error: bool = False) -> RedirectResponse
     return RedirectResponse(path, status_code=303)
 
 
-def _flash(msg: str | None, error: str | None) -> dict[str, Any]:
+def _flash(msg: str | None, error: str | None) -> JsonObject:
     return {"message": (error or msg or "")[:300], "is_error": bool(error)}
 
 
-def _templates() -> list[Any]:
+def _templates() -> list[Template]:
     from signer import template_names
     from signer._templates import load_template
 
@@ -159,7 +170,7 @@ def _list_fields(template: str) -> set[str]:
     return {str(b.get("field")) for b in tpl.blocks if b.get("type") == "list"}
 
 
-def _template_form(tpl: Any) -> dict[str, Any]:
+def _template_form(tpl: Template) -> JsonObject:
     """The fields a clerk fills for one template: required first, then the optional ones with defaults."""
     from policies import DocumentKind
 
@@ -237,7 +248,7 @@ def _resubmission_values(
     return values, template
 
 
-def _visible_seals(request: Request, who: Principal, *, active_only: bool) -> list[Any]:
+def _visible_seals(request: Request, who: Principal, *, active_only: bool) -> list[Seal]:
     registry = services_of(request).need_seal_registry()
     seals = registry.list() if who.county_wide else registry.list(township_code=who.org_code)
     out = [
@@ -305,7 +316,7 @@ def router_for(settings: Settings) -> APIRouter:
         name = username.strip().lower()
         sessions = services_of(request).sessions
 
-        def attempt() -> tuple[Any, str]:
+        def attempt() -> tuple[Account, str]:
             with transaction(sessions) as s:
                 account = check_password(s, name, password)
                 cookie, _csrf = open_session(s, account)
@@ -370,7 +381,7 @@ def router_for(settings: Settings) -> APIRouter:
         *,
         values: dict[str, str] | None = None,
         status_code: int = 200,
-        **flash: Any,
+        **flash: JsonValue,
     ) -> Response:
         """The submission form; after a refusal, ``values`` fills it again with what was typed."""
         who = gate.who
@@ -413,7 +424,7 @@ def router_for(settings: Settings) -> APIRouter:
             if len(pdf) > services.settings.max_pdf_bytes:
                 return _back("/ui/clerk", "PDF 超过大小上限", error=True)
         template = text("template") or None
-        data: dict[str, Any] | None = None
+        data: JsonObject | None = None
         if pdf is None and template is not None:
             list_fields = _list_fields(template)
             data = {}
@@ -444,7 +455,7 @@ def router_for(settings: Settings) -> APIRouter:
             resubmits=text("resubmits")[:64] or None,
         )
 
-        def run() -> Any:
+        def run() -> tuple[SigningRequestView, bool]:
             return _workflow(request).submit(who, sub, pdf)
 
         def again(message: str, status_code: int) -> Response:
@@ -536,7 +547,7 @@ def router_for(settings: Settings) -> APIRouter:
         status, reason = await _lifecycle_form(request)
         workflow = _workflow(request)
 
-        def check() -> Any:
+        def check() -> SigningRequestView:
             return workflow.check_decision_status(gate.who, request_id, status, reason)
 
         try:
@@ -562,7 +573,7 @@ def router_for(settings: Settings) -> APIRouter:
         status, reason = await _lifecycle_form(request)
         workflow = _workflow(request)
 
-        def change() -> Any:
+        def change() -> tuple[SigningRequestView, DecisionEvent]:
             return workflow.record_decision_status(gate.who, request_id, status, reason)
 
         try:
@@ -627,7 +638,7 @@ def router_for(settings: Settings) -> APIRouter:
         note = comment.strip()[:1000] if isinstance(comment, str) else ""
         workflow = _workflow(request)
 
-        def run() -> Any:
+        def run() -> SigningRequestView:
             if approve:
                 return workflow.approve(gate.who, request_id[:64], note)
             return workflow.reject(gate.who, request_id[:64], note)
@@ -664,7 +675,7 @@ def router_for(settings: Settings) -> APIRouter:
         who = gate.who
         services = services_of(request)
         store = services.need_policy_store()
-        agreements: list[Any] = []
+        agreements: list[Agreement] = []
         for org in store.organisations(kind=_township_kind()):
             for a in store.agreements(org.code):
                 if who.in_scope(township_code=a.township_code, department_code=a.department_code):
@@ -815,7 +826,7 @@ def router_for(settings: Settings) -> APIRouter:
     return router
 
 
-def _township_kind() -> Any:
+def _township_kind() -> PolicyOrgKind:
     from policies import OrgKind as PolicyOrgKind
 
     return PolicyOrgKind("TOWNSHIP")

@@ -10,7 +10,7 @@ act is a ledger entry (``ACCOUNT_CHANGED``) with its actor, committed with the a
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -31,10 +31,15 @@ from api._accounts import (
 )
 from api._accounts import get_token as get_token_row
 from api._authz import Permission, Principal, require, services_of
+from api._json import JsonValue
 from api._schemas import AccountIn, AccountOut, AccountPatch, IssuedTokenOut, TokenIn, TokenOut
 from core.db import transaction
 from core.errors import BadInput, Conflict, NotFound, PermissionDenied
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from api._services import Services
+
 
 Reader = Annotated[Principal, Depends(require(Permission.ACCOUNTS_READ))]
 Admin = Annotated[Principal, Depends(require(Permission.ACCOUNTS_ADMIN))]
@@ -131,7 +136,7 @@ def router_for(settings: Settings) -> APIRouter:
         with transaction(services.sessions) as s:
             found = get_account(s, account_id)
 
-            def record(change: AccountChange, **details: Any) -> None:
+            def record(change: AccountChange, **details: JsonValue) -> None:
                 record_account_change(
                     s,
                     ledger,
@@ -229,7 +234,7 @@ def router_for(settings: Settings) -> APIRouter:
     return router
 
 
-def _check_organisation(services: Any, role: Role, org_code: str, service_centre: str | None) -> None:
+def _check_organisation(services: Services, role: Role, org_code: str, service_centre: str | None) -> None:
     from api._accounts import _CODE, ROLE_ORG_KIND
 
     if not _CODE.match(org_code):

@@ -7,7 +7,7 @@ A person changes their own password and makes and revokes their own tokens here;
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -28,11 +28,19 @@ from api._accounts import (
 from api._accounts import get_token as get_token_row
 from api._authz import SESSION_COOKIE, Permission, Principal, public, require, services_of
 from api._cookies import set_cookie
+from api._json import JsonValue
 from api._login_guard import client_address, guarded
 from api._schemas import AccountOut, IssuedTokenOut, LoginIn, PasswordIn, SessionOut, TokenIn, TokenOut
 from core.db import transaction
 from core.errors import NotFound
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from api._accounts import Account, ConsoleSession
+    from ledger import Ledger
+
 
 Me = Annotated[Principal, Depends(require(Permission.SELF))]
 
@@ -45,7 +53,7 @@ def router_for(settings: Settings) -> APIRouter:
         """Username and password → a console session cookie (HttpOnly, SameSite=Strict) and its CSRF token."""
         services = services_of(request)
 
-        def attempt() -> tuple[Any, str, str, Any]:
+        def attempt() -> tuple[Account, str, str, ConsoleSession]:
             with transaction(services.sessions) as s:
                 account = check_password(s, body.username, body.password)
                 cookie, csrf = open_session(s, account)
@@ -120,7 +128,9 @@ def router_for(settings: Settings) -> APIRouter:
     return router
 
 
-def _record(s: Any, ledger: Any, principal: Principal, change: AccountChange, **details: Any) -> None:
+def _record(
+    s: Session, ledger: Ledger, principal: Principal, change: AccountChange, **details: JsonValue
+) -> None:
     from api.routes._accounts import via_of
 
     record_account_change(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import UTC
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
@@ -14,8 +14,9 @@ from sqlalchemy import and_, or_, select
 
 from api._authz import Permission, Principal, ServicesDep, require, services_of
 from api._csv import write_rows
+from api._json import JsonObject
 from api._limits import Code
-from api._refusals import filed_under, foreign_refusal, is_foreign_refusal, of_organisation
+from api._refusals import OrgColumn, filed_under, foreign_refusal, is_foreign_refusal, of_organisation
 from api._signing import SigningRequestView, SigningWorkflow, Submission, feed
 from api._storage import SigningRequestRow
 from api._views import MONTH, jsonable, month_bounds
@@ -65,7 +66,7 @@ class TemplateSubmissionIn(SubmissionIn):
 
     @field_validator("data")
     @classmethod
-    def _lists_bounded(cls, data: dict[str, Any]) -> dict[str, Any]:
+    def _lists_bounded(cls, data: JsonObject) -> JsonObject:
         for key, value in data.items():
             if isinstance(value, list) and len(value) > MAX_TEMPLATE_LIST:
                 raise ValueError(f"{key}: at most {MAX_TEMPLATE_LIST} items")
@@ -83,7 +84,7 @@ class StatusIn(_In):
     successor: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-def _view(v: SigningRequestView) -> dict[str, Any]:
+def _view(v: SigningRequestView) -> JsonObject:
     return dict(jsonable(asdict(v)))
 
 
@@ -149,7 +150,7 @@ def router_for(settings: Settings) -> APIRouter:
         principal: Submitter,
         files: Annotated[list[UploadFile], File(description="the PDFs, in the order of items")],
         items: Annotated[str, Form(description="JSON list of submissions, one per file", max_length=200_000)],
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """Many documents at once; each item is decided and answered on its own."""
         try:
             raw = json.loads(items)
@@ -164,7 +165,7 @@ def router_for(settings: Settings) -> APIRouter:
                 f"items 须列出 1..{MAX_BATCH} 项，与文件一一对应",
             )
         limit = workflow.services.settings.max_pdf_bytes
-        results: list[dict[str, Any]] = []
+        results: list[JsonObject] = []
         for i, (item, upload) in enumerate(zip(raw, files, strict=True)):
             try:
                 parsed = SubmissionIn.model_validate(item)
@@ -202,24 +203,24 @@ def router_for(settings: Settings) -> APIRouter:
         principal: Reader,
         status: Annotated[str | None, Query(max_length=24)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[JsonObject]:
         """Requests of the caller's organisation, newest first; ``status=PENDING_APPROVAL`` is the queue."""
         return [_view(v) for v in workflow.list(principal, status=status, limit=limit)]
 
     @router.get("/signing-requests/{request_id}")
-    def get_request(request_id: str, workflow: Workflow, principal: Reader) -> dict[str, Any]:
+    def get_request(request_id: str, workflow: Workflow, principal: Reader) -> JsonObject:
         return _view(workflow.get(principal, request_id))
 
     @router.post("/signing-requests/{request_id}/approve")
-    def approve(request_id: str, body: CommentIn, workflow: Workflow, principal: Approver) -> dict[str, Any]:
+    def approve(request_id: str, body: CommentIn, workflow: Workflow, principal: Approver) -> JsonObject:
         return _view(workflow.approve(principal, request_id, body.comment))
 
     @router.post("/signing-requests/{request_id}/reject")
-    def reject(request_id: str, body: CommentIn, workflow: Workflow, principal: Approver) -> dict[str, Any]:
+    def reject(request_id: str, body: CommentIn, workflow: Workflow, principal: Approver) -> JsonObject:
         return _view(workflow.reject(principal, request_id, body.comment))
 
     @router.post("/signing-requests/{request_id}/seal")
-    def seal_again(request_id: str, workflow: Workflow, principal: Submitter) -> dict[str, Any]:
+    def seal_again(request_id: str, workflow: Workflow, principal: Submitter) -> JsonObject:
         """Retry sealing an approved request (after the token or TSA was unavailable)."""
         return _view(workflow.retry_seal(principal, request_id))
 
@@ -240,7 +241,7 @@ def router_for(settings: Settings) -> APIRouter:
     @router.post("/signing-requests/{request_id}/status")
     def change_status(
         request_id: str, body: StatusIn, workflow: Workflow, principal: Lifecycle
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """变更、撤回、撤销、注销 an issued decision (a ledger entry; verifiers then report it). The answer is
         the request, with ``status_ledger_index``: the index of the ledger entry recording the change."""
         view, event = workflow.record_decision_status(
@@ -249,7 +250,7 @@ def router_for(settings: Settings) -> APIRouter:
         return {**_view(view), "status_ledger_index": event.ledger_index}
 
     @router.get("/signing-requests/{request_id}/history")
-    def decision_history(request_id: str, workflow: Workflow, principal: Reader) -> list[dict[str, Any]]:
+    def decision_history(request_id: str, workflow: Workflow, principal: Reader) -> list[JsonObject]:
         """The decision's life, oldest first: ``ISSUED``, then each status change with its ledger index."""
         history = workflow.decision_history(principal, request_id)
         return [dict(jsonable(asdict(e))) for e in history]
@@ -260,7 +261,7 @@ def router_for(settings: Settings) -> APIRouter:
         principal: Supervisor,
         cursor: Annotated[int, Query(ge=0, le=2**62)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """审管联动: issued and changed decisions after ``cursor``, for the caller's department."""
         events, next_cursor = feed(services, principal, cursor, limit)
         return {"events": events, "next_cursor": next_cursor}
@@ -308,7 +309,7 @@ def router_for(settings: Settings) -> APIRouter:
         principal: Reports,
         month: Annotated[str, Query(pattern=MONTH)],
         township_code: Annotated[str | None, Query(max_length=64)] = None,
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """What is worth a look in a month: refused attempts, uses outside office hours (Beijing time,
         08:00–18:00 Mon–Fri), and days with more than three times the month's median daily volume.
 
@@ -323,7 +324,7 @@ def router_for(settings: Settings) -> APIRouter:
         stmt = select(SigningRequestRow).where(
             SigningRequestRow.created_at >= start, SigningRequestRow.created_at < end
         )
-        attempts_on: Any = SigningRequestRow.township_code
+        attempts_on: OrgColumn = SigningRequestRow.township_code
         if township_code is not None:
             ours = of_organisation(township_code, SigningRequestRow.township_code)
             stmt = stmt.where(or_(ours, attempts_on == township_code))
@@ -336,9 +337,9 @@ def router_for(settings: Settings) -> APIRouter:
                 )
             )
         refused: dict[str, int] = {}
-        attempts: list[dict[str, Any]] = []
+        attempts: list[JsonObject] = []
         mine = township_code or (None if principal.county_wide else principal.org_code)
-        off_hours: list[dict[str, Any]] = []
+        off_hours: list[JsonObject] = []
         per_day: dict[tuple[str, str], int] = {}
         with transaction(services_of(request).sessions) as s:
             for r in s.scalars(stmt):
