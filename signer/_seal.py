@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
@@ -41,6 +41,9 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from core.errors import BadInput, SealServiceError, SigningError, Unavailable
 
 from ._loops import call_blocking, run_off_loop
+
+if TYPE_CHECKING:
+    from keystore import KeyAlgorithm
 from ._pdfin import MALFORMED_ERRORS, OpenedPdf, open_untrusted_pdf
 from ._stamp import DEFAULT_DIAMETER_PT, SealFace, SealStampStyle
 
@@ -146,6 +149,13 @@ class _FrozenAttribute:
         return cms.CMSAttribute.load(der)  # a value of its own each time: parsing is lazy, not thread-safe
 
 
+class TokenKeys(Protocol):
+    """What sealing needs of the keystore (``keystore.Keystore``): a signature by a key that never leaves
+    the token."""
+
+    def sign(self, label: str, data: bytes, algorithm: KeyAlgorithm = ..., hash_alg: str = ...) -> bytes: ...
+
+
 class KeystoreSigner(Signer):
     """pyHanko signer whose private key operation happens in the PKCS#11 token via the keystore.
 
@@ -153,7 +163,7 @@ class KeystoreSigner(Signer):
     with raw ``CKM_ECDSA`` / ``CKM_RSA_PKCS`` (SoftHSM has no ``CKM_ECDSA_SHA256``). The key never leaves.
     """
 
-    def __init__(self, keystore: Any, key: SealingKey) -> None:
+    def __init__(self, keystore: TokenKeys, key: SealingKey) -> None:
         from keystore import KeyAlgorithm
 
         self._ks = keystore
@@ -192,12 +202,12 @@ class KeystoreSigner(Signer):
         return await call_blocking(self._ks.sign, self._label, data, self._alg, digest_algorithm)
 
 
-_SIGNERS: weakref.WeakKeyDictionary[Any, dict[SealingKey, KeystoreSigner]] = weakref.WeakKeyDictionary()
+_SIGNERS: weakref.WeakKeyDictionary[TokenKeys, dict[SealingKey, KeystoreSigner]] = weakref.WeakKeyDictionary()
 _SIGNERS_LOCK = threading.Lock()
 _SIGNERS_MAX = 256
 
 
-def signer_for(keystore: Any, key: SealingKey) -> KeystoreSigner:
+def signer_for(keystore: TokenKeys, key: SealingKey) -> KeystoreSigner:
     """The pyHanko signer for ``key`` in ``keystore``, made once per keystore and key.
 
     A pyHanko ``Signer`` keeps only what its constructor is given (certificate, chain, mechanism), so one
@@ -282,7 +292,7 @@ def _validation_context(rev: RevocationMaterial) -> ValidationContext:
 async def async_seal_pdf(
     unverified_pdf: bytes,
     job: SealJob,
-    keystore: Any,
+    keystore: TokenKeys,
     timestamper: TimeStamper,
     *,
     max_bytes: int,
@@ -322,7 +332,7 @@ async def async_seal_pdf(
 async def _seal_untrusted(
     unverified_pdf: bytes,
     job: SealJob,
-    keystore: Any,
+    keystore: TokenKeys,
     timestamper: TimeStamper,
     *,
     max_bytes: int,
@@ -482,7 +492,7 @@ def _bind(writer: IncrementalPdfFileWriter, field_name: str, binding: dict[str, 
 def seal_pdf(
     unverified_pdf: bytes,
     job: SealJob,
-    keystore: Any,
+    keystore: TokenKeys,
     timestamper: TimeStamper,
     *,
     max_bytes: int,
