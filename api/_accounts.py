@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -31,9 +31,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api._errors import Unauthenticated
+from api._json import JsonObject
 from api._storage import AccountRow, SessionRow, TokenRow
 from core.errors import BadInput, Conflict, NotFound, PermissionDenied, Unavailable
 from policies import Role
+
+if TYPE_CHECKING:
+    from ledger import Ledger, LedgerEntry
 
 
 class AccountChange(StrEnum):
@@ -357,21 +361,21 @@ def end_credentials(session: Session, account_id: str, *, now: datetime | None =
 
 def record_account_change(
     session: Session,
-    ledger: Any,
+    ledger: Ledger,
     account: Account,
     change: AccountChange,
     *,
     actor: str,
     via: str,
-    details: dict[str, Any] | None = None,
+    details: JsonObject | None = None,
     now: datetime | None = None,
-) -> Any:
+) -> LedgerEntry:
     """Log one account-administration act in the ledger, in the caller's transaction (so the act and its
     entry commit together). The account's id and username are salted commitments (``personal``), like the
     other personal data; the body holds what changed, who did it (``actor``) and through what (``via``)."""
     from ledger import EntryFields, EntryKind
 
-    body: dict[str, Any] = {"change": change.value, "actor": actor, "via": via}
+    body: JsonObject = {"change": change.value, "actor": actor, "via": via}
     body.update(details or {})
     return ledger.append(
         session,

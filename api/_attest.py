@@ -27,8 +27,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
+from api._json import JsonObject, JsonValue
 from core.errors import (
     BadInput,
     Conflict,
@@ -40,6 +41,14 @@ from core.errors import (
 )
 from ledger import DecisionStatus
 from policies import OrgKind
+
+if TYPE_CHECKING:
+    from api._accounts import Account
+    from api._services import Services
+    from keystore import Seal
+    from policies import Actor
+    from signer import VerificationReport
+
 
 #: Decision statuses after which a document may not be attested (变更 too: attest its successor instead).
 NOT_IN_FORCE = frozenset(s.value for s in DecisionStatus)
@@ -63,7 +72,7 @@ class Attestation:
     pdf: bytes
 
 
-def operator_of(account: Any) -> Any:
+def operator_of(account: Account) -> Actor:
     """The ledger's operator for an account attesting: a county department's act (``DEPARTMENT_OFFICER``)."""
     from policies import Actor, Role
 
@@ -88,15 +97,15 @@ def check_text(value: str, field: str) -> str:
     return value
 
 
-def _denied(code: str, en: str, zh: str, **details: Any) -> PolicyDenied:
+def _denied(code: str, en: str, zh: str, **details: JsonValue) -> PolicyDenied:
     return PolicyDenied(
         code, en, zh, details={"reasons": [{"code": code, "message_en": en, "message_zh": zh}], **details}
     )
 
 
-def attesting_seal(services: Any, seal_id: str, department_code: str | None) -> Any:
+def attesting_seal(services: Services, seal_id: str, department_code: str | None) -> Seal:
     """Step 1: the seal, if it may attest for ``department_code`` (``None``: any department's, the CLI)."""
-    registry = services.need("seal_registry")
+    registry = services.need_seal_registry()
     seal = registry.get(seal_id)
     if not seal.department_code:
         raise _denied(
@@ -119,9 +128,9 @@ def attesting_seal(services: Any, seal_id: str, department_code: str | None) -> 
     return seal
 
 
-def attestable_seals(services: Any, department_code: str) -> list[Any]:
+def attestable_seals(services: Services, department_code: str) -> list[Seal]:
     """The active seals a department may attest with (the console's picker)."""
-    registry = services.need("seal_registry")
+    registry = services.need_seal_registry()
     out = []
     for seal in registry.list():
         if seal.department_code != department_code or seal.status.value != "ACTIVE":
@@ -131,7 +140,7 @@ def attestable_seals(services: Any, department_code: str) -> list[Any]:
     return out
 
 
-def _held_by_township(services: Any, holder_code: str) -> bool:
+def _held_by_township(services: Services, holder_code: str) -> bool:
     store = services.policy_store
     if store is None:
         raise Unavailable("POLICY_STORE_UNAVAILABLE", "the policy store is not configured", "策略库未配置")
@@ -142,7 +151,7 @@ def _held_by_township(services: Any, holder_code: str) -> bool:
     return bool(org.kind is OrgKind.TOWNSHIP)
 
 
-def stored_document(services: Any, document_number: str) -> bytes:
+def stored_document(services: Services, document_number: str) -> bytes:
     """The latest stored sealed copy of a document of this county (earlier attestations included)."""
     check_text(document_number, "document_number")
     from core.db import transaction
@@ -155,7 +164,7 @@ def stored_document(services: Any, document_number: str) -> bytes:
     return found
 
 
-def verify_for_attestation(services: Any, unverified_pdf: bytes) -> Any:
+def verify_for_attestation(services: Services, unverified_pdf: bytes) -> VerificationReport:
     """Step 2: the verifier's report, as ``POST /v1/verify`` makes it (home trust list, server evidence)."""
     from api.routes._public import _evidence
     from signer import TrustList, VerifyLimits, verify_document
@@ -170,7 +179,7 @@ def verify_for_attestation(services: Any, unverified_pdf: bytes) -> Any:
     )
 
 
-def _decision_statuses(services: Any, document_number: str | None) -> set[str]:
+def _decision_statuses(services: Services, document_number: str | None) -> set[str]:
     """The decision statuses of the signing requests with this number (none of them may be out of force)."""
     if not document_number:
         return set()
@@ -188,7 +197,7 @@ def _decision_statuses(services: Any, document_number: str | None) -> set[str]:
     return {str(r).upper() for r in rows}
 
 
-def _refuse_unless_in_force(services: Any, report: Any) -> None:
+def _refuse_unless_in_force(services: Services, report: VerificationReport) -> None:
     statuses = _decision_statuses(services, report.facts.document_number)
     if report.facts.status:
         statuses.add(str(report.facts.status).upper())
@@ -202,7 +211,7 @@ def _refuse_unless_in_force(services: Any, report: Any) -> None:
         )
 
 
-def responsible_departments(services: Any, township_code: str, matter_code: str | None) -> set[str]:
+def responsible_departments(services: Services, township_code: str, matter_code: str | None) -> set[str]:
     """Step 4: the owning and supervising departments of the matter in the township's county catalog."""
     store = services.policy_store
     if store is None or not matter_code:
@@ -217,11 +226,11 @@ def responsible_departments(services: Any, township_code: str, matter_code: str 
 
 
 def attest_document(
-    services: Any,
+    services: Services,
     *,
     seal_id: str,
     unverified_pdf: bytes,
-    operator: Any,
+    operator: Actor,
     department_code: str | None,
     reason: str = "",
     idempotency_key: str | None = None,
@@ -260,7 +269,7 @@ def attest_document(
     # 4
     if not report.facts.seal_id:
         raise BadInput("ATTEST_NOT_SEALED", "the document carries no seal of this county", "文书无本县印章")
-    first = services.need("seal_registry").get(report.facts.seal_id)
+    first = services.need_seal_registry().get(report.facts.seal_id)
     responsible = responsible_departments(services, first.township_code, report.facts.matter)
     if seal.department_code not in responsible:
         raise _denied(
@@ -271,7 +280,7 @@ def attest_document(
         )
     # 5
     key = idempotency_key or _derived_key(seal.seal_id, operator, unverified_pdf)
-    sealer = services.need("signer")
+    sealer = services.need_signer()
     done = sealer.attest(
         AttestRequest(
             seal_id=seal.seal_id,
@@ -295,14 +304,14 @@ def attest_document(
     )
 
 
-def _derived_key(seal_id: str, operator: Any, pdf: bytes) -> str:
+def _derived_key(seal_id: str, operator: Actor, pdf: bytes) -> str:
     """The same officer attesting the same file with the same seal: one attestation (a retry replays)."""
     who = str(getattr(operator, "user_id", ""))
     digest = hashlib.sha256(f"{seal_id}\n{who}\n".encode() + hashlib.sha256(pdf).digest())
     return "attest-" + digest.hexdigest()[:40]
 
 
-def to_summary(a: Attestation) -> dict[str, Any]:
+def to_summary(a: Attestation) -> JsonObject:
     """The answer's fields, without the PDF."""
     return {
         "document_number": a.document_number,

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -39,6 +39,11 @@ from api._services import Services
 from core.db import transaction
 from core.errors import PermissionDenied
 from policies import ROLE_ORG_KIND, OrgKind, Role
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from starlette.routing import BaseRoute
 
 BEARER = HTTPBearer(
     auto_error=False,
@@ -235,8 +240,13 @@ def _check_rate(bucket: TokenBucket, key: str) -> None:
 
 
 def services_of(request: Request) -> Services:
+    """The app's :class:`Services`, built once in its lifespan (``api.app``)."""
     services: Services = request.app.state.services
     return services
+
+
+#: The composition root, injected: ``services: ServicesDep`` in a route's parameters.
+ServicesDep = Annotated[Services, Depends(services_of)]
 
 
 def authenticate(request: Request) -> Principal:
@@ -263,7 +273,7 @@ def authenticate(request: Request) -> Principal:
 
 def inherited_townships(services: Services, account: Account) -> frozenset[str]:
     """The townships merged into the account's township (issue 22, leak 7); none for other roles."""
-    store = getattr(services, "policy_store", None)
+    store = services.policy_store
     if store is None or ROLE_ORG_KIND[account.role] is not OrgKind.TOWNSHIP:
         return frozenset()
     return frozenset(store.predecessors(account.org_code))
@@ -325,7 +335,7 @@ def public(*, rate_limited: bool = False) -> Callable[[Request], None]:
     return dependency
 
 
-def access_of(route: Any) -> tuple[str, frozenset[Permission]] | None:
+def access_of(route: BaseRoute) -> tuple[str, frozenset[Permission]] | None:
     """The access marker a route declares (searched through its dependency tree), or None."""
     dependant = getattr(route, "dependant", None)
     stack = [dependant] if dependant is not None else []
@@ -338,7 +348,7 @@ def access_of(route: Any) -> tuple[str, frozenset[Permission]] | None:
     return None
 
 
-def iter_routes(routes: Any) -> Any:
+def iter_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
     """Every route of an app, through included routers (FastAPI keeps those as nested branches)."""
     for route in routes:
         original = getattr(route, "original_router", None)

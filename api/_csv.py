@@ -12,12 +12,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def safe_cell(value: Any) -> Any:
+def safe_cell(value: object) -> object:
     """The value as it may go into a CSV cell: text that a spreadsheet would run is prefixed with ``'``."""
     if isinstance(value, bool) or value is None or isinstance(value, int | float):
         return value
@@ -25,7 +24,7 @@ def safe_cell(value: Any) -> Any:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def write_rows(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+def write_rows(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A CSV document (header, then rows), every cell through :func:`safe_cell`."""
     out = io.StringIO()
     writer = csv.writer(out)
@@ -35,7 +34,7 @@ def write_rows(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return out.getvalue()
 
 
-def write_dicts(rows: Sequence[Mapping[str, Any]]) -> str:
+def write_dicts(rows: Sequence[Mapping[str, object]]) -> str:
     """A CSV document of dicts sharing the first one's keys (empty for no rows)."""
     if not rows:
         return ""

@@ -8,7 +8,6 @@ offending input values (they may hold a password or personal data).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api._json import JsonObject
 from core.db import database_unavailable
 from core.errors import (
     BadInput,
@@ -95,9 +95,9 @@ class ErrorOut(BaseModel):
     family: str
     request_id: str | None = None
     #: Policy denials: every reason the decision gave.
-    reasons: list[dict[str, Any]] | None = None
+    reasons: list[JsonObject] | None = None
     #: Validation errors: location, type and message of each (never the submitted value).
-    errors: list[dict[str, Any]] | None = None
+    errors: list[JsonObject] | None = None
 
 
 _DOCUMENTED = {
@@ -112,7 +112,7 @@ _DOCUMENTED = {
     503: "A service is not configured or not reachable (token, database)",
 }
 #: Every route's error answers, for ``include_router(..., responses=ERROR_RESPONSES)``.
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+ERROR_RESPONSES: dict[int | str, JsonObject] = {
     status: {"model": ErrorOut, "description": text} for status, text in _DOCUMENTED.items()
 }
 
@@ -128,7 +128,7 @@ def request_id_of(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def error_body(exc: SealServiceError, request: Request) -> dict[str, Any]:
+def error_body(exc: SealServiceError, request: Request) -> JsonObject:
     body = exc.to_dict()
     if isinstance(exc, PolicyDenied):
         body["reasons"] = list(exc.details.get("reasons", []))
@@ -136,7 +136,7 @@ def error_body(exc: SealServiceError, request: Request) -> dict[str, Any]:
     return body
 
 
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+def _json(status: int, body: JsonObject, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -178,7 +178,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     """The database is gone or busy (``core.db.database_unavailable``: server restarting, connection
     dropped, pool exhausted, SQLite locked): a deliberate 503 the client may retry with the same
     idempotency key, never a 500. The transaction that met it was rolled back, so nothing is half-written.
-    Any other database error is unexpected."""
+    Every other database error is unexpected."""
     if not database_unavailable(exc):
         return await _unexpected(request, exc)
     log.warning("database unavailable", extra={"exc_type": type(exc).__name__})

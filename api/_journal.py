@@ -16,12 +16,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from core.db import transaction
 from core.errors import NotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from api._services import Services
+    from keystore import SealRegistry
+    from ledger import Checkpoint, EntryFields, Ledger
+    from policies import PolicyStore
+
 
 log = logging.getLogger("yizhang.journal")
 _lock = threading.Lock()
@@ -40,11 +49,13 @@ def _subject(note: str) -> str:
     return note.split(":", 1)[0].strip()
 
 
-def pending_entries(registry: Any | None, policy_store: Any | None) -> list[tuple[Any, str]]:
+def pending_entries(
+    registry: SealRegistry | None, policy_store: PolicyStore | None
+) -> list[tuple[EntryFields, str]]:
     """Every event and revision as (EntryFields, idempotency key), oldest first."""
     from ledger import EntryFields, EntryKind
 
-    items: list[tuple[Any, str]] = []
+    items: list[tuple[EntryFields, str]] = []
     if registry is not None:
         for e in registry.lifecycle_events():
             body = {
@@ -108,7 +119,9 @@ def pending_entries(registry: Any | None, policy_store: Any | None) -> list[tupl
     return items
 
 
-def forward_events(engine: Any, ledger: Any, registry: Any | None, policy_store: Any | None) -> int:
+def forward_events(
+    engine: Engine, ledger: Ledger, registry: SealRegistry | None, policy_store: PolicyStore | None
+) -> int:
     """Append what is not in the ledger yet; returns how many entries were new."""
     items = pending_entries(registry, policy_store)
     if not items:
@@ -121,16 +134,22 @@ def forward_events(engine: Any, ledger: Any, registry: Any | None, policy_store:
     return sum(1 for e in entries if e.index >= before)
 
 
-def forward(services: Any) -> int:
-    """:func:`forward_events` for a services container (its engine, ledger, seal registry, policy store)."""
-    return forward_events(services.engine, services.ledger, services.seal_registry, services.policy_store)
+def forward(services: Services) -> int:
+    """:func:`forward_events` for a services container (its engine, ledger, seal registry, policy store).
+    Without a ledger only an empty backlog is forwarded; events waiting answer ``503``."""
+    ledger = services.ledger
+    if ledger is None:
+        if not pending_entries(services.seal_registry, services.policy_store):
+            return 0
+        ledger = services.need_ledger()
+    return forward_events(services.engine, ledger, services.seal_registry, services.policy_store)
 
 
-def forward_quietly(services: Any) -> int:
+def forward_quietly(services: Services) -> int:
     """Forward now, after a lifecycle or policy change made through the API. Best effort by design: the
     change itself is already committed with its event row, so a failure here loses nothing; the next call,
     the periodic checkpoint or ``yizhang ledger checkpoint`` forwards it."""
-    if getattr(services, "ledger", None) is None:
+    if services.ledger is None:
         return 0
     try:
         return forward(services)
@@ -139,7 +158,7 @@ def forward_quietly(services: Any) -> int:
         return 0
 
 
-def forward_and_checkpoint(services: Any) -> Any:
+def forward_and_checkpoint(services: Services) -> Checkpoint | None:
     """One round of the periodic checkpoint: forward pending events, sign the decision status list again if
     it is due or out of date, then sign the tree head if it grew.
 
@@ -147,11 +166,11 @@ def forward_and_checkpoint(services: Any) -> Any:
     no entry yet. Safe from several workers at once: ``Ledger.checkpoint`` locks the head and never signs
     two checkpoints that disagree; the same size returns the stored one.
     """
-    ledger = getattr(services, "ledger", None)
+    ledger = services.ledger
     if ledger is None:
         return None
     forward(services)
-    if getattr(ledger, "signer", None) is None:
+    if ledger.signer is None:
         return None
     from api._status_list import publish_quietly
 

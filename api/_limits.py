@@ -25,7 +25,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import parse_qsl
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -59,7 +59,7 @@ def check_text(value: str, field: str) -> None:
         )
 
 
-def walk_text(value: Any, path: str = "body") -> Iterator[tuple[str, str]]:
+def walk_text(value: object, path: str = "body") -> Iterator[tuple[str, str]]:
     """(path, text) of every string in a JSON value, keys included."""
     if isinstance(value, str):
         yield path, value
@@ -73,7 +73,7 @@ def walk_text(value: Any, path: str = "body") -> Iterator[tuple[str, str]]:
             yield from walk_text(v, f"{path}[{i}]")
 
 
-def normalize_code(value: Any) -> Any:
+def normalize_code(value: object) -> object:
     """NFKC and trimmed: full-width digits, letters and hyphens of a code become their ASCII forms."""
     return unicodedata.normalize("NFKC", value).strip() if isinstance(value, str) else value
 

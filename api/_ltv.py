@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from api._services import Services
+
+if TYPE_CHECKING:
+    from signer import LedgerAnchor, LtvHealth, LtvRenewer, LtvRound
 
 log = logging.getLogger("yizhang.ltv")
 
@@ -18,48 +21,51 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def renewer_for(services: Services) -> Any:
+def renewer_for(services: Services) -> LtvRenewer:
     from signer import LtvPolicy, LtvRenewer
 
     return LtvRenewer(
         services.engine,
-        services.need("keystore"),
-        services.need("county_pki"),
+        services.need_keystore(),
+        services.need_county_pki(),
         LtvPolicy.from_settings(services.settings),
         home=services.settings.home_dir,
         sealer=services.signer,
     )
 
 
-def renew_round(services: Services, due_within: timedelta | None = None, limit: int | None = None) -> Any:
+def renew_round(
+    services: Services, due_within: timedelta | None = None, limit: int | None = None
+) -> LtvRound:
     """One rotation-and-renewal round; after a rotation the ``/v1/tsa`` route's TSA is rebuilt too."""
     result = renewer_for(services).run_round(due_within=due_within, limit=limit)
-    if services._tsa is not None and services.signer is not None:  # noqa: SLF001 - the container's cache
+    tsa = services.wired.tsa
+    if tsa is not None and services.signer is not None:  # the container's cache
         from signer import tsa_identity_row
 
         row = tsa_identity_row(services.engine)
-        if row is not None and services._tsa.identity.cert_der != row[1]:  # noqa: SLF001
-            services._tsa = None  # noqa: SLF001 - rebuilt from the signer on next use
+        if row is not None and tsa.identity.cert_der != row[1]:
+            services.wired.tsa = None  # rebuilt from the signer on next use
     return result
 
 
-def anchor_for(services: Services) -> Any:
+def anchor_for(services: Services) -> LedgerAnchor:
     """The ledger's evidence chains (issue 19 item 4b): daily checkpoint stamps and their renewals."""
     from signer import AnchorPolicy, LedgerAnchor
 
     return LedgerAnchor(
-        services.need("ledger"),
-        services.need("keystore"),
-        services.need("county_pki"),
+        services.need_ledger(),
+        services.need_keystore(),
+        services.need_county_pki(),
         AnchorPolicy.from_settings(services.settings),
         home=services.settings.home_dir,
     )
 
 
-def health(services: Services, now: datetime | None = None) -> Any:
+def health(services: Services, now: datetime | None = None) -> LtvHealth:
     from signer import LtvPolicy, ltv_health
 
-    token_ok = services.keystore is not None and getattr(services.keystore, "unavailable", None) is None
+    token_ok = services.keystore is not None and services.keystore.unavailable is None
     return ltv_health(
         services.engine, now or _now(), LtvPolicy.from_settings(services.settings), token_ok=token_ok
     )

@@ -16,10 +16,12 @@ import secrets
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api._json import JsonObject
 
 log = logging.getLogger("yizhang.api")
 access_log = logging.getLogger("yizhang.api.access")
@@ -50,7 +52,7 @@ def scrub(text: str) -> str:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
+        out: JsonObject = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -65,7 +67,7 @@ class JsonFormatter(logging.Formatter):
         return scrub(json.dumps(out, ensure_ascii=False, default=str))
 
 
-def configure_logging(level: str | int = "INFO", stream: Any = None) -> None:
+def configure_logging(level: str | int = "INFO", stream: TextIO | None = None) -> None:
     """JSON lines on stderr for the service's loggers and uvicorn's (idempotent)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())

@@ -24,7 +24,6 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit
 
 import httpx
@@ -34,9 +33,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import Key, KeySet
 
 from api._errors import Unauthenticated
+from api._json import JsonObject
 from core.errors import BadInput, PermissionDenied, SealServiceError, Unavailable
 from core.settings import Settings
 
@@ -146,7 +146,7 @@ class StartedLogin:
 class VerifiedIdentity:
     subject: str
     username: str
-    claims: dict[str, Any]
+    claims: JsonObject
 
 
 class OidcClient:
@@ -158,7 +158,7 @@ class OidcClient:
             timeout=config.timeout_s, follow_redirects=False, transport=transport, trust_env=False
         )
         self._lock = threading.Lock()
-        self._metadata: dict[str, Any] | None = None
+        self._metadata: JsonObject | None = None
         self._metadata_at = 0.0
         self._jwks: KeySet | None = None
         self._jwks_at = -1e9
@@ -172,7 +172,7 @@ class OidcClient:
         self._http.close()
 
     # -- provider documents ------------------------------------------------------------------------------
-    def _get_json(self, url: str, what: str) -> dict[str, Any]:
+    def _get_json(self, url: str, what: str) -> JsonObject:
         try:
             response = self._http.get(url, headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
@@ -205,7 +205,7 @@ class OidcClient:
             )
         return body
 
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self) -> JsonObject:
         with self._lock:
             if self._metadata is not None and time.monotonic() - self._metadata_at < METADATA_TTL_S:
                 return self._metadata
@@ -409,7 +409,7 @@ class OidcClient:
             )
         return VerifiedIdentity(str(claims["sub"]), username.strip(), claims)
 
-    def _redeem(self, meta: dict[str, Any], code: str, verifier: str) -> dict[str, Any]:
+    def _redeem(self, meta: JsonObject, code: str, verifier: str) -> JsonObject:
         form = {
             "grant_type": "authorization_code",
             "code": code,
@@ -459,7 +459,7 @@ class OidcClient:
             )
         return body
 
-    def _userinfo(self, url: str, access_token: str) -> dict[str, Any]:
+    def _userinfo(self, url: str, access_token: str) -> JsonObject:
         try:
             response = self._http.get(
                 url, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
@@ -473,7 +473,7 @@ class OidcClient:
             raise Unauthenticated("OIDC_USERINFO_INVALID", "userinfo answered badly", "无法读取用户信息")
         return body
 
-    def verify_id_token(self, id_token: str, *, nonce: str, now: float | None = None) -> dict[str, Any]:
+    def verify_id_token(self, id_token: str, *, nonce: str, now: float | None = None) -> JsonObject:
         """The verified claims of an ID token (OpenID Connect Core §3.1.3.7).
 
         Plan:
@@ -555,7 +555,7 @@ class OidcClient:
         return claims
 
     @staticmethod
-    def _pick_key(keys: KeySet, kid: object, alg: str) -> Any:
+    def _pick_key(keys: KeySet, kid: object, alg: str) -> Key | None:
         if isinstance(kid, str):
             try:
                 return keys.get_by_kid(kid)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select
+from sqlalchemy.orm import QueryableAttribute
 
 from api._errors import RateLimited
 from api._services import Services
@@ -27,6 +27,9 @@ from api._storage import SigningRequestRow
 from core.db import reading
 
 log = logging.getLogger("yizhang.api")
+
+#: A request's organisation column (``township_code``, or ``department_code`` for a department).
+OrgColumn = QueryableAttribute[str] | QueryableAttribute[str | None]
 
 WINDOW = timedelta(minutes=1)
 DENIED = "DENIED"
@@ -38,16 +41,16 @@ def foreign_refusal() -> ColumnElement[bool]:
     return and_(r.status == DENIED, r.operator_org.is_not(None), r.operator_org != r.township_code)
 
 
-def is_foreign_refusal(row: Any) -> bool:
+def is_foreign_refusal(row: SigningRequestRow) -> bool:
     return bool(row.status == DENIED and row.operator_org and row.operator_org != row.township_code)
 
 
-def filed_under(row: Any) -> str:
+def filed_under(row: SigningRequestRow) -> str:
     """The organisation whose records hold this request."""
     return str(row.operator_org) if is_foreign_refusal(row) else str(row.township_code)
 
 
-def of_organisation(org_code: str, column: Any) -> ColumnElement[bool]:
+def of_organisation(org_code: str, column: OrgColumn) -> ColumnElement[bool]:
     """SQL: requests filed under ``org_code``, where ``column`` is the request's own organisation column
     (the township, or the department for a department's officers)."""
     r = SigningRequestRow

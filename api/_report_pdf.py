@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from io import BytesIO
-from typing import Any
+from typing import TYPE_CHECKING
 
 from api._charts import Line, Rect, layout, rgb
 from api._reports import MonthlyReport
 from core.errors import SigningError, Unavailable
+
+if TYPE_CHECKING:
+    from pyhanko.pdf_utils.font.api import ShapeResult
 
 A4 = (595.28, 841.89)
 MARGIN = 56.0
@@ -203,7 +206,7 @@ def render_monthly_report(report: MonthlyReport, org: str | None = None) -> byte
     writer = PdfFileWriter()
     engine = GlyphAccumulator(writer, BytesIO(_subset(chars)), font_size=10, bcp47_lang_code="zh-CN")
 
-    def shaped(value: str, size: float) -> Any:
+    def shaped(value: str, size: float) -> ShapeResult:
         engine.font_size = size  # type: ignore[assignment]  # annotated int; floats work
         return engine.shape(value)
 

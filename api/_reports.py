@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from enum import Enum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -20,6 +21,11 @@ from api._views import month_bounds
 from core.db import reading
 from core.errors import SealServiceError
 from policies import CHINA_TZ
+
+if TYPE_CHECKING:
+    from api._services import Services
+    from ledger import UsageRow
+
 
 STATUS_ZH = {
     "SEALED": "已用印",
@@ -92,7 +98,7 @@ class MonthlyReport:
     def summary(self) -> str:
         return f"本月办理事项 {self.handled} 件，其中二号章（行政审批专用章）用印 {self.no2_uses} 次。"
 
-    def csv_rows(self) -> list[tuple[Any, ...]]:
+    def csv_rows(self) -> list[tuple[object, ...]]:
         return [
             (self.month, ln.township, ln.department, ln.matter_code, ln.matter_title, ln.status, ln.count)
             for ln in self.lines
@@ -112,16 +118,16 @@ def previous_months(month: str, n: int) -> list[str]:
 class _Names:
     """Organisation, matter and seal names from the policy store and the seal registry, looked up once."""
 
-    def __init__(self, services: Any) -> None:
+    def __init__(self, services: Services) -> None:
         self.store = services.policy_store
-        self.registry = getattr(services, "seal_registry", None)
+        self.registry = services.seal_registry
         self.orgs: dict[str, str] = {}
         self.matters: dict[str, str] = {}
         if self.store is not None:
             try:
                 orgs = self.store.organisations()
                 self.orgs = {o.code: o.name for o in orgs}
-                counties = {o.county_code for o in orgs if getattr(o, "county_code", None)}
+                counties = {o.county_code for o in orgs if o.county_code}
                 counties |= {o.code for o in orgs if getattr(o.kind, "value", o.kind) == "COUNTY"}
                 for county in counties:
                     self.matters.update({m.code: m.title for m in self.store.matters(county)})
@@ -141,7 +147,7 @@ class _Names:
 
 
 def build_monthly_report(
-    services: Any,
+    services: Services,
     month: str,
     *,
     township_code: str | None = None,
@@ -282,7 +288,7 @@ USAGE_HEADER = (
 )
 
 
-def display_names(services: Any) -> dict[str, str]:
+def display_names(services: Services) -> dict[str, str]:
     """Account id and username → display name (the ledger names people by either, by where they acted)."""
     from api._storage import AccountRow
 
@@ -295,14 +301,14 @@ def display_names(services: Any) -> dict[str, str]:
     return found
 
 
-def _enum_zh(enum: Any, name: str) -> str:
+def _enum_zh(enum: type[Enum], name: str) -> str:
     try:
         return str(enum[name].value)
     except KeyError:
         return "书面认证" if name == "ATTESTATION" else name
 
 
-def usage_rows(services: Any, rows: list[Any]) -> list[tuple[Any, ...]]:
+def usage_rows(services: Services, rows: list[UsageRow]) -> list[tuple[object, ...]]:
     """The usage ledger (使用登记台账) for people: matters by name, people by display name, kinds and stages
     in Chinese; ``-`` (no approval was needed) stays as it is."""
     from policies import DocumentKind, Stage

@@ -1,11 +1,13 @@
 """The signing workflow: submit → policy pre-check → principal's approval → seal → download + receipt.
 
-Library functions over the api tables; HTTP lives in ``api.routes._signing``. The decision itself is the
-policies area's (``PolicyStore.decide_now``); sealing is the signer area's ``apply_seal`` — this module only
-sequences them, records the request, and logs refusals and status changes in the ledger.
+Library functions over the api tables; HTTP lives in ``api.routes._signing``. The signer is entered by one
+door: ``signer.precheck`` (the seal's record and the policy's decision, nothing written) and
+``Sealer.seal`` (which takes that pre-check as the signing's one decision); the policy request and the
+seal's facts are built only there. This module sequences them, records the request, and logs refusals and
+status changes in the ledger.
 
 Order of work, so nothing nests a transaction (SQLite writers serialise at BEGIN):
-  1. read: seal (keystore), decision (policies) — each in its own read transaction;
+  1. read: the signer's pre-check (the seal's record, the policy's decision), in one read scope;
   2. write: one transaction with the request row, its document and any ledger entry;
   3. seal (signer) — it commits the sealed document's ledger entry in its own transaction;
   4. write: the result on the request row and an outbox event for the supervisor.
@@ -16,10 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 from sqlalchemy import Insert, Row, Table, Update, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from api._accounts import Account, aware, get_account
 from api._authz import Principal
+from api._json import JsonObject
 from api._limits import check_text, walk_text
 from api._refusals import check_refusal_budget, is_foreign_refusal, of_organisation
 from api._services import Services
@@ -38,7 +42,9 @@ from ledger import FINAL_DECISION_STATUSES, DecisionStatus
 from policies import Role
 
 if TYPE_CHECKING:  # the signer is imported when first used (it loads pyHanko)
-    from signer import SealedDocument
+    from api._observability import Metrics
+    from policies import Actor
+    from signer import Precheck, SealedDocument
 
 
 # Core statements on the signing path: the ORM's bulk-insert and unit-of-work layers cost more CPU than the
@@ -46,6 +52,10 @@ if TYPE_CHECKING:  # the signer is imported when first used (it loads pyHanko)
 _requests_t = cast(Table, SigningRequestRow.__table__)
 _documents_t = cast(Table, DocumentRow.__table__)
 _outbox_t = cast(Table, OutboxRow.__table__)
+
+
+#: A request row's column values: an ORM row, a ``RETURNING`` result, or a namespace of the columns.
+RequestColumns: TypeAlias = "SigningRequestRow | Row[tuple[object, ...]] | SimpleNamespace"
 
 
 class Status:
@@ -74,7 +84,7 @@ class Submission:
     idempotency_key: str
     applicant: str | None = None
     template: str | None = None
-    template_data: dict[str, Any] | None = None
+    template_data: JsonObject | None = None
     #: the rejected or refused request this one replaces (edited and submitted again), if any
     resubmits: str | None = None
 
@@ -106,7 +116,7 @@ class SigningRequestView:
     resubmits: str | None = None
 
     @classmethod
-    def from_row(cls, row: SigningRequestRow | Row[Any] | SimpleNamespace) -> SigningRequestView:
+    def from_row(cls, row: RequestColumns) -> SigningRequestView:
         """From an ORM row, a ``RETURNING`` result or a namespace of the request table's column names."""
         return cls(
             request_id=row.request_id,
@@ -165,10 +175,18 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _reasons(decision: Any) -> list[dict[str, str]]:
-    return [
-        {"code": r.code, "message_en": r.message_en, "message_zh": r.message_zh} for r in decision.reasons
-    ]
+def _reasons(checked: Precheck) -> list[dict[str, str]]:
+    return [{"code": r.code, "message_en": r.message_en, "message_zh": r.message_zh} for r in checked.reasons]
+
+
+def _refuse_loose_kind(document_kind: str) -> None:
+    """The API takes a document kind exactly as its label or member name (the signer also reads one with
+    spaces around it or in lower case): what the request row records is then always one of those."""
+    from policies import DocumentKind
+
+    if document_kind in DocumentKind.__members__ or document_kind in {k.value for k in DocumentKind}:
+        return
+    raise BadInput("DOCUMENT_KIND_UNKNOWN", f"unknown document kind {document_kind!r}", "未知的文书种类")
 
 
 def _denied(reasons: list[dict[str, str]], request_id: str | None) -> PolicyDenied:
@@ -181,12 +199,12 @@ def _denied(reasons: list[dict[str, str]], request_id: str | None) -> PolicyDeni
 
 
 class SigningWorkflow:
-    def __init__(self, services: Services, metrics: Any | None = None) -> None:
+    def __init__(self, services: Services, metrics: Metrics | None = None) -> None:
         self.services = services
         self.metrics = metrics
 
     # -- policy -----------------------------------------------------------------------------------------
-    def _actor(self, account: Account) -> Any:
+    def _actor(self, account: Account) -> Actor:
         from policies import Actor
 
         return Actor(
@@ -198,45 +216,24 @@ class SigningWorkflow:
             active=not account.disabled,  # as it is now: checked again at approval and at sealing
         )
 
-    def _seal_facts(self, seal: Any) -> Any:
-        from policies import SealFacts, SealKindFact, SealStatusFact
+    def _precheck(self, sub: Submission, operator: Account, approver: Account | None) -> Precheck:
+        """The signer's pre-check of this use of the seal (its policy decision; nothing written)."""
+        from signer import SealRequest, precheck
 
-        return SealFacts(
-            seal_id=seal.seal_id,
-            kind=SealKindFact(seal.kind.name),
-            status=SealStatusFact(seal.status.name),
-            township_code=seal.township_code,
-            not_before=seal.not_before,
-            not_after=seal.not_after,
-            number=seal.number,
-            department_code=seal.department_code,
-        )
-
-    def _decide(self, seal: Any, sub: Submission, operator: Account, approver: Account | None) -> Any:
-        from policies import DocumentKind, SigningRequest, Stage
-
-        try:
-            stage = Stage.parse(sub.stage)
-        except (ValueError, KeyError) as exc:
-            raise BadInput("STAGE_UNKNOWN", f"unknown stage {sub.stage!r}", "未知的办理环节") from exc
-        try:
-            kind = DocumentKind(sub.document_kind)
-        except ValueError:
-            try:
-                kind = DocumentKind[sub.document_kind]
-            except KeyError:
-                raise BadInput(
-                    "DOCUMENT_KIND_UNKNOWN", f"unknown document kind {sub.document_kind!r}", "未知的文书种类"
-                ) from None
-        request = SigningRequest(
-            seal=self._seal_facts(seal),
-            operator=self._actor(operator),
+        registry = self.services.need_seal_registry()
+        store = self.services.need_policy_store()
+        request = SealRequest(
+            seal_id=sub.seal_id,
             matter_code=sub.matter_code,
-            stage=stage,
-            document_kind=kind,
+            stage=sub.stage,
+            document_kind=sub.document_kind,
+            idempotency_key=sub.idempotency_key,  # not read by the pre-check
+            operator=self._actor(operator),
             approver=self._actor(approver) if approver is not None else None,
         )
-        return self.services.need("policy_store").decide_now(request)
+        checked = precheck(request, seals=registry, policies=store)
+        _refuse_loose_kind(sub.document_kind)
+        return checked
 
     def _count_denials(self, reasons: list[dict[str, str]]) -> None:
         if self.metrics is not None:
@@ -318,11 +315,11 @@ class SigningWorkflow:
         # A retry with a known idempotency key is found by the unique index when the row is inserted (see
         # below), not by a lookup first: a new request, the common case, costs no extra round trip, and a
         # retry's pre-check is rolled back with its insert (nothing logged, nothing counted twice).
-        seal = self.services.need("seal_registry").get(sub.seal_id)
-        decision = self._decide(seal, sub, account, None)
-        reasons = _reasons(decision)
+        checked = self._precheck(sub, account, None)
+        seal = checked.seal
+        reasons = _reasons(checked)
         codes = {r["code"] for r in reasons}
-        if decision.allowed:
+        if checked.allowed:
             status = Status.APPROVED
         elif codes and codes <= APPROVAL_ONLY:
             status = Status.PENDING_APPROVAL
@@ -349,7 +346,7 @@ class SigningWorkflow:
             template_data=json.dumps(sub.template_data, ensure_ascii=False) if sub.template_data else None,
             status=status,
             reason_codes=json.dumps(reasons, ensure_ascii=False),
-            requires_approval=bool(decision.requires_approval or status == Status.PENDING_APPROVAL),
+            requires_approval=bool(checked.requires_approval or status == Status.PENDING_APPROVAL),
             decision_status="VALID",
             operator_org=account.org_code,
             created_at=now,
@@ -365,7 +362,7 @@ class SigningWorkflow:
             self._count_denials(reasons)
             raise _denied(reasons, row.request_id)
         if status == Status.APPROVED:
-            return self._seal(row.request_id, account, None, held=(row, pdf)), True
+            return self._seal(row.request_id, account, None, held=(row, pdf), checked=checked), True
         return SigningRequestView.from_row(row), True
 
     def _check_resubmission(self, principal: Principal, old_id: str) -> None:
@@ -493,6 +490,12 @@ class SigningWorkflow:
             return [SigningRequestView.from_row(r) for r in rows]
 
     def approve(self, principal: Principal, request_id: str, comment: str) -> SigningRequestView:
+        """The principal's approval: the signer's pre-check with the approver, then the sealing, which
+        takes that pre-check as its decision (one read scope: one seal record, one policy revision)."""
+        with read_scope():
+            return self._approve(principal, request_id, comment)
+
+    def _approve(self, principal: Principal, request_id: str, comment: str) -> SigningRequestView:
         with transaction(self.services.sessions) as s:
             row = self._load(s, principal, request_id)
             if row.status != Status.PENDING_APPROVAL:
@@ -501,11 +504,10 @@ class SigningWorkflow:
             sub = Submission(
                 row.seal_id, row.matter_code, row.stage, row.document_kind, row.reason, row.idempotency_key
             )
-        seal = self.services.need("seal_registry").get(sub.seal_id)
-        decision = self._decide(seal, sub, operator, principal.account)
-        reasons = _reasons(decision)
+        checked = self._precheck(sub, operator, principal.account)
+        reasons = _reasons(checked)
         codes = {r["code"] for r in reasons}
-        if not decision.allowed and codes & APPROVER_REASONS:
+        if not checked.allowed and codes & APPROVER_REASONS:
             # The approver may not approve this one (self-approval, not a principal): the request waits.
             self._count_denials(reasons)
             raise _denied(reasons, request_id)
@@ -519,15 +521,15 @@ class SigningWorkflow:
             row.decision_comment = comment
             row.reason_codes = json.dumps(reasons, ensure_ascii=False)
             row.updated_at = now
-            if decision.allowed:
+            if checked.allowed:
                 row.status = Status.APPROVED
             else:
                 row.status = Status.DENIED
                 self._log_refusal(s, row, operator.username, sorted(codes), f"refused:{row.request_id}")
-        if not decision.allowed:
+        if not checked.allowed:
             self._count_denials(reasons)
             raise _denied(reasons, request_id)
-        return self._seal(request_id, operator, principal.account)
+        return self._seal(request_id, operator, principal.account, checked=checked)
 
     def reject(self, principal: Principal, request_id: str, comment: str) -> SigningRequestView:
         if not comment.strip():
@@ -582,6 +584,7 @@ class SigningWorkflow:
         operator: Account,
         approver: Account | None,
         held: tuple[SigningRequestRow, bytes | None] | None = None,
+        checked: Precheck | None = None,
     ) -> SigningRequestView:
         """Apply the seal through the signer area (policy again, number, stamp, token, timestamp, ledger).
 
@@ -589,6 +592,8 @@ class SigningWorkflow:
         token or TSA outage leaves the request APPROVED (retry with POST .../seal); bad input fails it.
         ``held`` is the row just committed by this call and its source PDF: a submission approved at once
         seals from them instead of reading both back (one round trip and the whole upload fewer).
+        ``checked`` is the pre-check just made for this request, in this read scope: the signer takes it
+        as the signing's decision (one decision per signing).
         """
         sealer = self.services.signer
         if sealer is None:
@@ -624,7 +629,8 @@ class SigningWorkflow:
             if row.template_data
             else ({} if row.template else None),
             personal={"applicant_name": row.applicant} if row.applicant else {},
-            verify_qr=self.wants_qr(source_pdf),
+            # on templates; on an upload where it fits, decided on the signer's one parse of the PDF
+            verify_qr="if_blank" if self.services.settings.verify_qr else False,
             fresh_key=held is not None,  # the request was inserted by this call: its key is unused
         )
         supervisor = self._supervisor_of(request.matter_code, row.township_code, row.department_code)
@@ -644,7 +650,7 @@ class SigningWorkflow:
             ]
 
         try:
-            sealed = sealer.apply_seal(request, on_settled=on_settled)
+            sealed = sealer.seal(request, checked=checked, on_settled=on_settled)
         except PolicyDenied as exc:
             # The signer logged the refusal; the facts changed since the pre-check (or approval).
             self._finish(request_id, Status.DENIED, exc.code, reasons=exc.details.get("reasons"))
@@ -704,7 +710,9 @@ class SigningWorkflow:
         _publish(s, marked, "DECISION_ISSUED", now, supervisor)
         return SigningRequestView.from_row(marked)
 
-    def _finish(self, request_id: str, status: str, code: str, reasons: Any = None) -> None:
+    def _finish(
+        self, request_id: str, status: str, code: str, reasons: Sequence[JsonObject] | None = None
+    ) -> None:
         with transaction(self.services.sessions) as s:
             row = s.get(SigningRequestRow, request_id, with_for_update=True)
             assert row is not None
@@ -738,7 +746,7 @@ class SigningWorkflow:
         view = self.get(principal, request_id)
         if view.ledger_index is None:
             raise Conflict("NOT_SEALED", "no ledger entry yet", "尚无台账记录")
-        return str(self.services.need("ledger").receipt(view.ledger_index).to_text())
+        return str(self.services.need_ledger().receipt(view.ledger_index).to_text())
 
     # -- the decision's lifecycle (变更、撤回、撤销、注销) -----------------------------------------------
     @staticmethod
@@ -849,7 +857,7 @@ class SigningWorkflow:
         with transaction(self.services.sessions) as s:
             row = self._load(s, principal, request_id)
             self._ensure_lifecycle_allowed(principal, row)  # again: the state may have moved since the read
-            entry = self.services.need("ledger").append(
+            entry = self.services.need_ledger().append(
                 s,
                 EntryFields(
                     kind=EntryKind.DECISION_STATUS_CHANGED,
@@ -867,7 +875,7 @@ class SigningWorkflow:
             )
             row.decision_status = status
             row.updated_at = now
-            extra: dict[str, Any] = {"status_ledger_index": entry.index}
+            extra: JsonObject = {"status_ledger_index": entry.index}
             if successor:
                 extra["successor"] = successor
             _publish(s, row, "DECISION_STATUS_CHANGED", now, supervisor, extra)
@@ -969,13 +977,13 @@ class SupervisionRoute:
 _UNROUTED = SupervisionRoute((), "UNROUTED")
 
 
-def _columns(row: SigningRequestRow) -> dict[str, Any]:
+def _columns(row: SigningRequestRow) -> JsonObject:
     """The values set on a new (transient) row, for a plain INSERT; unset columns keep their defaults."""
     values = {c.key: getattr(row, c.key) for c in _requests_t.c}
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _sealed_values(sealed: SealedDocument, now: datetime) -> dict[str, Any]:
+def _sealed_values(sealed: SealedDocument, now: datetime) -> JsonObject:
     """What a request row holds once its document is sealed."""
     return {
         "status": Status.SEALED,
@@ -987,7 +995,7 @@ def _sealed_values(sealed: SealedDocument, now: datetime) -> dict[str, Any]:
     }
 
 
-def _current(row: SigningRequestRow) -> dict[str, Any]:
+def _current(row: SigningRequestRow) -> JsonObject:
     """A request row's column values, with the table's defaults where a new row left them unset."""
     out = {}
     for c in _requests_t.c:
@@ -999,7 +1007,7 @@ def _current(row: SigningRequestRow) -> dict[str, Any]:
 
 
 def _outbox_insert(
-    row: Any, event: str, now: datetime, route: SupervisionRoute, extra: dict[str, Any] | None = None
+    row: RequestColumns, event: str, now: datetime, route: SupervisionRoute, extra: JsonObject | None = None
 ) -> Insert:
     """The outbox events for the supervision feed, one per organisation the route names: no personal data,
     only what a supervisor needs.
@@ -1041,19 +1049,17 @@ def _outbox_insert(
 
 def _publish(
     s: Session,
-    row: Any,
+    row: RequestColumns,
     event: str,
     now: datetime,
     supervisor: SupervisionRoute,
-    extra: dict[str, Any] | None = None,
+    extra: JsonObject | None = None,
 ) -> None:
     """Queue an outbox event (see :func:`_outbox_insert`) in ``s``'s transaction."""
     s.execute(_outbox_insert(row, event, now, supervisor, extra))
 
 
-def feed(
-    services: Services, principal: Principal, cursor: int, limit: int
-) -> tuple[list[dict[str, Any]], int]:
+def feed(services: Services, principal: Principal, cursor: int, limit: int) -> tuple[list[JsonObject], int]:
     """Outbox events after ``cursor``, oldest first, in the caller's scope: (events, next cursor)."""
     stmt = select(OutboxRow).where(OutboxRow.event_id > cursor).order_by(OutboxRow.event_id).limit(limit)
     if not principal.county_wide:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select
@@ -37,6 +37,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from core.errors import Unavailable
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Select
+
+    from api._services import Services
+    from ledger import NoteSigner
+
 
 if TYPE_CHECKING:  # the signer is imported when first used (it loads pyHanko)
     from signer import BindingFacts, DecisionState, StatusAnswer, StatusList
@@ -111,7 +118,7 @@ def _successor(conn: Connection, request_id: str) -> str | None:
 
 
 @cache
-def _successor_stmt() -> Any:
+def _successor_stmt() -> Select[str]:
     from api._storage import OutboxRow
 
     return (
@@ -178,7 +185,7 @@ class PublishedStatusList:
 def publish_status_list(
     settings: Settings,
     engine: Engine,
-    signer: Any,
+    signer: NoteSigner,
     *,
     now: datetime | None = None,
     force: bool = True,
@@ -248,12 +255,12 @@ def _publish_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _signer_of(services: Any) -> Any:
-    ledger = getattr(services, "ledger", None)
-    return getattr(ledger, "signer", None)
+def _signer_of(services: Services) -> NoteSigner | None:
+    ledger = services.ledger
+    return ledger.signer if ledger is not None else None
 
 
-def ensure_current(services: Any, now: datetime | None = None) -> PublishedStatusList | None:
+def ensure_current(services: Services, now: datetime | None = None) -> PublishedStatusList | None:
     """The periodic round: publish when the list is missing, old or out of date with the records. ``None``
     when this service cannot sign (no ledger or log key yet)."""
     signer = _signer_of(services)
@@ -262,7 +269,7 @@ def ensure_current(services: Any, now: datetime | None = None) -> PublishedStatu
     return publish_status_list(services.settings, services.engine, signer, now=now, force=False)
 
 
-def publish_quietly(services: Any) -> None:
+def publish_quietly(services: Services) -> None:
     """After a status change (and in the periodic round): sign the new list now. Best effort: the change is
     committed, and the next round (or ``GET /pki/status``) publishes it if this fails."""
     try:
@@ -271,7 +278,7 @@ def publish_quietly(services: Any) -> None:
         log.warning("status list not published; will retry", exc_info=True)
 
 
-def current_for_serving(services: Any) -> bytes:
+def current_for_serving(services: Services) -> bytes:
     """The published list for ``GET /pki/status``, signed again first when it is due (missing, or older
     than the republishing interval) and the log key is at hand; else what was published."""
     from core.errors import NotFound

@@ -21,9 +21,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.errors import Conflict
+
+if TYPE_CHECKING:
+    from keystore import Seal, SealRegistry
+    from policies import PolicyStore, TownshipRecord
+
 
 BUREAU = "县行政审批局"  # files for and makes the townships' seals (002)
 
@@ -40,14 +45,14 @@ class TownshipChange:
     seals_retired: list[str] = field(default_factory=list)
 
 
-def _live(registry: Any, code: str) -> list[Any]:
+def _live(registry: SealRegistry, code: str) -> list[Seal]:
     from keystore import SealStatus
 
     live = {SealStatus.ISSUED, SealStatus.ACTIVE, SealStatus.SUSPENDED}
     return [s for s in registry.list(township_code=code) if s.status in live]
 
 
-def _result(store: Any, code: str, changed: list[str], retired: list[str]) -> TownshipChange:
+def _result(store: PolicyStore, code: str, changed: list[str], retired: list[str]) -> TownshipChange:
     rec = store.township_record(code)
     return TownshipChange(
         code=rec.code,
@@ -61,7 +66,7 @@ def _result(store: Any, code: str, changed: list[str], retired: list[str]) -> To
     )
 
 
-def _closed(rec: Any) -> Conflict:
+def _closed(rec: TownshipRecord) -> Conflict:
     return Conflict(
         "TOWNSHIP_CLOSED",
         f"{rec.code} is {rec.state.lower()}" + (f" into {rec.successor_code}" if rec.successor_code else ""),
@@ -71,8 +76,8 @@ def _closed(rec: Any) -> Conflict:
 
 
 def rename_township(
-    store: Any,
-    registry: Any,
+    store: PolicyStore,
+    registry: SealRegistry,
     code: str,
     new_name: str,
     *,
@@ -120,7 +125,7 @@ def rename_township(
 
 
 def _seal_away(
-    registry: Any, code: str, *, actor: str, reason: str, basis: str, now: datetime | None
+    registry: SealRegistry, code: str, *, actor: str, reason: str, basis: str, now: datetime | None
 ) -> list[str]:
     """Every live seal of a closed township: 封存 (an ISSUED one, never activated, is cancelled first)."""
     from keystore import SealStatus
@@ -135,7 +140,14 @@ def _seal_away(
 
 
 def merge_township(
-    store: Any, registry: Any, code: str, into: str, *, actor: str, basis: str, now: datetime | None = None
+    store: PolicyStore,
+    registry: SealRegistry,
+    code: str,
+    into: str,
+    *,
+    actor: str,
+    basis: str,
+    now: datetime | None = None,
 ) -> TownshipChange:
     """撤并: ``code`` merges into ``into`` (powers pass, seals sealed away, no more numbers drawn)."""
     from policies import normalise_code
@@ -152,7 +164,13 @@ def merge_township(
 
 
 def retire_township(
-    store: Any, registry: Any, code: str, *, actor: str, basis: str, now: datetime | None = None
+    store: PolicyStore,
+    registry: SealRegistry,
+    code: str,
+    *,
+    actor: str,
+    basis: str,
+    now: datetime | None = None,
 ) -> TownshipChange:
     """撤销 without a successor."""
     rec = store.township_record(code)

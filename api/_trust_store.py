@@ -27,10 +27,18 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from api._json import JsonObject
 from core.errors import BadInput, Conflict, NotFound, SealServiceError, Unavailable
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from api._services import Services
+    from keystore import CountyPKI
+    from signer import Evidence, TrustList
+    from signer._verify_counties import EvidenceRouter, ForeignCounty
+
 
 log = logging.getLogger("yizhang.api")
 
@@ -61,14 +69,14 @@ def make_bundle(
     status_list: str | None,
     checkpoint: tuple[str | None, datetime | None],
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> JsonObject:
     """The bundle as published, unsigned: this county's trust (``HOME/pki``), log key, the checkpoint given
     (note, signing time), the status list given, and its own dates."""
     from signer import TrustList
 
     now = now or datetime.now(UTC)
     trust = TrustList.for_home(settings.home_dir)
-    bundle: dict[str, Any] = {"format": BUNDLE_FORMAT, "created_at": now.isoformat()}
+    bundle: JsonObject = {"format": BUNDLE_FORMAT, "created_at": now.isoformat()}
     bundle.update(trust.to_bundle())
     vkey = settings.home_dir / "ledger" / "log.vkey"
     bundle["log_vkey"] = vkey.read_text(encoding="utf-8").strip() if vkey.is_file() else None
@@ -110,7 +118,7 @@ def _county_code(settings: Settings) -> str | None:
     return str(row[0]) if row is not None else (settings.county_code or None)
 
 
-def _next_update(trust: Any, status_list: str | None, now: datetime, settings: Settings) -> datetime:
+def _next_update(trust: TrustList, status_list: str | None, now: datetime, settings: Settings) -> datetime:
     """The earliest nextUpdate of the CRLs and the status list in the bundle, and never later than one CRL
     validity from now: past it the bundle cannot vouch that nothing was revoked since."""
     from cryptography import x509
@@ -130,7 +138,7 @@ def _next_update(trust: Any, status_list: str | None, now: datetime, settings: S
     return min(dates)
 
 
-def sign_bundle(bundle: dict[str, Any], pki: Any) -> dict[str, Any]:
+def sign_bundle(bundle: JsonObject, pki: CountyPKI) -> JsonObject:
     """The bundle with its ``signature`` by the county root (``pki``: the keystore's CountyPKI)."""
     import base64
 
@@ -149,7 +157,7 @@ def sign_bundle(bundle: dict[str, Any], pki: Any) -> dict[str, Any]:
     return body
 
 
-def sign_with_home_token(settings: Settings, bundle: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+def sign_with_home_token(settings: Settings, bundle: JsonObject) -> tuple[JsonObject, str | None]:
     """``yizhang verify-bundle``: sign with the home's token (its PIN source). Without the token the bundle
     stays unsigned (``verify --bundle`` takes it; ``trust add`` does not): the second value says why."""
     from keystore import open_registry
@@ -167,7 +175,7 @@ def sign_with_home_token(settings: Settings, bundle: dict[str, Any]) -> tuple[di
 _publish_lock = threading.Lock()
 
 
-def current_for_serving(services: Any) -> bytes:
+def current_for_serving(services: Services) -> bytes:
     """The bundle for ``GET /pki/trust-bundle.json``: the published one while it is current (younger than
     :data:`BUNDLE_REFRESH`, and its CRLs and status list not replaced since), else made and signed now.
     Without the token, what was published last (the verifier judges its age by ``next_update``)."""
@@ -206,8 +214,8 @@ def _due(settings: Settings, path: Path) -> bool:
     return False
 
 
-def _publish(services: Any, path: Path) -> None:
-    pki = services.need("county_pki")
+def _publish(services: Services, path: Path) -> None:
+    pki = services.need_county_pki()
     pki.ensure_current_crls()
     status = None
     try:
@@ -217,7 +225,7 @@ def _publish(services: Any, path: Path) -> None:
     except (SealServiceError, ImportError, UnicodeDecodeError):
         status = None
     checkpoint: tuple[str | None, datetime | None] = (None, None)
-    ledger = getattr(services, "ledger", None)
+    ledger = services.ledger
     if ledger is not None:
         from api.cli._verify import _latest_checkpoint
 
@@ -241,7 +249,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 class Offer:
     """A bundle read from a URL or file whose signature verifies under the root it names (not yet pinned)."""
 
-    bundle: dict[str, Any]
+    bundle: JsonObject
     fingerprint: str  # SHA-256 of the signing root, hex
     county: str | None
     source: str
@@ -254,7 +262,7 @@ class StoredCounty:
     root_sha256: str
     added_at: str
     refreshed_at: str
-    bundle: dict[str, Any]
+    bundle: JsonObject
 
     @property
     def next_update(self) -> datetime | None:
@@ -264,10 +272,10 @@ class StoredCounty:
     def created_at(self) -> datetime | None:
         return _time(self.bundle.get("created_at"))
 
-    def summary(self, now: datetime) -> dict[str, Any]:
+    def summary(self, now: datetime) -> JsonObject:
         nu = self.next_update
         found = self.bundle.get("county")
-        county: dict[str, Any] = found if isinstance(found, dict) else {}
+        county: JsonObject = found if isinstance(found, dict) else {}
         return {
             "name": self.name,
             "county": county.get("name"),
@@ -286,7 +294,7 @@ def store_dir(settings: Settings) -> Path:
     return settings.home_dir / "trust"
 
 
-def _time(value: Any) -> datetime | None:
+def _time(value: object) -> datetime | None:
     if not value:
         return None
     try:
@@ -486,7 +494,7 @@ def remove(settings: Settings, name: str) -> None:
 # -- for verifiers -------------------------------------------------------------------------------------------
 
 
-def _evidence_of(bundle: dict[str, Any]) -> Any:
+def _evidence_of(bundle: JsonObject) -> Evidence:
     """The bundle's ledger and status evidence, read as ``verify --bundle`` reads it."""
     from api.cli._verify import _bundle_evidence
 
@@ -494,10 +502,10 @@ def _evidence_of(bundle: dict[str, Any]) -> Any:
 
 
 _cache_lock = threading.Lock()
-_cache: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+_cache: dict[str, tuple[tuple[tuple[str, int, int], ...], tuple[ForeignCounty, ...]]] = {}
 
 
-def foreign_counties(settings: Settings) -> tuple[Any, ...]:
+def foreign_counties(settings: Settings) -> tuple[ForeignCounty, ...]:
     """The trust store as verifiers use it (``ForeignCounty`` each), each bundle checked again against its
     pin; read again only when a file in the store changed. An entry that does not check is left out (its
     documents are then untrusted, never judged by a bundle that was not verified) and logged."""
@@ -529,7 +537,7 @@ def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted(found))
 
 
-def _load(settings: Settings) -> list[Any]:
+def _load(settings: Settings) -> list[ForeignCounty]:
     from signer import TrustList
     from signer._verify_counties import ForeignCounty
     from signer._verify_trust import check_bundle_signature
@@ -553,7 +561,7 @@ def _load(settings: Settings) -> list[Any]:
     return out
 
 
-def evidence_router(settings: Settings, home_evidence: Any) -> Any:
+def evidence_router(settings: Settings, home_evidence: Evidence) -> EvidenceRouter:
     """This county's evidence and the trust store's, for ``verify_document(evidence=...)``."""
     from signer._verify_counties import EvidenceRouter
 

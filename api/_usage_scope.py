@@ -13,12 +13,15 @@ the entrusting department supervises the township's use of its seal. So (issue 2
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from api._authz import Principal
 from api._services import Services
 from core.errors import PermissionDenied, SealServiceError
 from policies import Role
+
+if TYPE_CHECKING:
+    from ledger import UsageRow
 
 
 def _refused() -> PermissionDenied:
@@ -49,11 +52,11 @@ def department_matters(services: Services, township_code: str, department_code: 
     )
 
 
-def usage_in_scope(services: Services, principal: Principal, seal_id: str, month: str) -> list[Any]:
+def usage_in_scope(services: Services, principal: Principal, seal_id: str, month: str) -> list[UsageRow]:
     """The usage ledger of ``seal_id`` for ``month`` (``YYYY-MM``, Beijing), as far as ``principal`` may
     read it (steps 1-4 of the module's plan)."""
-    seal = services.need("seal_registry").get(seal_id)
-    ledger = services.need("ledger")
+    seal = services.need_seal_registry().get(seal_id)
+    ledger = services.need_ledger()
     if principal.in_scope(township_code=seal.township_code, department_code=seal.department_code):
         return list(ledger.usage(seal_id, month))
     if principal.role is not Role.DEPARTMENT_OFFICER:

@@ -21,9 +21,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 from api._errors import RateLimited
+
+if TYPE_CHECKING:
+    from fastapi import Request
+    from starlette.applications import Starlette
+
 
 #: Wall time for one verification on the public routes (the CLI keeps VerifyLimits' 20 s): an ordinary
 #: sealed permit takes 0.05 s, a large honest document a few seconds.
@@ -70,7 +75,7 @@ class VerifyGate:
 _CREATE = threading.Lock()
 
 
-def gate_of(app: Any) -> VerifyGate:
+def gate_of(app: Starlette) -> VerifyGate:
     """The app's gate (``app.state.verify_gate``), made on first use."""
     gate: VerifyGate | None = getattr(app.state, "verify_gate", None)
     if gate is None:
@@ -82,7 +87,7 @@ def gate_of(app: Any) -> VerifyGate:
     return gate
 
 
-def client_of(request: Any) -> str:
+def client_of(request: Request) -> str:
     """The client address the rate limiter also uses (uvicorn's proxy headers already applied)."""
     return request.client.host if request.client else "unknown"
 

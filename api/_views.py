@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING
 
+from api._json import JsonObject, JsonValue
 from api.cli._common import to_jsonable
 from core.errors import BadInput
 
+if TYPE_CHECKING:
+    from keystore import Seal, SealEvent
 
-def seal_view(seal: Any) -> dict[str, Any]:
+
+def seal_view(seal: Seal) -> JsonObject:
     return {
         "seal_id": seal.seal_id,
         "name": seal.name,
@@ -29,7 +33,7 @@ def seal_view(seal: Any) -> dict[str, Any]:
     }
 
 
-def event_view(event: Any) -> dict[str, Any]:
+def event_view(event: SealEvent) -> JsonObject:
     out = to_jsonable(event)
     for key in ("cert_serial", "previous_cert_serial"):
         if isinstance(out.get(key), int):
@@ -37,7 +41,7 @@ def event_view(event: Any) -> dict[str, Any]:
     return dict(out)
 
 
-def jsonable(value: Any) -> Any:
+def jsonable(value: object) -> JsonValue:
     return to_jsonable(value)
 
 

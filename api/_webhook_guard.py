@@ -26,7 +26,6 @@ import re
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -240,11 +239,11 @@ def check_destination(url: str, allow_hosts: Iterable[str], resolve: Resolver | 
     return Destination(url, host, port, tuple(dict.fromkeys(checked)), allowed)
 
 
-def pinned(destination: Destination) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+def pinned(destination: Destination) -> tuple[httpx.URL, dict[str, str], dict[str, object]]:
     """(URL, extra headers, request extensions) that connect to the destination's first checked address
     and present its host name in ``Host`` and as the TLS server name (certificates are checked for it)."""
     url = httpx.URL(destination.url)
-    extensions: dict[str, Any] = {}
+    extensions: dict[str, object] = {}
     if url.scheme == "https":
         extensions["sni_hostname"] = destination.host
     return url.copy_with(host=destination.addresses[0]), {"Host": url.netloc.decode("ascii")}, extensions

@@ -27,12 +27,12 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 from sqlalchemy import select
 
 from api._accounts import aware
+from api._json import JsonObject
 from api._services import Services
 from api._storage import AccountRow, OutboxRow, WebhookRow
 from api._webhook_guard import DestinationRefused, check_destination, parse_allow_hosts, pinned
@@ -244,7 +244,7 @@ def deliver_due(
     return delivered
 
 
-def webhook_view(w: Webhook) -> dict[str, Any]:
+def webhook_view(w: Webhook) -> JsonObject:
     return {
         "webhook_id": w.webhook_id,
         "supervising_code": w.supervising_code,

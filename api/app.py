@@ -16,7 +16,6 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -150,7 +149,7 @@ def create_app(
     return app
 
 
-async def _every(interval_s: float, round_: Callable[[], Any], what: str) -> None:
+async def _every(interval_s: float, round_: Callable[[], object], what: str) -> None:
     """Run the blocking ``round_`` in a thread every ``interval_s``; a failed round is logged, the next
     one retries (the loop must survive it)."""
     while True:
@@ -227,7 +226,7 @@ async def _deliver_webhooks(services: Services, interval_s: float) -> None:
         await _every(interval_s, lambda: deliver_due(services, client), "webhook delivery round")
 
 
-def app_factory() -> Any:
+def app_factory() -> FastAPI:
     """For ``uvicorn --factory api.app:app_factory``: settings from the environment (``YIZHANG_*``)."""
     import os
 

@@ -64,6 +64,7 @@ __all__ = [
     "OrgKind",
     "PolicyFacts",
     "PolicyStore",
+    "TownshipRecord",
     "PowerType",
     "Reason",
     "Role",
@@ -86,13 +87,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from policies._storage import PolicyStore
+    from policies._storage import PolicyStore, TownshipRecord
 
 
 def __getattr__(name: str) -> object:
     # The store pulls in SQLAlchemy and core; the pure engine stays importable without them.
-    if name == "PolicyStore":
-        from policies._storage import PolicyStore
+    if name in ("PolicyStore", "TownshipRecord"):
+        from policies import _storage
 
-        return PolicyStore
+        return getattr(_storage, name)
     raise AttributeError(name)

@@ -8,13 +8,29 @@ from signer import _pdffast
 from signer._documents import StoredCopy, latest_copy_pdf, stored_copy
 from signer._fonts import subset_font
 from signer._ledger_anchor import AnchorPolicy, LedgerAnchor, evidence_record_text
-from signer._ltv import LTV_INTERVAL_S, LtvPolicy, LtvRenewer, ltv_health, tsa_identity_row
+from signer._ltv import (
+    LTV_INTERVAL_S,
+    LtvHealth,
+    LtvPolicy,
+    LtvRenewer,
+    LtvRound,
+    ltv_health,
+    tsa_identity_row,
+)
 from signer._numbers import DEFAULT_FORMAT as DEFAULT_NUMBER_FORMAT
 from signer._preview import PagePicture, SealPreview, preview_seal, qr_fits, render_pages
 from signer._seal import Placement, SignatureLevel, read_binding
-from signer._service import AttestRequest, SealedDocument, Sealer, SealRequest, apply_seal
+from signer._service import (
+    AttestRequest,
+    Precheck,
+    SealedDocument,
+    Sealer,
+    SealRequest,
+    apply_seal,
+    precheck,
+)
 from signer._stamp import SealFace, SealStampStyle
-from signer._templates import load_template, render_template, template_names
+from signer._templates import Template, load_template, render_template, template_names
 from signer._tsa import CountyTimeStamper, CountyTsa, HttpTimeStamper, ensure_county_tsa
 
 # --- verification (issue 7) ---
@@ -51,6 +67,8 @@ __all__ = [
     # sealing
     "DEFAULT_NUMBER_FORMAT",
     "PagePicture",
+    "Precheck",
+    "precheck",
     "SealPreview",
     "preview_seal",
     "qr_fits",
@@ -64,7 +82,9 @@ __all__ = [
     "LedgerAnchor",
     "evidence_record_text",
     "LTV_INTERVAL_S",
+    "LtvHealth",
     "LtvPolicy",
+    "LtvRound",
     "LtvRenewer",
     "StoredCopy",
     "latest_copy_pdf",
@@ -84,6 +104,7 @@ __all__ = [
     "ensure_county_tsa",
     "read_binding",
     "render_template",
+    "Template",
     "template_names",
     # verification
     "STATUS_LIST_HEADER",

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -40,6 +40,10 @@ from core.db import execute_and_commit
 from core.errors import BadInput, Conflict
 
 from ._storage import DocumentNumberRow, NumberCounterRow
+
+if TYPE_CHECKING:
+    from keystore import Seal
+    from policies import NumberFamily
 
 DEFAULT_FORMAT = "{issuer}{family}〔{year}〕{seq}号"
 CHINA_TZ = timezone(timedelta(hours=8), "CST")
@@ -84,7 +88,7 @@ class Series:
     fields: Mapping[str, str]
 
 
-def series_for(seal: Any, family: Any) -> Series:
+def series_for(seal: Seal, family: NumberFamily) -> Series:
     """The series a document of ``family`` (a ``policies.NumberFamily``) sealed with ``seal`` draws from."""
     township = township_short(seal.township, seal.county)
     if getattr(seal.kind, "name", str(seal.kind)) == "DEPARTMENT_NO2":

@@ -18,13 +18,22 @@ import io
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import BadInput, SealServiceError
 
-from ._pdfin import has_signatures, open_untrusted_pdf, refuse_failing_signatures, refuse_unsealable
+from ._pdfin import (
+    OpenedPdf,
+    has_signatures,
+    open_untrusted_pdf,
+    refuse_failing_signatures,
+    refuse_unsealable,
+)
 from ._qr import qr_box
 from ._seal import Placement, resolve_placement
+
+if TYPE_CHECKING:
+    from ._service import Sealer
 
 PREVIEW_DPI = 100.0
 MAX_PREVIEW_PAGES = 12
@@ -62,6 +71,17 @@ def qr_fits(unverified_pdf: bytes, *, max_bytes: int, placement: Placement | Non
         if has_signatures(opened):
             return False
         page, _ = resolve_placement(opened, placement or Placement())
+    except SealServiceError:
+        return False
+    return qr_fits_opened(unverified_pdf, opened, page)
+
+
+def qr_fits_opened(unverified_pdf: bytes, opened: OpenedPdf, page: int) -> bool:
+    """:func:`qr_fits` on a PDF already opened, with the stamp's page already resolved (the signer's one
+    parse and one placement of a signing)."""
+    try:
+        if has_signatures(opened):
+            return False
         box = qr_box(opened.page_box(page))
         return _blank(unverified_pdf, page, box, opened.page_box(page))
     except SealServiceError:
@@ -69,7 +89,7 @@ def qr_fits(unverified_pdf: bytes, *, max_bytes: int, placement: Placement | Non
 
 
 def preview_seal(
-    sealer: Any,
+    sealer: Sealer,
     *,
     seal_id: str,
     template: str | None,
@@ -78,24 +98,14 @@ def preview_seal(
     verify_qr: bool,
     now: datetime,
 ) -> SealPreview:
-    """The document ``sealer.apply_seal`` would stamp for these inputs (nothing drawn, nothing written)."""
-    from ._service import SealRequest
+    """The document ``sealer.seal`` would stamp for these inputs (nothing drawn, nothing written)."""
+    from ._service import rendered_template
 
     placement = Placement()
     try:
         if template is not None:
-            request = SealRequest(
-                seal_id=seal_id,
-                matter_code="",
-                stage="",
-                document_kind="",
-                idempotency_key="preview",
-                operator=None,
-                template=template,
-                template_data=template_data or {},
-            )
             seal = sealer.registry.get(seal_id)
-            pdf = sealer._input_pdf(request, seal, NUMBER_PLACEHOLDER, now)
+            pdf = rendered_template(template, template_data or {}, seal, NUMBER_PLACEHOLDER, now)
             opened = open_untrusted_pdf(pdf, max_bytes=sealer.settings.max_pdf_bytes)
         elif unverified_pdf is not None:
             pdf = unverified_pdf

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
@@ -41,6 +41,9 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from core.errors import BadInput, SealServiceError, SigningError, Unavailable
 
 from ._loops import call_blocking, run_off_loop
+
+if TYPE_CHECKING:
+    from keystore import KeyAlgorithm
 from ._pdfin import MALFORMED_ERRORS, OpenedPdf, open_untrusted_pdf
 from ._stamp import DEFAULT_DIAMETER_PT, SealFace, SealStampStyle
 
@@ -119,6 +122,8 @@ class SealJob:
     location: str | None = None
     revocation: RevocationMaterial | None = None
     verify_url: str | None = None  # draw the verification QR code and line (first seal only)
+    # the placement already resolved on the ``opened`` PDF given with the job: not resolved again
+    at: tuple[int, Rect] | None = None
 
 
 class _FrozenAttribute:
@@ -144,6 +149,13 @@ class _FrozenAttribute:
         return cms.CMSAttribute.load(der)  # a value of its own each time: parsing is lazy, not thread-safe
 
 
+class TokenKeys(Protocol):
+    """What sealing needs of the keystore (``keystore.Keystore``): a signature by a key that never leaves
+    the token."""
+
+    def sign(self, label: str, data: bytes, algorithm: KeyAlgorithm = ..., hash_alg: str = ...) -> bytes: ...
+
+
 class KeystoreSigner(Signer):
     """pyHanko signer whose private key operation happens in the PKCS#11 token via the keystore.
 
@@ -151,7 +163,7 @@ class KeystoreSigner(Signer):
     with raw ``CKM_ECDSA`` / ``CKM_RSA_PKCS`` (SoftHSM has no ``CKM_ECDSA_SHA256``). The key never leaves.
     """
 
-    def __init__(self, keystore: Any, key: SealingKey) -> None:
+    def __init__(self, keystore: TokenKeys, key: SealingKey) -> None:
         from keystore import KeyAlgorithm
 
         self._ks = keystore
@@ -190,12 +202,12 @@ class KeystoreSigner(Signer):
         return await call_blocking(self._ks.sign, self._label, data, self._alg, digest_algorithm)
 
 
-_SIGNERS: weakref.WeakKeyDictionary[Any, dict[SealingKey, KeystoreSigner]] = weakref.WeakKeyDictionary()
+_SIGNERS: weakref.WeakKeyDictionary[TokenKeys, dict[SealingKey, KeystoreSigner]] = weakref.WeakKeyDictionary()
 _SIGNERS_LOCK = threading.Lock()
 _SIGNERS_MAX = 256
 
 
-def signer_for(keystore: Any, key: SealingKey) -> KeystoreSigner:
+def signer_for(keystore: TokenKeys, key: SealingKey) -> KeystoreSigner:
     """The pyHanko signer for ``key`` in ``keystore``, made once per keystore and key.
 
     A pyHanko ``Signer`` keeps only what its constructor is given (certificate, chain, mechanism), so one
@@ -280,7 +292,7 @@ def _validation_context(rev: RevocationMaterial) -> ValidationContext:
 async def async_seal_pdf(
     unverified_pdf: bytes,
     job: SealJob,
-    keystore: Any,
+    keystore: TokenKeys,
     timestamper: TimeStamper,
     *,
     max_bytes: int,
@@ -320,7 +332,7 @@ async def async_seal_pdf(
 async def _seal_untrusted(
     unverified_pdf: bytes,
     job: SealJob,
-    keystore: Any,
+    keystore: TokenKeys,
     timestamper: TimeStamper,
     *,
     max_bytes: int,
@@ -329,7 +341,9 @@ async def _seal_untrusted(
 ) -> bytes:
     if opened is None:
         opened = open_untrusted_pdf(unverified_pdf, max_bytes=max_bytes)
-    page, box = resolve_placement(opened, job.placement)
+        page, box = resolve_placement(opened, job.placement)
+    else:
+        page, box = job.at if job.at is not None else resolve_placement(opened, job.placement)
     writer = IncrementalPdfFileWriter.from_reader(opened.reader)
     make_annotations_indirect(writer)
     existing = [name for name, _, _ in fields.enumerate_sig_fields(writer.prev)]
@@ -478,7 +492,7 @@ def _bind(writer: IncrementalPdfFileWriter, field_name: str, binding: dict[str, 
 def seal_pdf(
     unverified_pdf: bytes,
     job: SealJob,
-    keystore: Any,
+    keystore: TokenKeys,
     timestamper: TimeStamper,
     *,
     max_bytes: int,

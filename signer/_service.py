@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -64,7 +64,12 @@ from ._seal import (
 from ._stamp import SealFace
 from ._storage import SealedDocumentRow
 from ._templates import check_template_data, check_template_request, render_template
-from ._tsa import CountyTimeStamper, CountyTsa, HttpTimeStamper, ensure_county_tsa
+from ._tsa import CountyTimeStamper, CountyTsa, HttpTimeStamper, TimeStamper, ensure_county_tsa
+
+if TYPE_CHECKING:
+    from keystore import CountyPKI, Keystore, Seal, SealRegistry
+    from ledger import Ledger, LedgerEntry
+    from policies import Actor, Decision, DocumentKind, PolicyStore, Reason, SigningRequest, Stage
 
 CRL_REUSE_S = 300
 _sealed_t = cast(Table, SealedDocumentRow.__table__)  # a Core INSERT when settling: no ORM bulk layer
@@ -87,8 +92,8 @@ class SealRequest:
     stage: str
     document_kind: str
     idempotency_key: str
-    operator: Any
-    approver: Any | None = None
+    operator: Actor
+    approver: Actor | None = None
     reason: str = ""
     unverified_pdf: bytes | None = None
     template: str | None = None
@@ -97,7 +102,10 @@ class SealRequest:
     level: str | None = None
     count: int = 1
     personal: dict[str, str] = field(default_factory=dict)  # applicant name/ID: salted in the ledger
-    verify_qr: bool = False  # print a QR code + "扫码验证" line leading to the public verification page
+    # print a QR code + "扫码验证" line leading to the public verification page; ``"if_blank"``: on a
+    # template always, on an upload only when it is unsigned and blank where the code goes (signer.qr_fits),
+    # decided on the signing's one parse of the PDF
+    verify_qr: bool | Literal["if_blank"] = False
     # The caller made ``idempotency_key`` just now and has never used it (the API's first attempt of a new
     # request): the replay lookup is skipped. Only that: a concurrent retry of the same request (it sees the
     # committed request row) may reserve first, so the number lookup under the counter lock stays — it is
@@ -114,7 +122,7 @@ class AttestRequest:
     seal_id: str
     sealed_pdf: bytes
     idempotency_key: str
-    operator: Any
+    operator: Actor
     reason: str = "书面认证：本文书经县级部门认证，供县外使用"
     placement: Placement = field(default_factory=lambda: Placement(page=-1, box=(110.0, 110.0, 229.0, 229.0)))
     level: str | None = None
@@ -132,15 +140,127 @@ class SealedDocument:
     replayed: bool = False
 
 
-def _parse_enum(enum_cls: Any, value: str, code: str, zh: str) -> Any:
+def _parse_codes(request: SealRequest) -> tuple[Stage, DocumentKind]:
+    """The request's stage and document kind (Chinese label or member name), or ``400``."""
+    from policies import DocumentKind, Stage
+
     try:
-        return enum_cls.parse(value)
+        stage = Stage.parse(request.stage)
     except (ValueError, KeyError):
-        pass
+        raise BadInput("STAGE_UNKNOWN", f"unknown stage {request.stage!r}", "未知的办理环节") from None
     try:
-        return enum_cls[value]
-    except KeyError:
-        raise BadInput(code, f"unknown value {value!r}", zh) from None
+        kind = DocumentKind.parse(request.document_kind)
+    except (ValueError, KeyError):
+        try:
+            kind = DocumentKind[request.document_kind]
+        except KeyError:
+            raise BadInput(
+                "DOCUMENT_KIND_UNKNOWN",
+                f"unknown document kind {request.document_kind!r}",
+                "未知的文书种类",
+            ) from None
+    return stage, kind
+
+
+def _policy_request(request: SealRequest, seal: Seal, stage: Stage, kind: DocumentKind) -> SigningRequest:
+    """What the policy decides on: the one place a ``policies.SigningRequest`` is built."""
+    from policies import SealFacts, SealKindFact, SealStatusFact, SigningRequest
+
+    facts = SealFacts(
+        seal_id=seal.seal_id,
+        kind=SealKindFact(seal.kind.name),
+        status=SealStatusFact(seal.status.name),
+        township_code=seal.township_code,
+        not_before=seal.not_before,
+        not_after=seal.not_after,
+        number=seal.number,
+        department_code=seal.department_code,
+    )
+    return SigningRequest(
+        seal=facts,
+        operator=request.operator,
+        matter_code=request.matter_code,
+        stage=stage,
+        document_kind=kind,
+        approver=request.approver,
+    )
+
+
+@dataclass(frozen=True)
+class Precheck:
+    """The policy's answer to a :class:`SealRequest` before anything is drawn or written
+    (:func:`precheck`). Given back to :meth:`Sealer.seal` with the same request, it is the signing's one
+    decision; sealing then skips the seal lookup and the policy."""
+
+    seal: Seal
+    stage: Stage
+    kind: DocumentKind
+    decision: Decision
+    # what was decided on: the request's seal, matter, stage, kind, operator and approver
+    asked: tuple[str, str, str, str, Actor, Actor | None]
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision.allowed
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        return self.decision.reasons
+
+    @property
+    def requires_approval(self) -> bool:
+        return self.decision.requires_approval
+
+    def answers(self, request: SealRequest) -> bool:
+        return self.asked == _asked(request)
+
+
+def _asked(request: SealRequest) -> tuple[str, str, str, str, Actor, Actor | None]:
+    return (
+        request.seal_id,
+        request.matter_code,
+        request.stage,
+        request.document_kind,
+        request.operator,
+        request.approver,
+    )
+
+
+def precheck(
+    request: SealRequest, *, seals: SealRegistry, policies: PolicyStore, now: datetime | None = None
+) -> Precheck:
+    """The door's first half: may this seal be used for this request now? The seal's record, the stage
+    and kind, one policy decision (at ``now``, default the policy store's clock). Reads only; the PDF is
+    not opened (that is sealing's one parse). :meth:`Sealer.precheck` is this over the sealer's own seal
+    registry and policy store; the API calls it directly, since it pre-checks (and queues for approval)
+    while the token, and so the sealer, may not be wired."""
+    seal = seals.get(request.seal_id)
+    stage, kind = _parse_codes(request)
+    decision = policies.decide_now(_policy_request(request, seal, stage, kind), now)
+    return Precheck(seal, stage, kind, decision, _asked(request))
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A sealing's inputs, checked before any number is drawn: parsed once, placed once."""
+
+    stage: Stage
+    kind: DocumentKind
+    level: SignatureLevel
+    seal: Seal
+    series: _numbers.Series
+    opened: OpenedPdf | None  # the upload, parsed (None for a template)
+    at: tuple[int, tuple[float, float, float, float]] | None  # the stamp's page and box on ``opened``
+    verify_qr: bool
+
+
+@dataclass(frozen=True)
+class _Needs:
+    """What sealing needs from outside the write transactions: the TSA, the CRLs (B-LT/B-LTA), the key."""
+
+    timestamper: TimeStamper
+    revocation: RevocationMaterial | None
+    key: SealingKey
 
 
 SWEEPER = "yizhang:number-sweeper"  # the actor named in the ledger when a stale reservation is voided
@@ -155,6 +275,20 @@ def _database_gone() -> Unavailable:
     )
 
 
+def rendered_template(
+    template: str, template_data: dict[str, Any] | None, seal: Seal, number: str, now: datetime
+) -> bytes:
+    """A template filled for ``seal`` on ``now`` (Beijing date) with ``number``: what is sealed."""
+    local = now.astimezone(_numbers.CHINA_TZ)
+    data = {
+        "issuer": SealFace.from_name(seal.name).arc or seal.township,
+        "date": f"{local.year}年{local.month}月{local.day}日",
+        **(template_data or {}),
+        "document_number": number,
+    }
+    return render_template(template, data)
+
+
 class Sealer:
     """The sealing service over the real keystore, seal registry, policy store and ledger."""
 
@@ -163,12 +297,12 @@ class Sealer:
         *,
         engine: Engine,
         settings: Settings,
-        keystore: Any,
-        registry: Any,
-        pki: Any,
-        policy_store: Any,
-        ledger: Any,
-        timestamper: Any | None = None,
+        keystore: Keystore,
+        registry: SealRegistry,
+        pki: CountyPKI,
+        policy_store: PolicyStore,
+        ledger: Ledger,
+        timestamper: TimeStamper | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.engine = engine
@@ -191,15 +325,15 @@ class Sealer:
         """While the keystore knows its token is down, ask the token first (``ping`` re-opens it when its
         backoff allows): a sealing that cannot sign answers ``TOKEN_UNAVAILABLE`` (503, retry) before it
         reserves -- and would have to void -- a document number. A replay is answered before this."""
-        if getattr(self.keystore, "unavailable", None) is not None:
+        if self.keystore.unavailable is not None:
             self.keystore.ping()
 
     @property
-    def timestamper(self) -> Any:
+    def timestamper(self) -> TimeStamper:
         with self._lock:
             return self._timestamper_locked()
 
-    def _timestamper_locked(self) -> Any:
+    def _timestamper_locked(self) -> TimeStamper:
         if self._timestamper is None:
             if self.settings.tsa_url:
                 self._timestamper = HttpTimeStamper(self.settings.tsa_url, self.settings.token_timeout_s)
@@ -238,10 +372,14 @@ class Sealer:
         self._crl_cache = (reuse_until, material)
         return material
 
-    # -- the one step ---------------------------------------------------------------------------------
+    # -- the door: precheck, then seal -----------------------------------------------------------------
+    def precheck(self, request: SealRequest) -> Precheck:
+        """:func:`precheck` over this sealer's seal registry and policy store, at its clock's now."""
+        return precheck(request, seals=self.registry, policies=self.policy_store, now=self.clock())
+
     async def async_apply_seal(self, request: SealRequest) -> SealedDocument:
         """For async servers: the whole step runs in a worker thread (token and database calls block)."""
-        return await asyncio.to_thread(self.apply_seal, request)
+        return await asyncio.to_thread(self.seal, request)
 
     def apply_seal(
         self,
@@ -249,7 +387,22 @@ class Sealer:
         *,
         on_settled: Callable[[SealedDocument], Sequence[Insert | Update]] | None = None,
     ) -> SealedDocument:
-        """Decide, number, stamp, sign and log one document (see the module docstring).
+        """The former name of :meth:`seal` (without a pre-check), kept for its callers."""
+        return self.seal(request, on_settled=on_settled)
+
+    def seal(
+        self,
+        request: SealRequest,
+        *,
+        checked: Precheck | None = None,
+        on_settled: Callable[[SealedDocument], Sequence[Insert | Update]] | None = None,
+    ) -> SealedDocument:
+        """The door's second half: decide, number, stamp, sign and log one document (see the module
+        docstring).
+
+        ``checked`` is this request's :func:`precheck`, made in the same unit of work (the API's
+        submission or approval, within one ``core.scope.read_scope``): it is the signing's decision, not
+        made again. Without it (or for another request) the policy decides here.
 
         ``on_settled(document)`` gives the caller's own record of the outcome (the API marks its request
         SEALED and queues the supervision event) as write statements: they run in the settle transaction,
@@ -258,8 +411,6 @@ class Sealer:
         It is called at most once, only by the signing that settles the number, never for a replay of an
         earlier signing with this idempotency key.
         """
-        from policies import DocumentKind, SigningRequest, Stage, decide, number_family
-
         _refuse_on_event_loop()  # before anything is drawn or logged
         now = self.clock()
         req_hash = self._request_hash(request)
@@ -267,6 +418,31 @@ class Sealer:
         if done is not None:
             return done
         self._check_token()
+        if checked is not None and not checked.answers(request):
+            checked = None
+        prepared = self._prepare(request, checked, now)
+        # 1. the decision
+        decision = checked.decision if checked is not None else self._decide(request, prepared, now)
+        if not decision.allowed:
+            self._refuse(request, prepared.seal, decision, now)
+        if request.template is not None:
+            # its data fill it: refused here, not after a number was drawn (issue 22, leak 14)
+            check_template_data(request.template, request.template_data)
+        # 2. what sealing needs, fetched before the write transaction
+        needs = self._needs(prepared)
+        # 3. the number, reserved in a short transaction of its own
+        drawn = self._reserve(request, prepared, req_hash, now)
+        if isinstance(drawn, SealedDocument):
+            return drawn  # a concurrent retry sealed it while we waited for the lock
+        # 4. render, stamp, sign, timestamp: no transaction open, nothing written
+        sealed = self._stamp_and_sign(request, prepared, needs, decision, drawn, now)
+        # 5. settle: USED + SEAL_SIGNED + the stored bytes, in one transaction
+        return self._settle(request, prepared, drawn, sealed, req_hash, now, on_settled)
+
+    # -- the steps of a sealing --------------------------------------------------------------------------
+    def _prepare(self, request: SealRequest, checked: Precheck | None, now: datetime) -> _Prepared:
+        """Every check of the input before any number is drawn (bad input leaves no trace): the PDF is
+        parsed once and the stamp placed once, here; the seal is read (or taken from ``checked``)."""
         if (request.unverified_pdf is None) == (request.template is None):
             raise BadInput(
                 "SEAL_INPUT_INVALID",
@@ -275,11 +451,11 @@ class Sealer:
             )
         if request.count < 1:
             raise BadInput("SEAL_INPUT_INVALID", "count must be at least 1", "用印数须至少为1")
-        stage = _parse_enum(Stage, request.stage, "STAGE_UNKNOWN", "未知的办理环节")
-        kind = _parse_enum(DocumentKind, request.document_kind, "DOCUMENT_KIND_UNKNOWN", "未知的文书种类")
+        stage, kind = (checked.stage, checked.kind) if checked is not None else _parse_codes(request)
         level = SignatureLevel.parse(request.level) if request.level else self.default_level
-        # Bad input is refused before any number is drawn: it leaves no trace.
         opened: OpenedPdf | None = None
+        at: tuple[int, tuple[float, float, float, float]] | None = None
+        verify_qr = request.verify_qr is not False
         if request.template is not None:
             # the declared kind is one the template can be (issue 22)
             check_template_request(request.template, kind.name)
@@ -288,51 +464,51 @@ class Sealer:
             opened = open_untrusted_pdf(request.unverified_pdf, max_bytes=self.settings.max_pdf_bytes)
             refuse_unsealable(opened, request.unverified_pdf)
             refuse_failing_signatures(opened, request.unverified_pdf, now)
-            resolve_placement(opened, request.placement)
-            if request.verify_qr and has_signatures(opened):
+            at = resolve_placement(opened, request.placement)
+            if request.verify_qr == "if_blank":
+                from ._preview import qr_fits_opened
+
+                verify_qr = qr_fits_opened(request.unverified_pdf, opened, at[0])
+            elif request.verify_qr and has_signatures(opened):
                 raise BadInput(
                     "QR_ON_SIGNED_PDF",
                     "a verification QR code would change a page under existing signatures",
                     "文件已有签名，添加验证二维码会使原签名失效",
                 )
-        seal = self.registry.get(request.seal_id)
+        seal = checked.seal if checked is not None else self.registry.get(request.seal_id)
+        from policies import number_family
+
         # The series this document draws from: its issuing authority (the township, or the No. 2 seal's
         # department) and its family (approval result, acceptance paper, opinion) (issue 22, leak 15).
         series = _numbers.series_for(seal, number_family(kind))
         if request.unverified_pdf is not None:
             self._refuse_own_numbers(request.unverified_pdf, seal)
+        return _Prepared(stage, kind, level, seal, series, opened, at, verify_qr)
 
-        # 1. the decision
-        policy_request = SigningRequest(
-            seal=self._seal_facts(seal),
-            operator=request.operator,
-            matter_code=request.matter_code,
-            stage=stage,
-            document_kind=kind,
-            approver=request.approver,
+    def _decide(self, request: SealRequest, prepared: _Prepared, now: datetime) -> Decision:
+        """The policy's decision, when no pre-check of this request came with it."""
+        policy_request = _policy_request(request, prepared.seal, prepared.stage, prepared.kind)
+        return self.policy_store.decide_now(policy_request, now)
+
+    def _refuse(self, request: SealRequest, seal: Seal, decision: Decision, now: datetime) -> None:
+        """A refused decision: a ``SIGNING_REFUSED`` ledger entry, then ``403 SIGNING_REFUSED``."""
+        self._log_refusal(request, seal, decision, now)
+        raise PolicyDenied(
+            "SIGNING_REFUSED",
+            "the policy refused this use of the seal: " + ", ".join(decision.codes),
+            "用印申请未通过策略审查：" + "、".join(r.message_zh for r in decision.reasons),
+            details={
+                "reasons": [
+                    {"code": r.code, "message_en": r.message_en, "message_zh": r.message_zh}
+                    for r in decision.reasons
+                ]
+            },
         )
-        decision = decide(policy_request, self.policy_store.facts_for(policy_request), now)
-        if not decision.allowed:
-            self._log_refusal(request, seal, decision, now)
-            raise PolicyDenied(
-                "SIGNING_REFUSED",
-                "the policy refused this use of the seal: " + ", ".join(decision.codes),
-                "用印申请未通过策略审查：" + "、".join(r.message_zh for r in decision.reasons),
-                details={
-                    "reasons": [
-                        {"code": r.code, "message_en": r.message_en, "message_zh": r.message_zh}
-                        for r in decision.reasons
-                    ]
-                },
-            )
 
-        if request.template is not None:
-            # its data fill it: refused here, not after a number was drawn (issue 22, leak 14)
-            check_template_data(request.template, request.template_data)
-
-        # 2. what sealing needs, fetched before the write transaction
+    def _needs(self, prepared: _Prepared) -> _Needs:
+        seal = prepared.seal
         timestamper = self.timestamper
-        revocation = self.revocation_material() if level is not SignatureLevel.B_T else None
+        revocation = self.revocation_material() if prepared.level is not SignatureLevel.B_T else None
         key = SealingKey(
             key_label=seal.key_label,
             algorithm=seal.key_algorithm.value,
@@ -340,13 +516,18 @@ class Sealer:
             seal_name=seal.name,
             seal_number=seal.number,
         )
-        versions = getattr(decision, "versions", None)
+        return _Needs(timestamper, revocation, key)
 
-        # 3. the number, reserved in a short transaction of its own (the counter lock is held for
-        # milliseconds: signings of one township run side by side, not one at a time)
+    def _reserve(
+        self, request: SealRequest, prepared: _Prepared, req_hash: str, now: datetime
+    ) -> _numbers.DrawnNumber | SealedDocument:
+        """The number, reserved in a short transaction of its own (the counter lock is held for
+        milliseconds: signings of one township run side by side, not one at a time); or the document of a
+        concurrent retry that sealed it while this one waited for the lock."""
+        seal, series = prepared.seal, prepared.series
         with transaction(self.engine) as session:
             try:
-                drawn = _numbers.reserve_number(
+                return _numbers.reserve_number(
                     session,
                     sequence=series.sequence,
                     year=_numbers.year_of(now),
@@ -359,7 +540,6 @@ class Sealer:
                     fields=series.fields,
                 )
             except _numbers.AlreadySettled:
-                # a concurrent retry sealed it while we waited for the lock: its document is the answer
                 done = self._stored_in(session, request.idempotency_key, req_hash)
                 session.rollback()
                 if done is None:
@@ -370,18 +550,29 @@ class Sealer:
                     ) from None
                 return done
 
-        # 4. render, stamp, sign, timestamp: no transaction open, nothing written
+    def _stamp_and_sign(
+        self,
+        request: SealRequest,
+        prepared: _Prepared,
+        needs: _Needs,
+        decision: Decision,
+        drawn: _numbers.DrawnNumber,
+        now: datetime,
+    ) -> bytes:
+        """Render (template) or take the upload, bind it, stamp, sign in the token, timestamp; nothing
+        written. A failure voids the number (:meth:`_give_up`)."""
+        seal, kind = prepared.seal, prepared.kind
         try:
             pdf = self._input_pdf(request, seal, drawn.number, now)
             source_sha256 = hashlib.sha256(pdf).hexdigest()
             binding = {
                 "matter": request.matter_code,
-                "stage": stage.name,
+                "stage": prepared.stage.name,
                 "document_kind": kind.name,
                 "document_number": drawn.number,
                 "idempotency_key": request.idempotency_key,
                 "seal_id": seal.seal_id,
-                "policy_revision": getattr(versions, "revision", None),
+                "policy_revision": decision.versions.revision,
                 "source_sha256": source_sha256,
                 # from our own template: the page shows the bound number (checked at verification)
                 "template": request.template,
@@ -389,32 +580,49 @@ class Sealer:
                 "document_kind_source": "template" if request.template is not None else "declared",
             }
             job = SealJob(
-                key=key,
+                key=needs.key,
                 binding=binding,
-                level=level,
+                level=prepared.level,
                 placement=request.placement,
                 reason=f"{kind.value}：{request.reason}" if request.reason else kind.value,
                 location=seal.township,
-                revocation=revocation,
+                revocation=needs.revocation,
                 verify_url=verification_url(self.pki.identity.base_url, drawn.number, source_sha256)
-                if request.verify_qr
+                if prepared.verify_qr
                 else None,
+                at=prepared.at,
             )
-            sealed = _run_off_loop(
+            return _run_off_loop(
                 async_seal_pdf(
-                    pdf, job, self.keystore, timestamper, max_bytes=self.settings.max_pdf_bytes, opened=opened
+                    pdf,
+                    job,
+                    self.keystore,
+                    needs.timestamper,
+                    max_bytes=self.settings.max_pdf_bytes,
+                    opened=prepared.opened,
                 )
             )
         except Exception as exc:
             self._give_up(request, drawn, exc, now)
             raise
-        digest = hashlib.sha256(sealed).hexdigest()
 
-        # 5. settle: USED + SEAL_SIGNED + the stored bytes, in one transaction. The sealed bytes leave only
-        # after its commit.
+    def _settle(
+        self,
+        request: SealRequest,
+        prepared: _Prepared,
+        drawn: _numbers.DrawnNumber,
+        sealed: bytes,
+        req_hash: str,
+        now: datetime,
+        on_settled: Callable[[SealedDocument], Sequence[Insert | Update]] | None,
+    ) -> SealedDocument:
+        """``RESERVED → USED``, ``SEAL_SIGNED`` and the stored bytes (and the caller's ``on_settled``
+        writes) in one transaction. The sealed bytes leave only after its commit."""
+        seal, level = prepared.seal, prepared.level
+        digest = hashlib.sha256(sealed).hexdigest()
         document: SealedDocument | None = None
 
-        def written_with_the_entry(entries: list[Any]) -> list[Insert | Update]:
+        def written_with_the_entry(entries: list[LedgerEntry]) -> list[Insert | Update]:
             # Built once the entry's index is known, written in the ledger's own statement (PostgreSQL):
             # after the head row is locked nothing else waits on a round trip.
             nonlocal document
@@ -447,8 +655,8 @@ class Sealer:
                         session,
                         request,
                         seal,
-                        stage,
-                        kind,
+                        prepared.stage,
+                        prepared.kind,
                         drawn,
                         digest,
                         level,
@@ -603,21 +811,6 @@ class Sealer:
 
     # -- pieces ----------------------------------------------------------------------------------------
     @staticmethod
-    def _seal_facts(seal: Any) -> Any:
-        from policies import SealFacts, SealKindFact, SealStatusFact
-
-        return SealFacts(
-            seal_id=seal.seal_id,
-            kind=SealKindFact(seal.kind.name),
-            status=SealStatusFact(seal.status.name),
-            township_code=seal.township_code,
-            not_before=seal.not_before,
-            not_after=seal.not_after,
-            number=seal.number,
-            department_code=seal.department_code,
-        )
-
-    @staticmethod
     def _request_hash(request: SealRequest) -> str:
         h = hashlib.sha256()
         head = {
@@ -669,7 +862,7 @@ class Sealer:
             replayed=True,
         )
 
-    def _refuse_own_numbers(self, unverified_pdf: bytes, seal: Any) -> None:
+    def _refuse_own_numbers(self, unverified_pdf: bytes, seal: Seal) -> None:
         """A PDF brought to be sealed may not already print a number of this issuer's series, of any
         family (nor a bare 〔2026〕2号): the number is assigned here, after this check, and a page showing
         another one would carry a seal bound to a number it does not show (issue 18). Numbers of other
@@ -704,33 +897,26 @@ class Sealer:
                 details={"page": page, "number": number},
             )
 
-    def _input_pdf(self, request: SealRequest, seal: Any, number: str, now: datetime) -> bytes:
+    def _input_pdf(self, request: SealRequest, seal: Seal, number: str, now: datetime) -> bytes:
         if request.unverified_pdf is not None:
             return request.unverified_pdf
         assert request.template is not None
-        local = now.astimezone(_numbers.CHINA_TZ)
-        data = {
-            "issuer": SealFace.from_name(seal.name).arc or seal.township,
-            "date": f"{local.year}年{local.month}月{local.day}日",
-            **(request.template_data or {}),
-            "document_number": number,
-        }
-        return render_template(request.template, data)
+        return rendered_template(request.template, request.template_data, seal, number, now)
 
     def _log_signed(
         self,
         session: Session,
         request: SealRequest,
-        seal: Any,
-        stage: Any,
-        kind: Any,
+        seal: Seal,
+        stage: Stage,
+        kind: DocumentKind,
         drawn: _numbers.DrawnNumber,
         digest: str,
         level: SignatureLevel,
         now: datetime,
         *,
-        then: Callable[[list[Any]], Sequence[Insert | Update]],
-    ) -> Any:
+        then: Callable[[list[LedgerEntry]], Sequence[Insert | Update]],
+    ) -> LedgerEntry:
         from ledger import EntryFields, EntryKind
 
         body = {
@@ -758,7 +944,7 @@ class Sealer:
             session, fields, f"seal:{request.idempotency_key}", fresh=True, then=then, last=True
         )
 
-    def _log_refusal(self, request: SealRequest, seal: Any, decision: Any, now: datetime) -> None:
+    def _log_refusal(self, request: SealRequest, seal: Seal, decision: Decision, now: datetime) -> None:
         from ledger import EntryFields, EntryKind
 
         body = {

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from asn1crypto import algos, cms, core, tsp
@@ -32,6 +32,9 @@ from core.errors import BadInput, SealServiceError, Unavailable
 
 from ._loops import call_blocking
 from ._storage import TsaCertRow
+
+if TYPE_CHECKING:
+    from keystore import CountyPKI, Keystore
 
 # Yizhang's private arc (keystore.YIZHANG_ARC is 1.3.6.1.4.1.<pen>); the TSA policy sits under it.
 DEFAULT_POLICY_OID = "1.3.6.1.4.1.59999.7.1"
@@ -49,7 +52,9 @@ class TsaIdentity:
     chain_der: tuple[bytes, ...]  # issuing CA, root
 
 
-def ensure_county_tsa(engine: Engine, keystore: Any, pki: Any, name: str = "county") -> TsaIdentity:
+def ensure_county_tsa(
+    engine: Engine, keystore: Keystore, pki: CountyPKI, name: str = "county"
+) -> TsaIdentity:
     """The county TSA's identity: a certificate stored in ``sig_tsa_certs``, issued on first use."""
     with transaction(engine) as session:
         row = session.execute(select(TsaCertRow).where(TsaCertRow.name == name)).scalar_one_or_none()
@@ -101,7 +106,7 @@ class CountyTsa:
 
     def __init__(
         self,
-        keystore: Any,
+        keystore: Keystore,
         identity: TsaIdentity,
         policy_oid: str = DEFAULT_POLICY_OID,
         clock: Callable[[], datetime] = _utcnow,

@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
                 )
             services = build_services(settings_for(home))
             try:
-                the_seal = services.need("seal_registry").get(seal)
+                the_seal = services.need_seal_registry().get(seal)
                 actor = Actor(
                     user_id=operator or _login_name(),
                     role=Role.DEPARTMENT_OFFICER,

@@ -30,12 +30,13 @@ import sqlite3
 import subprocess
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import typer
 
+from api._json import JsonObject
 from api.cli._common import HomeOpt, JsonOpt, cli_errors, emit, settings_for
 from core.errors import BadInput, Conflict, SealServiceError
 from core.settings import Settings, load_settings
@@ -103,7 +104,7 @@ def _pg_tool(args: list[str], env: dict[str, str], what: str) -> None:
         )
 
 
-def _ledger_head(url: str) -> dict[str, Any] | None:
+def _ledger_head(url: str) -> JsonObject | None:
     """The ledger's size and last entry hash, for the manifest (what a restored home starts from)."""
     from sqlalchemy import create_engine, text
 
@@ -132,7 +133,7 @@ def _copy_home_files(home: Path, dest: Path, skip: set[Path]) -> None:
             shutil.copy2(src, dest / rel_dir / name)
 
 
-def backup_home(settings: Settings, dest: Path) -> dict[str, Any]:
+def backup_home(settings: Settings, dest: Path) -> JsonObject:
     home = settings.home_dir
     if not (home / "softhsm2.conf").exists() and not (home / "pki").is_dir():
         raise BadInput("HOME_NOT_INITIALISED", f"{home} is not a Yizhang home", f"{home} 不是一章部署目录")
@@ -196,7 +197,7 @@ def backup_home(settings: Settings, dest: Path) -> dict[str, Any]:
     }
 
 
-def _read_manifest(backup: Path) -> dict[str, Any]:
+def _read_manifest(backup: Path) -> JsonObject:
     try:
         manifest = json.loads((backup / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -235,7 +236,7 @@ def _pg_is_empty(url: str) -> bool:
     return row is not None and int(row[0]) == 0
 
 
-def restore_home(backup: Path, into: Path, database_url: str | None) -> dict[str, Any]:
+def restore_home(backup: Path, into: Path, database_url: str | None) -> JsonObject:
     manifest = _read_manifest(backup)
     into = into.absolute()
     if into.is_symlink() or (into.exists() and (not into.is_dir() or any(into.iterdir()))):

@@ -21,10 +21,11 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from api._json import JsonObject
 from api.cli._common import HomeOpt, JsonOpt, cli_errors, emit, settings_for
 from core.errors import BadInput, SealServiceError
 
@@ -47,7 +48,7 @@ MAX_ITEMS = 100_000
 @dataclass(frozen=True)
 class Item:
     line: int  # 1-based position in the manifest (data rows only)
-    fields: dict[str, Any]
+    fields: JsonObject
 
 
 def _bad(line: int, message_en: str, message_zh: str) -> BadInput:
@@ -66,7 +67,7 @@ def read_manifest(path: Path) -> list[Item]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput("MANIFEST_UNREADABLE", f"cannot read {path}: {exc}", f"无法读取清单 {path}") from exc
-    raw: list[dict[str, Any]] = []
+    raw: list[JsonObject] = []
     if path.suffix.lower() in (".jsonl", ".ndjson") or text.lstrip().startswith("{"):
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -99,7 +100,7 @@ def read_manifest(path: Path) -> list[Item]:
     return items
 
 
-def _data(item: Item, base: Path) -> dict[str, Any] | None:
+def _data(item: Item, base: Path) -> JsonObject | None:
     data = item.fields.get("data")
     if "template" not in item.fields:
         return None
@@ -117,7 +118,7 @@ def _data(item: Item, base: Path) -> dict[str, Any] | None:
     return loaded
 
 
-def _key(manifest: Path, item: Item, data: dict[str, Any] | None, pdf: bytes | None) -> str:
+def _key(manifest: Path, item: Item, data: JsonObject | None, pdf: bytes | None) -> str:
     if item.fields.get("key"):
         return str(item.fields["key"])
     content = [manifest.name, item.line, *(item.fields.get(k) for k in ("seal", "matter", "stage", "kind"))]
@@ -192,9 +193,9 @@ def register(app: typer.Typer) -> None:
             counts = {"sealed": 0, "replayed": 0, "refused": 0}
             started = time.monotonic()
             try:
-                sealer = services.need("signer")
-                registry = services.need("seal_registry")
-                store = services.need("policy_store")
+                sealer = services.need_signer()
+                registry = services.need_seal_registry()
+                store = services.need_policy_store()
                 centres: dict[str, str | None] = {}
                 with (
                     results_path.open("w", encoding="utf-8") as sink,
@@ -212,7 +213,7 @@ def register(app: typer.Typer) -> None:
                     task = progress.add_task("batch", total=len(prepared), last="")
                     for item, data, pdf, key in prepared:
                         f = item.fields
-                        row: dict[str, Any] = {"item": item.line, "idempotency_key": key}
+                        row: JsonObject = {"item": item.line, "idempotency_key": key}
                         try:
                             seal = registry.get(str(f["seal"]))
                             org = seal.township_code
@@ -231,7 +232,7 @@ def register(app: typer.Typer) -> None:
                             approver = (
                                 _approver(services, str(f["approver"]), None) if f.get("approver") else None
                             )
-                            done = sealer.apply_seal(
+                            done = sealer.seal(
                                 SealRequest(
                                     seal_id=seal.seal_id,
                                     matter_code=str(f["matter"]),

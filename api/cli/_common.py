@@ -10,12 +10,19 @@ from dataclasses import asdict, is_dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from api._json import JsonValue
 from core.errors import SealServiceError
 from core.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from api._services import TokenNoteSigner
+
+_T = TypeVar("_T")
+
 
 HomeOpt = Annotated[
     Path | None,
@@ -40,7 +47,7 @@ def beijing_iso(at: datetime) -> str:
     return at.astimezone(BEIJING).isoformat() if at.tzinfo is not None else at.isoformat()
 
 
-def to_jsonable(value: Any, tz: tzinfo | None = None) -> Any:
+def to_jsonable(value: object, tz: tzinfo | None = None) -> JsonValue:
     """Plain JSON values; aware datetimes in ``tz`` when given (the CLI passes Beijing time)."""
     if is_dataclass(value) and not isinstance(value, type):
         return to_jsonable(asdict(value), tz)
@@ -61,7 +68,7 @@ def to_jsonable(value: Any, tz: tzinfo | None = None) -> Any:
     return value
 
 
-def emit(value: Any, as_json: bool, human: Callable[[Any], str] | None = None) -> None:
+def emit(value: _T, as_json: bool, human: Callable[[_T], str] | None = None) -> None:
     """Print ``value`` as JSON or as lines; times in Beijing time either way (issue 23)."""
     if as_json:
         typer.echo(json.dumps(to_jsonable(value, BEIJING), ensure_ascii=False, indent=2, sort_keys=True))
@@ -107,7 +114,7 @@ def ensure_log_key(settings: Settings) -> None:
             ks.generate_key(LOG_KEY_LABEL, KeyAlgorithm.ED25519)
 
 
-def token_log_signer(settings: Settings) -> Any:
+def token_log_signer(settings: Settings) -> TokenNoteSigner:
     """The ledger's note signer over the token-held log key; the keystore stays open for this process."""
     from api._services import LOG_KEY_LABEL, TokenNoteSigner
     from keystore import Keystore
@@ -135,7 +142,7 @@ def forward_journal(settings: Settings) -> int:
 
     services = build_services(settings)
     try:
-        services.need("ledger")
+        services.need_ledger()
         return forward(services)
     finally:
         services.close()

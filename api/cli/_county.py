@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from api._json import JsonObject
 from api.cli._common import HomeOpt, JsonOpt, cli_errors, emit, ensure_log_key, settings_for
 
 
@@ -30,7 +31,7 @@ def register(app: typer.Typer) -> None:
             settings = settings_for(home)
             setup = init_county(settings, county_code.strip(), county_name.strip())
             ensure_log_key(settings)
-        out: dict[str, Any] = {
+        out: JsonObject = {
             "county_code": setup.county_code,
             "county_name": setup.county_name,
             "home": setup.home,

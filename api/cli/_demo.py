@@ -14,12 +14,19 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import typer
 
+from api._json import JsonObject
 from api.cli._common import HomeOpt, JsonOpt, cli_errors, emit, ensure_log_key, settings_for
 from core.errors import NotFound
+
+if TYPE_CHECKING:
+    from api._services import Services
+    from keystore import Seal, SealKind, SealRegistry
+    from policies import PolicyStore
+
 
 COUNTY_CODE = "360732"
 COUNTY_NAME = "兴国县"
@@ -44,7 +51,7 @@ NO2_NUMBER = 13
 NO2_MATTERS = ("XG-14", "XG-15", "XG-16", "XG-17", "XG-18")  # 公共场所卫生许可 (首次/变更/补证/延续/注销)
 
 
-def _ensure_policies(store: Any) -> None:
+def _ensure_policies(store: PolicyStore) -> None:
     """The county, its townships and both catalogs, from the tables shipped in ``policies/catalogs/``."""
     from policies import BundledCatalog, bundled_catalog
 
@@ -72,10 +79,25 @@ def _ensure_policies(store: Any) -> None:
     )
 
 
-def _ensure_seals(registry: Any) -> dict[str, Any]:
+class _SealSpec(TypedDict, total=False):
+    """What ``SealRegistry.issue_seal`` is given for one demo seal."""
+
+    name: str
+    kind: SealKind
+    number: int
+    township: str
+    township_code: str
+    department: str
+    department_code: str
+    custodian: str
+    requested_by: str
+    approved_by: str
+
+
+def _ensure_seals(registry: SealRegistry) -> dict[str, Seal]:
     from keystore import SealKind, SealStatus
 
-    wanted: dict[str, dict[str, Any]] = {}
+    wanted: dict[str, _SealSpec] = {}
     for t in TOWNSHIPS:
         wanted[t.short] = {
             "name": f"{COUNTY_NAME}{t.name}人民政府行政审批服务专用章",
@@ -99,7 +121,7 @@ def _ensure_seals(registry: Any) -> dict[str, Any]:
         "approved_by": f"{COUNTY_NAME}行政审批局局长",
     }
     existing = {s.name: s for s in registry.list()}
-    out: dict[str, Any] = {}
+    out: dict[str, Seal] = {}
     for key, spec in wanted.items():
         seal = existing.get(spec["name"])
         if seal is None:
@@ -112,18 +134,18 @@ def _ensure_seals(registry: Any) -> dict[str, Any]:
     return out
 
 
-def _ensure_accounts(services: Any, home: Path) -> dict[str, str]:
+def _ensure_accounts(services: Services, home: Path) -> dict[str, str]:
     """One account per role; passwords are random and written once to a 0600 file in the home."""
     from api._accounts import AccountChange, create_account, get_account_by_username, record_account_change
     from core.db import transaction
 
-    people = [
+    people: list[tuple[str, str, str, str | None]] = [
         ("admin", "COUNTY_ADMIN", COUNTY_CODE, None),
         ("auditor", "AUDITOR", COUNTY_CODE, None),
         ("bureau.officer", "DEPARTMENT_OFFICER", BUREAU, None),
     ]
     for t in TOWNSHIPS:
-        centre = services.policy_store.organisation(t.code).service_centre
+        centre = services.need_policy_store().organisation(t.code).service_centre
         people += [
             (f"{t.short}.clerk", "TOWNSHIP_CLERK", t.code, centre),
             (f"{t.short}.principal", "TOWNSHIP_PRINCIPAL", t.code, centre),
@@ -151,7 +173,7 @@ def _ensure_accounts(services: Any, home: Path) -> dict[str, str]:
             )
             record_account_change(
                 s,
-                services.need("ledger"),
+                services.need_ledger(),
                 account,
                 AccountChange.CREATED,
                 actor=ACTOR,
@@ -166,7 +188,7 @@ def _ensure_accounts(services: Any, home: Path) -> dict[str, str]:
     return {u: r for u, r, _, _ in people}
 
 
-def _documents(seals: dict[str, Any]) -> list[dict[str, Any]]:
+def _documents(seals: dict[str, Seal]) -> list[JsonObject]:
     xj = TOWNSHIPS[0]
     common = {"applicant": "刘某某", "submitted_date": "2026年3月1日", "date": "2026年3月5日"}
     return [
@@ -236,7 +258,7 @@ def _documents(seals: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _seal_documents(services: Any, seals: dict[str, Any], home: Path) -> list[dict[str, Any]]:
+def _seal_documents(services: Services, seals: dict[str, Seal], home: Path) -> list[JsonObject]:
     from policies import Actor, Role
     from signer import SealRequest
 
@@ -246,7 +268,7 @@ def _seal_documents(services: Any, seals: dict[str, Any], home: Path) -> list[di
     for doc in _documents(seals):
         seal = seals[doc["seal"]]
         t: DemoTownship = doc["township"]
-        centre = services.policy_store.organisation(t.code).service_centre
+        centre = services.need_policy_store().organisation(t.code).service_centre
         operator = Actor(
             user_id=f"{t.short}.clerk", role=Role.TOWNSHIP_CLERK, org_code=t.code, service_centre=centre
         )
@@ -261,7 +283,7 @@ def _seal_documents(services: Any, seals: dict[str, Any], home: Path) -> list[di
             else None
         )
         issuer = seal.department or f"{COUNTY_NAME}{t.name}人民政府"
-        done = services.signer.apply_seal(
+        done = services.need_signer().seal(
             SealRequest(
                 seal_id=seal.seal_id,
                 matter_code=doc["matter"],
@@ -292,17 +314,17 @@ def _seal_documents(services: Any, seals: dict[str, Any], home: Path) -> list[di
     return results
 
 
-def _write_trust(services: Any, home: Path) -> str:
+def _write_trust(services: Services, home: Path) -> str:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     trust = home / "trust"
     trust.mkdir(parents=True, exist_ok=True)
     path = trust / f"{COUNTY_CODE}-root.pem"
-    path.write_bytes(services.county_pki.root_certificate.public_bytes(Encoding.PEM))
+    path.write_bytes(services.need_county_pki().root_certificate.public_bytes(Encoding.PEM))
     return str(path)
 
 
-def run_demo(home: Path | None) -> dict[str, Any]:
+def run_demo(home: Path | None) -> JsonObject:
     from api._services import build_services
     from core.db import migrate
     from keystore import init_county
@@ -313,17 +335,20 @@ def run_demo(home: Path | None) -> dict[str, Any]:
     ensure_log_key(settings)
     services = build_services(settings)
     try:
-        for name in ("keystore", "seal_registry", "policy_store", "ledger", "signer"):
-            services.need(name)
-        _ensure_policies(services.policy_store)
-        seals = _ensure_seals(services.seal_registry)
+        services.need_keystore()
+        registry = services.need_seal_registry()
+        store = services.need_policy_store()
+        services.need_ledger()
+        services.need_signer()
+        _ensure_policies(store)
+        seals = _ensure_seals(registry)
         accounts = _ensure_accounts(services, settings.home_dir)
         docs = _seal_documents(services, seals, settings.home_dir)
         trust = _write_trust(services, settings.home_dir)
         from api._journal import forward
 
         forward(services)
-        services.need("ledger").checkpoint()
+        services.need_ledger().checkpoint()
         return {
             "home": str(settings.home_dir),
             "county": {"code": COUNTY_CODE, "name": COUNTY_NAME},

@@ -11,10 +11,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from api._json import JsonObject
 from api.cli._common import (
     HomeOpt,
     JsonOpt,
@@ -25,6 +26,11 @@ from api.cli._common import (
     settings_for,
     token_log_signer,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from ledger import Ledger, NoteSigner, NoteVerifier
 
 DbOpt = Annotated[
     str | None,
@@ -55,7 +61,7 @@ def _db_errors() -> Iterator[None]:
         ) from exc
 
 
-def _verifiers(vkey: str | None, home: Path | None) -> list[Any]:
+def _verifiers(vkey: str | None, home: Path | None) -> list[NoteVerifier]:
     from core.errors import BadInput
     from ledger import NoteVerifier, vkey_path
 
@@ -74,7 +80,7 @@ def _verifiers(vkey: str | None, home: Path | None) -> list[Any]:
     return [NoteVerifier.from_vkey(line) for line in text.splitlines() if line.strip()]
 
 
-def _signer(home: Path | None) -> Any:
+def _signer(home: Path | None) -> NoteSigner:
     from core.errors import BadInput
     from ledger import key_file_signer
 
@@ -90,7 +96,7 @@ def _signer(home: Path | None) -> Any:
     )
 
 
-def _ledger(home: Path | None, database_url: str | None, *, sign: bool, vkey: str | None = None) -> Any:
+def _ledger(home: Path | None, database_url: str | None, *, sign: bool, vkey: str | None = None) -> Ledger:
     from core.db import make_engine, migrate
     from ledger import Ledger, origin_for
 
@@ -103,7 +109,7 @@ def _ledger(home: Path | None, database_url: str | None, *, sign: bool, vkey: st
     return Ledger(_read_engine(url), None, origin=origin_for(settings), verifiers=_verifiers(vkey, home))
 
 
-def _read_engine(url: str) -> Any:
+def _read_engine(url: str) -> Engine:
     """The auditor's engine: no migration, no write lock; SQLite URIs (``file:…?mode=ro``) as given."""
     from sqlalchemy import create_engine
 
@@ -259,7 +265,7 @@ def register(app: typer.Typer) -> None:
                 raise BadInput("LEDGER_PROOF_UNREADABLE", f"cannot read {file}") from exc
             receipt = verify_receipt(text, _verifiers(vkey, home), origin)
             try:
-                entry: Any = LedgerEntry.from_encoded(receipt.entry, "").body
+                entry: JsonObject | None = LedgerEntry.from_encoded(receipt.entry, "").body
             except ValueError:
                 entry = None
         emit(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from api._json import JsonObject
 from api.cli._common import HomeOpt, JsonOpt, cli_errors, emit, settings_for
 
 ltv_app = typer.Typer(
@@ -18,7 +19,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ltv_app, name="ltv")
 
 
-def _human(out: dict[str, Any]) -> str:
+def _human(out: JsonObject) -> str:
     r, h = out["round"], out["health"]
     lines = [
         f"TSA rotated to {r['rotated_to']}" if r["rotated_to"] else "TSA: no rotation due",

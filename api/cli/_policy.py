@@ -11,15 +11,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from api._json import JsonObject, JsonValue
 from api.cli._common import BEIJING, HomeOpt, JsonOpt, cli_errors, settings_for, to_jsonable
 from api.cli._common import emit as _emit
 
 if TYPE_CHECKING:
-    from policies import Decision, PolicyStore
+    from keystore import SealRegistry
+    from policies import Agreement, Decision, PolicyStore, Stage
+
+_E = TypeVar("_E")
+
 
 ActorOpt = Annotated[
     str, typer.Option("--actor", envvar="YIZHANG_ACTOR", help="who makes this change (recorded with it)")
@@ -31,7 +36,7 @@ BasisOpt = Annotated[
 ]
 
 
-def _canon(value: Any) -> Any:
+def _canon(value: object) -> JsonValue:
     """Sets (stages, matters) in a stable order, so the output is the same on every run."""
     from policies import Stage
 
@@ -52,7 +57,7 @@ def _canon(value: Any) -> Any:
     return value
 
 
-def emit(value: Any, as_json: bool, human: Callable[[Any], str] | None = None) -> None:
+def emit(value: object, as_json: bool, human: Callable[[JsonValue], str] | None = None) -> None:
     _emit(_canon(value), as_json, human)
 
 
@@ -69,7 +74,7 @@ def _store(home: Path | None) -> Iterator[PolicyStore]:
         engine.dispose()
 
 
-def _as_today(agreement: Any) -> dict[str, Any]:
+def _as_today(agreement: Agreement) -> JsonObject:
     """An agreement as it stands today (issue 23): ``status`` counts the term, EXPIRED past its end and
     NOT_YET_IN_FORCE before its start, as signing does; ``recorded_status`` is the status as recorded."""
     shown = dict(to_jsonable(agreement, BEIJING))
@@ -104,7 +109,7 @@ def _when(text: str | None, field: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=CHINA_TZ)
 
 
-def _parse(enum_parse: Callable[[str], Any], text: str, field: str) -> Any:
+def _parse(enum_parse: Callable[[str], _E], text: str, field: str) -> _E:
     from core.errors import BadInput
 
     try:
@@ -118,21 +123,21 @@ def _parse(enum_parse: Callable[[str], Any], text: str, field: str) -> Any:
         ) from None
 
 
-def _stages(values: list[str] | None) -> Any:
+def _stages(values: list[str] | None) -> list[Stage] | None:
     from policies import Stage
 
     return None if not values else [_parse(Stage.parse, v, "--stage") for v in values]
 
 
-def _decision_dict(d: Decision) -> dict[str, Any]:
-    out: dict[str, Any] = to_jsonable(d, BEIJING)
+def _decision_dict(d: Decision) -> JsonObject:
+    out: JsonObject = to_jsonable(d, BEIJING)
     out["reasons"] = [
         {"code": r.code, "message_en": r.message_en, "message_zh": r.message_zh} for r in d.reasons
     ]
     return out
 
 
-def _human_decision(d: dict[str, Any]) -> str:
+def _human_decision(d: JsonObject) -> str:
     lines = [("ALLOWED" if d["allowed"] else "DENIED") + f"  (policy revision {d['versions']['revision']})"]
     lines += [f"  {r['code']}: {r['message_zh']} / {r['message_en']}" for r in d["reasons"]]
     return "\n".join(lines)
@@ -247,7 +252,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one closure per command
 
     # township lifecycle (issue 22, leak 7): the county approval bureau's admin, with the decision as basis
     @contextmanager
-    def _store_and_seals(home: Path | None) -> Iterator[tuple[PolicyStore, Any]]:
+    def _store_and_seals(home: Path | None) -> Iterator[tuple[PolicyStore, SealRegistry]]:
         from keystore import open_registry
 
         with _store(home) as store, open_registry(settings_for(home)) as registry:

@@ -7,11 +7,18 @@ import os
 import shutil
 import sys
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from api._json import JsonObject
 from api.cli._common import HomeOpt, JsonOpt, cli_errors, emit, settings_for
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from core.settings import Settings
+    from ledger import Ledger
 
 account_app = typer.Typer(help="service accounts: create, token, disable, list", no_args_is_help=True)
 
@@ -26,11 +33,11 @@ def _cli_actor() -> str:
         return f"cli:uid-{os.getuid()}"
 
 
-def _ledger(settings: object, engine: object) -> object:
+def _ledger(settings: Settings, engine: Engine) -> Ledger:
     """The ledger as a writer of entries (checkpoints are signed by the service or `yizhang ledger`)."""
     from ledger import Ledger, origin_for
 
-    return Ledger(engine, None, origin=origin_for(settings))  # type: ignore[arg-type]
+    return Ledger(engine, None, origin=origin_for(settings))
 
 
 def default_public_base_url(host: str, port: int) -> str:
@@ -92,7 +99,7 @@ WORKER_HEALTHCHECK_S = 60
 
 def uvicorn_options(
     host: str, port: int, workers: int, forwarded_allow_ips: str, log_level: str
-) -> dict[str, Any]:
+) -> JsonObject:
     """What ``yizhang serve`` hands to ``uvicorn.run``."""
     return {
         "app": "api.app:app_factory",

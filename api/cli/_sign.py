@@ -6,15 +6,20 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from api._json import JsonObject
 from api.cli._common import HomeOpt, JsonOpt, cli_errors, emit, settings_for
 from core.errors import BadInput
 
+if TYPE_CHECKING:
+    from api._services import Services
+    from policies import Actor
 
-def _read_json(path: Path) -> dict[str, Any]:
+
+def _read_json(path: Path) -> JsonObject:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -49,7 +54,7 @@ def _protected(spec: str) -> tuple[int, tuple[float, float, float, float]]:
     return int(page), _rect(box)
 
 
-def _approver(services: Any, name: str, org: str | None) -> Any:
+def _approver(services: Services, name: str, org: str | None) -> Actor:
     """The approving principal as the API sees it: an existing, enabled account (by user name or account
     id), its own role, township and person; the policy then requires a principal of the seal's township
     who is not the seal user (004). Free text is never an approver (issue 22, leak 11)."""
@@ -167,7 +172,7 @@ def register(app: typer.Typer) -> None:
         """Seal a PDF (or a rendered template): policy → number → stamp → sign → timestamp → ledger."""
         from api._services import build_services
         from policies import Actor, Role
-        from signer import Placement, Sealer, SealRequest
+        from signer import Placement, SealRequest
 
         with cli_errors(as_json):
             if (in_pdf is None) == (template is None):
@@ -184,17 +189,12 @@ def register(app: typer.Typer) -> None:
             settings = settings_for(home)
             services = build_services(settings)
             try:
-                registry = services.need("seal_registry")
-                policy_store = services.need("policy_store")
-                sealer = Sealer(
-                    engine=services.engine,
-                    settings=settings,
-                    keystore=services.need("keystore"),
-                    registry=registry,
-                    pki=services.need("county_pki"),
-                    policy_store=policy_store,
-                    ledger=services.need("ledger"),
-                )
+                registry = services.need_seal_registry()
+                policy_store = services.need_policy_store()
+                services.need_keystore()
+                services.need_county_pki()
+                services.need_ledger()
+                sealer = services.need_signer()
                 the_seal = registry.get(seal)
                 org = operator_org or the_seal.township_code
                 centre = operator_centre
@@ -233,7 +233,7 @@ def register(app: typer.Typer) -> None:
                         ).encode()
                     ).hexdigest()[:32]
                 )
-                result = sealer.apply_seal(
+                result = sealer.seal(
                     SealRequest(
                         seal_id=seal,
                         matter_code=matter,
@@ -290,7 +290,7 @@ def register(app: typer.Typer) -> None:
             services = build_services(settings_for(home))
             try:
                 ttl = timedelta(seconds=older_than) if older_than is not None else None
-                voided = services.need("signer").sweep_reservations(ttl)
+                voided = services.need_signer().sweep_reservations(ttl)
             finally:
                 services.close()
             emit({"voided": voided}, as_json)

@@ -7,10 +7,11 @@ roots there and judge those counties' documents with their bundles (api/_trust_s
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from api._json import JsonObject
 from api.cli._common import HomeOpt, JsonOpt, cli_errors, emit, settings_for
 from core.errors import BadInput
 
@@ -77,7 +78,7 @@ def register(app: typer.Typer) -> None:
         from api import _trust_store as store
         from core.errors import SealServiceError
 
-        results: list[dict[str, Any]] = []
+        results: list[JsonObject] = []
         failed = False
         with cli_errors(as_json):
             settings = settings_for(home)

@@ -10,10 +10,11 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from api._json import JsonObject
 from api.cli._common import (
     EXIT_BAD_INPUT,
     EXIT_ERROR,
@@ -24,6 +25,11 @@ from api.cli._common import (
     settings_for,
 )
 from core.errors import BadInput
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from signer._verify_counties import EvidenceRouter
+
 
 BUNDLE_FORMAT = "yizhang-verify-bundle/1"
 
@@ -71,7 +77,7 @@ def _human(report: Any) -> str:
     return "\n".join(lines)
 
 
-def _load_bundle(path: Path) -> dict[str, Any]:
+def _load_bundle(path: Path) -> JsonObject:
     try:
         bundle = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -109,7 +115,7 @@ def register(app: typer.Typer) -> None:
         with cli_errors(as_json):
             settings = settings_for(home)
             trust_list = TrustList.empty()
-            evidence = Evidence()
+            evidence: Evidence | EvidenceRouter = Evidence()
             for item in trust or []:
                 if item.startswith(("https://", "http://")):
                     trust_list = trust_list.merged(TrustList.from_url(item))
@@ -214,7 +220,7 @@ def _with_receipt(evidence: Any, receipt: Any, archive: Any = None) -> Any:
     return replace(evidence, receipt=receipt, archive=archive)
 
 
-def _home_evidence(settings: Any) -> Any:
+def _home_evidence(settings: Settings) -> Any:
     """Ledger evidence, delegation and decision status from this deployment's database and published log
     key, when there is one."""
     from signer import Evidence
@@ -238,7 +244,7 @@ def _home_evidence(settings: Any) -> Any:
     )
 
 
-def _current_status_list(settings: Any) -> str | None:
+def _current_status_list(settings: Settings) -> str | None:
     """The published decision status list; signed again first when it is missing, due or out of date with
     the records and the log key can be had (a key file, or the token with its PIN source). Without the key,
     what was published (the verifier then judges its age)."""
@@ -281,7 +287,7 @@ def _next_update(note: str | None) -> str | None:
         return None
 
 
-def _latest_checkpoint(settings: Any) -> tuple[str | None, datetime | None]:
+def _latest_checkpoint(settings: Settings) -> tuple[str | None, datetime | None]:
     """The ledger's latest signed checkpoint and when it was signed, read (never signed) from the
     deployment's database. A verifier holding the bundle knows that a document sealed after that time
     cannot be in it (``LEDGER_ENTRY_PENDING``)."""
@@ -312,7 +318,7 @@ def _latest_checkpoint(settings: Any) -> tuple[str | None, datetime | None]:
     return checkpoint.note, at
 
 
-def _bundle_router(bundle: dict[str, Any], trust: Any, path: Path) -> Any:
+def _bundle_router(bundle: JsonObject, trust: Any, path: Path) -> Any:
     """``--bundle FILE``: the bundle's county judged the way the trust store judges one (the evidence of the
     county whose CA issued the seal, and ``TRUST_BUNDLE_STALE`` once the bundle is past its own
     ``next_update``: its CRLs and status list may miss a revocation made since). A seal its CAs did not
@@ -342,7 +348,7 @@ def _bundle_router(bundle: dict[str, Any], trust: Any, path: Path) -> Any:
     )
 
 
-def _bundle_evidence(bundle: dict[str, Any]) -> Any:
+def _bundle_evidence(bundle: JsonObject) -> Any:
     """The log key from a bundle's C2SP vkey (name+hash+base64(0x01 || key)), its latest checkpoint and its
     decision status list."""
     import base64

@@ -1,7 +1,7 @@
 """What the request page shows about the document and its seal, so the principal approves with full sight.
 
 For a request not yet sealed: the document exactly as the signer will stamp it (``signer.preview_seal``:
-a template rendered as ``apply_seal`` renders it, the number shown as to be drawn; an upload as uploaded),
+a template rendered as ``Sealer.seal`` renders it, the number shown as to be drawn; an upload as uploaded),
 its pages as pictures (PDFium, 100 dpi) with the stamp's box and the QR code's box outlined; the filled
 template fields; the seal and, for a No. 2 seal, its agreement; earlier requests on the same matter.
 Everything here reads; nothing is drawn, numbered or written.
@@ -13,24 +13,31 @@ import base64
 import json
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 from sqlalchemy import select
 
 from api._authz import Permission, Principal
+from api._json import JsonObject
 from api._signing import SigningRequestView, Status
 from api._storage import DocumentRow, SigningRequestRow
 from api.console._gate import services_of
 from core.db import transaction
 from core.errors import SealServiceError
 
+if TYPE_CHECKING:
+    from keystore import Seal
+    from policies import Agreement
+    from signer import SealPreview
+
+
 log = logging.getLogger("yizhang.console")
 PREVIEWED = {Status.PENDING_APPROVAL, Status.APPROVED}
 EARLIER_LIMIT = 8
 
 
-def agreement_state(agreement: Any, now: datetime | None = None) -> str:
+def agreement_state(agreement: Agreement, now: datetime | None = None) -> str:
     """The agreement as it stands today: 有效, 未生效, 已过期, 已暂停 or 已撤销 (the term counts, not only
     the recorded status: an ACTIVE agreement past its end no longer lets the seal be used)."""
     status = getattr(agreement.status, "value", str(agreement.status))
@@ -89,7 +96,7 @@ def template_fields(row: SigningRequestRow | None) -> list[tuple[str, str]]:
     return out
 
 
-def _pages(preview: Any) -> list[dict[str, Any]]:
+def _pages(preview: SealPreview) -> list[JsonObject]:
     from signer import render_pages
 
     if preview.pdf is None:
@@ -124,11 +131,13 @@ def _pages(preview: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _seal_and_agreement(request: Request, view: SigningRequestView) -> tuple[Any, Any, str]:
+def _seal_and_agreement(
+    request: Request, view: SigningRequestView
+) -> tuple[Seal | None, Agreement | None, str]:
     services = services_of(request)
     seal = agreement = None
     try:
-        seal = services.need("seal_registry").get(view.seal_id)
+        seal = services.need_seal_registry().get(view.seal_id)
     except SealServiceError:
         return None, None, ""
     if view.department_code and seal.number is not None and services.policy_store is not None:
@@ -169,14 +178,14 @@ def _earlier(request: Request, who: Principal, view: SigningRequestView) -> list
     return out
 
 
-def approval_context(request: Request, who: Principal, view: SigningRequestView) -> dict[str, Any]:
+def approval_context(request: Request, who: Principal, view: SigningRequestView) -> JsonObject:
     """The request page's document section: fields, seal, agreement, earlier requests and, while the
     request is not sealed yet, the preview of the document as it will be sealed."""
     from api._signing import SigningWorkflow
 
     row = _row(request, view.request_id)
     seal, agreement, agreement_status = _seal_and_agreement(request, view)
-    context: dict[str, Any] = {
+    context: dict[str, object] = {
         "fields": template_fields(row),
         "applicant": row.applicant if row is not None else None,
         "seal": seal,

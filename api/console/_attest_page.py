@@ -10,7 +10,7 @@ form with their message and stable code.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import quote
 
 import anyio
@@ -25,6 +25,9 @@ from api.console._render import page, refuse
 from core.db import transaction
 from core.errors import SealServiceError
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from api._attest import Attestation
 
 AttestGate = Annotated[Gate, Depends(console_gate(Permission.ATTEST, refuse=refuse))]
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
@@ -86,7 +89,7 @@ def router_for(settings: Settings) -> APIRouter:
         if (pdf is None) == (not number):
             return _back("请上传已盖章文书或填写文号（二选一）（ATTEST_DOCUMENT_MISSING）", number)
 
-        def run() -> Any:
+        def run() -> Attestation:
             data = pdf if pdf is not None else stored_document(services, number)
             return attest_document(
                 services,
@@ -120,7 +123,7 @@ def router_for(settings: Settings) -> APIRouter:
             return refuse(request, 404, "没有这份认证文书。", "ATTESTATION_NOT_FOUND")
         seal_id, number, data = found.seal_id, found.document_number, found.pdf
         try:
-            seal = services.need("seal_registry").get(seal_id)
+            seal = services.need_seal_registry().get(seal_id)
         except SealServiceError as exc:
             return refuse(request, 404, exc.message_zh, exc.code)
         if seal.department_code != gate.who.org_code or not key.startswith("attest-"):

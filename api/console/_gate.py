@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio
 from fastapi import Request
@@ -31,6 +31,9 @@ from api._authz import services_of as services_of
 from api._cookies import SESSION_COOKIE, clear_session_cookie
 from core.db import transaction
 from core.errors import SealServiceError
+
+if TYPE_CHECKING:
+    from api._accounts import ConsoleSession
 
 LOGIN_PATH = "/ui/login"
 PASSWORD_PATH = "/ui/account/password"  # noqa: S105 - a path
@@ -62,7 +65,7 @@ def console_gate(
         if not cookie:
             return Gate(None, refusal=RedirectResponse(LOGIN_PATH, status_code=303))
 
-        def load() -> Any:
+        def load() -> ConsoleSession:
             with transaction(services.sessions) as s:
                 return resolve_session(s, cookie)
 

@@ -14,7 +14,7 @@ holds); entries about no seal (agreements, powers, accounts) show under no towns
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlencode
 
 import anyio
@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api._authz import Permission
+from api._json import JsonObject, JsonValue
 from api.console._gate import Gate, console_gate, services_of
 from api.console._render import (
     DECISION_NAMES,
@@ -35,6 +36,9 @@ from api.console._render import (
 )
 from core.errors import SealServiceError
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger import LedgerEntry, Receipt
 
 LedgerGate = Annotated[Gate, Depends(console_gate(Permission.LEDGER_READ, refuse=refuse))]
 ReaderGate = Annotated[Gate, Depends(console_gate(Permission.SIGNING_READ, refuse=refuse))]
@@ -155,7 +159,7 @@ class _Reader:
         seal = self.seals.get(seal_id)
         return str(seal.name) if seal is not None else seal_id
 
-    def value(self, key: str, value: Any) -> str:
+    def value(self, key: str, value: JsonValue) -> str:
         if key in ORG_FIELDS:
             return self.orgs.get(str(value), str(value))
         if key == "stage":
@@ -182,7 +186,7 @@ class _Reader:
             return "、".join(str(v) for v in value)
         return _short(str(value))
 
-    def row(self, entry: Any, body: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+    def row(self, entry: LedgerEntry, body: JsonObject, request_id: str | None) -> JsonObject:
         kind = getattr(entry.kind, "value", str(entry.kind))
         seal_id = str(body.get("seal_id") or "")
         seal = self.seals.get(seal_id)
@@ -253,11 +257,11 @@ def router_for(settings: Settings) -> APIRouter:
         from policies import CHINA_TZ, OrgKind
 
         services = services_of(request)
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
         reader = _Reader(request)
         township, seal = (township or "").strip()[:64], (seal or "").strip()[:64]
         month, kind = (month or "").strip()[:16], (kind or "").strip()[:40]
-        store = services.need("policy_store")
+        store = services.need_policy_store()
         towns = sorted(
             ((o.code, o.name) for o in store.organisations(kind=OrgKind.TOWNSHIP)), key=lambda t: t[0]
         )
@@ -305,8 +309,8 @@ def router_for(settings: Settings) -> APIRouter:
             filtered=any(filters.values()) or before is not None,
         )
 
-    def _receipt(request: Request, index: int) -> Any:
-        return services_of(request).need("ledger").receipt(index)
+    def _receipt(request: Request, index: int) -> Receipt:
+        return services_of(request).need_ledger().receipt(index)
 
     @router.get("/ledger/{index}", response_class=HTMLResponse)
     async def proof_page(index: int, request: Request, gate: LedgerGate) -> Response:
@@ -335,7 +339,7 @@ def router_for(settings: Settings) -> APIRouter:
             receipt = await anyio.to_thread.run_sync(_receipt, request, index)
         except SealServiceError as exc:
             return refuse(request, 404 if exc.family == "not_found" else 409, exc.message_zh, exc.code)
-        ledger = services_of(request).need("ledger")
+        ledger = services_of(request).need_ledger()
         entry = ledger.get(index)
         body = ledger.opened([entry])[0]
         from ledger import EntryKind

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio
 from fastapi import APIRouter, Depends, Request
@@ -35,6 +35,9 @@ from api.console._render import page
 from core.db import transaction
 from core.errors import NotFound, PermissionDenied, SealServiceError
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from api._accounts import Account
 
 log = logging.getLogger("yizhang.api.oidc")
 
@@ -67,7 +70,7 @@ def _failure(request: Request, exc: SealServiceError) -> Response:
     return response
 
 
-def account_for(request: Request, identity: VerifiedIdentity) -> tuple[Any, str]:
+def account_for(request: Request, identity: VerifiedIdentity) -> tuple[Account, str]:
     """The enabled local account the identity opens (bound by issuer and subject, see
     :func:`api._accounts.account_for_oidc`), and a new console session cookie for it."""
     issuer = str(identity.claims["iss"])  # verified equal to the configured issuer
@@ -86,7 +89,7 @@ def account_for(request: Request, identity: VerifiedIdentity) -> tuple[Any, str]
                 "OIDC_ACCOUNT_DISABLED", "this account is disabled", "该账号已停用，请联系县行政审批局管理员"
             )
         if bound:
-            ledger = getattr(services, "ledger", None)
+            ledger = services.ledger
             if ledger is not None:
                 record_account_change(
                     s, ledger, account, AccountChange.OIDC_BOUND, actor=account.username, via="oidc"
@@ -132,7 +135,7 @@ def router_for(settings: Settings) -> APIRouter:
         params = {k: v for k, v in request.query_params.items() if k in _CALLBACK_PARAMS}
         cookie = request.cookies.get(STATE_COOKIE)
 
-        def run() -> tuple[Any, str]:
+        def run() -> tuple[Account, str]:
             identity = client.finish_login(cookie=cookie, params=params)
             return account_for(request, identity)
 

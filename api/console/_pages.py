@@ -11,7 +11,7 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import quote
 
 import anyio
@@ -27,6 +27,7 @@ from api._accounts import (
 )
 from api._authz import Permission, Principal, public
 from api._cookies import SESSION_COOKIE, clear_session_cookie, set_session_cookie
+from api._json import JsonObject, JsonValue
 from api._login_guard import client_address, guarded
 from api._signing import SigningWorkflow, Status, Submission
 from api.console._gate import LOGIN_PATH, PASSWORD_PATH, Gate, console_gate, services_of
@@ -35,6 +36,15 @@ from core.db import transaction
 from core.errors import PolicyDenied, SealServiceError
 from core.settings import Settings
 from policies import OrgKind, Role
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from api._accounts import Account
+    from api._signing import DecisionEvent, SigningRequestView
+    from keystore import Seal
+    from policies import Agreement
+    from signer import Template
 
 P = Permission
 STAGES = ("受理", "审核", "初审", "复核", "审批")
@@ -88,7 +98,7 @@ def _next_month(month: str) -> str:
     return f"{year + (mon == 12):04d}-{mon % 12 + 1:02d}"
 
 
-def _gate(*permissions: Permission) -> Callable[..., Any]:
+def _gate(*permissions: Permission) -> Callable[[Request], Awaitable[Gate]]:
     return console_gate(*permissions, refuse=refuse)
 
 
@@ -114,11 +124,11 @@ def _back(path: str, message: str = "", error: bool = False) -> RedirectResponse
     return RedirectResponse(path, status_code=303)
 
 
-def _flash(msg: str | None, error: str | None) -> dict[str, Any]:
+def _flash(msg: str | None, error: str | None) -> JsonObject:
     return {"message": (error or msg or "")[:300], "is_error": bool(error)}
 
 
-def _templates() -> list[Any]:
+def _templates() -> list[Template]:
     from signer import load_template, template_names
 
     return [load_template(n) for n in template_names()]
@@ -157,7 +167,7 @@ def _list_fields(template: str) -> set[str]:
     return {str(b.get("field")) for b in tpl.blocks if b.get("type") == "list"}
 
 
-def _template_form(tpl: Any) -> dict[str, Any]:
+def _template_form(tpl: Template) -> JsonObject:
     """The fields a clerk fills for one template: required first, then the optional ones with defaults."""
     from policies import DocumentKind
 
@@ -235,8 +245,8 @@ def _resubmission_values(
     return values, template
 
 
-def _visible_seals(request: Request, who: Principal, *, active_only: bool) -> list[Any]:
-    registry = services_of(request).need("seal_registry")
+def _visible_seals(request: Request, who: Principal, *, active_only: bool) -> list[Seal]:
+    registry = services_of(request).need_seal_registry()
     seals = registry.list() if who.county_wide else registry.list(township_code=who.org_code)
     out = [
         s
@@ -259,7 +269,8 @@ def _matters_for(request: Request, who: Principal) -> list[tuple[str, str]]:
         # the full name with its sub-item (首次/变更/补证/延续/注销): XG-14…XG-18 differ only there
         for entry in store.powers(who.org_code):
             found[entry.matter.code] = entry.matter.title
-        names = {m.code: m.title for m in store.matters(store.organisation(who.org_code).county_code)}
+        county = store.organisation(who.org_code).county_code
+        names = {m.code: m.title for m in store.matters(county)} if county is not None else {}
         for agreement in store.agreements(who.org_code):
             for code in sorted(agreement.matters):
                 found.setdefault(code, names.get(code, code))
@@ -302,7 +313,7 @@ def router_for(settings: Settings) -> APIRouter:
         name = username.strip().lower()
         sessions = services_of(request).sessions
 
-        def attempt() -> tuple[Any, str]:
+        def attempt() -> tuple[Account, str]:
             with transaction(sessions) as s:
                 account = check_password(s, name, password)
                 cookie, _csrf = open_session(s, account)
@@ -367,7 +378,7 @@ def router_for(settings: Settings) -> APIRouter:
         *,
         values: dict[str, str] | None = None,
         status_code: int = 200,
-        **flash: Any,
+        **flash: JsonValue,
     ) -> Response:
         """The submission form; after a refusal, ``values`` fills it again with what was typed."""
         who = gate.who
@@ -410,7 +421,7 @@ def router_for(settings: Settings) -> APIRouter:
             if len(pdf) > services.settings.max_pdf_bytes:
                 return _back("/ui/clerk", "PDF 超过大小上限", error=True)
         template = text("template") or None
-        data: dict[str, Any] | None = None
+        data: JsonObject | None = None
         if pdf is None and template is not None:
             list_fields = _list_fields(template)
             data = {}
@@ -441,7 +452,7 @@ def router_for(settings: Settings) -> APIRouter:
             resubmits=text("resubmits")[:64] or None,
         )
 
-        def run() -> Any:
+        def run() -> tuple[SigningRequestView, bool]:
             return _workflow(request).submit(who, sub, pdf)
 
         def again(message: str, status_code: int) -> Response:
@@ -533,7 +544,7 @@ def router_for(settings: Settings) -> APIRouter:
         status, reason = await _lifecycle_form(request)
         workflow = _workflow(request)
 
-        def check() -> Any:
+        def check() -> SigningRequestView:
             return workflow.check_decision_status(gate.who, request_id, status, reason)
 
         try:
@@ -559,7 +570,7 @@ def router_for(settings: Settings) -> APIRouter:
         status, reason = await _lifecycle_form(request)
         workflow = _workflow(request)
 
-        def change() -> Any:
+        def change() -> tuple[SigningRequestView, DecisionEvent]:
             return workflow.record_decision_status(gate.who, request_id, status, reason)
 
         try:
@@ -624,7 +635,7 @@ def router_for(settings: Settings) -> APIRouter:
         note = comment.strip()[:1000] if isinstance(comment, str) else ""
         workflow = _workflow(request)
 
-        def run() -> Any:
+        def run() -> SigningRequestView:
             if approve:
                 return workflow.approve(gate.who, request_id[:64], note)
             return workflow.reject(gate.who, request_id[:64], note)
@@ -660,8 +671,8 @@ def router_for(settings: Settings) -> APIRouter:
             return gate.refusal
         who = gate.who
         services = services_of(request)
-        store = services.need("policy_store")
-        agreements: list[Any] = []
+        store = services.need_policy_store()
+        agreements: list[Agreement] = []
         for org in store.organisations(kind=OrgKind.TOWNSHIP):
             for a in store.agreements(org.code):
                 if who.in_scope(township_code=a.township_code, department_code=a.department_code):
@@ -709,7 +720,7 @@ def router_for(settings: Settings) -> APIRouter:
         dept = who.org_code if who.role is Role.DEPARTMENT_OFFICER else None
         town = who.org_code if who.role is Role.TOWNSHIP_PRINCIPAL else None
         if who.county_wide:
-            store = services_of(request).need("policy_store")
+            store = services_of(request).need_policy_store()
             towns = sorted(
                 ((o.code, o.name) for o in store.organisations(kind=OrgKind.TOWNSHIP)), key=lambda t: t[0]
             )
@@ -746,7 +757,7 @@ def router_for(settings: Settings) -> APIRouter:
             return gate.refusal
         visible = _visible_seals(request, gate.who, active_only=False)
         ids = {s.seal_id for s in visible}
-        registry = services_of(request).need("seal_registry")
+        registry = services_of(request).need_seal_registry()
         events = [e for e in registry.lifecycle_events() if e.seal_id in ids][-30:]
         names = {s.seal_id: s.name for s in visible}
         return page(request, "seals.html", gate, seals=visible, events=events[::-1], seal_names=names)
@@ -795,7 +806,7 @@ def router_for(settings: Settings) -> APIRouter:
                 with transaction(services.sessions) as s:
                     check_password(s, who.account.username, current)
                     set_password(s, who.account.account_id, new)
-                    _record(s, services.need("ledger"), who, AccountChange.PASSWORD_CHANGED)
+                    _record(s, services.need_ledger(), who, AccountChange.PASSWORD_CHANGED)
 
             # The current password is guessed no faster here than at the login.
             guarded(services.sessions, who.account.username, client_address(request), attempt)

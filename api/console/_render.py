@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
@@ -168,7 +167,9 @@ def people(request: Request) -> dict[str, tuple[str, str]]:
     return found
 
 
-def page(request: Request, template: str, gate: Any, *, status_code: int = 200, **context: Any) -> Response:
+def page(
+    request: Request, template: str, gate: object, *, status_code: int = 200, **context: object
+) -> Response:
     principal: Principal | None = getattr(gate, "principal", None)
     names = org_names(request)
     nav = [

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Request
@@ -25,11 +25,16 @@ from starlette.datastructures import UploadFile
 
 from api._authz import public, services_of
 from api._errors import RateLimited
+from api._json import JsonObject
 from api.console._picture import seal_picture
 from api.console._render import page
 from core.db import transaction
 from core.errors import BadInput, SealServiceError
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from api._services import Services
+
 
 VERDICTS = {
     "TOTAL_PASSED": ("通过", "pass"),
@@ -46,7 +51,7 @@ DOC_STATUS = {
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
-def _verify(services: Any, data: bytes, request: Any = None) -> Any:
+def _verify(services: Services, data: bytes, request: Any = None) -> Any:
     from api._verify_gate import PUBLIC_TIMEOUT_S, client_of, gate_of
     from api.routes._public import trust_and_evidence
     from signer import VerifyLimits, verify_document
@@ -79,7 +84,7 @@ def _doc_status(facts: Any, indication: str) -> str:
     return "—"
 
 
-def _result_context(report: Any, data: bytes) -> dict[str, Any]:
+def _result_context(report: Any, data: bytes) -> JsonObject:
     indication = report.indication.value
     label, css = VERDICTS.get(indication, ("未通过", "fail"))
     if report.unreadable:

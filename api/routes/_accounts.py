@@ -10,7 +10,7 @@ act is a ledger entry (``ACCOUNT_CHANGED``) with its actor, committed with the a
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -30,11 +30,16 @@ from api._accounts import (
 )
 from api._accounts import get_token as get_token_row
 from api._authz import Permission, Principal, require, services_of
+from api._json import JsonValue
 from api._schemas import AccountIn, AccountOut, AccountPatch, IssuedTokenOut, TokenIn, TokenOut
 from core.db import transaction
 from core.errors import BadInput, Conflict, NotFound, PermissionDenied
 from core.settings import Settings
 from policies import ROLE_ORG_KIND, OrgKind, Role
+
+if TYPE_CHECKING:
+    from api._services import Services
+
 
 Reader = Annotated[Principal, Depends(require(Permission.ACCOUNTS_READ))]
 Admin = Annotated[Principal, Depends(require(Permission.ACCOUNTS_ADMIN))]
@@ -67,7 +72,7 @@ def router_for(settings: Settings) -> APIRouter:
         account to the person of an existing account (the approval rule compares people)."""
         services = services_of(request)
         _check_organisation(services, body.role, body.org_code, body.service_centre)
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             account = create_account(
                 s,
@@ -112,7 +117,7 @@ def router_for(settings: Settings) -> APIRouter:
         moving = (
             body.role is not None or body.org_code is not None or "service_centre" in body.model_fields_set
         )
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             current = get_account(s, account_id)
         principal.ensure_scope(org_code=current.org_code)
@@ -131,7 +136,7 @@ def router_for(settings: Settings) -> APIRouter:
         with transaction(services.sessions) as s:
             found = get_account(s, account_id)
 
-            def record(change: AccountChange, **details: Any) -> None:
+            def record(change: AccountChange, **details: JsonValue) -> None:
                 record_account_change(
                     s,
                     ledger,
@@ -191,7 +196,7 @@ def router_for(settings: Settings) -> APIRouter:
                 "访问令牌只能由账号本人申领，管理员不得代为申领",
             )
         services = services_of(request)
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             issued = issue_token(s, account_id, name=body.name, ttl=timedelta(days=body.ttl_days))
             record_account_change(
@@ -208,7 +213,7 @@ def router_for(settings: Settings) -> APIRouter:
     @router.delete("/{account_id}/tokens/{token_id}")
     def account_revoke_token(account_id: str, token_id: str, principal: Admin, request: Request) -> TokenOut:
         services = services_of(request)
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             token = get_token_row(s, token_id)
             if token.account_id != account_id:
@@ -229,12 +234,12 @@ def router_for(settings: Settings) -> APIRouter:
     return router
 
 
-def _check_organisation(services: Any, role: Role, org_code: str, service_centre: str | None) -> None:
+def _check_organisation(services: Services, role: Role, org_code: str, service_centre: str | None) -> None:
     from api._accounts import _CODE
 
     if not _CODE.match(org_code):
         raise BadInput("ORG_CODE_INVALID", "organisation code is malformed", "机构代码格式错误")
-    store = services.need("policy_store")
+    store = services.need_policy_store()
     org = store.organisation(org_code)  # 404 ORGANISATION_UNKNOWN
     want = ROLE_ORG_KIND[role]
     if org.kind is not want:

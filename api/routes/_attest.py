@@ -6,7 +6,7 @@ The rules are :mod:`api._attest`'s (the console page and ``yizhang attest`` use 
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -16,6 +16,10 @@ from api._attest import attest_document, operator_of, stored_document, to_summar
 from api._authz import Permission, Principal, require, services_of
 from core.errors import BadInput
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from api._services import Services
+
 
 Attester = Annotated[Principal, Depends(require(Permission.ATTEST))]
 _KEY = r"^[A-Za-z0-9._:-]+$"
@@ -78,7 +82,7 @@ def router_for(settings: Settings) -> APIRouter:
     return router
 
 
-def _document(services: Any, file: UploadFile | None, document_number: str | None) -> bytes:
+def _document(services: Services, file: UploadFile | None, document_number: str | None) -> bytes:
     number = (document_number or "").strip()
     if (file is None) == (not number):
         raise BadInput(

@@ -7,7 +7,7 @@ A person changes their own password and makes and revokes their own tokens here;
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -27,11 +27,19 @@ from api._accounts import (
 from api._accounts import get_token as get_token_row
 from api._authz import Permission, Principal, public, require, services_of
 from api._cookies import SESSION_COOKIE, clear_session_cookie, set_session_cookie
+from api._json import JsonValue
 from api._login_guard import client_address, guarded
 from api._schemas import AccountOut, IssuedTokenOut, LoginIn, PasswordIn, SessionOut, TokenIn, TokenOut
 from core.db import transaction
 from core.errors import NotFound
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from api._accounts import Account, ConsoleSession
+    from ledger import Ledger
+
 
 Me = Annotated[Principal, Depends(require(Permission.SELF))]
 
@@ -44,7 +52,7 @@ def router_for(settings: Settings) -> APIRouter:
         """Username and password → a console session cookie (HttpOnly, SameSite=Strict) and its CSRF token."""
         services = services_of(request)
 
-        def attempt() -> tuple[Any, str, str, Any]:
+        def attempt() -> tuple[Account, str, str, ConsoleSession]:
             with transaction(services.sessions) as s:
                 account = check_password(s, body.username, body.password)
                 cookie, csrf = open_session(s, account)
@@ -75,7 +83,7 @@ def router_for(settings: Settings) -> APIRouter:
         """The person's own change (also the one a reset asks for): every session and token of the account
         ends, so the caller logs in again with the new password and makes new tokens."""
         services = services_of(request)
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
 
         def attempt() -> None:
             with transaction(services.sessions) as s:
@@ -94,7 +102,7 @@ def router_for(settings: Settings) -> APIRouter:
     @router.post("/me/tokens", status_code=201)
     def new_token(body: TokenIn, principal: Me, request: Request) -> IssuedTokenOut:
         services = services_of(request)
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             issued = issue_token(
                 s, principal.account.account_id, name=body.name, ttl=timedelta(days=body.ttl_days)
@@ -105,7 +113,7 @@ def router_for(settings: Settings) -> APIRouter:
     @router.delete("/me/tokens/{token_id}")
     def revoke_my_token(token_id: str, principal: Me, request: Request) -> TokenOut:
         services = services_of(request)
-        ledger = services.need("ledger")
+        ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             token = get_token_row(s, token_id)
             if token.account_id != principal.account.account_id:
@@ -119,7 +127,9 @@ def router_for(settings: Settings) -> APIRouter:
     return router
 
 
-def _record(s: Any, ledger: Any, principal: Principal, change: AccountChange, **details: Any) -> None:
+def _record(
+    s: Session, ledger: Ledger, principal: Principal, change: AccountChange, **details: JsonValue
+) -> None:
     from api.routes._accounts import via_of
 
     record_account_change(

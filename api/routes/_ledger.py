@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from api._authz import Permission, Principal, require, services_of
+from api._json import JsonObject, JsonValue
 from api._views import MONTH, jsonable, month_bounds
 from core.errors import BadInput
 from core.settings import Settings
@@ -26,14 +27,14 @@ def router_for(settings: Settings) -> APIRouter:
     @router.get("/audit")
     def audit(
         principal: Reader, request: Request, from_index: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """Recompute chain and tree from the stored entries and check every checkpoint (read-only)."""
-        report = services_of(request).need("ledger").audit(from_index)
+        report = services_of(request).need_ledger().audit(from_index)
         return dict(report.to_dict())
 
     @router.post("/checkpoint")
-    def checkpoint(principal: Checkpointer, request: Request) -> dict[str, Any]:
-        ledger = services_of(request).need("ledger")
+    def checkpoint(principal: Checkpointer, request: Request) -> JsonObject:
+        ledger = services_of(request).need_ledger()
         if ledger.signer is None:
             from core.errors import Unavailable
 
@@ -49,15 +50,15 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/size")
     def size(principal: Reader, request: Request) -> dict[str, int]:
-        return {"size": int(services_of(request).need("ledger").size())}
+        return {"size": int(services_of(request).need_ledger().size())}
 
     @router.get("/entries/{index}")
     def entry(
         index: Annotated[int, Path(ge=0, le=MAX_INDEX)], principal: Reader, request: Request
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         if index < 0:
             raise BadInput("INDEX_INVALID", "index must be >= 0", "序号须为非负数")
-        found = services_of(request).need("ledger").get(index)
+        found = services_of(request).need_ledger().get(index)
         out = jsonable(found)
         return out if isinstance(out, dict) else {"entry": out}
 
@@ -67,7 +68,7 @@ def router_for(settings: Settings) -> APIRouter:
         request: Request,
         seal_id: Annotated[str, Query(min_length=1, max_length=64)],
         month: Annotated[str, Query(pattern=MONTH)],
-    ) -> list[Any]:
+    ) -> list[JsonValue]:
         """The usage ledger (使用登记台账) of one seal for one month (YYYY-MM)."""
         from api._usage_scope import usage_in_scope
 

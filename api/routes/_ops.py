@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from api._authz import public, services_of
+from api._json import JsonObject
 from api._services import Services, token_configured
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 READY_TIMEOUT_S = 2.0
 
@@ -22,13 +26,13 @@ def _db_ok(services: Services) -> None:
 
 
 def _token_ok(services: Services) -> None:
-    ks = services.need("keystore")
+    ks = services.need_keystore()
     # A find-objects call: it reaches the token through a pooled session and raises a KeystoreError when the
     # token is gone, locked or the module fails.
     ks.has_key("__yizhang_readyz__")
 
 
-async def _check(fn: Any, services: Services, timeout: float) -> str:
+async def _check(fn: Callable[[Services], object], services: Services, timeout: float) -> str:
     try:
         await asyncio.wait_for(asyncio.to_thread(fn, services), timeout)
         return "ok"
@@ -41,14 +45,14 @@ async def _check(fn: Any, services: Services, timeout: float) -> str:
         return str(code or type(exc).__name__)
 
 
-async def _ltv_check(services: Services, timeout: float) -> dict[str, Any] | None:
+async def _ltv_check(services: Services, timeout: float) -> JsonObject | None:
     from api._ltv import health
 
     try:
         h = await asyncio.wait_for(asyncio.to_thread(health, services), timeout)
     except Exception:  # noqa: BLE001 - no sealing tables, or a slow database: the database check says so
         return None
-    result: dict[str, Any] = h.to_dict()
+    result: JsonObject = h.to_dict()
     return result
 
 
@@ -102,7 +106,7 @@ def router_for(settings: Settings) -> APIRouter:
             else:
                 checks["token"] = await _check(_token_ok, services, timeout)
         ok = all(v == "ok" for v in checks.values())
-        body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
+        body: JsonObject = {"status": "ok" if ok else "unavailable", "checks": checks}
         if token_configured(services.settings):
             # Long-term validation: a warning, not unreadiness (it is reported a year before anything
             # expires; taking the service out of rotation would not help). api/_ltv.py

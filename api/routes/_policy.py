@@ -8,17 +8,26 @@ staff read their own township's powers and agreements.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api._authz import Permission, Principal, require, services_of
 from api._journal import journal_after_change
+from api._json import JsonObject, JsonValue
 from api._limits import Code
 from api._views import jsonable
 from core.errors import BadInput
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from keystore import SealRegistry
+    from policies import Agreement, PolicyStore
+    from policies import Stage as PolicyStage
+
 
 Reader = Annotated[Principal, Depends(require(Permission.POLICY_READ))]
 Admin = Annotated[Principal, Depends(require(Permission.POLICY_ADMIN))]
@@ -95,20 +104,20 @@ def _actor(principal: Principal) -> str:
     return f"{principal.account.username}({principal.account.display_name})"
 
 
-def _stages(values: list[str] | None) -> Any:
-    from policies import Stage
+def _stages(values: list[str] | None) -> list[PolicyStage] | None:
+    from policies import Stage as PolicyStage
 
     if values is None:
         return None
     try:
-        return [Stage.parse(v) for v in values]
+        return [PolicyStage.parse(v) for v in values]
     except (ValueError, KeyError) as exc:
         raise BadInput(
             "STAGE_UNKNOWN", "unknown stage", "未知的办理环节", details={"stages": values}
         ) from exc
 
 
-def _agreement_scope(principal: Principal, agreement: Any) -> None:
+def _agreement_scope(principal: Principal, agreement: Agreement) -> None:
     principal.ensure_scope(township_code=agreement.township_code, department_code=agreement.department_code)
 
 
@@ -120,13 +129,13 @@ def router_for(settings: Settings) -> APIRouter:
     @router.get("/organisations")
     def organisations(
         principal: Reader, request: Request, county_code: str | None = None
-    ) -> list[dict[str, Any]]:
-        store = services_of(request).need("policy_store")
+    ) -> list[JsonObject]:
+        store = services_of(request).need_policy_store()
         return [jsonable(o) for o in store.organisations(county_code)]
 
     @router.post("/organisations", status_code=201)
-    def register(body: OrganisationIn, principal: Admin, request: Request) -> dict[str, Any]:
-        store = services_of(request).need("policy_store")
+    def register(body: OrganisationIn, principal: Admin, request: Request) -> JsonObject:
+        store = services_of(request).need_policy_store()
         actor = _actor(principal)
         if body.kind == "county":
             org = store.register_county(
@@ -163,7 +172,7 @@ def router_for(settings: Settings) -> APIRouter:
         fmt: Annotated[Literal["shanxi", "xingguo", "county"] | None, Query()] = None,
         encoding: Annotated[str | None, Query(max_length=20)] = None,
         replace: bool = True,
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """The request body is the catalog file (CSV or JSON, UTF-8 or GBK); all or nothing."""
         import anyio
 
@@ -174,7 +183,7 @@ def router_for(settings: Settings) -> APIRouter:
             )
         if len(data) > MAX_CATALOG_BYTES:
             raise BadInput("CATALOG_TOO_LARGE", "catalog file too large", "事项目录文件过大")
-        store = services_of(request).need("policy_store")
+        store = services_of(request).need_policy_store()
         result = await anyio.to_thread.run_sync(
             lambda: store.import_catalog(
                 county_code, data, actor=_actor(principal), fmt=fmt, encoding=encoding, replace=replace
@@ -183,31 +192,36 @@ def router_for(settings: Settings) -> APIRouter:
         return dict(jsonable(result))
 
     @router.get("/catalogs/{county_code}/matters")
-    def matters(county_code: str, principal: Reader, request: Request) -> list[Any]:
-        return list(jsonable(services_of(request).need("policy_store").matters(county_code)))
+    def matters(county_code: str, principal: Reader, request: Request) -> list[JsonValue]:
+        return list(jsonable(services_of(request).need_policy_store().matters(county_code)))
 
     @router.get("/townships/{township_code}/powers")
-    def powers(township_code: str, principal: Reader, request: Request) -> list[Any]:
+    def powers(township_code: str, principal: Reader, request: Request) -> list[JsonValue]:
         principal.ensure_scope(township_code=township_code)
-        return list(jsonable(services_of(request).need("policy_store").powers(township_code)))
+        return list(jsonable(services_of(request).need_policy_store().powers(township_code)))
 
     # -- township lifecycle (issue 22, leak 7) -------------------------------------------------------------
 
     @router.get("/townships/{township_code}")
-    def township(township_code: str, principal: Reader, request: Request) -> dict[str, Any]:
+    def township(township_code: str, principal: Reader, request: Request) -> JsonObject:
         principal.ensure_scope(township_code=township_code)
-        return dict(jsonable(services_of(request).need("policy_store").township_record(township_code)))
+        return dict(jsonable(services_of(request).need_policy_store().township_record(township_code)))
 
-    def _lifecycle(request: Request, principal: Principal, township_code: str, act: Any) -> dict[str, Any]:
+    def _lifecycle(
+        request: Request,
+        principal: Principal,
+        township_code: str,
+        act: Callable[[PolicyStore, SealRegistry, str], object],
+    ) -> JsonObject:
         principal.ensure_scope(township_code=township_code)
         services = services_of(request)
-        store, registry = services.need("policy_store"), services.need("seal_registry")
+        store, registry = services.need_policy_store(), services.need_seal_registry()
         return dict(jsonable(act(store, registry, _actor(principal))))
 
     @router.post("/townships/{township_code}/rename")
     def rename_township(
         township_code: str, body: TownshipRenameIn, principal: TownshipAdmin, request: Request
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         from api._townships import rename_township as rename
 
         return _lifecycle(
@@ -220,7 +234,7 @@ def router_for(settings: Settings) -> APIRouter:
     @router.post("/townships/{township_code}/merge")
     def merge_township(
         township_code: str, body: TownshipMergeIn, principal: TownshipAdmin, request: Request
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         from api._townships import merge_township as merge
 
         principal.ensure_scope(township_code=body.into)
@@ -234,7 +248,7 @@ def router_for(settings: Settings) -> APIRouter:
     @router.post("/townships/{township_code}/retire")
     def retire_township(
         township_code: str, body: TownshipRetireIn, principal: TownshipAdmin, request: Request
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         from api._townships import retire_township as retire
 
         return _lifecycle(
@@ -245,8 +259,8 @@ def router_for(settings: Settings) -> APIRouter:
         )
 
     @router.post("/townships/{township_code}/powers/grant")
-    def grant(township_code: str, body: PowersIn, principal: Admin, request: Request) -> list[Any]:
-        store = services_of(request).need("policy_store")
+    def grant(township_code: str, body: PowersIn, principal: Admin, request: Request) -> list[JsonValue]:
+        store = services_of(request).need_policy_store()
         granted = store.grant_powers(
             township_code, body.matter_codes, actor=_actor(principal), stages=_stages(body.stages)
         )
@@ -256,7 +270,7 @@ def router_for(settings: Settings) -> APIRouter:
     def revoke(
         township_code: str, body: RevokePowersIn, principal: Admin, request: Request
     ) -> dict[str, int]:
-        store = services_of(request).need("policy_store")
+        store = services_of(request).need_policy_store()
         return {
             "revision": int(store.revoke_powers(township_code, body.matter_codes, actor=_actor(principal)))
         }
@@ -264,8 +278,8 @@ def router_for(settings: Settings) -> APIRouter:
     @router.get("/agreements")
     def agreements(
         principal: Reader, request: Request, township_code: Annotated[str, Query(min_length=1, max_length=64)]
-    ) -> list[Any]:
-        found = services_of(request).need("policy_store").agreements(township_code)
+    ) -> list[JsonValue]:
+        found = services_of(request).need_policy_store().agreements(township_code)
         return [
             jsonable(a)
             for a in found
@@ -273,16 +287,16 @@ def router_for(settings: Settings) -> APIRouter:
         ]
 
     @router.get("/agreements/{agreement_id}")
-    def agreement(agreement_id: str, principal: Reader, request: Request) -> dict[str, Any]:
-        found = services_of(request).need("policy_store").agreement(agreement_id)
+    def agreement(agreement_id: str, principal: Reader, request: Request) -> JsonObject:
+        found = services_of(request).need_policy_store().agreement(agreement_id)
         _agreement_scope(principal, found)
         return dict(jsonable(found))
 
     @router.post("/agreements", status_code=201)
-    def create_agreement(body: AgreementIn, principal: AgreementAdmin, request: Request) -> dict[str, Any]:
+    def create_agreement(body: AgreementIn, principal: AgreementAdmin, request: Request) -> JsonObject:
         """A department entrusts its No. 2 seal to a township (委托协议); only its own department's."""
         principal.ensure_scope(department_code=body.department_code)
-        store = services_of(request).need("policy_store")
+        store = services_of(request).need_policy_store()
         made = store.create_agreement(
             department_code=body.department_code,
             township_code=body.township_code,
@@ -297,10 +311,8 @@ def router_for(settings: Settings) -> APIRouter:
         return dict(jsonable(made))
 
     @router.post("/agreements/{agreement_id}/amend")
-    def amend(
-        agreement_id: str, body: AmendIn, principal: AgreementAdmin, request: Request
-    ) -> dict[str, Any]:
-        store = services_of(request).need("policy_store")
+    def amend(agreement_id: str, body: AmendIn, principal: AgreementAdmin, request: Request) -> JsonObject:
+        store = services_of(request).need_policy_store()
         current = store.agreement(agreement_id)
         principal.ensure_scope(department_code=current.department_code)
         amended = store.amend_agreement(
@@ -316,29 +328,25 @@ def router_for(settings: Settings) -> APIRouter:
 
     def _status_change(
         action: str, agreement_id: str, body: ReasonIn, principal: Principal, request: Request
-    ) -> Any:
-        store = services_of(request).need("policy_store")
+    ) -> JsonValue:
+        store = services_of(request).need_policy_store()
         current = store.agreement(agreement_id)
         principal.ensure_scope(department_code=current.department_code)
         fn = getattr(store, f"{action}_agreement")
         return jsonable(fn(agreement_id, actor=_actor(principal), reason=body.reason))
 
     @router.post("/agreements/{agreement_id}/suspend")
-    def suspend(
-        agreement_id: str, body: ReasonIn, principal: AgreementAdmin, request: Request
-    ) -> dict[str, Any]:
+    def suspend(agreement_id: str, body: ReasonIn, principal: AgreementAdmin, request: Request) -> JsonObject:
         return dict(_status_change("suspend", agreement_id, body, principal, request))
 
     @router.post("/agreements/{agreement_id}/resume")
-    def resume(
-        agreement_id: str, body: ReasonIn, principal: AgreementAdmin, request: Request
-    ) -> dict[str, Any]:
+    def resume(agreement_id: str, body: ReasonIn, principal: AgreementAdmin, request: Request) -> JsonObject:
         return dict(_status_change("resume", agreement_id, body, principal, request))
 
     @router.post("/agreements/{agreement_id}/revoke")
     def revoke_agreement(
         agreement_id: str, body: ReasonIn, principal: AgreementAdmin, request: Request
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         return dict(_status_change("revoke", agreement_id, body, principal, request))
 
     return router

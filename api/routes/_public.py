@@ -16,14 +16,23 @@ from __future__ import annotations
 import base64
 import logging
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from api._authz import Permission, public, require, services_of
+from api._json import JsonObject
 from core.errors import BadInput, NotFound, PermissionDenied, SealServiceError, Unavailable
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from api._services import Services
+    from signer import Evidence, LedgerFinding, LedgerQuery, TrustList
+    from signer._verify_counties import EvidenceRouter
+
 
 log = logging.getLogger("yizhang.api")
 CERT_TYPE = "application/pkix-cert"
@@ -105,7 +114,7 @@ def router_for(settings: Settings) -> APIRouter:
     @router.get("/v1/public/checkpoint", dependencies=PUBLIC, response_class=Response)
     def checkpoint(request: Request) -> Response:
         """The latest signed checkpoint (C2SP tlog-checkpoint signed note)."""
-        ledger = services_of(request).need("ledger")
+        ledger = services_of(request).need_ledger()
         cp = ledger.latest_checkpoint()
         if cp is None:
             raise NotFound("NO_CHECKPOINT", "no checkpoint yet", "尚无检查点")
@@ -128,7 +137,7 @@ def router_for(settings: Settings) -> APIRouter:
         so the receipt shows hashes and public facts only. An entry logged before that holds them in clear
         and is refused here (``LEDGER_ENTRY_NOT_PUBLIC``): its bytes cannot change without breaking the
         chain; the issuing centre still hands its receipt out with the document."""
-        ledger = services_of(request).need("ledger")
+        ledger = services_of(request).need_ledger()
         if index < 0:
             raise BadInput("INDEX_INVALID", "index must be >= 0", "序号须为非负数")
         if ledger.get(index).names_people:
@@ -148,9 +157,9 @@ def router_for(settings: Settings) -> APIRouter:
         request: Request,
         first: Annotated[int, Query(ge=0, le=MAX_INDEX)],
         second: Annotated[int, Query(ge=0, le=MAX_INDEX)],
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """RFC 9162 consistency proof between two tree sizes (hashes base64)."""
-        ledger = services_of(request).need("ledger")
+        ledger = services_of(request).need_ledger()
         if first > second:
             raise BadInput("SIZE_ORDER_INVALID", "first must not exceed second", "first 不得大于 second")
         hashes = ledger.consistency_proof(first, second)
@@ -215,7 +224,7 @@ def router_for(settings: Settings) -> APIRouter:
     return router
 
 
-def trust_and_evidence(services: Any) -> tuple[Any, Any]:
+def trust_and_evidence(services: Services) -> tuple[TrustList, EvidenceRouter]:
     """What public verification trusts: this county (its roots, CRLs, records) and the counties of its trust
     store (``yizhang trust add``), each county's documents judged with that county's evidence."""
     from api._trust_store import evidence_router
@@ -225,7 +234,7 @@ def trust_and_evidence(services: Any) -> tuple[Any, Any]:
     return router.trust_list(TrustList.for_home(services.settings.home_dir)), router
 
 
-def _evidence(services: Any) -> Any:
+def _evidence(services: Services) -> Evidence:
     """What this server knows beyond the document: ledger receipts (checked against the published log key,
     never trusted as such) and the decision's current status (变更、撤回、撤销、注销) from its records."""
     import dataclasses
@@ -247,7 +256,9 @@ def _evidence(services: Any) -> Any:
     return dataclasses.replace(evidence, status_lookup=decision_status_lookup(services.engine))
 
 
-def _covering(services: Any, lookup: Any) -> Any:
+def _covering(
+    services: Services, lookup: Callable[[LedgerQuery], LedgerFinding | None]
+) -> Callable[[LedgerQuery], LedgerFinding | None]:
     """The ledger lookup of this service, which owns the log: an entry no signed checkpoint covers yet
     (sealed since the serve loop's last one) gets one, as ``/v1/public/proofs`` does, and is then proven
     like any other. The checkpoint is signed by the ledger (one signature per growth of the tree, never two
@@ -255,12 +266,12 @@ def _covering(services: Any, lookup: Any) -> Any:
     stays PENDING (INDETERMINATE, TRY_LATER)."""
     from signer._verify_evidence import LedgerAnswer
 
-    def covering(query: Any) -> Any:
+    def covering(query: LedgerQuery) -> LedgerFinding | None:
         finding = lookup(query)
         if finding is None or finding.answer is not LedgerAnswer.PENDING:
             return finding
         try:
-            services.need("ledger").checkpoint()
+            services.need_ledger().checkpoint()
         except SealServiceError:
             return finding
         return lookup(query)

@@ -7,7 +7,7 @@ the seals of their own organisation (county roles: all).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -15,9 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api._authz import Permission, Principal, require, services_of
 from api._journal import journal_after_change
+from api._json import JsonObject
 from api._limits import Code, check_cert_name
 from api._views import event_view, seal_view
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from keystore import Seal, SealRegistry
+
 
 Reader = Annotated[Principal, Depends(require(Permission.SEALS_READ))]
 Admin = Annotated[Principal, Depends(require(Permission.SEALS_ADMIN))]
@@ -62,7 +67,7 @@ def _actor(principal: Principal) -> str:
     return f"{principal.account.username}({principal.account.display_name})"
 
 
-def _scoped_seal(registry: Any, seal_id: str, principal: Principal) -> Any:
+def _scoped_seal(registry: SealRegistry, seal_id: str, principal: Principal) -> Seal:
     seal = registry.get(seal_id)
     principal.ensure_scope(township_code=seal.township_code, department_code=seal.department_code)
     return seal
@@ -82,8 +87,8 @@ def router_for(settings: Settings) -> APIRouter:
     )
 
     @router.get("")
-    def seals(principal: Reader, request: Request, township_code: str | None = None) -> list[dict[str, Any]]:
-        registry = services_of(request).need("seal_registry")
+    def seals(principal: Reader, request: Request, township_code: str | None = None) -> list[JsonObject]:
+        registry = services_of(request).need_seal_registry()
         found = registry.list(township_code=township_code)
         return [
             seal_view(s)
@@ -92,24 +97,24 @@ def router_for(settings: Settings) -> APIRouter:
         ]
 
     @router.get("/{seal_id}")
-    def seal(seal_id: str, principal: Reader, request: Request) -> dict[str, Any]:
-        registry = services_of(request).need("seal_registry")
+    def seal(seal_id: str, principal: Reader, request: Request) -> JsonObject:
+        registry = services_of(request).need_seal_registry()
         return seal_view(_scoped_seal(registry, seal_id, principal))
 
     @router.get("/{seal_id}/certificate", response_class=Response)
     def certificate(seal_id: str, principal: Reader, request: Request) -> Response:
-        registry = services_of(request).need("seal_registry")
+        registry = services_of(request).need_seal_registry()
         found = _scoped_seal(registry, seal_id, principal)
         return Response(found.cert_der, media_type="application/pkix-cert")
 
     @router.get("/{seal_id}/events")
-    def events(seal_id: str, principal: Reader, request: Request) -> list[dict[str, Any]]:
-        registry = services_of(request).need("seal_registry")
+    def events(seal_id: str, principal: Reader, request: Request) -> list[JsonObject]:
+        registry = services_of(request).need_seal_registry()
         _scoped_seal(registry, seal_id, principal)
         return [event_view(e) for e in registry.lifecycle_events(seal_id)]
 
     @router.post("", status_code=201)
-    def issue(body: SealIssueIn, principal: Admin, request: Request) -> dict[str, Any]:
+    def issue(body: SealIssueIn, principal: Admin, request: Request) -> JsonObject:
         """Make a seal (刻制): key generated in the token, certificate from the county's issuing CA."""
         from keystore import KeyAlgorithm, SealKind
 
@@ -124,7 +129,7 @@ def router_for(settings: Settings) -> APIRouter:
 
         check_township_code(body.township_code)
         # the policy register: a registered township, under its own name and the kind's naming pattern
-        services_of(request).need("policy_store").check_seal_issue(
+        services_of(request).need_policy_store().check_seal_issue(
             kind=SealKindFact(SealKind(body.kind).name),
             name=body.name,
             township_code=body.township_code,
@@ -132,7 +137,7 @@ def router_for(settings: Settings) -> APIRouter:
             department_code=body.department_code,
             number=body.number,
         )
-        registry = services_of(request).need("seal_registry")
+        registry = services_of(request).need_seal_registry()
         event = registry.issue_seal(
             name=body.name,
             kind=SealKind(body.kind),
@@ -153,10 +158,10 @@ def router_for(settings: Settings) -> APIRouter:
 
     def _transition(
         action: str, seal_id: str, body: TransitionIn, principal: Principal, request: Request
-    ) -> Any:
+    ) -> JsonObject:
         from keystore import LIFECYCLE
 
-        registry = services_of(request).need("seal_registry")
+        registry = services_of(request).need_seal_registry()
         _scoped_seal(registry, seal_id, principal)
         step = LIFECYCLE[action]
         event = registry.step(
@@ -172,40 +177,40 @@ def router_for(settings: Settings) -> APIRouter:
         return {"event": event_view(event), "seal": seal_view(registry.get(seal_id))}
 
     @router.post("/{seal_id}/activate")
-    def activate(seal_id: str, body: TransitionIn, principal: Admin, request: Request) -> dict[str, Any]:
-        return _transition("activate", seal_id, body, principal, request)  # type: ignore[no-any-return]
+    def activate(seal_id: str, body: TransitionIn, principal: Admin, request: Request) -> JsonObject:
+        return _transition("activate", seal_id, body, principal, request)
 
     @router.post("/{seal_id}/suspend")
-    def suspend(seal_id: str, body: TransitionIn, principal: Custody, request: Request) -> dict[str, Any]:
-        return _transition("suspend", seal_id, body, principal, request)  # type: ignore[no-any-return]
+    def suspend(seal_id: str, body: TransitionIn, principal: Custody, request: Request) -> JsonObject:
+        return _transition("suspend", seal_id, body, principal, request)
 
     @router.post("/{seal_id}/resume")
-    def resume(seal_id: str, body: TransitionIn, principal: Custody, request: Request) -> dict[str, Any]:
-        return _transition("resume", seal_id, body, principal, request)  # type: ignore[no-any-return]
+    def resume(seal_id: str, body: TransitionIn, principal: Custody, request: Request) -> JsonObject:
+        return _transition("resume", seal_id, body, principal, request)
 
     @router.post("/{seal_id}/cancel")
-    def cancel(seal_id: str, body: TransitionIn, principal: Admin, request: Request) -> dict[str, Any]:
-        return _transition("cancel", seal_id, body, principal, request)  # type: ignore[no-any-return]
+    def cancel(seal_id: str, body: TransitionIn, principal: Admin, request: Request) -> JsonObject:
+        return _transition("cancel", seal_id, body, principal, request)
 
     @router.post("/{seal_id}/retire")
-    def retire(seal_id: str, body: TransitionIn, principal: Admin, request: Request) -> dict[str, Any]:
-        return _transition("retire", seal_id, body, principal, request)  # type: ignore[no-any-return]
+    def retire(seal_id: str, body: TransitionIn, principal: Admin, request: Request) -> JsonObject:
+        return _transition("retire", seal_id, body, principal, request)
 
     @router.post("/crl/publish")
-    def publish_crl(principal: Admin, request: Request) -> dict[str, Any]:
+    def publish_crl(principal: Admin, request: Request) -> JsonObject:
         """Make fresh CRLs (signed in the token) and publish them at /pki/crl/*.crl."""
-        pki = services_of(request).need("county_pki")
+        pki = services_of(request).need_county_pki()
         published = pki.publish_crl()
         return {"issuing_crl_number": published.issuing_crl_number}
 
     @router.post("/{seal_id}/change")
-    def change(seal_id: str, body: ChangeIn, principal: Admin, request: Request) -> dict[str, Any]:
+    def change(seal_id: str, body: ChangeIn, principal: Admin, request: Request) -> JsonObject:
         """Re-key or rename (变更): a new certificate; the old one is revoked as superseded."""
         from keystore import KeyAlgorithm
 
         if body.new_name:
             check_cert_name(body.new_name, "new_name")
-        registry = services_of(request).need("seal_registry")
+        registry = services_of(request).need_seal_registry()
         _scoped_seal(registry, seal_id, principal)
         event = registry.change(
             seal_id,

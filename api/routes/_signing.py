@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import UTC
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, or_, select
 
-from api._authz import Permission, Principal, require, services_of
+from api._authz import Permission, Principal, ServicesDep, require, services_of
 from api._csv import write_rows
+from api._json import JsonObject
 from api._limits import Code
-from api._refusals import filed_under, foreign_refusal, is_foreign_refusal, of_organisation
+from api._refusals import OrgColumn, filed_under, foreign_refusal, is_foreign_refusal, of_organisation
 from api._signing import SigningRequestView, SigningWorkflow, Submission, feed
 from api._storage import SigningRequestRow
 from api._views import MONTH, jsonable, month_bounds
@@ -65,7 +66,7 @@ class TemplateSubmissionIn(SubmissionIn):
 
     @field_validator("data")
     @classmethod
-    def _lists_bounded(cls, data: dict[str, Any]) -> dict[str, Any]:
+    def _lists_bounded(cls, data: JsonObject) -> JsonObject:
         for key, value in data.items():
             if isinstance(value, list) and len(value) > MAX_TEMPLATE_LIST:
                 raise ValueError(f"{key}: at most {MAX_TEMPLATE_LIST} items")
@@ -83,12 +84,16 @@ class StatusIn(_In):
     successor: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-def _view(v: SigningRequestView) -> dict[str, Any]:
+def _view(v: SigningRequestView) -> JsonObject:
     return dict(jsonable(asdict(v)))
 
 
 def _workflow(request: Request) -> SigningWorkflow:
     return SigningWorkflow(services_of(request), request.app.state.metrics)
+
+
+#: The signing workflow over the app's services, injected: ``workflow: Workflow``.
+Workflow = Annotated[SigningWorkflow, Depends(_workflow)]
 
 
 def _read_pdf(file: UploadFile, limit: int) -> bytes:
@@ -103,7 +108,7 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.post("/signing-requests", status_code=201)
     def submit(
-        request: Request,
+        workflow: Workflow,
         principal: Submitter,
         file: Annotated[UploadFile, File(description="the PDF to seal")],
         seal_id: Annotated[Code, Form()],
@@ -116,13 +121,13 @@ def router_for(settings: Settings) -> APIRouter:
     ) -> JSONResponse:
         """Submit a PDF for sealing: the policy decides at once (403 with every reason when it refuses);
         a use that needs the principal's approval waits in the queue (status PENDING_APPROVAL)."""
-        pdf = _read_pdf(file, services_of(request).settings.max_pdf_bytes)
+        pdf = _read_pdf(file, workflow.services.settings.max_pdf_bytes)
         sub = Submission(seal_id, matter_code, stage, document_kind, reason, idempotency_key, applicant)
-        view, created = _workflow(request).submit(principal, sub, pdf)
+        view, created = workflow.submit(principal, sub, pdf)
         return JSONResponse(_view(view), status_code=201 if created else 200)
 
     @router.post("/signing-requests/from-template", status_code=201)
-    def submit_template(body: TemplateSubmissionIn, request: Request, principal: Submitter) -> JSONResponse:
+    def submit_template(body: TemplateSubmissionIn, workflow: Workflow, principal: Submitter) -> JSONResponse:
         """Submit a document to be rendered from one of the centre's templates and sealed."""
         sub = Submission(
             body.seal_id,
@@ -136,16 +141,16 @@ def router_for(settings: Settings) -> APIRouter:
             body.data,
             body.resubmits,
         )
-        view, created = _workflow(request).submit(principal, sub, None)
+        view, created = workflow.submit(principal, sub, None)
         return JSONResponse(_view(view), status_code=201 if created else 200)
 
     @router.post("/signing-requests/batch")
     def submit_batch(
-        request: Request,
+        workflow: Workflow,
         principal: Submitter,
         files: Annotated[list[UploadFile], File(description="the PDFs, in the order of items")],
         items: Annotated[str, Form(description="JSON list of submissions, one per file", max_length=200_000)],
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """Many documents at once; each item is decided and answered on its own."""
         try:
             raw = json.loads(items)
@@ -159,9 +164,8 @@ def router_for(settings: Settings) -> APIRouter:
                 f"items must list 1..{MAX_BATCH} submissions, one per file",
                 f"items 须列出 1..{MAX_BATCH} 项，与文件一一对应",
             )
-        workflow = _workflow(request)
-        limit = services_of(request).settings.max_pdf_bytes
-        results: list[dict[str, Any]] = []
+        limit = workflow.services.settings.max_pdf_bytes
+        results: list[JsonObject] = []
         for i, (item, upload) in enumerate(zip(raw, files, strict=True)):
             try:
                 parsed = SubmissionIn.model_validate(item)
@@ -195,34 +199,34 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/signing-requests")
     def queue(
-        request: Request,
+        workflow: Workflow,
         principal: Reader,
         status: Annotated[str | None, Query(max_length=24)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[JsonObject]:
         """Requests of the caller's organisation, newest first; ``status=PENDING_APPROVAL`` is the queue."""
-        return [_view(v) for v in _workflow(request).list(principal, status=status, limit=limit)]
+        return [_view(v) for v in workflow.list(principal, status=status, limit=limit)]
 
     @router.get("/signing-requests/{request_id}")
-    def get_request(request_id: str, request: Request, principal: Reader) -> dict[str, Any]:
-        return _view(_workflow(request).get(principal, request_id))
+    def get_request(request_id: str, workflow: Workflow, principal: Reader) -> JsonObject:
+        return _view(workflow.get(principal, request_id))
 
     @router.post("/signing-requests/{request_id}/approve")
-    def approve(request_id: str, body: CommentIn, request: Request, principal: Approver) -> dict[str, Any]:
-        return _view(_workflow(request).approve(principal, request_id, body.comment))
+    def approve(request_id: str, body: CommentIn, workflow: Workflow, principal: Approver) -> JsonObject:
+        return _view(workflow.approve(principal, request_id, body.comment))
 
     @router.post("/signing-requests/{request_id}/reject")
-    def reject(request_id: str, body: CommentIn, request: Request, principal: Approver) -> dict[str, Any]:
-        return _view(_workflow(request).reject(principal, request_id, body.comment))
+    def reject(request_id: str, body: CommentIn, workflow: Workflow, principal: Approver) -> JsonObject:
+        return _view(workflow.reject(principal, request_id, body.comment))
 
     @router.post("/signing-requests/{request_id}/seal")
-    def seal_again(request_id: str, request: Request, principal: Submitter) -> dict[str, Any]:
+    def seal_again(request_id: str, workflow: Workflow, principal: Submitter) -> JsonObject:
         """Retry sealing an approved request (after the token or TSA was unavailable)."""
-        return _view(_workflow(request).retry_seal(principal, request_id))
+        return _view(workflow.retry_seal(principal, request_id))
 
     @router.get("/signing-requests/{request_id}/document", response_class=Response)
-    def document(request_id: str, request: Request, principal: Reader) -> Response:
-        data = _workflow(request).document(principal, request_id)
+    def document(request_id: str, workflow: Workflow, principal: Reader) -> Response:
+        data = workflow.document(principal, request_id)
         return Response(
             data,
             media_type="application/pdf",
@@ -230,38 +234,36 @@ def router_for(settings: Settings) -> APIRouter:
         )
 
     @router.get("/signing-requests/{request_id}/receipt", response_class=Response)
-    def receipt(request_id: str, request: Request, principal: Reader) -> Response:
+    def receipt(request_id: str, workflow: Workflow, principal: Reader) -> Response:
         """The ledger receipt (C2SP tlog-proof) of the sealed document."""
-        return Response(
-            _workflow(request).receipt(principal, request_id), media_type="text/plain; charset=utf-8"
-        )
+        return Response(workflow.receipt(principal, request_id), media_type="text/plain; charset=utf-8")
 
     @router.post("/signing-requests/{request_id}/status")
     def change_status(
-        request_id: str, body: StatusIn, request: Request, principal: Lifecycle
-    ) -> dict[str, Any]:
+        request_id: str, body: StatusIn, workflow: Workflow, principal: Lifecycle
+    ) -> JsonObject:
         """变更、撤回、撤销、注销 an issued decision (a ledger entry; verifiers then report it). The answer is
         the request, with ``status_ledger_index``: the index of the ledger entry recording the change."""
-        view, event = _workflow(request).record_decision_status(
+        view, event = workflow.record_decision_status(
             principal, request_id, body.status, body.reason, body.successor
         )
         return {**_view(view), "status_ledger_index": event.ledger_index}
 
     @router.get("/signing-requests/{request_id}/history")
-    def decision_history(request_id: str, request: Request, principal: Reader) -> list[dict[str, Any]]:
+    def decision_history(request_id: str, workflow: Workflow, principal: Reader) -> list[JsonObject]:
         """The decision's life, oldest first: ``ISSUED``, then each status change with its ledger index."""
-        history = _workflow(request).decision_history(principal, request_id)
+        history = workflow.decision_history(principal, request_id)
         return [dict(jsonable(asdict(e))) for e in history]
 
     @router.get("/supervision/feed")
     def supervision_feed(
-        request: Request,
+        services: ServicesDep,
         principal: Supervisor,
         cursor: Annotated[int, Query(ge=0, le=2**62)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """审管联动: issued and changed decisions after ``cursor``, for the caller's department."""
-        events, next_cursor = feed(services_of(request), principal, cursor, limit)
+        events, next_cursor = feed(services, principal, cursor, limit)
         return {"events": events, "next_cursor": next_cursor}
 
     @router.get(
@@ -307,7 +309,7 @@ def router_for(settings: Settings) -> APIRouter:
         principal: Reports,
         month: Annotated[str, Query(pattern=MONTH)],
         township_code: Annotated[str | None, Query(max_length=64)] = None,
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """What is worth a look in a month: refused attempts, uses outside office hours (Beijing time,
         08:00–18:00 Mon–Fri), and days with more than three times the month's median daily volume.
 
@@ -322,7 +324,7 @@ def router_for(settings: Settings) -> APIRouter:
         stmt = select(SigningRequestRow).where(
             SigningRequestRow.created_at >= start, SigningRequestRow.created_at < end
         )
-        attempts_on: Any = SigningRequestRow.township_code
+        attempts_on: OrgColumn = SigningRequestRow.township_code
         if township_code is not None:
             ours = of_organisation(township_code, SigningRequestRow.township_code)
             stmt = stmt.where(or_(ours, attempts_on == township_code))
@@ -335,9 +337,9 @@ def router_for(settings: Settings) -> APIRouter:
                 )
             )
         refused: dict[str, int] = {}
-        attempts: list[dict[str, Any]] = []
+        attempts: list[JsonObject] = []
         mine = township_code or (None if principal.county_wide else principal.org_code)
-        off_hours: list[dict[str, Any]] = []
+        off_hours: list[JsonObject] = []
         per_day: dict[tuple[str, str], int] = {}
         with transaction(services_of(request).sessions) as s:
             for r in s.scalars(stmt):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api._authz import Permission, Principal, require, services_of
+from api._json import JsonObject
 from api._webhooks import create_webhook, disable_webhook, get_webhook, list_webhooks, webhook_view
 from core.settings import Settings
 
@@ -28,7 +29,7 @@ def router_for(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/v1/webhooks", tags=["supervision"])
 
     @router.post("", status_code=201)
-    def register(body: WebhookIn, principal: SupervisionAdmin, request: Request) -> dict[str, Any]:
+    def register(body: WebhookIn, principal: SupervisionAdmin, request: Request) -> JsonObject:
         """Register a receiver; the answer holds the HMAC secret, shown this once."""
         code = body.supervising_code if principal.county_wide else principal.org_code
         principal.ensure_scope(department_code=code, org_code=code)
@@ -42,12 +43,12 @@ def router_for(settings: Settings) -> APIRouter:
         return {**webhook_view(hook), "secret": secret}
 
     @router.get("")
-    def webhooks(principal: Supervisor, request: Request) -> list[dict[str, Any]]:
+    def webhooks(principal: Supervisor, request: Request) -> list[JsonObject]:
         code = None if principal.county_wide else principal.org_code
         return [webhook_view(w) for w in list_webhooks(services_of(request), code)]
 
     @router.delete("/{webhook_id}")
-    def remove(webhook_id: str, principal: SupervisionAdmin, request: Request) -> dict[str, Any]:
+    def remove(webhook_id: str, principal: SupervisionAdmin, request: Request) -> JsonObject:
         services = services_of(request)
         hook = get_webhook(services, webhook_id)
         principal.ensure_scope(department_code=hook.supervising_code, org_code=hook.supervising_code)

@@ -33,7 +33,7 @@ def _register(client: TestClient, township: str, code: str) -> None:
     """Seals are made only for townships on the county's register (issue 22): register it first."""
     from core.errors import Conflict
 
-    store = client.app.state.services.need("policy_store")  # type: ignore[attr-defined]
+    store = client.app.state.services.need_policy_store()  # type: ignore[attr-defined]
     try:
         store.register_county("360732", "兴国县", actor="test")
     except Conflict:

@@ -519,13 +519,13 @@ def test_a_retry_finishes_a_sealing_that_was_cut_off(county) -> None:
     c, h, seals = county["client"], county["h"], county["seals"]
     services = c.app.state.services
     signer = services.signer
-    services.signer = None
+    services.wired.signer = None
     try:
         first = _submit(
             c, h["gl.clerk"], seals[GL], county["accept_matter"], "受理", "受理通知书", "cut-off-1"
         )
     finally:
-        services.signer = signer
+        services.wired.signer = signer
     assert first.status_code == 201, first.text
     assert first.json()["status"] == "APPROVED" and first.json()["document_number"] is None
     again = _submit(c, h["gl.clerk"], seals[GL], county["accept_matter"], "受理", "受理通知书", "cut-off-1")

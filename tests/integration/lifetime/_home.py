@@ -41,7 +41,7 @@ def build(home: Path, out: Path, key: str) -> dict[str, object]:
     ensure_log_key(settings)
     services = build_services(settings)
     try:
-        store, registry = services.need("policy_store"), services.need("seal_registry")
+        store, registry = services.need_policy_store(), services.need_seal_registry()
         try:
             store.organisation(COUNTY_CODE)
         except NotFound:
@@ -53,7 +53,7 @@ def build(home: Path, out: Path, key: str) -> dict[str, object]:
             registry.activate(seal.seal_id, actor="县行政审批局-张三", approved_by="王乡长")
         centre = store.organisation(XINGJIANG).service_centre
         clerk = Actor(user_id="xj.clerk", role=Role.TOWNSHIP_CLERK, org_code=XINGJIANG, service_centre=centre)
-        done = services.need("signer").apply_seal(
+        done = services.need_signer().apply_seal(
             SealRequest(
                 seal_id=seal.seal_id,
                 matter_code="SX-002",
@@ -70,7 +70,7 @@ def build(home: Path, out: Path, key: str) -> dict[str, object]:
         )
         out.write_bytes(done.pdf)
         forward(services)
-        services.need("ledger").checkpoint()
+        services.need_ledger().checkpoint()
         return {"file": str(out), "level": done.level, "number": done.document_number}
     finally:
         services.close()

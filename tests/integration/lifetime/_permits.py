@@ -37,8 +37,8 @@ def issue(home: Path, out: Path) -> dict[str, dict[str, str]]:
     app = create_app(settings, webhook_interval_s=None, checkpoint_interval_s=0, crl_publishing=False)
     with TestClient(app, raise_server_exceptions=False) as client:
         services = app.state.services
-        seal = next(iter(services.need("seal_registry").list(township_code=XINGJIANG)))
-        centre = services.need("policy_store").organisation(XINGJIANG).service_centre
+        seal = next(iter(services.need_seal_registry().list(township_code=XINGJIANG)))
+        centre = services.need_policy_store().organisation(XINGJIANG).service_centre
         headers = {}
         with transaction(services.sessions) as s:
             for username, role in (("xj.clerk", "TOWNSHIP_CLERK"), ("xj.principal", "TOWNSHIP_PRINCIPAL")):
@@ -83,7 +83,7 @@ def issue(home: Path, out: Path) -> dict[str, dict[str, str]]:
             assert view["status"] == "SEALED" and view["document_number"], view
             issued[name] = view
         forward(services)
-        services.need("ledger").checkpoint()
+        services.need_ledger().checkpoint()
         found: dict[str, dict[str, str]] = {}
         for name, view in issued.items():
             rid = view["request_id"]
