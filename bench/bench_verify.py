@@ -83,7 +83,7 @@ def _cpu_per_verification(strict: Any, rounds: int, per_round: int) -> dict[str,
     One worker that is never recycled, so that /proc keeps counting the same process."""
     import statistics
 
-    from signer._verify_sandbox import SandboxPool, _set_default, default_pool
+    from verifier._sandbox import SandboxPool, _set_default, default_pool
 
     previous = default_pool()
     pool = SandboxPool(size=1, max_tasks=10**9)
@@ -129,7 +129,7 @@ def main() -> None:
 
         return run
 
-    from signer import _pdffast
+    from verifier import _pdffast
 
     def stock() -> bool:
         _pdffast.uninstall()
@@ -157,7 +157,7 @@ def main() -> None:
     # production default: threads sharing the process-wide pool (one worker process per thread)
     from concurrent.futures import ThreadPoolExecutor
 
-    from signer._verify_sandbox import SandboxPool, _set_default
+    from verifier._sandbox import SandboxPool, _set_default
 
     _set_default(SandboxPool(size=args.workers))
     run = strict()

@@ -67,13 +67,13 @@ def _documents() -> tuple[bytes, Any, dict[str, bytes]]:
 def _ensure_budget_wired(trust: Any, bomb: bytes) -> bool:
     """True if the checks already refuse the bomb with VERIFY_BUDGET_EXCEEDED; else install the call."""
     from signer import VerifyLimits
-    from signer._verify_core import run_checks
+    from verifier._core import run_checks
 
     r = run_checks(bomb, trust, NOW, VerifyLimits(qpdf=False, timeout_s=5))
     if "VERIFY_BUDGET_EXCEEDED" in r.codes:
         return True
-    import signer._verify_core as core
-    from signer._verify_budget import check_budget
+    import verifier._core as core
+    from verifier._budget import check_budget
 
     original = core._run_checks
 
@@ -98,7 +98,7 @@ def _round(
 ) -> dict[str, Any]:
     from api._verify_gate import PUBLIC_TIMEOUT_S, VerifyGate
     from signer import Indication, VerifyLimits, verify_document
-    from signer._verify_sandbox import SandboxPool, _set_default
+    from verifier._sandbox import SandboxPool, _set_default
 
     guarded = config == "guarded"
     if config == "today":

@@ -215,7 +215,11 @@ def execute_and_commit(session: Session, statement: Executable) -> bool:
             raw.commit()  # type: ignore[union-attr]
     except psycopg.Error as exc:
         raise sa_exc.DBAPIError.instance(
-            str(statement), None, exc, psycopg.Error, connection_invalidated=raw.closed  # type: ignore[union-attr]
+            str(statement),
+            None,
+            exc,
+            psycopg.Error,
+            connection_invalidated=raw.closed,  # type: ignore[union-attr]
         ) from exc
     return True
 

@@ -46,4 +46,3 @@ def scoped(key: Any, load: Callable[[], T]) -> T:
     value = load()
     memo[key] = value
     return value
-

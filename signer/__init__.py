@@ -2,8 +2,6 @@
 (``Sealer.apply_seal``), and verification (issue 7).
 """
 
-from signer import _pdffast
-
 # --- sealing (issue 5) ---
 from signer._numbers import DEFAULT_FORMAT as DEFAULT_NUMBER_FORMAT
 from signer._preview import PagePicture, SealPreview, preview_seal, qr_fits, render_pages
@@ -12,17 +10,15 @@ from signer._service import AttestRequest, SealedDocument, Sealer, SealRequest, 
 from signer._stamp import SealFace, SealStampStyle
 from signer._templates import render_template, template_names
 from signer._tsa import CountyTimeStamper, CountyTsa, HttpTimeStamper, ensure_county_tsa
-
-# --- verification (issue 7) ---
-from signer._verify import verify_document  # noqa: E402
-from signer._verify_evidence import (  # noqa: E402
+from verifier import _pdffast
+from verifier._evidence import (  # noqa: E402
     Evidence,
     LedgerAnswer,
     LedgerFinding,
     LedgerQuery,
     LedgerReceipt,
 )
-from signer._verify_model import (  # noqa: E402
+from verifier._model import (  # noqa: E402
     BindingFacts,
     DocumentFacts,
     Indication,
@@ -33,7 +29,7 @@ from signer._verify_model import (  # noqa: E402
     VerificationReport,
     VerifyLimits,
 )
-from signer._verify_status import (  # noqa: E402
+from verifier._status import (  # noqa: E402
     STATUS_LIST_HEADER,
     DecisionState,
     StatusAnswer,
@@ -41,7 +37,10 @@ from signer._verify_status import (  # noqa: E402
     StatusListError,
     status_list_body,
 )
-from signer._verify_trust import TrustList  # noqa: E402
+from verifier._trust import TrustList  # noqa: E402
+
+# --- verification (issue 7) ---
+from verifier._verify import verify_document  # noqa: E402
 
 __all__ = [
     # sealing

@@ -30,10 +30,9 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from core.errors import BadInput, Unavailable
-
-from ._pdfgraph import DEFAULT_MAX_NODES, GraphBudgetExceeded, scan
-from ._verify_budget import check_budget
-from ._verify_model import VerifyLimits
+from verifier._budget import check_budget
+from verifier._model import VerifyLimits
+from verifier._pdfgraph import DEFAULT_MAX_NODES, GraphBudgetExceeded, scan
 
 Box = tuple[float, float, float, float]
 
@@ -167,7 +166,7 @@ def refuse_unsealable(
     """
     job = None
     if check_structure:
-        from ._verify_core import _QpdfJob  # the verifier's own check: the same tolerance for warnings
+        from verifier._core import _QpdfJob  # the verifier's own check: the same tolerance for warnings
 
         job = _QpdfJob(unverified_pdf, qpdf_timeout_s)  # a child process: runs while the graph is walked
     try:
@@ -243,9 +242,9 @@ def refuse_failing_signatures(opened: OpenedPdf, unverified_pdf: bytes, now: dat
     """
     if not has_signatures(opened):
         return
-    from ._verify import verify_document
-    from ._verify_model import Indication
-    from ._verify_trust import TrustList
+    from verifier._model import Indication
+    from verifier._trust import TrustList
+    from verifier._verify import verify_document
 
     report = verify_document(unverified_pdf, TrustList.empty(), now=now)
     if report.indication is Indication.TOTAL_FAILED:

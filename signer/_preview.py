@@ -119,7 +119,7 @@ def render_pages(
     import pypdfium2 as pdfium
     from PIL import Image
 
-    from ._verify_visual import _PDFIUM_LOCK, _render
+    from verifier._visual import _PDFIUM_LOCK, _render
 
     flags = 0x01  # FPDF_ANNOT
     out: list[PagePicture] = []
@@ -158,7 +158,7 @@ def _blank(pdf: bytes, page_index: int, box: Box, page_box: Box) -> bool:
     """Nothing drawn inside ``box`` (PDF points) on the page, with a 4 pt margin, at 72 dpi."""
     import pypdfium2 as pdfium
 
-    from ._verify_visual import _PDFIUM_LOCK, _render
+    from verifier._visual import _PDFIUM_LOCK, _render
 
     with _PDFIUM_LOCK:
         try:

@@ -187,7 +187,7 @@ def register(app: typer.Typer) -> None:
 
 def _with_receipt(evidence: Any, receipt: Any) -> Any:
     """``--receipt``: beside the evidence at hand, or beside the evidence of every county a router holds."""
-    from signer._verify_counties import EvidenceRouter
+    from verifier._counties import EvidenceRouter
 
     if isinstance(evidence, EvidenceRouter):
         return EvidenceRouter(
@@ -209,10 +209,10 @@ def _home_evidence(settings: Any) -> Any:
         return Evidence()
     from dataclasses import replace
 
+    from api._local_evidence import local_evidence, policy_delegation_lookup
     from api._status_list import decision_status_lookup
     from core.db import make_engine
     from policies import PolicyStore
-    from signer._verify_local import local_evidence, policy_delegation_lookup
 
     engine = make_engine(url)
     evidence = local_evidence(engine, settings.home_dir / "ledger" / "log.vkey")
@@ -309,7 +309,7 @@ def _bundle_router(bundle: dict[str, Any], trust: Any, path: Path) -> Any:
     county whose CA issued the seal, and ``TRUST_BUNDLE_STALE`` once the bundle is past its own
     ``next_update``: its CRLs and status list may miss a revocation made since). A seal its CAs did not
     issue (a root given with ``--trust``) still gets the bundle's evidence, as before."""
-    from signer._verify_counties import EvidenceRouter, ForeignCounty
+    from verifier._counties import EvidenceRouter, ForeignCounty
 
     evidence = _bundle_evidence(bundle)
     found = bundle.get("county")

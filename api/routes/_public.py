@@ -221,7 +221,7 @@ def _evidence(services: Any) -> Any:
     from signer import Evidence
 
     try:
-        from signer._verify_local import local_evidence
+        from api._local_evidence import local_evidence
     except ImportError:
         evidence = Evidence()
     else:
@@ -240,7 +240,7 @@ def _covering(services: Any, lookup: Any) -> Any:
     like any other. The checkpoint is signed by the ledger (one signature per growth of the tree, never two
     that disagree); the verifier still only reads and checks. Where the log key is not at hand the answer
     stays PENDING (INDETERMINATE, TRY_LATER)."""
-    from signer._verify_evidence import LedgerAnswer
+    from verifier._evidence import LedgerAnswer
 
     def covering(query: Any) -> Any:
         finding = lookup(query)

@@ -58,8 +58,8 @@ def test_every_verifier_sees_the_decision_status(county, tmp_path: Path) -> None
     assert r.status_code == 200, r.text
 
     # the status list was signed at once: served at /pki/status, checked with the published log key
+    from api._local_evidence import parse_vkey
     from signer import DecisionState, StatusList
-    from signer._verify_local import parse_vkey
 
     name, key = parse_vkey(c.get("/v1/public/log-key").text)
     served = c.get("/pki/status")

@@ -31,10 +31,10 @@ D = generic.DictionaryObject
 A = generic.ArrayObject
 
 
-
 #: A supplied PDF may not print a number of the centre's own series (PDF_SHOWS_DOCUMENT_NUMBER): the permit
 #: as another organ would number it.
 SUPPLIED_DATA = {**PERMIT_DATA, "document_number": "兴卫发〔2026〕1号"}
+
 
 def _rect(*xs: float) -> generic.ArrayObject:
     return A([generic.FloatObject(x) for x in xs])

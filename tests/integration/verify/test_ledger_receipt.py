@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import create_engine
 
 from signer import BindingFacts, Evidence, LedgerReceipt
-from signer._verify_evidence import check_evidence, entry_payload
 from tests._fixtures.ledger import MemorySigner, seal_signed_body
+from verifier._evidence import check_evidence, entry_payload
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

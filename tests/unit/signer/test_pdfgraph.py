@@ -20,7 +20,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import PdfFileWriter
 
-from signer._pdfgraph import (
+from verifier._pdfgraph import (
     GraphBudgetExceeded,
     ObjectWalk,
     active_content,

@@ -7,9 +7,9 @@ import os
 import pytest
 
 from signer import Indication, TrustList, VerifyLimits, verify_document
-from signer._verify_sandbox import SandboxPool
 from tests.unit.verify import _factory as f
 from tests.unit.verify.conftest import NOW
+from verifier._sandbox import SandboxPool
 
 
 @pytest.mark.parametrize("mode", ["pool", "fork"])

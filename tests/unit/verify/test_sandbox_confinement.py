@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from signer import Indication, TrustList, VerifyLimits, _verify_sandbox
-from signer._verify_sandbox import SandboxPool
+from signer import Indication, TrustList, VerifyLimits
 from tests.unit.verify import _factory as f
 from tests.unit.verify.conftest import NOW
+from verifier import _sandbox as _verify_sandbox
+from verifier._sandbox import SandboxPool
 
 
 def _status(pid: int) -> dict[str, str]:

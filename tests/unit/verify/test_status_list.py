@@ -25,8 +25,8 @@ from signer import (
     status_list_body,
     verify_document,
 )
-from signer._verify_evidence import check_evidence, verify_checkpoint
 from tests.unit.verify.conftest import FAST, NOW
+from verifier._evidence import check_evidence, verify_checkpoint
 
 ORIGIN = "seal.xingguo.example/ledger"
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)

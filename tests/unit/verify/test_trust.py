@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import serialization
 
 from core.errors import BadInput
 from signer import TrustList
-from signer._verify_trust import check_revocation, seal_facts
 from tests.unit.verify import _factory as f
+from verifier._trust import check_revocation, seal_facts
 
 
 def _pem(der: bytes) -> bytes:

@@ -31,7 +31,7 @@ from typing import Any
 
 from pyhanko.pdf_utils import generic
 
-from signer._pdfgraph import widget_visible
+from verifier._pdfgraph import widget_visible
 
 Rect = tuple[float, float, float, float]
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from signer._verify_model import BindingFacts, Reason, SealFacts
-from signer._verify_reasons import reason
-from signer._verify_status import FINAL_STATES, DecisionState, StatusAnswer, StatusListError
+from verifier._model import BindingFacts, Reason, SealFacts
+from verifier._reasons import reason
+from verifier._status import FINAL_STATES, DecisionState, StatusAnswer, StatusListError
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from signer import _qpdf
+from verifier import _qpdf
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus" / "foreign"
 

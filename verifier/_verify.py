@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from signer._verify_core import primary_seal, run_checks, with_reasons
-from signer._verify_counties import EvidenceRouter
-from signer._verify_evidence import Evidence, check_evidence
-from signer._verify_model import Reason, VerificationReport, VerifyLimits
-from signer._verify_trust import TrustList
+from verifier._core import primary_seal, run_checks, with_reasons
+from verifier._counties import EvidenceRouter
+from verifier._evidence import Evidence, check_evidence
+from verifier._model import Reason, VerificationReport, VerifyLimits
+from verifier._trust import TrustList
 
 
 def verify_document(
@@ -44,7 +44,7 @@ def verify_document(
         raise ValueError("now must be timezone-aware")
     # 1–7
     if limits.sandbox:
-        from signer._verify_sandbox import default_pool, run_sandboxed
+        from verifier._sandbox import default_pool, run_sandboxed
 
         if limits.sandbox_mode == "fork":
             report = run_sandboxed(unverified_pdf, trust, now, limits)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from signer._verify_model import Reason, Severity, SubIndication
+from verifier._model import Reason, Severity, SubIndication
 
 _F, _I, _N = Severity.FAIL, Severity.INDETERMINATE, Severity.INFO
 S = SubIndication

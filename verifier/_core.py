@@ -44,8 +44,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from signer import _qpdf
-from signer._verify_model import (
+from verifier import _qpdf
+from verifier._model import (
     BindingFacts,
     DocumentFacts,
     Indication,
@@ -57,8 +57,8 @@ from signer._verify_model import (
     VerificationReport,
     VerifyLimits,
 )
-from signer._verify_reasons import reason
-from signer._verify_trust import TrustList, check_revocation, seal_facts
+from verifier._reasons import reason
+from verifier._trust import TrustList, check_revocation, seal_facts
 
 logger = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ def _document_content(reader: Any, doc_reasons: list[Reason], checks: list[str])
     optional content that differs on screen, on paper or when toggled (``OPTIONAL_CONTENT_VARIES``), and
     ``/NeedAppearances`` (the viewer redraws the fields: ``ACTIVE_CONTENT``). Current objects only: an old
     version brought back by a later revision is a change the after-seal rule sees."""
-    from signer import _pdfgraph
+    from verifier import _pdfgraph
 
     try:
         found = _pdfgraph.scan(reader, history=False)
@@ -708,9 +708,9 @@ def _out_of_validity(w: _SigWork, indic: str, at: datetime, time_proven: bool) -
 
 
 def _cross_check(works: list[_SigWork], data: bytes, reasons: list[Reason]) -> bool:
-    from signer import _verify_endesive
+    from verifier import _endesive
 
-    results = _verify_endesive.integrity(data, [w.byte_range for w in works])
+    results = _endesive.integrity(data, [w.byte_range for w in works])
     if isinstance(results, str):
         reasons.append(reason("CROSS_CHECK_UNAVAILABLE", detail=results))
         return False
@@ -751,7 +751,7 @@ def run_checks(
         return unreadable_report(len(data), now, "PDF_UNREADABLE", "no %PDF- header or %%EOF trailer", sha)
     # 1b. budget: bounds on objects, xref entries and inflated bytes, counted before anything is parsed
     if limits.budget:
-        from signer._verify_budget import check_budget
+        from verifier._budget import check_budget
 
         over = check_budget(data, limits)
         if over is not None:
@@ -862,7 +862,7 @@ def _run_checks(
             w.add("BINDING_MISMATCH", detail=f"binding names seal {bound_seal}, certificate {w.seal.seal_id}")
     checks += ["byte-ranges", "pyhanko", "strict-diff", "trust", "revocation"]
     # 6b. proofs of existence from later archive timestamps, once certificates expired (signer._verify_ltv)
-    from signer._verify_ltv import prove_existence
+    from verifier._ltv import prove_existence
 
     prove_existence(works, reader, trust, now)
 
@@ -927,7 +927,7 @@ def _after_the_seal(
     pages as sealed and as they are now are rendered and compared (``VISIBLE_CHANGE``) outside the
     attestation seals' own widgets.
     """
-    from signer import _verify_after_seal as after
+    from verifier import _after_seal as after
 
     if anchor is None or anchor.signed_revision is None:
         return
@@ -980,7 +980,7 @@ def _number_on_the_page(data: bytes, ends: list[int], anchor: _SigWork | None, c
     """
     if anchor is None or anchor.binding is None or not anchor.binding.document_number:
         return
-    from signer import _verify_visual as visual
+    from verifier import _visual as visual
 
     bound = anchor.binding.document_number
     head = visual.series_head(bound)
@@ -1016,13 +1016,13 @@ def _compare_rendered(
 ) -> None:
     """Defence in depth: the pages as sealed and as they are now, rendered and compared in view and print
     mode (``signer._verify_visual``); ``pages`` None: every page (within the renderer's budget)."""
-    from signer import _verify_visual
+    from verifier import _visual
 
-    diffs = _verify_visual.visible_changes(data[:sealed_end], data, allowed=allowed, pages=pages)
+    diffs = _visual.visible_changes(data[:sealed_end], data, allowed=allowed, pages=pages)
     checks.append("render-compare")
     for d in diffs[:5]:
         # an incomplete comparison is no pass either; unrenderable or a vanished form fails closed
-        code = "VERIFY_BUDGET_EXCEEDED" if d.kind is _verify_visual.DiffKind.BUDGET else "VISIBLE_CHANGE"
+        code = "VERIFY_BUDGET_EXCEEDED" if d.kind is _visual.DiffKind.BUDGET else "VISIBLE_CHANGE"
         doc_reasons.append(reason(code, detail=str(d)))
 
 
@@ -1149,18 +1149,18 @@ def preload() -> None:
     import pyhanko_certvalidator  # noqa: F401
     from pyhanko.pdf_utils.reader import PdfFileReader  # noqa: F401
 
-    import signer._pdfgraph  # noqa: F401
-    import signer._verify_after_seal  # noqa: F401
-    import signer._verify_budget  # noqa: F401
-    import signer._verify_visual  # noqa: F401 - PDFium: ~77 ms to load
+    import verifier._after_seal  # noqa: F401
+    import verifier._budget  # noqa: F401
+    import verifier._pdfgraph  # noqa: F401
+    import verifier._visual  # noqa: F401 - PDFium: ~77 ms to load
 
     try:
         import keystore._pki  # noqa: F401 - seal facts parser
     except ImportError:
         pass
-    from signer import _verify_endesive
+    from verifier import _endesive
 
-    _verify_endesive.prepare()
+    _endesive.prepare()
 
 
 def utcnow() -> datetime:

@@ -21,8 +21,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import SealServiceError
-from signer._verify_evidence import Evidence, LedgerFinding, LedgerQuery, LedgerReceipt
-from signer._verify_model import BindingFacts, SealFacts
+from verifier._evidence import Evidence, LedgerFinding, LedgerQuery, LedgerReceipt
+from verifier._model import BindingFacts, SealFacts
 
 
 def parse_vkey(vkey: str) -> tuple[str, bytes]:
@@ -65,7 +65,7 @@ def find_ledger_entry(engine: Engine, query: LedgerQuery, *, origin: str) -> Led
     4. Covered by the latest signed checkpoint: FOUND, with its inclusion proof; newer: PENDING.
     """
     from ledger import Ledger
-    from signer._verify_evidence import _entry_mismatch
+    from verifier._evidence import _entry_mismatch
 
     binding = query.binding
     try:
