@@ -164,7 +164,7 @@ def stored_document(services: Any, document_number: str) -> bytes:
 def verify_for_attestation(services: Any, unverified_pdf: bytes) -> Any:
     """Step 2: the verifier's report, as ``POST /v1/verify`` makes it (home trust list, server evidence)."""
     from api.routes._public import _evidence
-    from signer import TrustList, VerifyLimits, verify_document
+    from verifier import TrustList, VerifyLimits, verify_document
 
     try:
         trust = TrustList.for_home(services.settings.home_dir)

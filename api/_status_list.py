@@ -4,7 +4,7 @@ lookup of a decision's status (变更、撤回、撤销、注销).
 In the county the verifier asks the database (``decision_status_lookup``: the signing request of the
 document, and for 变更 its successor). Elsewhere it has the county's **status list**: every issued decision
 that is not in force as issued, signed with the ledger's log key, dated, with a ``next_update``
-(``signer._verify_status`` has the format and the checks). The list is
+(``verifier._status`` has the format and the checks). The list is
 
 - published at ``GET /pki/status`` (file ``HOME/pki/status.note``) and put into ``yizhang verify-bundle``;
 - signed again at once after every status change (``publish_quietly``, from the signing workflow), in every
@@ -39,7 +39,7 @@ from core.errors import Unavailable
 from core.settings import Settings
 
 if TYPE_CHECKING:  # the signer is imported when first used (it loads pyHanko)
-    from signer import BindingFacts, DecisionState, StatusAnswer, StatusList
+    from verifier import BindingFacts, DecisionState, StatusAnswer, StatusList
 
 log = logging.getLogger("yizhang.api")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -66,7 +66,7 @@ def decision_status_lookup(engine: Engine) -> Callable[[BindingFacts], StatusAns
     successor of a changed decision. ``None``: no such request here (not a document this service issued).
     One indexed query; a second one only for a changed decision."""
     from api._storage import SigningRequestRow
-    from signer import DecisionState, StatusAnswer
+    from verifier import DecisionState, StatusAnswer
 
     # Built once, executed with a bound value: building a statement per lookup (and its cache key) cost
     # more than the query itself (bench/bench_lookups.py).
@@ -117,7 +117,7 @@ def _successor_stmt() -> Any:
 def status_entries(conn: Connection) -> list[tuple[str, DecisionState, str | None]]:
     """Every issued decision not in force as issued: (document number, status, successor)."""
     from api._storage import OutboxRow, SigningRequestRow
-    from signer import DecisionState
+    from verifier import DecisionState
 
     rows = conn.execute(
         select(
@@ -181,7 +181,7 @@ def publish_status_list(
     one is missing, unreadable, older than ``status_list_republish_s`` or says something else than the
     records. ``signer``: the ledger's ``NoteSigner`` (the log key)."""
     from ledger._note import sign_note
-    from signer import status_list_body
+    from verifier import status_list_body
 
     if signer is None:
         raise Unavailable(
@@ -212,7 +212,7 @@ def publish_status_list(
 
 def _published(path: Path) -> StatusList | None:
     """The list this server published (its own file: parsed, not verified)."""
-    from signer import StatusList
+    from verifier import StatusList
 
     try:
         text = path.read_text(encoding="utf-8")

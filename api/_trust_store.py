@@ -14,7 +14,7 @@ The store. ``HOME/trust/<name>.json`` holds one county each: where it came from 
 root (SHA-256 of its DER; set on ``trust add``, like SSH's known_hosts, and never followed when it changes),
 when it was added and refreshed, and the bundle. ``yizhang verify``, ``POST /v1/verify`` and the public page
 trust those roots and judge those counties' documents with their bundles' evidence
-(:class:`signer._verify_counties.EvidenceRouter`).
+(:class:`verifier._counties.EvidenceRouter`).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def make_bundle(
 ) -> dict[str, Any]:
     """The bundle as published, unsigned: this county's trust (``HOME/pki``), log key, the checkpoint given
     (note, signing time), the status list given, and its own dates."""
-    from signer import TrustList
+    from verifier import TrustList
 
     now = now or datetime.now(UTC)
     trust = TrustList.for_home(settings.home_dir)
@@ -121,7 +121,7 @@ def _next_update(trust: Any, status_list: str | None, now: datetime, settings: S
         if nu is not None:
             dates.append(nu)
     if status_list:
-        from signer import StatusList
+        from verifier import StatusList
 
         try:
             dates.append(StatusList.parse_body(status_list.partition("\n\n")[0] + "\n").next_update)
@@ -530,7 +530,7 @@ def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 def _load(settings: Settings) -> list[Any]:
-    from signer import TrustList
+    from verifier import TrustList
     from verifier._counties import ForeignCounty
     from verifier._trust import check_bundle_signature
 

@@ -118,6 +118,9 @@ def _memory(sealed: bytes, whole: bytes, dpi: float) -> dict[str, object]:
 
 
 def main() -> None:
+    from verifier import patches
+
+    patches.install()  # as the service and the CLI do (verifier/patches.py)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

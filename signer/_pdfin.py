@@ -58,7 +58,7 @@ MALFORMED_ERRORS: tuple[type[BaseException], ...] = (
 
 
 _VERIFIER = VerifyLimits()
-#: The verifier's pre-parse budget (``signer._verify_budget``, ``VERIFY_BUDGET_EXCEEDED``) less room for what
+#: The verifier's pre-parse budget (``verifier._budget``, ``VERIFY_BUDGET_EXCEEDED``) less room for what
 #: sealing and years of archive-timestamp renewals add (a few revisions, hundreds of objects, a few MB of
 #: certificates, CRLs and timestamps): a document inside it stays inside the verifier's after sealing. Checked
 #: on the raw bytes before pyHanko reads anything, so a 200 000-object file or a 0.3 MB xref-stream bomb
@@ -158,7 +158,7 @@ def refuse_unsealable(
 ) -> None:
     """Refuse what a viewer could show otherwise than it is sealed (codes in the module docstring).
 
-    One pass over every object of every revision (``signer._pdfgraph.scan``, ~1.6 ms CPU for a template
+    One pass over every object of every revision (``verifier._pdfgraph.scan``, ~1.6 ms CPU for a template
     permit), while ``qpdf --check`` runs in a child process (~8 ms wall on an idle machine; ~1.2 ms CPU
     here to spawn it, ~6.4 ms in the child): the same check, with the same tolerance,
     as the verifier's STRUCTURE_INVALID. The child process, not libqpdf in this process: the input is

@@ -8,7 +8,7 @@ where the stamp and the verification QR code go, and the pages rendered with PDF
 QR area (lower left of the stamp page) is blank, so it never covers the document's own text; the same
 bytes always give the same answer, so a retried sealing agrees with the first attempt.
 
-PDFium is driven under the signer's one PDFium lock (``signer._verify_visual``), with a page limit and a
+PDFium is driven under the signer's one PDFium lock (``verifier._visual``), with a page limit and a
 wall deadline per page (progressive rendering).
 """
 

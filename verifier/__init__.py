@@ -1,1 +1,59 @@
-"""verifier: the verification of sealed documents (issue 7), a package of its own (issue 24)."""
+"""verifier: is this sealed PDF what a county sealed, unchanged, by a seal it trusted then? (issue 7)
+
+A package of its own (issue 24): an out-of-county verifier is a different product with a different threat
+model from the sealer. It may import ``core``, ``keystore``'s models, ``ledger``'s proofs, pyHanko and
+the PDF/crypto libraries; never ``signer`` or ``api`` (an import-linter contract in pyproject.toml).
+``signer`` may import it (the sealing gate reuses its PDF walk and budget; the post-seal self-check runs
+it). The library patches both use are installed by :func:`verifier.patches.install`.
+
+``verify_document(pdf, trust, *, now, limits=None, evidence=None) -> VerificationReport``:
+docs/verification.md.
+"""
+
+from verifier._evidence import Evidence, LedgerAnswer, LedgerFinding, LedgerQuery, LedgerReceipt
+from verifier._model import (
+    BindingFacts,
+    DocumentFacts,
+    Indication,
+    Reason,
+    SealFacts,
+    SignatureReport,
+    SubIndication,
+    VerificationReport,
+    VerifyLimits,
+)
+from verifier._status import (
+    STATUS_LIST_HEADER,
+    DecisionState,
+    StatusAnswer,
+    StatusList,
+    StatusListError,
+    status_list_body,
+)
+from verifier._trust import TrustList
+from verifier._verify import verify_document
+
+__all__ = [
+    "STATUS_LIST_HEADER",
+    "BindingFacts",
+    "DecisionState",
+    "DocumentFacts",
+    "Evidence",
+    "Indication",
+    "LedgerAnswer",
+    "LedgerFinding",
+    "LedgerQuery",
+    "LedgerReceipt",
+    "Reason",
+    "SealFacts",
+    "SignatureReport",
+    "StatusAnswer",
+    "StatusList",
+    "StatusListError",
+    "SubIndication",
+    "TrustList",
+    "VerificationReport",
+    "VerifyLimits",
+    "status_list_body",
+    "verify_document",
+]

@@ -3,7 +3,7 @@
 Plan (numbered, as the house style asks; ``verify_document`` adds steps 8–9 in the parent):
 
 1. Preflight: size bound, ``%PDF-`` header, ``%%EOF`` near the end. Otherwise PDF_UNREADABLE.
-2. Structure: ``qpdf --check`` (in the sandbox: in-process through libqpdf's job API, ``signer._qpdf``;
+2. Structure: ``qpdf --check`` (in the sandbox: in-process through libqpdf's job API, ``verifier._qpdf``;
    elsewhere its own subprocess with a timeout); pyHanko's
    *strict* reader must parse every revision's cross-reference section; each revision's ``startxref``
    must point at an ``xref`` table or an xref stream object, and nothing but one end-of-line may follow
@@ -145,7 +145,7 @@ def unreadable_report(
 # 1–2. preflight and structure
 
 
-#: Set in the verification sandbox's children (signer._verify_sandbox): a wall timeout bounds them.
+#: Set in the verification sandbox's children (verifier._sandbox): a wall timeout bounds them.
 IN_SANDBOX = False
 
 
@@ -168,7 +168,7 @@ class _QpdfJob:
         self.pdf.write(data)
         self.pdf.flush()
         # In the sandbox (a worker the parent kills on its wall timeout) the same check runs in this process
-        # through libqpdf's job API: no fork/exec per document (signer._qpdf). Elsewhere: the binary.
+        # through libqpdf's job API: no fork/exec per document (verifier._qpdf). Elsewhere: the binary.
         self.in_process = IN_SANDBOX and _qpdf.available()
         if self.in_process:
             return
@@ -271,7 +271,7 @@ def _revision_ends(data: bytes, reader: Any, doc_reasons: list[Reason]) -> list[
 
 def _document_content(reader: Any, doc_reasons: list[Reason], checks: list[str]) -> None:
     """Step 7b: what a viewer could show other than what was sealed, in any object form, direct or indirect
-    (``signer._pdfgraph``, the same walk the sealer's gate uses): scripts and actions (``ACTIVE_CONTENT``),
+    (``verifier._pdfgraph``, the same walk the sealer's gate uses): scripts and actions (``ACTIVE_CONTENT``),
     optional content that differs on screen, on paper or when toggled (``OPTIONAL_CONTENT_VARIES``), and
     ``/NeedAppearances`` (the viewer redraws the fields: ``ACTIVE_CONTENT``). Current objects only: an old
     version brought back by a later revision is a change the after-seal rule sees."""
@@ -861,7 +861,7 @@ def _run_checks(
         if bound_seal and w.seal and w.seal.seal_id and bound_seal != w.seal.seal_id:
             w.add("BINDING_MISMATCH", detail=f"binding names seal {bound_seal}, certificate {w.seal.seal_id}")
     checks += ["byte-ranges", "pyhanko", "strict-diff", "trust", "revocation"]
-    # 6b. proofs of existence from later archive timestamps, once certificates expired (signer._verify_ltv)
+    # 6b. proofs of existence from later archive timestamps, once certificates expired (verifier._ltv)
     from verifier._ltv import prove_existence
 
     prove_existence(works, reader, trust, now)
@@ -918,7 +918,7 @@ def _after_the_seal(
     doc_reasons: list[Reason],
     checks: list[str],
 ) -> None:
-    """Step 7a: after the seal nothing a person sees may change (``signer._verify_after_seal``).
+    """Step 7a: after the seal nothing a person sees may change (``verifier._after_seal``).
 
     Every signature or document timestamp signed after the seal must be invisible, except a trusted
     signature on a field created after the seal (a county attestation). Every object written after the seal
@@ -1015,7 +1015,7 @@ def _compare_rendered(
     pages: set[int] | None,
 ) -> None:
     """Defence in depth: the pages as sealed and as they are now, rendered and compared in view and print
-    mode (``signer._verify_visual``); ``pages`` None: every page (within the renderer's budget)."""
+    mode (``verifier._visual``); ``pages`` None: every page (within the renderer's budget)."""
     from verifier import _visual
 
     diffs = _visual.visible_changes(data[:sealed_end], data, allowed=allowed, pages=pages)

@@ -10,7 +10,7 @@ documents at all.
 
 Why fork: the parent has already imported pyHanko, cryptography and endesive, so a fork costs a few
 milliseconds where a fresh interpreter costs hundreds. The child sets its own limits (they bound qpdf too,
-which it spawns), runs :func:`signer._verify_core.run_checks`, and writes the report as length-prefixed
+which it spawns), runs :func:`verifier._core.run_checks`, and writes the report as length-prefixed
 JSON to a pipe; the parent never unpickles anything from the child. A child that dies (MemoryError → exit,
 SIGKILL from the kernel, SIGXCPU) or overruns the timeout is killed and reported as
 ``VERIFY_RESOURCE_LIMIT`` (TOTAL_FAILED, unreadable).

@@ -3,8 +3,8 @@
 Plan:
 
 1–7. Document checks, integrity (pyHanko + endesive), strict difference analysis, trust and revocation at
-     the proven signing time: ``signer._verify_core.run_checks`` (its docstring numbers them), run in a
-     forked child bounded by ``VerifyLimits`` (``signer._verify_sandbox``) because the bytes are hostile.
+     the proven signing time: ``verifier._core.run_checks`` (its docstring numbers them), run in a
+     forked child bounded by ``VerifyLimits`` (``verifier._sandbox``) because the bytes are hostile.
 8.   Evidence, in this process (it may use a database or a network lookup the child must not inherit):
      ledger receipt + inclusion proof against a signed checkpoint, the decision's current status, the
      delegation at the signing time. Each input is optional; what was not checked says so (INFO). A

@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Verify a sealed PDF: integrity, strict change rules, trust, revocation, ledger evidence."""
-        from signer import Evidence, LedgerReceipt, TrustList, VerifyLimits, verify_document
+        from verifier import Evidence, LedgerReceipt, TrustList, VerifyLimits, verify_document
 
         report = None
         with cli_errors(as_json):
@@ -202,7 +202,7 @@ def _with_receipt(evidence: Any, receipt: Any) -> Any:
 def _home_evidence(settings: Any) -> Any:
     """Ledger evidence, delegation and decision status from this deployment's database and published log
     key, when there is one."""
-    from signer import Evidence
+    from verifier import Evidence
 
     url = settings.effective_database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
@@ -256,7 +256,7 @@ def _current_status_list(settings: Any) -> str | None:
 
 def _next_update(note: str | None) -> str | None:
     """Until when the bundle's status list is good (read, not verified: it is this county's own file)."""
-    from signer import StatusList
+    from verifier import StatusList
 
     if not note:
         return None
@@ -339,7 +339,7 @@ def _bundle_evidence(bundle: dict[str, Any]) -> Any:
     decision status list."""
     import base64
 
-    from signer import Evidence
+    from verifier import Evidence
 
     vkey = bundle.get("log_vkey")
     if not vkey:
@@ -371,7 +371,7 @@ def _bundle_status(note: Any, key: bytes, name: str) -> Any:
     """The decision status lookup of a bundle: its status list, checked once against the bundle's log key
     (a list that fails is STATUS_LIST_INVALID for every document, never silently ignored); ``None`` for a
     bundle made before status lists (nothing said about status)."""
-    from signer import StatusList, StatusListError
+    from verifier import StatusList, StatusListError
 
     if not note:
         return None

@@ -183,7 +183,7 @@ def router_for(settings: Settings) -> APIRouter:
     ) -> JSONResponse:
         """Verify a sealed PDF (strict): the report as JSON. Unreadable input is a report, not an error."""
         from api._verify_gate import PUBLIC_TIMEOUT_S, client_of, gate_of
-        from signer import VerifyLimits, verify_document
+        from verifier import VerifyLimits, verify_document
 
         services = services_of(request)
         limits = VerifyLimits(max_bytes=services.settings.max_pdf_bytes, timeout_s=PUBLIC_TIMEOUT_S)
@@ -206,7 +206,7 @@ def trust_and_evidence(services: Any) -> tuple[Any, Any]:
     """What public verification trusts: this county (its roots, CRLs, records) and the counties of its trust
     store (``yizhang trust add``), each county's documents judged with that county's evidence."""
     from api._trust_store import evidence_router
-    from signer import TrustList
+    from verifier import TrustList
 
     router = evidence_router(services.settings, _evidence(services))
     return router.trust_list(TrustList.for_home(services.settings.home_dir)), router
@@ -218,7 +218,7 @@ def _evidence(services: Any) -> Any:
     import dataclasses
 
     from ledger import vkey_path
-    from signer import Evidence
+    from verifier import Evidence
 
     try:
         from api._local_evidence import local_evidence

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from signer import Indication, TrustList, VerificationReport, VerifyLimits, verify_document
 from tests._fixtures import attacks as a
 from tests._fixtures.signer import ACCEPTANCE_DATA, county_trust
 from tests.unit.verify import _factory as f
+from verifier import Indication, TrustList, VerificationReport, VerifyLimits, verify_document
 
 pytestmark = pytest.mark.softhsm
 

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from signer import Evidence, Indication, LedgerReceipt, SubIndication, VerifyLimits, verify_document
 from tests._fixtures.signer import PERMIT_DATA, seal_acceptance_notice
 from tests._fixtures.signer import county_trust as _trust
+from verifier import Evidence, Indication, LedgerReceipt, SubIndication, VerifyLimits, verify_document
 
 pytestmark = pytest.mark.softhsm
 FAST = VerifyLimits(sandbox=False)

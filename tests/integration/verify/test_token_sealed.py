@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from signer import Evidence, Indication, LedgerReceipt, VerifyLimits, verify_document
 from tests._fixtures.signer import county_trust, seal_acceptance_notice
 from tests.unit.verify import _factory as f
+from verifier import Evidence, Indication, LedgerReceipt, VerifyLimits, verify_document
 
 pytestmark = pytest.mark.softhsm
 

@@ -202,7 +202,7 @@ def test_county_b_verifies_county_a_permit_after_trust_add(counties: Counties) -
 def test_a_stale_bundle_is_indeterminate_naming_its_age_and_where_to_refresh(counties: Counties) -> None:
     from api._trust_store import evidence_router, get
     from core.settings import load_settings
-    from signer import Evidence, TrustList, VerifyLimits, verify_document
+    from verifier import Evidence, TrustList, VerifyLimits, verify_document
 
     c = counties
     _add_a(c)

@@ -1,4 +1,4 @@
-"""signer._pdfgraph: active content, optional content, sneaky signature fields and NeedAppearances found in
+"""verifier._pdfgraph: active content, optional content, sneaky signature fields and NeedAppearances found in
 any object form (direct or indirect, any revision), and nothing found in clean documents.
 
 Each hostile form is built with pyHanko's writer exactly as the issue-18 attack set wrote it: the

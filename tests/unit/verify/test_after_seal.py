@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 from pyhanko.pdf_utils import generic
 
-from signer import Indication, TrustList, verify_document
 from tests.unit.verify import _factory as f
 from tests.unit.verify.conftest import FAST, NOW, SIGNED_AT
+from verifier import Indication, TrustList, verify_document
 
 LATER = datetime(2026, 3, 5, tzinfo=UTC)
 _n = generic.NameObject

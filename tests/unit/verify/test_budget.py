@@ -14,8 +14,8 @@ import zlib
 
 import pytest
 
-from signer import Indication, TrustList, VerifyLimits, verify_document
 from tests.unit.verify.conftest import NOW
+from verifier import Indication, TrustList, VerifyLimits, verify_document
 from verifier._budget import check_budget, scan_budget
 from verifier._sandbox import SandboxPool, run_sandboxed_measured
 

@@ -1,6 +1,6 @@
 """The endesive cross-check is there on this machine, and for the reason the code gives (not by luck).
 
-``signer._verify_endesive`` applies upstream oscrypto's fix of its libcrypto version pattern at import time.
+``verifier._endesive`` applies upstream oscrypto's fix of its libcrypto version pattern at import time.
 These tests fail when the cross-check would silently become CROSS_CHECK_UNAVAILABLE in CI, and when an
 oscrypto release no longer needs the fix (then remove it)."""
 

@@ -10,9 +10,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from signer import Indication, TrustList, verify_document
 from tests.unit.verify import _factory as f
 from tests.unit.verify.conftest import FAST, NOW, SIGNED_AT
+from verifier import Indication, TrustList, verify_document
 from verifier import _core as core
 from verifier import _endesive as endesive
 

@@ -1,4 +1,4 @@
-"""``signer._qpdf``: the qpdf CLI's own ``--check`` job run in-process says what the ``qpdf`` binary says."""
+"""``verifier._qpdf``: the qpdf CLI's own ``--check`` job run in-process says what the qpdf binary says."""
 
 from __future__ import annotations
 
