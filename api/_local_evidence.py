@@ -21,8 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import SealServiceError
-from verifier._evidence import Evidence, LedgerFinding, LedgerQuery, LedgerReceipt
-from verifier._model import BindingFacts, SealFacts
+from verifier import BindingFacts, Evidence, LedgerFinding, LedgerQuery, LedgerReceipt, SealFacts
 
 
 def parse_vkey(vkey: str) -> tuple[str, bytes]:

@@ -136,7 +136,7 @@ def sign_bundle(bundle: dict[str, Any], pki: Any) -> dict[str, Any]:
 
     from cryptography.hazmat.primitives import serialization
 
-    from verifier._trust import BUNDLE_SIGNATURE_ALG, bundle_signed_bytes, root_fingerprint
+    from verifier import BUNDLE_SIGNATURE_ALG, bundle_signed_bytes, root_fingerprint
 
     root_der = pki.root_certificate.public_bytes(serialization.Encoding.DER)
     body = {k: v for k, v in bundle.items() if k != "signature"}
@@ -299,12 +299,7 @@ def _time(value: Any) -> datetime | None:
 def read_offer(source: str) -> Offer:
     """Read a bundle from ``source`` (``https://`` or loopback ``http://`` URL, or a file) and check that it
     is signed by the root it names. Who that root is, is for the person adding it to confirm."""
-    from verifier._trust import (
-        bundle_signing_root,
-        check_bundle_signature,
-        fetch_trust,
-        root_fingerprint,
-    )
+    from verifier import bundle_signing_root, check_bundle_signature, fetch_trust, root_fingerprint
 
     if source.startswith(("http://", "https://")):
         data = fetch_trust(source, timeout_s=FETCH_TIMEOUT_S, max_bytes=MAX_BUNDLE_BYTES)
@@ -414,7 +409,7 @@ def add(settings: Settings, offer: Offer, *, name: str, fingerprint: str) -> Sto
     or the prompt); it must be the offer's. Refused: another fingerprint (``TRUST_FINGERPRINT_MISMATCH``),
     this county's own root (``TRUST_SELF``), a root already stored under another name or a name already
     pinned to another root (``TRUST_EXISTS``)."""
-    from verifier._trust import normalise_fingerprint, root_fingerprint
+    from verifier import normalise_fingerprint, root_fingerprint
 
     name = check_name(name)
     if normalise_fingerprint(fingerprint) != offer.fingerprint:
@@ -450,7 +445,7 @@ def refresh(settings: Settings, name: str) -> StoredCounty:
     """Fetch the county's bundle again from where it came from (or the URL its bundle names, for a bundle
     added from a file that no longer exists) and keep it when it is signed by the pinned root and not older
     than the one held (``TRUST_BUNDLE_ROLLBACK``: an old bundle could hide a revocation)."""
-    from verifier._trust import check_bundle_signature
+    from verifier import check_bundle_signature
 
     entry = get(settings, name)
     source = entry.source
@@ -530,9 +525,7 @@ def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 def _load(settings: Settings) -> list[Any]:
-    from verifier import TrustList
-    from verifier._counties import ForeignCounty
-    from verifier._trust import check_bundle_signature
+    from verifier import ForeignCounty, TrustList, check_bundle_signature
 
     out = []
     for entry in entries(settings):
@@ -555,6 +548,6 @@ def _load(settings: Settings) -> list[Any]:
 
 def evidence_router(settings: Settings, home_evidence: Any) -> Any:
     """This county's evidence and the trust store's, for ``verify_document(evidence=...)``."""
-    from verifier._counties import EvidenceRouter
+    from verifier import EvidenceRouter
 
     return EvidenceRouter(home=home_evidence, counties=foreign_counties(settings))

@@ -10,6 +10,7 @@ it). The library patches both use are installed by :func:`verifier.patches.insta
 docs/verification.md.
 """
 
+from verifier._counties import EvidenceRouter, ForeignCounty
 from verifier._evidence import Evidence, LedgerAnswer, LedgerFinding, LedgerQuery, LedgerReceipt
 from verifier._model import (
     BindingFacts,
@@ -30,10 +31,20 @@ from verifier._status import (
     StatusListError,
     status_list_body,
 )
-from verifier._trust import TrustList
+from verifier._trust import (
+    BUNDLE_SIGNATURE_ALG,
+    TrustList,
+    bundle_signed_bytes,
+    bundle_signing_root,
+    check_bundle_signature,
+    fetch_trust,
+    normalise_fingerprint,
+    root_fingerprint,
+)
 from verifier._verify import verify_document
 
 __all__ = [
+    # verification
     "STATUS_LIST_HEADER",
     "BindingFacts",
     "DecisionState",
@@ -56,4 +67,14 @@ __all__ = [
     "VerifyLimits",
     "status_list_body",
     "verify_document",
+    # other counties' trust: bundles and their routing
+    "BUNDLE_SIGNATURE_ALG",
+    "EvidenceRouter",
+    "ForeignCounty",
+    "bundle_signed_bytes",
+    "bundle_signing_root",
+    "check_bundle_signature",
+    "fetch_trust",
+    "normalise_fingerprint",
+    "root_fingerprint",
 ]

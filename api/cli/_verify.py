@@ -187,7 +187,7 @@ def register(app: typer.Typer) -> None:
 
 def _with_receipt(evidence: Any, receipt: Any) -> Any:
     """``--receipt``: beside the evidence at hand, or beside the evidence of every county a router holds."""
-    from verifier._counties import EvidenceRouter
+    from verifier import EvidenceRouter
 
     if isinstance(evidence, EvidenceRouter):
         return EvidenceRouter(
@@ -309,7 +309,7 @@ def _bundle_router(bundle: dict[str, Any], trust: Any, path: Path) -> Any:
     county whose CA issued the seal, and ``TRUST_BUNDLE_STALE`` once the bundle is past its own
     ``next_update``: its CRLs and status list may miss a revocation made since). A seal its CAs did not
     issue (a root given with ``--trust``) still gets the bundle's evidence, as before."""
-    from verifier._counties import EvidenceRouter, ForeignCounty
+    from verifier import EvidenceRouter, ForeignCounty
 
     evidence = _bundle_evidence(bundle)
     found = bundle.get("county")

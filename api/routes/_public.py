@@ -240,7 +240,7 @@ def _covering(services: Any, lookup: Any) -> Any:
     like any other. The checkpoint is signed by the ledger (one signature per growth of the tree, never two
     that disagree); the verifier still only reads and checks. Where the log key is not at hand the answer
     stays PENDING (INDETERMINATE, TRY_LATER)."""
-    from verifier._evidence import LedgerAnswer
+    from verifier import LedgerAnswer
 
     def covering(query: Any) -> Any:
         finding = lookup(query)

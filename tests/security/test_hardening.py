@@ -35,8 +35,8 @@ PEOPLE = ("clerk-li", "principal-wang", "办理低保审批")
 def test_receipt_holds_hashes_and_public_facts_only(ledger: Any, engine: Any, make_fields: Any) -> None:
     from core.db import transaction
     from ledger import verify_receipt
+    from verifier import BindingFacts
     from verifier._evidence import _entry_mismatch
-    from verifier._model import BindingFacts
 
     with transaction(engine) as s:
         entry = ledger.append(s, make_fields(0, applicant_name="张三"), "seal:k-0")

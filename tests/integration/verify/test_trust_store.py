@@ -238,7 +238,7 @@ def _forged(bundle: dict[str, Any]) -> dict[str, Any]:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from verifier._trust import bundle_signed_bytes
+    from verifier import bundle_signed_bytes
 
     key = ec.generate_private_key(ec.SECP256R1())
     forged = dict(bundle)
