@@ -1141,6 +1141,14 @@ def preload() -> None:
             importlib.import_module(f"encodings.{mod.name}")
         except Exception:  # noqa: BLE001, S112 - a platform codec (mbcs, oem) that does not load here
             continue
+    # Imported lazily by pyHanko/cryptography on the way (found by diffing sys.modules around a
+    # verification in a process that imported only the verifier; `import signer` used to load them first):
+    # XMP metadata checks of the difference analysis (lxml, gzip), stream filters, the OpenSSL backend.
+    import gzip  # noqa: F401
+
+    import cryptography.hazmat.backends.openssl.backend  # noqa: F401
+    import lxml.etree  # noqa: F401
+    import pyhanko.pdf_utils.filters  # noqa: F401
     import pyhanko.sign.diff_analysis  # noqa: F401
     import pyhanko.sign.fields  # noqa: F401
     import pyhanko.sign.validation  # noqa: F401
@@ -1151,6 +1159,7 @@ def preload() -> None:
 
     import verifier._after_seal  # noqa: F401
     import verifier._budget  # noqa: F401
+    import verifier._ltv  # noqa: F401
     import verifier._pdfgraph  # noqa: F401
     import verifier._visual  # noqa: F401 - PDFium: ~77 ms to load
 
