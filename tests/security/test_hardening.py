@@ -256,7 +256,7 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised() -> None:
 
 def test_every_csv_the_product_writes_goes_through_the_neutraliser() -> None:
     writers = []
-    for package in ("api", "signer", "ledger", "policies", "keystore", "core"):
+    for package in ("api", "signer", "verifier", "ledger", "policies", "keystore", "core"):
         for path in (ROOT / package).rglob("*.py"):
             text = path.read_text(encoding="utf-8")
             if path.name != "_csv.py" and (
