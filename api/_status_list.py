@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from core.errors import Unavailable
 from core.settings import Settings
 
-if TYPE_CHECKING:  # the signer is imported when first used (it loads pyHanko)
+if TYPE_CHECKING:  # the verifier is imported when first used (it loads pyHanko)
     from verifier import BindingFacts, DecisionState, StatusAnswer, StatusList
 
 log = logging.getLogger("yizhang.api")

@@ -6,7 +6,7 @@ Same document, same run, each configuration for a fixed wall time:
 
 * ``pyhanko-stock`` — pyHanko's validator alone (reader + validate_pdf_signature, default diff policy), with
                      pyHanko's own hex-string reader: the bare-library baseline;
-* ``pyhanko``      — the same with the signer's hex-string reader installed (``verifier._pdffast``, what
+* ``pyhanko``      — the same with Yizhang's pyHanko patches installed (``verifier._pdffast``, what
                      every configuration below runs with);
 * ``strict``       — verify_document in-process: byte ranges, strict xref, strict diff policy, trust and
                      revocation at the signing time, endesive cross-check, qpdf --check;
