@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from api._services import Services
     from keystore import Seal
     from policies import Actor
-    from signer import VerificationReport
+    from verifier import VerificationReport
 
 
 #: Decision statuses after which a document may not be attested (变更 too: attest its successor instead).
@@ -167,7 +167,7 @@ def stored_document(services: Services, document_number: str) -> bytes:
 def verify_for_attestation(services: Services, unverified_pdf: bytes) -> VerificationReport:
     """Step 2: the verifier's report, as ``POST /v1/verify`` makes it (home trust list, server evidence)."""
     from api.routes._public import _evidence
-    from signer import TrustList, VerifyLimits, verify_document
+    from verifier import TrustList, VerifyLimits, verify_document
 
     try:
         trust = TrustList.for_home(services.settings.home_dir)

@@ -4,7 +4,7 @@ lookup of a decision's status (变更、撤回、撤销、注销).
 In the county the verifier asks the database (``decision_status_lookup``: the signing request of the
 document, and for 变更 its successor). Elsewhere it has the county's **status list**: every issued decision
 that is not in force as issued, signed with the ledger's log key, dated, with a ``next_update``
-(``signer._verify_status`` has the format and the checks). The list is
+(``verifier._status`` has the format and the checks). The list is
 
 - published at ``GET /pki/status`` (file ``HOME/pki/status.note``) and put into ``yizhang verify-bundle``;
 - signed again at once after every status change (``publish_quietly``, from the signing workflow), in every
@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     from ledger import NoteSigner
 
 
-if TYPE_CHECKING:  # the signer is imported when first used (it loads pyHanko)
-    from signer import BindingFacts, DecisionState, StatusAnswer, StatusList
+if TYPE_CHECKING:  # the verifier is imported when first used (it loads pyHanko)
+    from verifier import BindingFacts, DecisionState, StatusAnswer, StatusList
 
 log = logging.getLogger("yizhang.api")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -73,7 +73,7 @@ def decision_status_lookup(engine: Engine) -> Callable[[BindingFacts], StatusAns
     successor of a changed decision. ``None``: no such request here (not a document this service issued).
     One indexed query; a second one only for a changed decision."""
     from api._storage import SigningRequestRow
-    from signer import DecisionState, StatusAnswer
+    from verifier import DecisionState, StatusAnswer
 
     # Built once, executed with a bound value: building a statement per lookup (and its cache key) cost
     # more than the query itself (bench/bench_lookups.py).
@@ -103,7 +103,7 @@ def decision_status_lookup(engine: Engine) -> Callable[[BindingFacts], StatusAns
 def stored_state(stored: object) -> DecisionState:
     """The one conversion at this storage boundary: a request's stored ``decision_status`` (``VALID`` or a
     ``ledger.DecisionStatus``, upper case) as the status list and the verifier spell it (lower case)."""
-    from signer import DecisionState
+    from verifier import DecisionState
 
     return DecisionState(str(stored).lower())
 
@@ -194,7 +194,7 @@ def publish_status_list(
     one is missing, unreadable, older than ``status_list_republish_s`` or says something else than the
     records. ``signer``: the ledger's ``NoteSigner`` (the log key)."""
     from ledger import sign_note
-    from signer import status_list_body
+    from verifier import status_list_body
 
     if signer is None:
         raise Unavailable(
@@ -225,7 +225,7 @@ def publish_status_list(
 
 def _published(path: Path) -> StatusList | None:
     """The list this server published (its own file: parsed, not verified)."""
-    from signer import StatusList
+    from verifier import StatusList
 
     try:
         text = path.read_text(encoding="utf-8")

@@ -14,7 +14,7 @@ The store. ``HOME/trust/<name>.json`` holds one county each: where it came from 
 root (SHA-256 of its DER; set on ``trust add``, like SSH's known_hosts, and never followed when it changes),
 when it was added and refreshed, and the bundle. ``yizhang verify``, ``POST /v1/verify`` and the public page
 trust those roots and judge those counties' documents with their bundles' evidence
-(:class:`signer._verify_counties.EvidenceRouter`).
+(:class:`verifier._counties.EvidenceRouter`).
 """
 
 from __future__ import annotations
@@ -36,8 +36,7 @@ from core.settings import Settings
 if TYPE_CHECKING:
     from api._services import Services
     from keystore import CountyPKI
-    from signer import Evidence, TrustList
-    from signer._verify_counties import EvidenceRouter, ForeignCounty
+    from verifier import Evidence, EvidenceRouter, ForeignCounty, TrustList
 
 
 log = logging.getLogger("yizhang.api")
@@ -72,7 +71,7 @@ def make_bundle(
 ) -> JsonObject:
     """The bundle as published, unsigned: this county's trust (``HOME/pki``), log key, the checkpoint given
     (note, signing time), the status list given, and its own dates."""
-    from signer import TrustList
+    from verifier import TrustList
 
     now = now or datetime.now(UTC)
     trust = TrustList.for_home(settings.home_dir)
@@ -129,7 +128,7 @@ def _next_update(trust: TrustList, status_list: str | None, now: datetime, setti
         if nu is not None:
             dates.append(nu)
     if status_list:
-        from signer import StatusList
+        from verifier import StatusList
 
         try:
             dates.append(StatusList.parse_body(status_list.partition("\n\n")[0] + "\n").next_update)
@@ -144,7 +143,7 @@ def sign_bundle(bundle: JsonObject, pki: CountyPKI) -> JsonObject:
 
     from cryptography.hazmat.primitives import serialization
 
-    from signer._verify_trust import BUNDLE_SIGNATURE_ALG, bundle_signed_bytes, root_fingerprint
+    from verifier import BUNDLE_SIGNATURE_ALG, bundle_signed_bytes, root_fingerprint
 
     root_der = pki.root_certificate.public_bytes(serialization.Encoding.DER)
     body = {k: v for k, v in bundle.items() if k != "signature"}
@@ -307,12 +306,7 @@ def _time(value: object) -> datetime | None:
 def read_offer(source: str) -> Offer:
     """Read a bundle from ``source`` (``https://`` or loopback ``http://`` URL, or a file) and check that it
     is signed by the root it names. Who that root is, is for the person adding it to confirm."""
-    from signer._verify_trust import (
-        bundle_signing_root,
-        check_bundle_signature,
-        fetch_trust,
-        root_fingerprint,
-    )
+    from verifier import bundle_signing_root, check_bundle_signature, fetch_trust, root_fingerprint
 
     if source.startswith(("http://", "https://")):
         data = fetch_trust(source, timeout_s=FETCH_TIMEOUT_S, max_bytes=MAX_BUNDLE_BYTES)
@@ -422,7 +416,7 @@ def add(settings: Settings, offer: Offer, *, name: str, fingerprint: str) -> Sto
     or the prompt); it must be the offer's. Refused: another fingerprint (``TRUST_FINGERPRINT_MISMATCH``),
     this county's own root (``TRUST_SELF``), a root already stored under another name or a name already
     pinned to another root (``TRUST_EXISTS``)."""
-    from signer._verify_trust import normalise_fingerprint, root_fingerprint
+    from verifier import normalise_fingerprint, root_fingerprint
 
     name = check_name(name)
     if normalise_fingerprint(fingerprint) != offer.fingerprint:
@@ -458,7 +452,7 @@ def refresh(settings: Settings, name: str) -> StoredCounty:
     """Fetch the county's bundle again from where it came from (or the URL its bundle names, for a bundle
     added from a file that no longer exists) and keep it when it is signed by the pinned root and not older
     than the one held (``TRUST_BUNDLE_ROLLBACK``: an old bundle could hide a revocation)."""
-    from signer._verify_trust import check_bundle_signature
+    from verifier import check_bundle_signature
 
     entry = get(settings, name)
     source = entry.source
@@ -538,9 +532,7 @@ def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 def _load(settings: Settings) -> list[ForeignCounty]:
-    from signer import TrustList
-    from signer._verify_counties import ForeignCounty
-    from signer._verify_trust import check_bundle_signature
+    from verifier import ForeignCounty, TrustList, check_bundle_signature
 
     out = []
     for entry in entries(settings):
@@ -563,6 +555,6 @@ def _load(settings: Settings) -> list[ForeignCounty]:
 
 def evidence_router(settings: Settings, home_evidence: Evidence) -> EvidenceRouter:
     """This county's evidence and the trust store's, for ``verify_document(evidence=...)``."""
-    from signer._verify_counties import EvidenceRouter
+    from verifier import EvidenceRouter
 
     return EvidenceRouter(home=home_evidence, counties=foreign_counties(settings))

@@ -7,8 +7,8 @@ addresses, holds every worker and every request thread, and an ordinary verifica
 
 1. Per client address, at most ``per_client`` verifications in flight (default 1); another one is refused at
    once with ``429 VERIFY_BUSY`` and ``Retry-After`` — never queued, so a refused request holds no thread.
-2. The pre-parse budget (``signer._verify_budget``) refuses the known bombs unread in milliseconds.
-3. Large documents (``signer._verify_sandbox.is_large``) run on at most ``size - 1`` sandbox workers, so a
+2. The pre-parse budget (``verifier._budget``) refuses the known bombs unread in milliseconds.
+3. Large documents (``verifier._sandbox.is_large``) run on at most ``size - 1`` sandbox workers, so a
    worker is always left for the permits people actually check; and the public routes run with a shorter
    wall timeout (``PUBLIC_TIMEOUT_S``) than the command line.
 

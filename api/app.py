@@ -69,6 +69,9 @@ def create_app(
 
     ``checkpoint_interval_s`` defaults to ``settings.checkpoint_interval_s``; 0 or ``None`` there means
     checkpoints only on demand."""
+    from verifier import patches
+
+    patches.install()  # pyHanko/asn1crypto/oscrypto patches, explicitly (verifier/patches.py); idempotent
     cp_interval = settings.checkpoint_interval_s if checkpoint_interval_s is None else checkpoint_interval_s
     builder = services_builder or build_services
 

@@ -134,7 +134,7 @@ def _status_db(url: str, rows: int) -> Any:
 def _bench_status_in_county(kind: str, url: str, rows: int, seconds: float, rounds: int) -> dict[str, Any]:
     from api._status_list import decision_status_lookup
     from api._storage import SigningRequestRow
-    from signer import BindingFacts
+    from verifier import BindingFacts
 
     engine = _status_db(url, rows)
     try:
@@ -212,7 +212,7 @@ class _LogKey:
 
 def _status_note(county: str, log: _LogKey, entries: int) -> str:
     from ledger._note import sign_note
-    from signer import status_list_body
+    from verifier import status_list_body
 
     rows = [(_number(i * 20), ("revoked", "withdrawn", "cancelled")[i % 3], None) for i in range(entries)]
     body = status_list_body(county, NOW, NOW + timedelta(days=7), "https://x.example/pki/status", rows)
@@ -220,7 +220,7 @@ def _status_note(county: str, log: _LogKey, entries: int) -> str:
 
 
 def _bench_status_out_of_county(entries: int, seconds: float, rounds: int) -> dict[str, Any]:
-    from signer import BindingFacts, StatusList
+    from verifier import BindingFacts, StatusList
 
     log = _LogKey("bench.example/ledger")
     note = _status_note("兴国县", log, entries)
@@ -245,9 +245,9 @@ def _county_bundle(i: int, out: Path) -> tuple[Path, str]:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from ledger import vkey_for
-    from signer import TrustList
-    from signer._verify_trust import BUNDLE_SIGNATURE_ALG, bundle_signed_bytes, root_fingerprint
     from tests.unit.verify._factory import CountyCA
+    from verifier import TrustList
+    from verifier._trust import BUNDLE_SIGNATURE_ALG, bundle_signed_bytes, root_fingerprint
 
     ca = CountyCA(county=f"县{i:02d}")
     log = _LogKey(f"county{i}.example/ledger")
@@ -271,7 +271,7 @@ def _county_bundle(i: int, out: Path) -> tuple[Path, str]:
     }
     path = out / f"county{i}.json"
     path.write_text(json.dumps(bundle, ensure_ascii=False), encoding="utf-8")
-    from signer._verify_trust import key_id_of
+    from verifier._trust import key_id_of
 
     return path, key_id_of(ca.issuing.der)
 
@@ -291,7 +291,7 @@ def _home(tmp: Path) -> Path:
 def _bench_trust_store(tmp: Path, counties: int, seconds: float, rounds: int) -> dict[str, Any]:
     import api._trust_store as store
     from core.settings import load_settings
-    from signer import Evidence, SealFacts, TrustList
+    from verifier import Evidence, SealFacts, TrustList
 
     home = _home(tmp)
     settings = load_settings(home)
@@ -332,8 +332,8 @@ def _bench_trust_store(tmp: Path, counties: int, seconds: float, rounds: int) ->
 
 
 def _bench_verification(seconds: float, rounds: int) -> dict[str, Any]:
-    from signer import Indication, TrustList, VerifyLimits, verify_document
     from tests.unit.verify._factory import CountyCA, blank_pdf, sign_pdf
+    from verifier import Indication, TrustList, VerifyLimits, verify_document
 
     ca = CountyCA()
     crl = ca.crl_der(datetime(2026, 2, 28, tzinfo=UTC))

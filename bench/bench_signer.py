@@ -120,6 +120,9 @@ def inputs(tmp: Path) -> dict[str, bytes]:
 
 
 def main() -> None:
+    from verifier import patches
+
+    patches.install()  # as the service and the CLI do (verifier/patches.py)
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", type=int, default=30, help="documents per round, 1-page")
     ap.add_argument("--large", type=int, default=8, help="documents per round, 100-page")

@@ -6,7 +6,7 @@ Same document, same run, each configuration for a fixed wall time:
 
 * ``pyhanko-stock`` — pyHanko's validator alone (reader + validate_pdf_signature, default diff policy), with
                      pyHanko's own hex-string reader: the bare-library baseline;
-* ``pyhanko``      — the same with the signer's hex-string reader installed (``signer._pdffast``, what
+* ``pyhanko``      — the same with Yizhang's pyHanko patches installed (``verifier._pdffast``, what
                      every configuration below runs with);
 * ``strict``       — verify_document in-process: byte ranges, strict xref, strict diff policy, trust and
                      revocation at the signing time, endesive cross-check, qpdf --check;
@@ -83,7 +83,7 @@ def _cpu_per_verification(strict: Any, rounds: int, per_round: int) -> dict[str,
     One worker that is never recycled, so that /proc keeps counting the same process."""
     import statistics
 
-    from signer._verify_sandbox import SandboxPool, _set_default, default_pool
+    from verifier._sandbox import SandboxPool, _set_default, default_pool
 
     previous = default_pool()
     pool = SandboxPool(size=1, max_tasks=10**9)
@@ -111,13 +111,16 @@ def _cpu_per_verification(strict: Any, rounds: int, per_round: int) -> dict[str,
 
 
 def main() -> None:
+    from verifier import patches
+
+    patches.install()  # as the service and the CLI do (verifier/patches.py)
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     logging.disable(logging.CRITICAL)
 
-    from signer import Indication, TrustList, VerifyLimits, verify_document
+    from verifier import Indication, TrustList, VerifyLimits, verify_document
 
     pdf, root = _make_document()
     trust = TrustList(roots=(root,))
@@ -129,7 +132,7 @@ def main() -> None:
 
         return run
 
-    from signer import _pdffast
+    from verifier import _pdffast
 
     def stock() -> bool:
         _pdffast.uninstall()
@@ -157,7 +160,7 @@ def main() -> None:
     # production default: threads sharing the process-wide pool (one worker process per thread)
     from concurrent.futures import ThreadPoolExecutor
 
-    from signer._verify_sandbox import SandboxPool, _set_default
+    from verifier._sandbox import SandboxPool, _set_default
 
     _set_default(SandboxPool(size=args.workers))
     run = strict()

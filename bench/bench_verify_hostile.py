@@ -46,9 +46,9 @@ MiB = 1024 * 1024
 
 
 def _documents() -> tuple[bytes, Any, dict[str, bytes]]:
-    from signer import TrustList
     from tests.unit.verify._factory import CountyCA, blank_pdf, sign_pdf
     from tests.unit.verify.test_budget import many_objects, xref_stream_bomb
+    from verifier import TrustList
 
     ca = CountyCA()
     seal = ca.issue_seal()
@@ -66,14 +66,14 @@ def _documents() -> tuple[bytes, Any, dict[str, bytes]]:
 
 def _ensure_budget_wired(trust: Any, bomb: bytes) -> bool:
     """True if the checks already refuse the bomb with VERIFY_BUDGET_EXCEEDED; else install the call."""
-    from signer import VerifyLimits
-    from signer._verify_core import run_checks
+    from verifier import VerifyLimits
+    from verifier._core import run_checks
 
     r = run_checks(bomb, trust, NOW, VerifyLimits(qpdf=False, timeout_s=5))
     if "VERIFY_BUDGET_EXCEEDED" in r.codes:
         return True
-    import signer._verify_core as core
-    from signer._verify_budget import check_budget
+    import verifier._core as core
+    from verifier._budget import check_budget
 
     original = core._run_checks
 
@@ -97,8 +97,8 @@ def _round(
     config: str, hostile_on: bool, args: Any, pdf: bytes, trust: Any, hostile: dict[str, bytes]
 ) -> dict[str, Any]:
     from api._verify_gate import PUBLIC_TIMEOUT_S, VerifyGate
-    from signer import Indication, VerifyLimits, verify_document
-    from signer._verify_sandbox import SandboxPool, _set_default
+    from verifier import Indication, VerifyLimits, verify_document
+    from verifier._sandbox import SandboxPool, _set_default
 
     guarded = config == "guarded"
     if config == "today":
@@ -183,6 +183,9 @@ def _round(
 
 
 def main() -> None:
+    from verifier import patches
+
+    patches.install()  # as the service and the CLI do (verifier/patches.py)
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=10.0, help="normal verifications per second (open loop)")

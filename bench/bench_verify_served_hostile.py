@@ -108,7 +108,7 @@ def _normal_phase(base: str, pdf: bytes, rate: float, seconds: float) -> dict[st
 
 def _bare(pdf: bytes, home: Path, n: int) -> dict[str, float]:
     """``verify_document`` in this process (no HTTP, no sandbox, no gate): the library's own cost."""
-    from signer import TrustList, VerifyLimits, verify_document
+    from verifier import TrustList, VerifyLimits, verify_document
 
     trust = TrustList.for_home(home)
     limits = VerifyLimits(sandbox=False)

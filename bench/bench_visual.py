@@ -67,8 +67,8 @@ def _status() -> dict[str, int]:
 
 def _measure_fresh(sealed_path: str, whole_path: str, dpi: float, headroom_mib: int) -> None:
     """In a fresh interpreter (no earlier rendering has grown its heap): the check's own peak growth."""
-    import signer._verify_core  # noqa: F401 -- what a sandbox child has loaded
-    from signer._verify_visual import visible_changes
+    import verifier._core  # noqa: F401 -- what a sandbox child has loaded
+    from verifier._visual import visible_changes
 
     sealed, whole = Path(sealed_path).read_bytes(), Path(whole_path).read_bytes()
     before = _status()
@@ -118,6 +118,9 @@ def _memory(sealed: bytes, whole: bytes, dpi: float) -> dict[str, object]:
 
 
 def main() -> None:
+    from verifier import patches
+
+    patches.install()  # as the service and the CLI do (verifier/patches.py)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -131,7 +134,7 @@ def main() -> None:
         _measure_fresh(sealed_path, whole_path, float(dpi), int(headroom))
         return
 
-    from signer._verify_visual import visible_changes
+    from verifier._visual import visible_changes
 
     sealed, ltv, overlay = _documents()
     results: dict[str, object] = {"pages": 1, "modes": ["view", "print"], "rounds": args.rounds, "runs": []}

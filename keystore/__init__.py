@@ -25,6 +25,7 @@ from keystore._pki import (
 )
 from keystore._registry import LIFECYCLE, TRANSITIONS, LifecycleStep, SealRegistry, check_township_code
 from keystore._softhsm import TOKEN_LABEL, SoftHsmHome, home_softhsm_conf, init_softhsm_home
+from keystore._storage import known_seal_id
 from keystore._token import (
     Keystore,
     KeystoreOpener,
@@ -35,6 +36,7 @@ from keystore._token import (
 from keystore._uri import Pkcs11Uri
 
 __all__ = [
+    "known_seal_id",
     "LIFECYCLE",
     "LifecycleStep",
     "CertificateRecord",

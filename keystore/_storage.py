@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
@@ -90,3 +101,9 @@ class SealEventRow(Base):
     cert_serial: Mapped[str] = mapped_column(String(64), nullable=False)
     previous_cert_serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+def known_seal_id(conn: Connection, seal_id: str) -> str | None:
+    """``seal_id`` when it is one of this county's seals (a row of the seal register), else None."""
+    found = conn.execute(select(SealRow.seal_id).where(SealRow.seal_id == seal_id)).scalar_one_or_none()
+    return str(found) if found is not None else None

@@ -20,12 +20,13 @@ from ledger._note import (
     verify_receipt,
     vkey_for,
 )
-from ledger._service import Ledger, LedgerEntry, StampFacts, UsageRow, stamp_facts
+from ledger._service import Ledger, LedgerEntry, StampFacts, UsageRow, entry_indices_by_key, stamp_facts
 from ledger._stamps import RENEWAL, STAMP, CheckpointStamp, renewal_imprint, stamp_imprint
 
 __all__ = [
     "StampFacts",
     "stamp_facts",
+    "entry_indices_by_key",
     "AuditProblem",
     "AuditReport",
     "CallableSigner",

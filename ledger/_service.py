@@ -860,3 +860,11 @@ def stamp_facts(engine: Engine, signed_before: datetime) -> StampFacts:
         old_checkpoint=(int(old.size), old.created_at) if old is not None else None,
         chain_end_expiries=tuple(ends),
     )
+
+
+def entry_indices_by_key(conn: Connection | Session, keys: Sequence[str]) -> list[int]:
+    """Indices of the entries appended under any of these idempotency keys, in ledger order."""
+    rows = conn.execute(
+        select(entries_t.c.idx).where(entries_t.c.idempotency_key.in_(list(keys))).order_by(entries_t.c.idx)
+    ).scalars()
+    return [int(v) for v in rows]

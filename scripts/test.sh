@@ -33,7 +33,7 @@ then
   bash scripts/ensure-postgres.sh
 fi
 
-.venv/bin/ruff check core keystore policies signer ledger api bench tests
+.venv/bin/ruff check core keystore policies signer verifier ledger api bench tests
 .venv/bin/lint-imports --no-cache
-.venv/bin/mypy core keystore policies signer ledger api
+.venv/bin/mypy core keystore policies signer verifier ledger api
 .venv/bin/pytest "$@"

@@ -1,13 +1,12 @@
 """signer: the red seal's appearance, templates, document numbers, the county TSA, PAdES sealing
-(``Sealer.apply_seal``), and verification (issue 7).
+(``Sealer.apply_seal``). Verification is the ``verifier`` package (issue 24); the library patches sealing
+relies on are installed by ``verifier.patches.install()`` at service and CLI start.
 """
 
-from signer import _pdffast
-
 # --- sealing (issue 5) ---
-from signer._documents import StoredCopy, latest_copy_pdf, stored_copy
+from signer._documents import StoredCopy, latest_copy_pdf, sealed_ledger_indices, stored_copy
 from signer._fonts import subset_font
-from signer._ledger_anchor import AnchorPolicy, LedgerAnchor, evidence_record_text
+from signer._ledger_anchor import AnchorPolicy, LedgerAnchor, evidence_record, evidence_record_text
 from signer._ltv import (
     LTV_INTERVAL_S,
     LtvHealth,
@@ -33,36 +32,6 @@ from signer._stamp import SealFace, SealStampStyle
 from signer._templates import Template, load_template, render_template, template_names
 from signer._tsa import CountyTimeStamper, CountyTsa, HttpTimeStamper, ensure_county_tsa
 
-# --- verification (issue 7) ---
-from signer._verify import verify_document  # noqa: E402
-from signer._verify_evidence import (  # noqa: E402
-    Evidence,
-    LedgerAnswer,
-    LedgerFinding,
-    LedgerQuery,
-    LedgerReceipt,
-)
-from signer._verify_model import (  # noqa: E402
-    BindingFacts,
-    DocumentFacts,
-    Indication,
-    Reason,
-    SealFacts,
-    SignatureReport,
-    SubIndication,
-    VerificationReport,
-    VerifyLimits,
-)
-from signer._verify_status import (  # noqa: E402
-    STATUS_LIST_HEADER,
-    DecisionState,
-    StatusAnswer,
-    StatusList,
-    StatusListError,
-    status_list_body,
-)
-from signer._verify_trust import TrustList  # noqa: E402
-
 __all__ = [
     # sealing
     "DEFAULT_NUMBER_FORMAT",
@@ -80,6 +49,7 @@ __all__ = [
     # what the API reads (issue 24: no package imports another's private modules)
     "AnchorPolicy",
     "LedgerAnchor",
+    "evidence_record",
     "evidence_record_text",
     "LTV_INTERVAL_S",
     "LtvHealth",
@@ -87,6 +57,7 @@ __all__ = [
     "LtvRound",
     "LtvRenewer",
     "StoredCopy",
+    "sealed_ledger_indices",
     "latest_copy_pdf",
     "load_template",
     "ltv_health",
@@ -106,29 +77,4 @@ __all__ = [
     "render_template",
     "Template",
     "template_names",
-    # verification
-    "STATUS_LIST_HEADER",
-    "BindingFacts",
-    "DecisionState",
-    "DocumentFacts",
-    "Evidence",
-    "Indication",
-    "LedgerAnswer",
-    "LedgerFinding",
-    "LedgerQuery",
-    "LedgerReceipt",
-    "Reason",
-    "SealFacts",
-    "SignatureReport",
-    "StatusAnswer",
-    "StatusList",
-    "StatusListError",
-    "SubIndication",
-    "TrustList",
-    "VerificationReport",
-    "VerifyLimits",
-    "status_list_body",
-    "verify_document",
 ]
-
-_pdffast.install()  # pyHanko's hex-string reader: the same result, without a Python call per byte

@@ -7,9 +7,10 @@ signer's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from signer._storage import SealedDocumentRow
@@ -42,3 +43,26 @@ def latest_copy_pdf(session: Session, document_number: str) -> bytes | None:
         .limit(1)
     )
     return bytes(found) if found is not None else None
+
+
+def sealed_ledger_indices(
+    conn: Connection | Session,
+    *,
+    idempotency_key: str | None = None,
+    sha256s: Sequence[str] = (),
+    document_number: str | None = None,
+    limit: int | None = None,
+) -> list[int | None]:
+    """The ledger indices of the sealed copies with this idempotency key, one of these SHA-256s or this
+    document number (exactly one criterion), in ledger order, at most ``limit``."""
+    docs = SealedDocumentRow
+    if idempotency_key is not None:
+        where = docs.idempotency_key == idempotency_key
+    elif document_number is not None:
+        where = docs.document_number == document_number
+    else:
+        where = docs.sha256.in_(list(sha256s))
+    stmt = select(docs.ledger_index).where(where).order_by(docs.ledger_index)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(conn.execute(stmt).scalars())

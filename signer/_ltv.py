@@ -4,7 +4,7 @@ A sealed document outlives the certificates in it: seal and TSA certificates las
 verifiable is PAdES-LTA: before the TSA certificate of a document's latest timestamp expires, its
 validation data (the chain and CRLs current *now*) goes into the DSS and a new document timestamp by a
 *current* TSA covers everything. A verifier then validates each archive timestamp at the time proven by the
-next one (``signer._verify_ltv``), down to the seal's signature timestamp.
+next one (``verifier._ltv``), down to the seal's signature timestamp.
 
 One round (:meth:`LtvRenewer.run_round`; ``yizhang serve`` runs one at start and then every
 ``LTV_INTERVAL_S``, ``yizhang ltv renew`` runs one on demand):

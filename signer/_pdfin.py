@@ -30,10 +30,9 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from core.errors import BadInput, Unavailable
-
-from ._pdfgraph import DEFAULT_MAX_NODES, GraphBudgetExceeded, scan
-from ._verify_budget import check_budget
-from ._verify_model import VerifyLimits
+from verifier._budget import check_budget
+from verifier._model import VerifyLimits
+from verifier._pdfgraph import DEFAULT_MAX_NODES, GraphBudgetExceeded, scan
 
 Box = tuple[float, float, float, float]
 
@@ -59,7 +58,7 @@ MALFORMED_ERRORS: tuple[type[BaseException], ...] = (
 
 
 _VERIFIER = VerifyLimits()
-#: The verifier's pre-parse budget (``signer._verify_budget``, ``VERIFY_BUDGET_EXCEEDED``) less room for what
+#: The verifier's pre-parse budget (``verifier._budget``, ``VERIFY_BUDGET_EXCEEDED``) less room for what
 #: sealing and years of archive-timestamp renewals add (a few revisions, hundreds of objects, a few MB of
 #: certificates, CRLs and timestamps): a document inside it stays inside the verifier's after sealing. Checked
 #: on the raw bytes before pyHanko reads anything, so a 200 000-object file or a 0.3 MB xref-stream bomb
@@ -159,7 +158,7 @@ def refuse_unsealable(
 ) -> None:
     """Refuse what a viewer could show otherwise than it is sealed (codes in the module docstring).
 
-    One pass over every object of every revision (``signer._pdfgraph.scan``, ~1.6 ms CPU for a template
+    One pass over every object of every revision (``verifier._pdfgraph.scan``, ~1.6 ms CPU for a template
     permit), while ``qpdf --check`` runs in a child process (~8 ms wall on an idle machine; ~1.2 ms CPU
     here to spawn it, ~6.4 ms in the child): the same check, with the same tolerance,
     as the verifier's STRUCTURE_INVALID. The child process, not libqpdf in this process: the input is
@@ -167,7 +166,7 @@ def refuse_unsealable(
     """
     job = None
     if check_structure:
-        from ._verify_core import _QpdfJob  # the verifier's own check: the same tolerance for warnings
+        from verifier._core import _QpdfJob  # the verifier's own check: the same tolerance for warnings
 
         job = _QpdfJob(unverified_pdf, qpdf_timeout_s)  # a child process: runs while the graph is walked
     try:
@@ -243,9 +242,9 @@ def refuse_failing_signatures(opened: OpenedPdf, unverified_pdf: bytes, now: dat
     """
     if not has_signatures(opened):
         return
-    from ._verify import verify_document
-    from ._verify_model import Indication
-    from ._verify_trust import TrustList
+    from verifier._model import Indication
+    from verifier._trust import TrustList
+    from verifier._verify import verify_document
 
     report = verify_document(unverified_pdf, TrustList.empty(), now=now)
     if report.indication is Indication.TOTAL_FAILED:

@@ -8,7 +8,7 @@ where the stamp and the verification QR code go, and the pages rendered with PDF
 QR area (lower left of the stamp page) is blank, so it never covers the document's own text; the same
 bytes always give the same answer, so a retried sealing agrees with the first attempt.
 
-PDFium is driven under the signer's one PDFium lock (``signer._verify_visual``), with a page limit and a
+PDFium is driven under the signer's one PDFium lock (``verifier._visual``), with a page limit and a
 wall deadline per page (progressive rendering).
 """
 
@@ -129,7 +129,7 @@ def render_pages(
     import pypdfium2 as pdfium
     from PIL import Image
 
-    from ._verify_visual import _PDFIUM_LOCK, _render
+    from verifier._visual import _PDFIUM_LOCK, _render
 
     flags = 0x01  # FPDF_ANNOT
     out: list[PagePicture] = []
@@ -168,7 +168,7 @@ def _blank(pdf: bytes, page_index: int, box: Box, page_box: Box) -> bool:
     """Nothing drawn inside ``box`` (PDF points) on the page, with a 4 pt margin, at 72 dpi."""
     import pypdfium2 as pdfium
 
-    from ._verify_visual import _PDFIUM_LOCK, _render
+    from verifier._visual import _PDFIUM_LOCK, _render
 
     with _PDFIUM_LOCK:
         try:

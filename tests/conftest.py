@@ -58,6 +58,12 @@ def _install_standalone_guard() -> Path:
 
 OUTSIDE_READS_LOG = _install_standalone_guard()
 
+# The pyHanko/asn1crypto/oscrypto patches, installed the way the service (api.app.create_app) and the CLI
+# (api.cli.main) install them; nothing installs them as a side effect of an import (verifier/patches.py).
+from verifier import patches as _library_patches  # noqa: E402
+
+_library_patches.install()
+
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}

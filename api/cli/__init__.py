@@ -48,4 +48,7 @@ def main() -> None:
     # owner's alone, whatever umask the shell had: files 0600, directories 0700 (issue 21). Children
     # (serve workers, softhsm2-util) inherit it.
     os.umask(0o077)
+    from verifier import patches
+
+    patches.install()  # pyHanko/asn1crypto/oscrypto patches, explicitly (verifier/patches.py)
     app()

@@ -28,7 +28,7 @@ from core.errors import BadInput
 
 if TYPE_CHECKING:
     from core.settings import Settings
-    from signer._verify_counties import EvidenceRouter
+    from verifier import EvidenceRouter
 
 
 BUNDLE_FORMAT = "yizhang-verify-bundle/1"
@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Verify a sealed PDF: integrity, strict change rules, trust, revocation, ledger evidence."""
-        from signer import Evidence, LedgerReceipt, TrustList, VerifyLimits, verify_document
+        from verifier import Evidence, LedgerReceipt, TrustList, VerifyLimits, verify_document
 
         report = None
         with cli_errors(as_json):
@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
                 trust_list = router.trust_list(TrustList.for_home(settings.home_dir))
                 evidence = router
             if receipt is not None:
-                from signer._verify_archive import EvidenceRecord
+                from verifier import EvidenceRecord
 
                 archive = None
                 try:
@@ -207,7 +207,7 @@ def register(app: typer.Typer) -> None:
 def _with_receipt(evidence: Any, receipt: Any, archive: Any = None) -> Any:
     """``--receipt``: beside the evidence at hand, or beside the evidence of every county a router holds;
     an evidence record (``archive``) goes with its receipt."""
-    from signer._verify_counties import EvidenceRouter
+    from verifier import EvidenceRouter
 
     if isinstance(evidence, EvidenceRouter):
         return EvidenceRouter(
@@ -223,17 +223,17 @@ def _with_receipt(evidence: Any, receipt: Any, archive: Any = None) -> Any:
 def _home_evidence(settings: Settings) -> Any:
     """Ledger evidence, delegation and decision status from this deployment's database and published log
     key, when there is one."""
-    from signer import Evidence
+    from verifier import Evidence
 
     url = settings.effective_database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         return Evidence()
     from dataclasses import replace
 
+    from api._local_evidence import local_evidence, policy_delegation_lookup
     from api._status_list import decision_status_lookup
     from core.db import make_engine
     from policies import PolicyStore
-    from signer._verify_local import local_evidence, policy_delegation_lookup
 
     engine = make_engine(url)
     evidence = local_evidence(engine, settings.home_dir / "ledger" / "log.vkey")
@@ -277,7 +277,7 @@ def _current_status_list(settings: Settings) -> str | None:
 
 def _next_update(note: str | None) -> str | None:
     """Until when the bundle's status list is good (read, not verified: it is this county's own file)."""
-    from signer import StatusList
+    from verifier import StatusList
 
     if not note:
         return None
@@ -323,7 +323,7 @@ def _bundle_router(bundle: JsonObject, trust: Any, path: Path) -> Any:
     county whose CA issued the seal, and ``TRUST_BUNDLE_STALE`` once the bundle is past its own
     ``next_update``: its CRLs and status list may miss a revocation made since). A seal its CAs did not
     issue (a root given with ``--trust``) still gets the bundle's evidence, as before."""
-    from signer._verify_counties import EvidenceRouter, ForeignCounty
+    from verifier import EvidenceRouter, ForeignCounty
 
     evidence = _bundle_evidence(bundle)
     found = bundle.get("county")
@@ -353,7 +353,7 @@ def _bundle_evidence(bundle: JsonObject) -> Any:
     decision status list."""
     import base64
 
-    from signer import Evidence
+    from verifier import Evidence
 
     vkey = bundle.get("log_vkey")
     if not vkey:
@@ -385,7 +385,7 @@ def _bundle_status(note: Any, key: bytes, name: str) -> Any:
     """The decision status lookup of a bundle: its status list, checked once against the bundle's log key
     (a list that fails is STATUS_LIST_INVALID for every document, never silently ignored); ``None`` for a
     bundle made before status lists (nothing said about status)."""
-    from signer import StatusList, StatusListError
+    from verifier import StatusList, StatusListError
 
     if not note:
         return None

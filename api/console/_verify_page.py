@@ -1,6 +1,6 @@
 """The public verification page (no login): drop a PDF, or follow a document's QR code.
 
-``POST /verify`` runs the same strict verification as ``POST /v1/verify`` (``signer.verify_document`` with
+``POST /verify`` runs the same strict verification as ``POST /v1/verify`` (``verifier.verify_document`` with
 this county's trust list and the server's ledger evidence, :func:`api.routes._public._evidence`) and shows
 the verdict in Chinese: 通过 (TOTAL_PASSED), 无法确定 (INDETERMINATE), 未通过 (TOTAL_FAILED), 无法读取
 (unreadable). ``GET /verify?no=…&h=…`` — what the QR code printed on a sealed page points to — finds the
@@ -54,7 +54,7 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 def _verify(services: Services, data: bytes, request: Any = None) -> Any:
     from api._verify_gate import PUBLIC_TIMEOUT_S, client_of, gate_of
     from api.routes._public import trust_and_evidence
-    from signer import VerifyLimits, verify_document
+    from verifier import VerifyLimits, verify_document
 
     limits = VerifyLimits(max_bytes=services.settings.max_pdf_bytes, timeout_s=PUBLIC_TIMEOUT_S)
     trust, evidence = trust_and_evidence(services)  # this county and its trust store's counties

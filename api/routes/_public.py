@@ -30,8 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from api._services import Services
-    from signer import Evidence, LedgerFinding, LedgerQuery, TrustList
-    from signer._verify_counties import EvidenceRouter
+    from verifier import Evidence, EvidenceRouter, LedgerFinding, LedgerQuery, TrustList
 
 
 log = logging.getLogger("yizhang.api")
@@ -205,7 +204,7 @@ def router_for(settings: Settings) -> APIRouter:
     ) -> JSONResponse:
         """Verify a sealed PDF (strict): the report as JSON. Unreadable input is a report, not an error."""
         from api._verify_gate import PUBLIC_TIMEOUT_S, client_of, gate_of
-        from signer import VerifyLimits, verify_document
+        from verifier import VerifyLimits, verify_document
 
         services = services_of(request)
         limits = VerifyLimits(max_bytes=services.settings.max_pdf_bytes, timeout_s=PUBLIC_TIMEOUT_S)
@@ -228,7 +227,7 @@ def trust_and_evidence(services: Services) -> tuple[TrustList, EvidenceRouter]:
     """What public verification trusts: this county (its roots, CRLs, records) and the counties of its trust
     store (``yizhang trust add``), each county's documents judged with that county's evidence."""
     from api._trust_store import evidence_router
-    from signer import TrustList
+    from verifier import TrustList
 
     router = evidence_router(services.settings, _evidence(services))
     return router.trust_list(TrustList.for_home(services.settings.home_dir)), router
@@ -240,10 +239,10 @@ def _evidence(services: Services) -> Evidence:
     import dataclasses
 
     from ledger import vkey_path
-    from signer import Evidence
+    from verifier import Evidence
 
     try:
-        from signer._verify_local import local_evidence
+        from api._local_evidence import local_evidence
     except ImportError:
         evidence = Evidence()
     else:
@@ -264,7 +263,7 @@ def _covering(
     like any other. The checkpoint is signed by the ledger (one signature per growth of the tree, never two
     that disagree); the verifier still only reads and checks. Where the log key is not at hand the answer
     stays PENDING (INDETERMINATE, TRY_LATER)."""
-    from signer._verify_evidence import LedgerAnswer
+    from verifier import LedgerAnswer
 
     def covering(query: LedgerQuery) -> LedgerFinding | None:
         finding = lookup(query)

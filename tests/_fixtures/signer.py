@@ -225,7 +225,7 @@ def county_trust(pki: Any, crl_at: Any = None) -> Any:
     """The county's root, issuing CA and both CRLs (as of ``crl_at``, default now) as a TrustList."""
     from cryptography.hazmat.primitives import serialization
 
-    from signer import TrustList
+    from verifier import TrustList
 
     der = serialization.Encoding.DER
     return TrustList(

@@ -21,6 +21,9 @@ import pyhanko.sign  # noqa: F401
 import api._services  # noqa: F401
 import api.cli
 import signer  # noqa: F401
+from verifier import patches
+
+patches.install()  # as `yizhang` itself does (api.cli.main)
 
 
 def _run(args: list[str]) -> tuple[int, str]:

@@ -21,13 +21,15 @@ _TRUST: Any = None
 
 def _init(home: str) -> None:
     global _TRUST
-    from signer import TrustList
+    from verifier import TrustList, patches
+
+    patches.install()  # as the service does (verifier/patches.py)
 
     _TRUST = TrustList.for_home(Path(home))
 
 
 def _verify(path: str) -> dict[str, Any]:
-    from signer import VerifyLimits, verify_document
+    from verifier import VerifyLimits, verify_document
 
     report = verify_document(
         Path(path).read_bytes(), _TRUST, now=datetime.now(UTC), limits=VerifyLimits(sandbox=False)

@@ -71,7 +71,7 @@ OUT = ROOT / "test-output" / "reliability"
 FAILED = OUT / "upload-fuzz-failures"  # inputs that drew a violation, to replay
 #: The PDF size limit of the served county (small, so the memory bound below means something).
 MAX_PDF_BYTES = 8 * 1024 * 1024
-#: A bound against hangs: the verification sandbox's wall timeout (signer.VerifyLimits, 20 s) plus the
+#: A bound against hangs: the verification sandbox's wall timeout (verifier.VerifyLimits, 20 s) plus the
 #: token call bound (settings.token_timeout_s, 10 s), plus a wide margin for a busy shared machine.
 MARGIN_S = 90.0
 #: Growth of the worker's RSS allowed between warm-up and the end: a few PDFs at the size limit in flight
@@ -84,7 +84,7 @@ CODE = re.compile(r"^[A-Z][A-Z0-9_]{2,63}$")
 #: Upload routes of the OpenAPI document and the console, and the ones not fuzzed here (with why).
 FUZZED = {"/v1/verify", "/v1/signing-requests", "/v1/signing-requests/batch", "/verify", "/ui/clerk/submit"}
 NOT_PDF = {"/v1/catalogs"}  # catalog CSV/JSON uploads: no PDF parser behind them
-#: Department officers only: an attestation upload is first verified by signer.verify_document exactly as
+#: Department officers only: an attestation upload is first verified by verifier.verify_document exactly as
 #: POST /v1/verify (fuzzed here) verifies it, and refused unless TOTAL_PASSED (tests/integration/api/
 #: test_attestation.py); fuzzing it needs a department seal the served demo county does not have.
 NOT_FUZZED_YET = {"/v1/attestations", "/ui/attest"}
@@ -296,7 +296,7 @@ class Fuzzer:
         self._tallies: list[Tally] = []
         self._lock = threading.Lock()
         from core.settings import Settings
-        from signer import VerifyLimits
+        from verifier import VerifyLimits
 
         # the configured hard limits: the verification sandbox's wall timeout, one token call's bound
         token_s = float(Settings.model_fields["token_timeout_s"].default)

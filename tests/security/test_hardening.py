@@ -35,8 +35,8 @@ PEOPLE = ("clerk-li", "principal-wang", "办理低保审批")
 def test_receipt_holds_hashes_and_public_facts_only(ledger: Any, engine: Any, make_fields: Any) -> None:
     from core.db import transaction
     from ledger import verify_receipt
-    from signer._verify_evidence import _entry_mismatch
-    from signer._verify_model import BindingFacts
+    from verifier import BindingFacts
+    from verifier._evidence import _entry_mismatch
 
     with transaction(engine) as s:
         entry = ledger.append(s, make_fields(0, applicant_name="张三"), "seal:k-0")
@@ -256,7 +256,7 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised() -> None:
 
 def test_every_csv_the_product_writes_goes_through_the_neutraliser() -> None:
     writers = []
-    for package in ("api", "signer", "ledger", "policies", "keystore", "core"):
+    for package in ("api", "signer", "verifier", "ledger", "policies", "keystore", "core"):
         for path in (ROOT / package).rglob("*.py"):
             text = path.read_text(encoding="utf-8")
             if path.name != "_csv.py" and (

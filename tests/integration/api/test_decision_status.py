@@ -58,8 +58,8 @@ def test_every_verifier_sees_the_decision_status(county, tmp_path: Path) -> None
     assert r.status_code == 200, r.text
 
     # the status list was signed at once: served at /pki/status, checked with the published log key
-    from signer import DecisionState, StatusList
-    from signer._verify_local import parse_vkey
+    from api._local_evidence import parse_vkey
+    from verifier import DecisionState, StatusList
 
     name, key = parse_vkey(c.get("/v1/public/log-key").text)
     served = c.get("/pki/status")
@@ -120,7 +120,7 @@ def test_a_stale_status_list_is_indeterminate(county, tmp_path: Path) -> None:  
     """A bundle's list past its next_update: INDETERMINATE STATUS_LIST_STALE naming where to refresh it;
     a revocation it records still fails the document. The clock is injected (verify_document's ``now``)."""
     from api.cli._verify import _bundle_evidence
-    from signer import Indication, TrustList, VerifyLimits, verify_document
+    from verifier import Indication, TrustList, VerifyLimits, verify_document
 
     c, h = county["client"], county["h"]
     settings = c.app.state.services.settings

@@ -19,7 +19,9 @@ def verify_many(plan: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
     from typer.testing import CliRunner
 
     from api.cli import app
+    from verifier import patches
 
+    patches.install()  # what api.cli.main does before the command runs
     out = {}
     for label, args in plan.items():
         result = CliRunner().invoke(app, ["verify", *args, "--json"])

@@ -35,7 +35,7 @@ def _authentic(report: dict[str, Any]) -> bool:
 
 def _listed(aged: AgedCounty, age: int) -> dict[str, Any]:
     """The decisions a bundle's status list names (read, not verified: the verifier checks it)."""
-    from signer import StatusList
+    from verifier import StatusList
 
     note = json.loads(aged.bundles[age].read_text(encoding="utf-8"))["status_list"]
     return dict(StatusList.parse_body(note.partition("\n\n")[0] + "\n").entries)

@@ -34,9 +34,8 @@ def _later() -> datetime:
 
 def _verify(pdf: bytes, county_pki: Any, later: datetime) -> Any:
     """As a verifier after the change, with the CRLs published after it."""
-    from signer._verify import verify_document
-    from signer._verify_model import VerifyLimits
     from tests._fixtures.signer import county_trust
+    from verifier import VerifyLimits, verify_document
 
     trust = county_trust(county_pki, crl_at=later + timedelta(minutes=2))
     return verify_document(pdf, trust, now=later + timedelta(minutes=5), limits=VerifyLimits(sandbox=False))

@@ -80,7 +80,7 @@ def aged(
 def _verify(pdf: bytes, record: dict[str, Any] | None, ledger: Any, pki: Any, at: datetime, **ev: Any) -> Any:
     """Out of the county at ``at``: the county's roots and CRLs of that day, its log key, the record."""
     from signer import Evidence, VerifyLimits, verify_document
-    from signer._verify_archive import EvidenceRecord
+    from verifier import EvidenceRecord
 
     archive = EvidenceRecord.parse(json.dumps(record).encode()) if record is not None else None
     evidence = Evidence(
@@ -119,9 +119,9 @@ def test_the_untouched_original_verifies_through_the_ledger_at_1500_days(
 def test_in_the_county_the_record_is_read_from_the_database(
     aged: Aged, ledger: Any, county_pki: Any, engine: Any, tmp_path: Any
 ) -> None:
+    from api._local_evidence import local_evidence
     from ledger import vkey_for
     from signer import VerifyLimits, verify_document
-    from signer._verify_local import local_evidence
 
     vkey = tmp_path / "log.vkey"
     vkey.write_text(vkey_for(ledger.signer.name, ledger.signer.public_key) + "\n", encoding="utf-8")
@@ -195,7 +195,7 @@ def test_attacks_on_the_record_each_have_their_code(
 def test_chain_links_are_judged_at_the_next_links_time(aged: Aged, ledger: Any, county_pki: Any) -> None:
     """verify_record with an injected clock: the stamp alone holds while its TSA certificate does; with the
     renewal it holds after; the renewal's own certificate ends in turn."""
-    from signer._verify_archive import EvidenceRecord, verify_record
+    from verifier import EvidenceRecord, verify_record
 
     key, name = ledger.signer.public_key, ledger.signer.name
     full = EvidenceRecord.parse(json.dumps(aged.record).encode())

@@ -27,9 +27,7 @@ def _verify_at(pdf: bytes, county_pki: Any, at: datetime) -> Any:
     """As a verifier in the county at ``at``: the county root and issuing CA, CRLs published then."""
     from cryptography.hazmat.primitives import serialization
 
-    from signer._verify import verify_document
-    from signer._verify_model import VerifyLimits
-    from signer._verify_trust import TrustList
+    from verifier import TrustList, VerifyLimits, verify_document
 
     der = serialization.Encoding.DER
     trust = TrustList(

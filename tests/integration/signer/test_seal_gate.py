@@ -217,7 +217,7 @@ def test_inline_annotation_document_seals_and_verifies(
     timestamp's revision adds a field, and pyHanko's SigFieldCreationRule refuses a direct /Annots entry."""
     from cryptography.hazmat.primitives import serialization
 
-    from signer import Indication, TrustList, VerifyLimits, verify_document
+    from verifier import Indication, TrustList, VerifyLimits, verify_document
 
     source = _permit_with(_inline_uri_link)
     doc = sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, source, "inline-annot", level="B-LTA"))

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from signer import Indication, TrustList, VerificationReport, VerifyLimits, verify_document
 from tests._fixtures import attacks as a
 from tests._fixtures.signer import ACCEPTANCE_DATA, county_trust
 from tests.unit.verify import _factory as f
+from verifier import Indication, TrustList, VerificationReport, VerifyLimits, verify_document
 
 pytestmark = pytest.mark.softhsm
 
@@ -383,9 +383,9 @@ def test_visible_number_differs_from_binding(
 ) -> None:
     """Accepted outcomes, either: the sealer refuses the source (a BadInput code), or the sealed document
     verifies TOTAL_FAILED with BINDING_TEXT_MISMATCH — also when the ledger entry is checked."""
+    from api._local_evidence import local_evidence
     from core.errors import BadInput
     from ledger import vkey_for
-    from signer._verify_local import local_evidence
 
     shown = "兴江审批〔2026〕2号"
     try:
@@ -422,10 +422,10 @@ def test_document_without_ledger_entry_fails_when_ledger_is_available(
     engine: Any,
     tmp_path: Any,
 ) -> None:
+    from api._local_evidence import local_evidence
     from ledger import vkey_for
     from signer import CountyTimeStamper
     from signer._seal import SealingKey, SealJob, SignatureLevel, seal_pdf
-    from signer._verify_local import local_evidence
 
     # one document through the service, so the ledger has an entry and a signed checkpoint
     real = sealer.apply_seal(

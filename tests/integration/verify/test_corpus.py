@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from signer import Indication, TrustList, VerifyLimits, verify_document
+from verifier import Indication, TrustList, VerifyLimits, verify_document
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus" / "foreign"
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import create_engine
 
-from signer import BindingFacts, Evidence, LedgerReceipt
-from signer._verify_evidence import check_evidence, entry_payload
 from tests._fixtures.ledger import MemorySigner, seal_signed_body
+from verifier import BindingFacts, Evidence, LedgerReceipt
+from verifier._evidence import check_evidence, entry_payload
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -76,9 +76,9 @@ def test_cli_verify_with_bundle_log_key_and_receipt(receipts, tmp_path) -> None:
 
     from api.cli import app
     from ledger import EntryFields, EntryKind, vkey_for
-    from signer import TrustList
     from tests.unit.verify._factory import CountyCA, blank_pdf, sign_pdf
     from tests.unit.verify.conftest import SIGNED_AT
+    from verifier import TrustList
 
     signer, texts, (engine, led) = receipts
     ca = CountyCA()

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from signer import Evidence, Indication, LedgerReceipt, SubIndication, VerifyLimits, verify_document
 from tests._fixtures.signer import PERMIT_DATA, seal_acceptance_notice
 from tests._fixtures.signer import county_trust as _trust
+from verifier import Evidence, Indication, LedgerReceipt, SubIndication, VerifyLimits, verify_document
 
 pytestmark = pytest.mark.softhsm
 FAST = VerifyLimits(sandbox=False)
@@ -98,7 +98,7 @@ def test_document_sealed_outside_the_service_fails_where_the_ledger_is_at_hand(
     ks_settings: Any,
     tmp_path: Path,
 ) -> None:
-    from signer._verify_local import local_evidence
+    from api._local_evidence import local_evidence
 
     genuine = _seal(sealer, xingjiang_seal, xingjiang_clerk, "ledger-genuine")
     ledger.checkpoint()
@@ -174,7 +174,7 @@ def test_deleted_entry_is_missing(
     passed with only a note before)."""
     from sqlalchemy import text
 
-    from signer._verify_local import local_evidence
+    from api._local_evidence import local_evidence
 
     doc = _seal(sealer, xingjiang_seal, xingjiang_clerk, "ledger-deleted")
     ledger.checkpoint()
@@ -255,7 +255,7 @@ def test_entry_newer_than_the_checkpoint_at_hand_is_pending(
     ks_settings: Any,
     tmp_path: Path,
 ) -> None:
-    from signer._verify_local import local_evidence
+    from api._local_evidence import local_evidence
 
     home = str(ks_settings.home_dir)
     _seal(sealer, xingjiang_seal, xingjiang_clerk, "ledger-before")

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from signer import Indication, TrustList, VerifyLimits, verify_document
 from tests._fixtures.signer import ACCEPTANCE_DATA
+from verifier import Indication, TrustList, VerifyLimits, verify_document
 
 pytestmark = pytest.mark.softhsm
 FAST = VerifyLimits(sandbox=False)

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from signer import Evidence, Indication, LedgerReceipt, VerifyLimits, verify_document
 from tests._fixtures.signer import county_trust, seal_acceptance_notice
 from tests.unit.verify import _factory as f
+from verifier import Evidence, Indication, LedgerReceipt, VerifyLimits, verify_document
 
 pytestmark = pytest.mark.softhsm
 
@@ -102,8 +102,8 @@ def test_local_ledger_evidence_finds_the_entry_by_idempotency_key(
     engine: Any,
     tmp_path: Any,
 ) -> None:
+    from api._local_evidence import local_evidence
     from ledger import vkey_for
-    from signer._verify_local import local_evidence
 
     doc = _seal(sealer, xingjiang_seal, xingjiang_clerk, "B-T", key="verify-local")
     ledger.checkpoint()
@@ -161,7 +161,7 @@ def test_delegation_at_signing_time_from_the_policy_store(
 ) -> None:
     from dataclasses import replace
 
-    from signer._verify_local import policy_delegation_lookup
+    from api._local_evidence import policy_delegation_lookup
 
     doc = _seal(sealer, xingjiang_seal, xingjiang_clerk, "B-T", key="verify-delegation")
     now = datetime.now(UTC) + timedelta(minutes=5)

@@ -202,7 +202,7 @@ def test_county_b_verifies_county_a_permit_after_trust_add(counties: Counties) -
 def test_a_stale_bundle_is_indeterminate_naming_its_age_and_where_to_refresh(counties: Counties) -> None:
     from api._trust_store import evidence_router, get
     from core.settings import load_settings
-    from signer import Evidence, TrustList, VerifyLimits, verify_document
+    from verifier import Evidence, TrustList, VerifyLimits, verify_document
 
     c = counties
     _add_a(c)
@@ -238,7 +238,7 @@ def _forged(bundle: dict[str, Any]) -> dict[str, Any]:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from signer._verify_trust import bundle_signed_bytes
+    from verifier import bundle_signed_bytes
 
     key = ec.generate_private_key(ec.SECP256R1())
     forged = dict(bundle)

@@ -101,3 +101,63 @@ def test_a_cached_attribute_belongs_to_its_signer(chain: tuple[bytes, bytes]) ->
         assert ess_a["signing_certificate_v2"].dump() != ess_b["signing_certificate_v2"].dump()
         cert_hash_a = ess_a["signing_certificate_v2"]["values"][0]["certs"][0]["cert_hash"].native
         assert cert_hash_a == hashlib.sha256(chain[0]).digest()
+
+
+# --- the override's two dependencies on upstream (verifier/patches.py lists it) ---
+
+
+def test_pyhanko_still_builds_signed_attributes_through_the_overridden_providers(
+    chain: tuple[bytes, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``KeystoreSigner._signed_attr_providers`` overrides a private pyHanko method. If pyHanko stops
+    calling it (renamed, inlined), the override is dead code and every signing re-encodes again: this
+    fails then (the bytes test above would still pass)."""
+    from signer import _seal
+
+    assert "_signed_attr_providers" in vars(Signer), "pyHanko's Signer no longer has _signed_attr_providers"
+    seen: list[str] = []
+    original = _seal._FrozenAttribute.get_attribute
+
+    async def counting(self, dry_run: bool = False):  # type: ignore[no-untyped-def]
+        seen.append(str(getattr(self._inner, "attribute_type", "?")))
+        return await original(self, dry_run=dry_run)
+
+    monkeypatch.setattr(_seal._FrozenAttribute, "get_attribute", counting)
+    asyncio.run(_ours(chain).signed_attrs(hashlib.sha256(b"x").digest(), "sha256", use_pades=True))
+    assert "signing_certificate_v2" in seen, seen
+
+
+def _python_calls(fn) -> int:  # type: ignore[no-untyped-def]
+    import sys
+
+    calls = 0
+
+    def prof(frame, event, arg):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    sys.setprofile(prof)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_asn1crypto_still_reencodes_a_built_value_on_every_dump(chain: tuple[bytes, bytes]) -> None:
+    """Why the override exists (wbond/asn1crypto#256: dumping a built SignedData re-encodes it every time):
+    a value built from Python objects is encoded again on each ``dump()``; one parsed from bytes returns
+    them. When asn1crypto caches the encoding of built values too, this fails: the override can go."""
+    from asn1crypto import cms
+
+    built = cms.CMSAttribute(
+        {"type": "signing_time", "values": [cms.Time({"utc_time": datetime(2026, 3, 5, 8, 0, tzinfo=UTC)})]}
+    )
+    der = built.dump()
+    parsed = cms.CMSAttribute.load(der)
+    parsed.dump()
+    assert parsed.dump() == der
+    again_built = _python_calls(built.dump)
+    again_parsed = _python_calls(parsed.dump)
+    assert again_built >= 10 * max(again_parsed, 1), (again_built, again_parsed)

@@ -1,4 +1,4 @@
-"""signer._pdfgraph: active content, optional content, sneaky signature fields and NeedAppearances found in
+"""verifier._pdfgraph: active content, optional content, sneaky signature fields and NeedAppearances found in
 any object form (direct or indirect, any revision), and nothing found in clean documents.
 
 Each hostile form is built with pyHanko's writer exactly as the issue-18 attack set wrote it: the
@@ -20,7 +20,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import PdfFileWriter
 
-from signer._pdfgraph import (
+from verifier._pdfgraph import (
     GraphBudgetExceeded,
     ObjectWalk,
     active_content,

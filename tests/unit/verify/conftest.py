@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from signer import TrustList, VerifyLimits
 from tests.unit.verify._factory import CountyCA, Issued, blank_pdf, sign_pdf
+from verifier import TrustList, VerifyLimits
 
 SIGNED_AT = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

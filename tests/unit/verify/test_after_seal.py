@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 from pyhanko.pdf_utils import generic
 
-from signer import Indication, TrustList, verify_document
 from tests.unit.verify import _factory as f
 from tests.unit.verify.conftest import FAST, NOW, SIGNED_AT
+from verifier import Indication, TrustList, verify_document
 
 LATER = datetime(2026, 3, 5, tzinfo=UTC)
 _n = generic.NameObject
@@ -57,7 +57,7 @@ def test_invisible_document_timestamp_with_an_appearance_still_passes(
 
 
 def test_hidden_flag_makes_a_widget_invisible_but_noview_does_not() -> None:
-    from signer._pdfgraph import widget_visible as is_widget_visible
+    from verifier._pdfgraph import widget_visible as is_widget_visible
 
     def annot(flags: int, rect: tuple[int, ...] = (10, 10, 200, 60)) -> generic.DictionaryObject:
         return generic.DictionaryObject(
@@ -153,7 +153,7 @@ def test_page_labels_changed_after_the_seal_fail(sealed: bytes, trust: TrustList
 def test_the_after_seal_rule_names_the_object(sealed: bytes, trust: TrustList) -> None:
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from signer._verify_after_seal import later_revision_problems
+    from verifier._after_seal import later_revision_problems
 
     forged = f.append_page_content_change(sealed)
     import io
@@ -169,7 +169,7 @@ def test_ltv_only_revisions_have_no_problems(sealed: bytes, county: f.CountyCA) 
 
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from signer._verify_after_seal import later_revision_problems
+    from verifier._after_seal import later_revision_problems
 
     lta = f.add_document_timestamp(sealed, county, LATER)
     reader = PdfFileReader(io.BytesIO(lta), strict=True)
@@ -184,7 +184,7 @@ def _problems(pdf: bytes) -> list[str]:
 
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from signer._verify_after_seal import later_revision_problems
+    from verifier._after_seal import later_revision_problems
 
     reader = PdfFileReader(io.BytesIO(pdf), strict=True)
     return later_revision_problems(reader, 1)  # revision 1: the seal (revision 0 is the source)

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from signer import Indication, TrustList, VerifyLimits, verify_document
 from tests.unit.verify import _factory as f
 from tests.unit.verify.conftest import FAST, NOW, SIGNED_AT
+from verifier import Indication, TrustList, VerifyLimits, verify_document
 
 
 def _verify(pdf: bytes, trust: TrustList, limits: VerifyLimits = FAST):  # type: ignore[no-untyped-def]

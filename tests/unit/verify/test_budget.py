@@ -14,10 +14,10 @@ import zlib
 
 import pytest
 
-from signer import Indication, TrustList, VerifyLimits, verify_document
-from signer._verify_budget import check_budget, scan_budget
-from signer._verify_sandbox import SandboxPool, run_sandboxed_measured
 from tests.unit.verify.conftest import NOW
+from verifier import Indication, TrustList, VerifyLimits, verify_document
+from verifier._budget import check_budget, scan_budget
+from verifier._sandbox import SandboxPool, run_sandboxed_measured
 
 MiB = 1024 * 1024
 #: RSS counts more than the allocations RLIMIT_DATA bounds: shared-library pages the child faults in and
@@ -252,7 +252,7 @@ def test_large_documents_leave_a_worker_for_ordinary_ones(sealed: bytes, trust: 
     an ordinary permit sent while they run is answered before any of them."""
     import threading
 
-    from signer._verify_sandbox import is_large
+    from verifier._sandbox import is_large
 
     large = many_objects(45_000)  # inside the budget: a costly document the budget lets through
     assert is_large(large) and not is_large(sealed)

@@ -1,6 +1,6 @@
 """The endesive cross-check is there on this machine, and for the reason the code gives (not by luck).
 
-``signer._verify_endesive`` applies upstream oscrypto's fix of its libcrypto version pattern at import time.
+``verifier._endesive`` applies upstream oscrypto's fix of its libcrypto version pattern at import time.
 These tests fail when the cross-check would silently become CROSS_CHECK_UNAVAILABLE in CI, and when an
 oscrypto release no longer needs the fix (then remove it)."""
 
@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from signer import _verify_endesive as endesive
+from verifier import _endesive as endesive
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -27,7 +27,7 @@ def test_installed_oscrypto_still_needs_the_version_fix() -> None:
 
     assert endesive.oscrypto_needs_fix(), (
         f"oscrypto {oscrypto.__version__} reads two-digit OpenSSL versions itself: "
-        "remove install_oscrypto_fix from signer/_verify_endesive.py"
+        "remove install_oscrypto_fix from verifier/_endesive.py"
     )
 
 
@@ -35,7 +35,7 @@ def test_a_fresh_process_loads_the_system_libcrypto_through_the_fix() -> None:
     """Debian's "OpenSSL 3.0.19 …" is what oscrypto 1.3.0 alone cannot read; with the fix it comes first."""
     code = (
         "import json, oscrypto\n"
-        "from signer import _verify_endesive as e\n"
+        "from verifier import _endesive as e\n"
         "why = e.prepare()\n"
         "from oscrypto._openssl import _libcrypto as lc\n"
         "print(json.dumps({'why': why, 'lib': e.library(), 'version': e._STATE.get('version'),"

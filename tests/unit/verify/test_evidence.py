@@ -11,9 +11,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from signer import BindingFacts, Evidence, Indication, LedgerReceipt, TrustList, verify_document
-from signer._verify_evidence import check_evidence, leaf_hash, root_from_inclusion_proof, verify_checkpoint
 from tests.unit.verify.conftest import FAST, NOW
+from verifier import BindingFacts, Evidence, Indication, LedgerReceipt, TrustList, verify_document
+from verifier._evidence import check_evidence, leaf_hash, root_from_inclusion_proof, verify_checkpoint
 
 
 def _node(a: bytes, b: bytes) -> bytes:

@@ -26,7 +26,7 @@ def _record(**changes: Any) -> bytes:
 
 
 def test_a_well_formed_record_parses() -> None:
-    from signer._verify_archive import EvidenceRecord
+    from verifier import EvidenceRecord
 
     data = _record()
     assert EvidenceRecord.looks_like(data) and not EvidenceRecord.looks_like(PROOF.encode())
@@ -57,7 +57,7 @@ def test_a_well_formed_record_parses() -> None:
     ],
 )
 def test_malformed_records_are_refused(changes: dict[str, Any], why: str) -> None:
-    from signer._verify_archive import EvidenceRecord
+    from verifier import EvidenceRecord
 
     with pytest.raises(ValueError, match=why):
         EvidenceRecord.parse(_record(**changes))

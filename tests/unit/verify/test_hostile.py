@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from signer import Indication, TrustList, VerifyLimits, verify_document
 from tests.unit.verify.conftest import NOW
+from verifier import Indication, TrustList, VerifyLimits, verify_document
 
 SANDBOX = VerifyLimits(timeout_s=20, memory_bytes=768 * 1024 * 1024, qpdf_timeout_s=5)
 

@@ -10,11 +10,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from signer import Indication, TrustList, verify_document
-from signer import _verify_core as core
-from signer import _verify_endesive as endesive
 from tests.unit.verify import _factory as f
 from tests.unit.verify.conftest import FAST, NOW, SIGNED_AT
+from verifier import Indication, TrustList, verify_document
+from verifier import _core as core
+from verifier import _endesive as endesive
 
 
 def _verify(pdf: bytes, trust: TrustList):  # type: ignore[no-untyped-def]

@@ -6,17 +6,17 @@ import os
 
 import pytest
 
-from signer import Indication, TrustList, VerifyLimits, verify_document
-from signer._verify_sandbox import SandboxPool
 from tests.unit.verify import _factory as f
 from tests.unit.verify.conftest import NOW
+from verifier import Indication, TrustList, VerifyLimits, verify_document
+from verifier._sandbox import SandboxPool
 
 
 @pytest.mark.parametrize("mode", ["pool", "fork"])
 def test_same_verdicts_in_both_modes(sealed: bytes, trust: TrustList, mode: str) -> None:
     limits = VerifyLimits(sandbox_mode=mode)
     inproc = VerifyLimits(sandbox=False)
-    # qpdf runs in-process in the sandbox (signer._qpdf) and as the binary outside it: the broken xref
+    # qpdf runs in-process in the sandbox (verifier._qpdf) and as the binary outside it: the broken xref
     # update is one qpdf complains about.
     broken = f.append_orphan_update_with_broken_xref(sealed)
     for doc in (sealed, f.append_annotation(sealed), sealed + b"x", b"garbage", broken):

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from signer import Indication, TrustList, VerifyLimits, _verify_sandbox
-from signer._verify_sandbox import SandboxPool
 from tests.unit.verify import _factory as f
 from tests.unit.verify.conftest import NOW
+from verifier import Indication, TrustList, VerifyLimits
+from verifier import _sandbox as _verify_sandbox
+from verifier._sandbox import SandboxPool
 
 
 def _status(pid: int) -> dict[str, str]:
@@ -96,7 +97,7 @@ def test_pool_worker_is_confined_and_still_verifies(sealed: bytes, trust: TrustL
 
 def test_fork_mode_child_verifies_confined(sealed: bytes, trust: TrustList) -> None:
     limits = VerifyLimits(sandbox_mode="fork")
-    from signer import verify_document
+    from verifier import verify_document
 
     assert verify_document(sealed, trust, now=NOW, limits=limits).indication is Indication.TOTAL_PASSED
     broken = verify_document(f.append_orphan_update_with_broken_xref(sealed), trust, now=NOW, limits=limits)

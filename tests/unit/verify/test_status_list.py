@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import KeyFileSigner
 from ledger._note import sign_note
-from signer import (
+from tests.unit.verify.conftest import FAST, NOW
+from verifier import (
     STATUS_LIST_HEADER,
     BindingFacts,
     DecisionState,
@@ -25,8 +26,7 @@ from signer import (
     status_list_body,
     verify_document,
 )
-from signer._verify_evidence import check_evidence, verify_checkpoint
-from tests.unit.verify.conftest import FAST, NOW
+from verifier._evidence import check_evidence, verify_checkpoint
 
 ORIGIN = "seal.xingguo.example/ledger"
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)

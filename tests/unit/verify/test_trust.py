@@ -9,9 +9,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from core.errors import BadInput
-from signer import TrustList
-from signer._verify_trust import check_revocation, seal_facts
 from tests.unit.verify import _factory as f
+from verifier import TrustList
+from verifier._trust import check_revocation, seal_facts
 
 
 def _pem(der: bytes) -> bytes:

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from core.errors import BadInput
-from signer import Evidence, SealFacts
-from signer._verify_counties import EvidenceRouter, ForeignCounty
-from signer._verify_trust import (
+from verifier import Evidence, SealFacts
+from verifier._counties import EvidenceRouter, ForeignCounty
+from verifier._trust import (
     BUNDLE_SIGNATURE_ALG,
     TrustList,
     bundle_signed_bytes,

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from core.errors import BadInput
-from signer._verify_model import SealFacts
+from verifier._model import SealFacts
 
 # The keystore's private seal extension (parsed defensively: any UTF8String / JSON / raw bytes).
 YIZHANG_SEAL_EXT_PREFIX = "1.3.6.1.4.1."

@@ -10,7 +10,7 @@ documents at all.
 
 Why fork: the parent has already imported pyHanko, cryptography and endesive, so a fork costs a few
 milliseconds where a fresh interpreter costs hundreds. The child sets its own limits (they bound qpdf too,
-which it spawns), runs :func:`signer._verify_core.run_checks`, and writes the report as length-prefixed
+which it spawns), runs :func:`verifier._core.run_checks`, and writes the report as length-prefixed
 JSON to a pipe; the parent never unpickles anything from the child. A child that dies (MemoryError → exit,
 SIGKILL from the kernel, SIGXCPU) or overruns the timeout is killed and reported as
 ``VERIFY_RESOURCE_LIMIT`` (TOTAL_FAILED, unreadable).
@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from signer._verify_model import VerificationReport, VerifyLimits
-from signer._verify_trust import TrustList
+from verifier._model import VerificationReport, VerifyLimits
+from verifier._trust import TrustList
 
 _CHILD_EXIT_OK = 0
 _CHILD_EXIT_ERROR = 3
@@ -190,7 +190,7 @@ def _confine(keep: tuple[int, ...], file_bytes: int) -> None:  # pragma: no cove
 
 def _run_guarded(data: bytes, trust: TrustList, now: datetime, limits: VerifyLimits) -> bytes:
     """In a child: one verification, its answer as the JSON payload ``{"report", "usage"}``."""
-    from signer._verify_core import run_checks, unreadable_report
+    from verifier._core import run_checks, unreadable_report
 
     start_rss = _reset_peak()
     try:
@@ -220,10 +220,10 @@ def _child(
 ) -> None:  # pragma: no cover - runs in the forked child; its outcome is asserted via the parent
     code = _CHILD_EXIT_ERROR
     try:
-        import signer._qpdf
-        import signer._verify_core as core
+        import verifier._core as core
+        import verifier._qpdf
 
-        signer._qpdf.available()  # dlopen before the descriptor limit
+        verifier._qpdf.available()  # dlopen before the descriptor limit
         _confine((wfd,), _file_bytes(limits))
         _limit_memory(limits.memory_bytes)
         cpu = max(1, int(limits.timeout_s) + 1)
@@ -261,7 +261,7 @@ def _decode_answer(
 def _lost(
     data_len: int, now: datetime, limits: VerifyLimits, why: str, maxrss_kb: int | None
 ) -> tuple[VerificationReport, TaskUsage]:
-    from signer._verify_core import unreadable_report
+    from verifier._core import unreadable_report
 
     usage = TaskUsage(
         start_rss=None,
@@ -282,7 +282,7 @@ def run_sandboxed_measured(
     unverified_pdf: bytes, trust: TrustList, now: datetime, limits: VerifyLimits
 ) -> tuple[VerificationReport, TaskUsage]:
     """One fresh forked child for one document; the report and the child's memory figures."""
-    from signer._verify_core import preload
+    from verifier._core import preload
 
     global _PRELOADED
     if not _PRELOADED:
@@ -379,10 +379,10 @@ def _worker_loop(
 ) -> None:  # pragma: no cover - child
     code = _CHILD_EXIT_ERROR
     try:
-        import signer._qpdf
-        import signer._verify_core as core
+        import verifier._core as core
+        import verifier._qpdf
 
-        signer._qpdf.available()  # dlopen before the descriptor limit
+        verifier._qpdf.available()  # dlopen before the descriptor limit
         _confine((rfd, wfd), file_bytes)
         _limit_memory(memory_bytes)
         if nice:
@@ -413,7 +413,7 @@ def _worker_loop(
 
 class _Worker:
     def __init__(self, memory_bytes: int, nice: int = 0, file_bytes: int | None = None) -> None:
-        from signer._verify_core import preload
+        from verifier._core import preload
 
         preload()
         if file_bytes is None:

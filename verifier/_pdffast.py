@@ -45,8 +45,11 @@ every tree whose counts add up. Whenever something does not add up (a kid that i
 cycle, a count that is not a non-negative integer, the counts running out before the page is found) it
 hands over to pyHanko's own walk, so malformed trees get pyHanko's result and pyHanko's errors.
 
-Installed by :func:`install` (idempotent) when the ``signer`` package is imported; :func:`uninstall`
-restores the libraries' own functions (benchmarks).
+Installed by :func:`install` (idempotent), which ``verifier.patches.install()`` calls at service, CLI and
+test start (never as a side effect of an import); :func:`uninstall` restores the libraries' own functions
+(benchmarks). Upstream: no issue is filed for any of these (pyHanko's and asn1crypto's trackers searched,
+December 2026); ``tests/unit/verify/test_patches.py`` fails when an upstream release makes one unnecessary
+or changes the function it replaces.
 """
 
 from __future__ import annotations
@@ -229,10 +232,20 @@ def _walk_back(root_ref: Any, root: Any, ix: int, count: int, retrieve_parent: b
 
 
 def install() -> None:
+    # pyHanko (0.38.0, master likewise): a page lookup parses every page dictionary before it. No upstream
+    # issue filed; test_patches.test_upstream_page_walk_parses_every_page_before_the_one_wanted.
     rw_common.PdfHandler._walk_page_tree = walk_page_tree  # type: ignore[method-assign]
+    # pyHanko: a Python call per hex digit (read_non_whitespace in a generator). No upstream issue filed;
+    # test_patches.test_upstream_hex_reader_calls_python_per_digit.
     generic.read_hex_string_from_stream = read_hex_string_from_stream
+    # pyHanko (misc.read_until_delimiter, imported into generic): a Python call per byte of every token.
+    # No upstream issue filed; test_patches.test_upstream_token_reader_calls_python_per_byte.
     generic.read_until_delimiter = read_until_delimiter
+    # pyHanko: every name decoded byte by byte. No upstream issue filed;
+    # test_patches.test_upstream_name_decoder_calls_python_per_byte.
     generic._decode_name = decode_name
+    # asn1crypto 1.5.1: RFC 4518 preparation of every attribute of every freshly parsed name it compares.
+    # No upstream issue filed; test_patches.test_upstream_name_comparison_prepares_every_fresh_name.
     a_x509.Name.__eq__ = _name_eq  # type: ignore[method-assign,assignment]
     a_x509.Name.hashable = property(_name_hashable)  # type: ignore[method-assign,assignment]
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from signer._verify_model import BindingFacts
+from verifier._model import BindingFacts
 
 STATUS_LIST_HEADER = "yizhang.status-list/v1"
 
@@ -79,7 +79,7 @@ class StatusList:
     def open(cls, note: bytes | str, public_key: bytes, key_name: str | None) -> StatusList:
         """Check the signature with the county's log key, then parse. Raises :class:`StatusListError`
         (``STATUS_LIST_INVALID``) for anything but a well-formed list signed by that key."""
-        from signer._verify_evidence import open_signed_note
+        from verifier._evidence import open_signed_note
 
         try:
             text = note.decode("utf-8") if isinstance(note, bytes) else note

@@ -3,8 +3,8 @@
 Plan:
 
 1–7. Document checks, integrity (pyHanko + endesive), strict difference analysis, trust and revocation at
-     the proven signing time: ``signer._verify_core.run_checks`` (its docstring numbers them), run in a
-     forked child bounded by ``VerifyLimits`` (``signer._verify_sandbox``) because the bytes are hostile.
+     the proven signing time: ``verifier._core.run_checks`` (its docstring numbers them), run in a
+     forked child bounded by ``VerifyLimits`` (``verifier._sandbox``) because the bytes are hostile.
 8.   Evidence, in this process (it may use a database or a network lookup the child must not inherit):
      ledger receipt + inclusion proof against a signed checkpoint, the decision's current status, the
      delegation at the signing time. Each input is optional; what was not checked says so (INFO). A
@@ -13,7 +13,7 @@ Plan:
      gets the primary seal, its binding and the digest of every revision prefix to find the entry by.
      Whose evidence: the county that issued the primary seal (``EvidenceRouter``: this county or one of
      its trust store, whose bundle past its nextUpdate adds TRUST_BUNDLE_STALE).
-     8a. Before that, the untouched original whose certificates expired (``signer._verify_archive``): when
+     8a. Before that, the untouched original whose certificates expired (``verifier._archive``): when
      the first pass falls short only for time (expired TSA certificates, no later archive timestamp) and
      an evidence record of the ledger proves the file existed while they were valid (given with the
      document, or in the county read from the database), steps 1–7 run again as of that time.
@@ -24,12 +24,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from signer._verify_archive import prove_by_ledger
-from signer._verify_core import primary_seal, run_checks, with_reasons
-from signer._verify_counties import EvidenceRouter
-from signer._verify_evidence import Evidence, LedgerQuery, check_evidence
-from signer._verify_model import Reason, VerificationReport, VerifyLimits
-from signer._verify_trust import TrustList
+from verifier._archive import prove_by_ledger
+from verifier._core import primary_seal, run_checks, with_reasons
+from verifier._counties import EvidenceRouter
+from verifier._evidence import Evidence, LedgerQuery, check_evidence
+from verifier._model import Reason, VerificationReport, VerifyLimits
+from verifier._trust import TrustList
 
 
 def verify_document(
@@ -82,7 +82,7 @@ def _checks(
 ) -> VerificationReport:
     """Steps 1–7, sandboxed as ``limits`` say."""
     if limits.sandbox:
-        from signer._verify_sandbox import default_pool, run_sandboxed
+        from verifier._sandbox import default_pool, run_sandboxed
 
         if limits.sandbox_mode == "fork":
             return run_sandboxed(unverified_pdf, trust, now, limits)

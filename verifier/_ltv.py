@@ -22,8 +22,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from signer._verify_model import Severity
-from signer._verify_reasons import reason
+from verifier._model import Severity
+from verifier._reasons import reason
 
 
 def _aware(t: datetime) -> datetime:
@@ -60,7 +60,7 @@ def _trusted_timestamp(w: Any) -> bool:
 def _revalidate_at(w: Any, emb: Any, reader: Any, trust: Any, poe: datetime) -> bool:
     from pyhanko.sign.validation import validate_pdf_timestamp
 
-    from signer._verify_core import _embedded_revinfo, _validation_context, strict_diff_policy
+    from verifier._core import _embedded_revinfo, _validation_context, strict_diff_policy
 
     certs, crls, _ocsps = _embedded_revinfo(emb, reader)
     vc = _validation_context(trust, certs, list(trust.crls) + crls, poe)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from signer._verify_model import Reason, Severity, SubIndication
+from verifier._model import Reason, Severity, SubIndication
 
 _F, _I, _N = Severity.FAIL, Severity.INDETERMINATE, Severity.INFO
 S = SubIndication
@@ -94,7 +94,7 @@ CATALOG: dict[str, tuple[Severity, SubIndication | None, str, str]] = {
         "signature existed before: the archive timestamps were not renewed in time",
         "时间戳证书已过期，且无后续归档时间戳证明签名在此之前已存在（归档时间戳未及时续期）",
     ),
-    # the ledger's evidence record for an untouched original (issue 19 item 4b, signer._verify_archive)
+    # the ledger's evidence record for an untouched original (issue 19 item 4b, verifier._archive)
     "EVIDENCE_RECORD_POE": (
         _N,
         None,

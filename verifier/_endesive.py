@@ -92,9 +92,17 @@ def _oscrypto_path() -> list[str] | None:
 
 
 def install_oscrypto_fix() -> None:
-    """Put the import hook in place (idempotent); it must run before oscrypto's backend is imported."""
-    if not any(isinstance(f, _OscryptoFixFinder) for f in sys.meta_path):
+    """Put the import hook in place (idempotent); it must run before oscrypto's backend is imported.
+
+    Installed at process start by ``verifier.patches.install()``; :func:`prepare` installs it too, so a
+    verifier used as a library still gets the cross-check rather than ``CROSS_CHECK_UNAVAILABLE``.
+    Upstream: wbond/oscrypto#75 (the pattern; fixed on master, d5f3437), #78 (no release carries it)."""
+    if not oscrypto_fix_installed():
         sys.meta_path.insert(0, _OscryptoFixFinder())
+
+
+def oscrypto_fix_installed() -> bool:
+    return any(isinstance(f, _OscryptoFixFinder) for f in sys.meta_path)
 
 
 def _version_string(path: str) -> str | None:

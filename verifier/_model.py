@@ -191,7 +191,7 @@ class VerifyLimits:
     memory_bytes: int = 256 * 1024 * 1024
     max_signatures: int = 32
     max_revisions: int = 64
-    # The pre-parse budget (signer._verify_budget): over any of these → VERIFY_BUDGET_EXCEEDED, unread.
+    # The pre-parse budget (verifier._budget): over any of these → VERIFY_BUDGET_EXCEEDED, unread.
     budget: bool = True
     max_objects: int = 50_000  # object headers + object-stream members; also any declared /Size
     max_xref_entries: int = 200_000  # xref table rows and xref stream entries, all revisions together

@@ -1,4 +1,4 @@
-"""``signer._qpdf``: the qpdf CLI's own ``--check`` job run in-process says what the ``qpdf`` binary says."""
+"""``verifier._qpdf``: the qpdf CLI's own ``--check`` job run in-process says what the qpdf binary says."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from signer import _qpdf
+from verifier import _qpdf
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus" / "foreign"
 

@@ -20,9 +20,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from signer._verify_model import BindingFacts, Reason, SealFacts
-from signer._verify_reasons import reason
-from signer._verify_status import FINAL_STATES, DecisionState, StatusAnswer, StatusListError
+from verifier._model import BindingFacts, Reason, SealFacts
+from verifier._reasons import reason
+from verifier._status import FINAL_STATES, DecisionState, StatusAnswer, StatusListError
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class Evidence:
     ledger_lookup: Callable[[LedgerQuery], LedgerFinding | None] | None = None
     checkpoint: bytes | None = None
     checkpoint_at: datetime | None = None
-    # The untouched original over time (``signer._verify_archive``): an evidence record that came with the
+    # The untouched original over time (``verifier._archive``): an evidence record that came with the
     # document (``EvidenceRecord``), or, in the county, one read from the database for an entry index.
     archive: Any = None
     archive_lookup: Callable[[int], Any] | None = None

@@ -3,7 +3,7 @@
 Plan (numbered, as the house style asks; ``verify_document`` adds steps 8–9 in the parent):
 
 1. Preflight: size bound, ``%PDF-`` header, ``%%EOF`` near the end. Otherwise PDF_UNREADABLE.
-2. Structure: ``qpdf --check`` (in the sandbox: in-process through libqpdf's job API, ``signer._qpdf``;
+2. Structure: ``qpdf --check`` (in the sandbox: in-process through libqpdf's job API, ``verifier._qpdf``;
    elsewhere its own subprocess with a timeout); pyHanko's
    *strict* reader must parse every revision's cross-reference section; each revision's ``startxref``
    must point at an ``xref`` table or an xref stream object, and nothing but one end-of-line may follow
@@ -44,8 +44,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from signer import _qpdf
-from signer._verify_model import (
+from verifier import _qpdf
+from verifier._model import (
     BindingFacts,
     DocumentFacts,
     Indication,
@@ -57,8 +57,8 @@ from signer._verify_model import (
     VerificationReport,
     VerifyLimits,
 )
-from signer._verify_reasons import reason
-from signer._verify_trust import TrustList, check_revocation, seal_facts
+from verifier._reasons import reason
+from verifier._trust import TrustList, check_revocation, seal_facts
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def unreadable_report(
 # 1–2. preflight and structure
 
 
-#: Set in the verification sandbox's children (signer._verify_sandbox): a wall timeout bounds them.
+#: Set in the verification sandbox's children (verifier._sandbox): a wall timeout bounds them.
 IN_SANDBOX = False
 
 
@@ -168,7 +168,7 @@ class _QpdfJob:
         self.pdf.write(data)
         self.pdf.flush()
         # In the sandbox (a worker the parent kills on its wall timeout) the same check runs in this process
-        # through libqpdf's job API: no fork/exec per document (signer._qpdf). Elsewhere: the binary.
+        # through libqpdf's job API: no fork/exec per document (verifier._qpdf). Elsewhere: the binary.
         self.in_process = IN_SANDBOX and _qpdf.available()
         if self.in_process:
             return
@@ -271,11 +271,11 @@ def _revision_ends(data: bytes, reader: Any, doc_reasons: list[Reason]) -> list[
 
 def _document_content(reader: Any, doc_reasons: list[Reason], checks: list[str]) -> None:
     """Step 7b: what a viewer could show other than what was sealed, in any object form, direct or indirect
-    (``signer._pdfgraph``, the same walk the sealer's gate uses): scripts and actions (``ACTIVE_CONTENT``),
+    (``verifier._pdfgraph``, the same walk the sealer's gate uses): scripts and actions (``ACTIVE_CONTENT``),
     optional content that differs on screen, on paper or when toggled (``OPTIONAL_CONTENT_VARIES``), and
     ``/NeedAppearances`` (the viewer redraws the fields: ``ACTIVE_CONTENT``). Current objects only: an old
     version brought back by a later revision is a change the after-seal rule sees."""
-    from signer import _pdfgraph
+    from verifier import _pdfgraph
 
     try:
         found = _pdfgraph.scan(reader, history=False)
@@ -708,9 +708,9 @@ def _out_of_validity(w: _SigWork, indic: str, at: datetime, time_proven: bool) -
 
 
 def _cross_check(works: list[_SigWork], data: bytes, reasons: list[Reason]) -> bool:
-    from signer import _verify_endesive
+    from verifier import _endesive
 
-    results = _verify_endesive.integrity(data, [w.byte_range for w in works])
+    results = _endesive.integrity(data, [w.byte_range for w in works])
     if isinstance(results, str):
         reasons.append(reason("CROSS_CHECK_UNAVAILABLE", detail=results))
         return False
@@ -751,7 +751,7 @@ def run_checks(
         return unreadable_report(len(data), now, "PDF_UNREADABLE", "no %PDF- header or %%EOF trailer", sha)
     # 1b. budget: bounds on objects, xref entries and inflated bytes, counted before anything is parsed
     if limits.budget:
-        from signer._verify_budget import check_budget
+        from verifier._budget import check_budget
 
         over = check_budget(data, limits)
         if over is not None:
@@ -861,8 +861,8 @@ def _run_checks(
         if bound_seal and w.seal and w.seal.seal_id and bound_seal != w.seal.seal_id:
             w.add("BINDING_MISMATCH", detail=f"binding names seal {bound_seal}, certificate {w.seal.seal_id}")
     checks += ["byte-ranges", "pyhanko", "strict-diff", "trust", "revocation"]
-    # 6b. proofs of existence from later archive timestamps, once certificates expired (signer._verify_ltv)
-    from signer._verify_ltv import prove_existence
+    # 6b. proofs of existence from later archive timestamps, once certificates expired (verifier._ltv)
+    from verifier._ltv import prove_existence
 
     prove_existence(works, reader, trust, now)
 
@@ -918,7 +918,7 @@ def _after_the_seal(
     doc_reasons: list[Reason],
     checks: list[str],
 ) -> None:
-    """Step 7a: after the seal nothing a person sees may change (``signer._verify_after_seal``).
+    """Step 7a: after the seal nothing a person sees may change (``verifier._after_seal``).
 
     Every signature or document timestamp signed after the seal must be invisible, except a trusted
     signature on a field created after the seal (a county attestation). Every object written after the seal
@@ -927,7 +927,7 @@ def _after_the_seal(
     pages as sealed and as they are now are rendered and compared (``VISIBLE_CHANGE``) outside the
     attestation seals' own widgets.
     """
-    from signer import _verify_after_seal as after
+    from verifier import _after_seal as after
 
     if anchor is None or anchor.signed_revision is None:
         return
@@ -980,7 +980,7 @@ def _number_on_the_page(data: bytes, ends: list[int], anchor: _SigWork | None, c
     """
     if anchor is None or anchor.binding is None or not anchor.binding.document_number:
         return
-    from signer import _verify_visual as visual
+    from verifier import _visual as visual
 
     bound = anchor.binding.document_number
     head = visual.series_head(bound)
@@ -1015,14 +1015,14 @@ def _compare_rendered(
     pages: set[int] | None,
 ) -> None:
     """Defence in depth: the pages as sealed and as they are now, rendered and compared in view and print
-    mode (``signer._verify_visual``); ``pages`` None: every page (within the renderer's budget)."""
-    from signer import _verify_visual
+    mode (``verifier._visual``); ``pages`` None: every page (within the renderer's budget)."""
+    from verifier import _visual
 
-    diffs = _verify_visual.visible_changes(data[:sealed_end], data, allowed=allowed, pages=pages)
+    diffs = _visual.visible_changes(data[:sealed_end], data, allowed=allowed, pages=pages)
     checks.append("render-compare")
     for d in diffs[:5]:
         # an incomplete comparison is no pass either; unrenderable or a vanished form fails closed
-        code = "VERIFY_BUDGET_EXCEEDED" if d.kind is _verify_visual.DiffKind.BUDGET else "VISIBLE_CHANGE"
+        code = "VERIFY_BUDGET_EXCEEDED" if d.kind is _visual.DiffKind.BUDGET else "VISIBLE_CHANGE"
         doc_reasons.append(reason(code, detail=str(d)))
 
 
@@ -1141,6 +1141,14 @@ def preload() -> None:
             importlib.import_module(f"encodings.{mod.name}")
         except Exception:  # noqa: BLE001, S112 - a platform codec (mbcs, oem) that does not load here
             continue
+    # Imported lazily by pyHanko/cryptography on the way (found by diffing sys.modules around a
+    # verification in a process that imported only the verifier; `import signer` used to load them first):
+    # XMP metadata checks of the difference analysis (lxml, gzip), stream filters, the OpenSSL backend.
+    import gzip  # noqa: F401
+
+    import cryptography.hazmat.backends.openssl.backend  # noqa: F401
+    import lxml.etree  # noqa: F401
+    import pyhanko.pdf_utils.filters  # noqa: F401
     import pyhanko.sign.diff_analysis  # noqa: F401
     import pyhanko.sign.fields  # noqa: F401
     import pyhanko.sign.validation  # noqa: F401
@@ -1149,18 +1157,19 @@ def preload() -> None:
     import pyhanko_certvalidator  # noqa: F401
     from pyhanko.pdf_utils.reader import PdfFileReader  # noqa: F401
 
-    import signer._pdfgraph  # noqa: F401
-    import signer._verify_after_seal  # noqa: F401
-    import signer._verify_budget  # noqa: F401
-    import signer._verify_visual  # noqa: F401 - PDFium: ~77 ms to load
+    import verifier._after_seal  # noqa: F401
+    import verifier._budget  # noqa: F401
+    import verifier._ltv  # noqa: F401
+    import verifier._pdfgraph  # noqa: F401
+    import verifier._visual  # noqa: F401 - PDFium: ~77 ms to load
 
     try:
         import keystore._pki  # noqa: F401 - seal facts parser
     except ImportError:
         pass
-    from signer import _verify_endesive
+    from verifier import _endesive
 
-    _verify_endesive.prepare()
+    _endesive.prepare()
 
 
 def utcnow() -> datetime:

@@ -4,7 +4,7 @@ pyHanko's difference analysis (``strict_diff_policy``) rates later revisions; th
 independent opinion the seal rule needs, written for one question only: could anything added after the seal
 change what a reader shows or prints? Two checks:
 
-* :func:`widgets_of` (visibility by :func:`signer._pdfgraph.widget_visible`, the sealing gate's rule) — a
+* :func:`widgets_of` (visibility by :func:`verifier._pdfgraph.widget_visible`, the sealing gate's rule) — a
   signature or document timestamp signed after the seal must have no visible widget (a visible one is an
   overlay: Mainka et al., "Shadow attacks", the Sneaky Signature Attack of IEEE S&P 2021, and a visible
   document timestamp, which needs no insider at all). The one exception, decided by the caller, is a
@@ -31,7 +31,7 @@ from typing import Any
 
 from pyhanko.pdf_utils import generic
 
-from signer._pdfgraph import widget_visible
+from verifier._pdfgraph import widget_visible
 
 Rect = tuple[float, float, float, float]
 

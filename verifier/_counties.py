@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from signer._verify_evidence import Evidence
-from signer._verify_model import Reason, SealFacts
-from signer._verify_reasons import reason
-from signer._verify_trust import TrustList
+from verifier._evidence import Evidence
+from verifier._model import Reason, SealFacts
+from verifier._reasons import reason
+from verifier._trust import TrustList
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyhanko.pdf_utils import generic
 
-from signer import _pdffast
+from verifier import _pdffast
 
 
 def _outcome(fn, data: bytes) -> tuple[object, ...]:

@@ -16,7 +16,14 @@ from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
 from signer._templates import render_template, template_names
-from signer._verify_visual import (
+from tests._fixtures.signer import (
+    ACCEPTANCE_DATA,
+    FELLING_PERMIT_DATA,
+    LICENCE_REFUSAL_DATA,
+    PERMIT_DATA,
+    PESTICIDE_PERMIT_DATA,
+)
+from verifier._visual import (
     DiffKind,
     Rect,
     RenderMode,
@@ -27,13 +34,6 @@ from signer._verify_visual import (
     page_text,
     same_document_number,
     visible_changes,
-)
-from tests._fixtures.signer import (
-    ACCEPTANCE_DATA,
-    FELLING_PERMIT_DATA,
-    LICENCE_REFUSAL_DATA,
-    PERMIT_DATA,
-    PESTICIDE_PERMIT_DATA,
 )
 
 NUMBER = "兴江审批〔2026〕3号"

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from signer._verify_evidence import (
+from verifier._evidence import (
     Evidence,
     LedgerAnswer,
     LedgerQuery,
@@ -51,9 +51,9 @@ from signer._verify_evidence import (
     root_from_inclusion_proof,
     verify_checkpoint,
 )
-from signer._verify_model import Reason, Severity, VerificationReport
-from signer._verify_reasons import reason
-from signer._verify_trust import TrustList
+from verifier._model import Reason, Severity, VerificationReport
+from verifier._reasons import reason
+from verifier._trust import TrustList
 
 EVIDENCE_RECORD_FORMAT = "yizhang-evidence-record/1"
 #: Links a record may carry (one renewal every ~2 years: a century is 50).
@@ -188,8 +188,8 @@ def _judge_token(
     from cryptography import x509
     from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 
-    from signer._verify_core import _issuer_of, _validation_context
-    from signer._verify_trust import check_revocation
+    from verifier._core import _issuer_of, _validation_context
+    from verifier._trust import check_revocation
 
     vc = _validation_context(trust, certs, crls, at)
     try:

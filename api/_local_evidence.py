@@ -16,13 +16,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import SealServiceError
-from signer._verify_evidence import Evidence, LedgerFinding, LedgerQuery, LedgerReceipt
-from signer._verify_model import BindingFacts, SealFacts
+from verifier import BindingFacts, Evidence, LedgerFinding, LedgerQuery, LedgerReceipt, SealFacts
 
 
 def parse_vkey(vkey: str) -> tuple[str, bytes]:
@@ -57,8 +55,8 @@ def find_evidence_record(engine: Engine, index: int, *, origin: str) -> Any:
     import json
 
     from ledger import Ledger
-    from signer._ledger_anchor import evidence_record
-    from signer._verify_archive import EvidenceRecord
+    from signer import evidence_record
+    from verifier import EvidenceRecord
 
     try:
         record = evidence_record(Ledger(engine, None, origin=origin), index)
@@ -84,7 +82,7 @@ def find_ledger_entry(engine: Engine, query: LedgerQuery, *, origin: str) -> Led
     4. Covered by the latest signed checkpoint: FOUND, with its inclusion proof; newer: PENDING.
     """
     from ledger import Ledger
-    from signer._verify_evidence import _entry_mismatch
+    from verifier._evidence import _entry_mismatch
 
     binding = query.binding
     try:
@@ -126,18 +124,17 @@ def find_ledger_entry(engine: Engine, query: LedgerQuery, *, origin: str) -> Led
 
 def _ours(conn: Connection, query: LedgerQuery) -> str | None:
     """The seal id when the document's seal is one of this county's, else None."""
-    from keystore._storage import SealRow
+    from keystore import known_seal_id
 
     seal_id = query.seal.seal_id if query.seal is not None else None
     if not seal_id:
         return None
-    found = conn.execute(select(SealRow.seal_id).where(SealRow.seal_id == seal_id)).scalar_one_or_none()
-    return str(found) if found is not None else None
+    return known_seal_id(conn, seal_id)
 
 
 def _candidates(conn: Connection, query: LedgerQuery) -> list[int]:
-    from ledger._storage import entries_t
-    from signer._storage import SealedDocumentRow
+    from ledger import entry_indices_by_key
+    from signer import sealed_ledger_indices
 
     binding = query.binding
     out: list[int] = []
@@ -147,37 +144,20 @@ def _candidates(conn: Connection, query: LedgerQuery) -> list[int]:
             if v is not None and int(v) not in out:
                 out.append(int(v))
 
-    docs = SealedDocumentRow
     if binding is not None and binding.ledger_index is not None:
         add([binding.ledger_index])
     if binding is not None and binding.idempotency_key:
         key = binding.idempotency_key
-        add(
-            conn.execute(
-                select(entries_t.c.idx)
-                .where(entries_t.c.idempotency_key.in_([f"seal:{key}", key]))
-                .order_by(entries_t.c.idx)
-            ).scalars()
-        )
-        add(conn.execute(select(docs.ledger_index).where(docs.idempotency_key == key)).scalars())
+        add(entry_indices_by_key(conn, [f"seal:{key}", key]))
+        add(sealed_ledger_indices(conn, idempotency_key=key))
     if query.revision_sha256:
         add(
-            conn.execute(
-                select(docs.ledger_index)
-                .where(docs.sha256.in_(list(query.revision_sha256[-MAX_CANDIDATES:])))
-                .order_by(docs.ledger_index)
-                .limit(MAX_CANDIDATES)
-            ).scalars()
+            sealed_ledger_indices(
+                conn, sha256s=list(query.revision_sha256[-MAX_CANDIDATES:]), limit=MAX_CANDIDATES
+            )
         )
     if binding is not None and binding.document_number:
-        add(
-            conn.execute(
-                select(docs.ledger_index)
-                .where(docs.document_number == binding.document_number)
-                .order_by(docs.ledger_index)
-                .limit(MAX_CANDIDATES)
-            ).scalars()
-        )
+        add(sealed_ledger_indices(conn, document_number=binding.document_number, limit=MAX_CANDIDATES))
     return out
 
 

@@ -32,7 +32,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from signer._verify_model import VerifyLimits
+from verifier._model import VerifyLimits
 
 _WS = rb"[\x00\t\n\f\r ]"
 # Patterns that begin with a literal: re scans for a literal prefix at memchr speed, while a pattern that
