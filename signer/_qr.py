@@ -253,20 +253,25 @@ def qr_matrix(url: str) -> list[list[bool]]:
     return qr.get_matrix()
 
 
+@lru_cache(maxsize=32)
+def _module_rects(n: int, x0: float, y1: float, module: float) -> tuple[bytes, ...]:
+    """Each module's ``re`` operator, row by row, for an n×n code whose box starts at x0 and ends at y1
+    (formatted once per size and page box: formatting ~1,400 rectangles was ~10 % of sealing's Python)."""
+    return tuple(
+        b"%.3f %.3f %.3f %.3f re" % (x0 + c * module, y1 - (r + 1) * module, module, module)
+        for r in range(n)
+        for c in range(n)
+    )
+
+
 def draw_verification_qr(
     writer: IncrementalPdfFileWriter, page: int, box: tuple[float, ...], url: str
 ) -> None:
     matrix = qr_matrix(url)
     n = len(matrix)
-    module = (box[2] - box[0]) / n
+    rects = _module_rects(n, box[0], box[3], (box[2] - box[0]) / n)
     ops = [b"q 0 0 0 rg"]
-    for r, row in enumerate(matrix):
-        for c, dark in enumerate(row):
-            if dark:
-                ops.append(
-                    b"%.3f %.3f %.3f %.3f re"
-                    % (box[0] + c * module, box[3] - (r + 1) * module, module, module)
-                )
+    ops.extend(rects[i] for i, dark in enumerate(d for row in matrix for d in row) if dark)
     ops.append(b"f Q")
     label = "扫码验证 / verify at"
     host = url.split("?", 1)[0]

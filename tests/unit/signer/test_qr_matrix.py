@@ -58,3 +58,19 @@ def test_every_masks_score_is_qrcodes(url: str) -> None:
         scores.append(_penalty(rows, cols, n))
         assert scores[-1] == qr_util.lost_point(ref.modules)
     assert len(set(scores)) > 1  # the masks differ in score: the test compares something
+
+
+@pytest.mark.parametrize("box", [(72.0, 40.0, 128.0, 96.0), (0.5, 10.25, 56.5, 66.25)])
+def test_cached_module_rectangles_are_the_formatted_ones(box: tuple[float, float, float, float]) -> None:
+    from signer._qr import _module_rects
+
+    matrix = qr_matrix(_urls()[0])
+    n = len(matrix)
+    module = (box[2] - box[0]) / n
+    rects = _module_rects(n, box[0], box[3], module)
+    assert [rects[r * n + c] for r, row in enumerate(matrix) for c, dark in enumerate(row) if dark] == [
+        b"%.3f %.3f %.3f %.3f re" % (box[0] + c * module, box[3] - (r + 1) * module, module, module)
+        for r, row in enumerate(matrix)
+        for c, dark in enumerate(row)
+        if dark
+    ]
