@@ -8,7 +8,7 @@ logger collects what it would have printed. Exit codes are the CLI's: 0 fine, 2 
 
 Hostile input: this runs inside the verification sandbox (a forked worker bounded by RLIMIT_AS and a wall
 timeout that kills it), so a qpdf hang or crash costs that worker, not the service. Outside the sandbox the
-caller uses the subprocess, which has its own timeout.
+same job runs in a long-lived checker child (:class:`Checker`, below) with the caller's timeout.
 """
 
 from __future__ import annotations
