@@ -1032,19 +1032,20 @@ def _outbox_insert(
         },
         ensure_ascii=False,
     )
-    return insert(_outbox_t).values(
-        [
-            {
-                "event": event,
-                "request_id": row.request_id,
-                "supervising_code": code,
-                "township_code": row.township_code,
-                "payload": payload,
-                "created_at": now,
-            }
-            for code in (route.codes or (None,))
-        ]
-    )
+    rows = [
+        {
+            "event": event,
+            "request_id": row.request_id,
+            "supervising_code": code,
+            "township_code": row.township_code,
+            "payload": payload,
+            "created_at": now,
+        }
+        for code in (route.codes or (None,))
+    ]
+    # One row as a single-row VALUES: SQLAlchemy caches its compiled form (a multi-VALUES list has no cache
+    # key, and this insert rides in the ledger's settle statement, which was then compiled per signing).
+    return insert(_outbox_t).values(rows[0] if len(rows) == 1 else rows)
 
 
 def _publish(

@@ -303,6 +303,7 @@ class PolicyStore:
         # (revision, township, seal kind, department, matter): see facts_for
         self._facts_cache: dict[tuple[int, str, SealKindFact, str | None, str], PolicyFacts] = {}
         self._matter_cache: dict[tuple[int, str, str], Matter | None] = {}
+        self._org_cache: dict[tuple[int, str], Organisation | None] = {}
         self._mergers: tuple[float, dict[str, str]] | None = None  # (valid until, merged -> successor)
 
     # -- revisions ------------------------------------------------------------------------------------------
@@ -798,11 +799,31 @@ class PolicyStore:
             return _org(row)
 
     def organisation(self, code: str, revision: int | None = None) -> Organisation:
-        with transaction(self.engine) as s:
-            row = self._org_row(s, code, revision)
-            if row is None:
-                raise NotFound("ORGANISATION_UNKNOWN", f"no organisation {code!r}", f"无此单位 {code!r}")
-            return _org(row)
+        """``code``'s organisation at ``revision`` (default: the current one).
+
+        At the current revision it is cached per (revision, code), as :meth:`matter_for`: rows of a visible
+        revision never change, and the newest row of a code is the one at the newest revision. Inside a read
+        scope (one signing) the current revision is already known, so the signing's supervisor lookup costs
+        no round trip (it was a transaction of its own per sealed document)."""
+        if revision is not None:
+            with transaction(self.engine) as s:
+                row = self._org_row(s, code, revision)
+                found = None if row is None else _org(row)
+        else:
+            rev = self.current_revision()  # a session connects on its first statement: none in a scope
+            key = (rev, code)
+            if key in self._org_cache:
+                found = self._org_cache[key]
+            else:
+                with reading(self.engine) as s:
+                    row = self._org_row(s, code, rev)
+                found = None if row is None else _org(row)
+                if len(self._org_cache) >= _FACTS_CACHE_MAX:
+                    self._org_cache.clear()
+                self._org_cache[key] = found
+        if found is None:
+            raise NotFound("ORGANISATION_UNKNOWN", f"no organisation {code!r}", f"无此单位 {code!r}")
+        return found
 
     def organisations(
         self, county_code: str | None = None, kind: OrgKind | None = None

@@ -170,7 +170,12 @@ class _QpdfJob:
         # In the sandbox (a worker the parent kills on its wall timeout) the same check runs in this process
         # through libqpdf's job API: no fork/exec per document (verifier._qpdf). Elsewhere: the binary.
         self.in_process = IN_SANDBOX and _qpdf.available()
+        self.checker: _qpdf.Checker | None = None
         if self.in_process:
+            return
+        if _qpdf.available():  # a long-lived checker child: no process start per document (verifier._qpdf)
+            self.checker = _qpdf.acquire_checker()
+            self.checker.start(self.pdf.name)
             return
         if qpdf is None:
             self.error = "qpdf not installed"
@@ -186,6 +191,13 @@ class _QpdfJob:
         if self.in_process:
             code, text = _qpdf.check_file(self.pdf.name)
             return None if code == 0 else self._complaint(code, text)
+        if self.checker is not None:
+            checker, self.checker = self.checker, None
+            answer = checker.finish(self.timeout_s)
+            _qpdf.release_checker(checker)
+            if answer is None:
+                return "qpdf timed out"
+            return None if answer[0] == 0 else self._complaint(*answer)
         if self.error or self.proc is None:
             return self.error
         try:
@@ -207,6 +219,9 @@ class _QpdfJob:
         return (f"qpdf exit {code}: " + " | ".join(warnings[:5] or text.splitlines()[-2:]))[:500]
 
     def close(self) -> None:
+        if self.checker is not None:  # its answer was never read: the child is not reusable
+            self.checker.kill()
+            self.checker = None
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()

@@ -8,7 +8,7 @@ logger collects what it would have printed. Exit codes are the CLI's: 0 fine, 2 
 
 Hostile input: this runs inside the verification sandbox (a forked worker bounded by RLIMIT_AS and a wall
 timeout that kills it), so a qpdf hang or crash costs that worker, not the service. Outside the sandbox the
-caller uses the subprocess, which has its own timeout.
+same job runs in a long-lived checker child (:class:`Checker`, below) with the caller's timeout.
 """
 
 from __future__ import annotations
@@ -88,3 +88,146 @@ def check_file(path: str) -> tuple[int, str]:
             lib.qpdfjob_cleanup(ctypes.byref(job))
             lib.qpdflogger_cleanup(ctypes.byref(logger))
     return code, b"".join(out)[:65536].decode("utf-8", "replace")
+
+
+# --- A long-lived checker process (outside the sandbox) ---------------------------------------------------
+#
+# Outside the sandbox the check must not run in the caller's process (a qpdf crash or hang on hostile input
+# would take the sealing worker with it), so it used to start the ``qpdf`` binary per document. Most of that
+# cost is starting the process, not checking: ~400 page faults and dynamic linking of libqpdf, libstdc++ and
+# gnutls, ~5-7 ms of CPU per sealed document on these VMs (and invisible in the serve worker's own CPU
+# figure). A checker is this file run as a script by the same interpreter (``python -I``: the standard
+# library only, not the ``signer`` package), answering ``qpdf --check`` for one file path at a time through
+# libqpdf's job API, the same job the binary runs. A crash or hang still costs only that child: a hang is
+# killed at the caller's timeout, a crash reads as the binary's would (its signal as a negative exit code),
+# and either way the child is replaced. Each child serves at most ``CHECKER_USES`` documents, then a new one
+# starts.
+
+CHECKER_USES = 500
+CHECKER_IDLE_MAX = 4  # checkers kept per process (a serve worker seals on 4 threads)
+
+
+class Checker:
+    """One checker child; :meth:`start` sends a path, :meth:`finish` reads its answer (or kills it)."""
+
+    def __init__(self) -> None:
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen(  # noqa: S603 - this file, by this interpreter, no shell
+            [sys.executable, "-I", __file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self.uses = 0
+        self.healthy = True
+
+    def start(self, path: str) -> None:
+        assert self.proc.stdin is not None
+        self.uses += 1
+        try:
+            self.proc.stdin.write(path.encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError:  # it died: finish() reads the end of the pipe and the exit code
+            self.healthy = False
+
+    def finish(self, timeout_s: float) -> tuple[int, str] | None:
+        """(exit code, output) as the binary gives them, or ``None`` if the check ran out of time."""
+        import os
+        import select
+        import time
+
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout_s
+        buf = b""
+        need: int | None = None
+        head = code = 0
+        while need is None or len(buf) < head + need:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                self.kill()
+                return None
+            chunk = os.read(fd, 65536 + 64)
+            if not chunk:  # the child died (a crash): its signal, as the binary's exit code would show
+                self.healthy = False
+                try:
+                    code = self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except Exception:  # noqa: BLE001 - it does not go away: kill it, report the time-out
+                    self.kill()
+                    return None
+                return (code or 2), buf.decode("utf-8", "replace")
+            buf += chunk
+            if need is None and b"\n" in buf:
+                line, _, _ = buf.partition(b"\n")
+                code_s, need_s = line.split()
+                code, need, head = int(code_s), int(need_s), len(line) + 1
+        return code, buf[head : head + need].decode("utf-8", "replace")
+
+    def kill(self) -> None:
+        self.healthy = False
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+_idle: list[Checker] = []
+_idle_lock = threading.Lock()
+_idle_pid = 0
+
+
+def acquire_checker() -> Checker:
+    """A checker ready for one document (an idle one, or a new child)."""
+    import os
+
+    global _idle_pid
+    with _idle_lock:
+        if _idle_pid != os.getpid():  # a forked child: the parent's checkers are not its own
+            _idle.clear()
+            _idle_pid = os.getpid()
+        while _idle:
+            checker = _idle.pop()
+            if checker.proc.poll() is None:
+                return checker
+    return Checker()
+
+
+def release_checker(checker: Checker) -> None:
+    """Back to the idle list after a complete answer; retired when worn out, unhealthy or surplus."""
+    import os
+
+    if checker.healthy and checker.uses < CHECKER_USES and checker.proc.poll() is None:
+        with _idle_lock:
+            if _idle_pid == os.getpid() and len(_idle) < CHECKER_IDLE_MAX:
+                _idle.append(checker)
+                return
+    retire(checker)
+
+
+def retire(checker: Checker) -> None:
+    """Kill it: a checker keeps nothing worth a graceful end, and a forked child of this process (the
+    verification sandbox) may hold its stdin open, so waiting for it to read EOF could wait a long time."""
+    checker.kill()
+
+
+def _serve() -> None:
+    """The checker child: a path per line in, ``<code> <length>\\n<output>`` out."""
+    import sys
+
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    for line in inp:
+        try:
+            code, text = check_file(line.rstrip(b"\n").decode())
+        except RuntimeError as exc:  # libqpdf not usable here: said as the binary says a missing file
+            code, text = 2, f"qpdf: {exc}"
+        data = text.encode("utf-8", "replace")
+        out.write(b"%d %d\n" % (code, len(data)) + data)
+        out.flush()
+
+
+if __name__ == "__main__":
+    _serve()

@@ -142,6 +142,36 @@ def test_matter_for_reads_one_matter_and_follows_a_new_catalog(policy_store: Pol
     assert c1 is not None and c1.name == "新事项"
 
 
+def test_organisation_is_cached_per_revision_and_free_inside_a_read_scope(policy_store: PolicyStore) -> None:
+    """The signing's supervisor lookup: inside a read scope whose revision is known, organisation() runs no
+    statement; a change through another store (a new revision) is seen by the next unit of work."""
+    from sqlalchemy import event
+
+    from core.scope import read_scope
+
+    before = policy_store.organisation(MEIJIAO)
+    statements: list[str] = []
+
+    def count(*_args: Any) -> None:
+        statements.append("x")
+
+    event.listen(policy_store.engine, "before_cursor_execute", count)
+    try:
+        with read_scope():
+            policy_store.current_revision()
+            statements.clear()
+            assert policy_store.organisation(MEIJIAO) == before
+            assert statements == []
+            assert _code(policy_store.organisation, "nowhere").code == "ORGANISATION_UNKNOWN"
+            assert _code(policy_store.organisation, "nowhere").code == "ORGANISATION_UNKNOWN"
+    finally:
+        event.remove(policy_store.engine, "before_cursor_execute", count)
+    PolicyStore(policy_store.engine).rename_township(MEIJIAO, "梅窖新镇", actor="a", basis="更名")
+    after = policy_store.organisation(MEIJIAO)
+    assert after.name == "梅窖新镇" and after.revision > before.revision
+    assert policy_store.organisation(MEIJIAO, before.revision) == before
+
+
 def test_agreement_lifecycle_drives_the_decision(policy_store: PolicyStore) -> None:
     agr = _agreement(policy_store)
     at = T0 + timedelta(days=10)
