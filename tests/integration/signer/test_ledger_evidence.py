@@ -79,7 +79,7 @@ def aged(
 
 def _verify(pdf: bytes, record: dict[str, Any] | None, ledger: Any, pki: Any, at: datetime, **ev: Any) -> Any:
     """Out of the county at ``at``: the county's roots and CRLs of that day, its log key, the record."""
-    from signer import Evidence, VerifyLimits, verify_document
+    from verifier import Evidence, VerifyLimits, verify_document
     from verifier import EvidenceRecord
 
     archive = EvidenceRecord.parse(json.dumps(record).encode()) if record is not None else None
@@ -121,7 +121,7 @@ def test_in_the_county_the_record_is_read_from_the_database(
 ) -> None:
     from api._local_evidence import local_evidence
     from ledger import vkey_for
-    from signer import VerifyLimits, verify_document
+    from verifier import VerifyLimits, verify_document
 
     vkey = tmp_path / "log.vkey"
     vkey.write_text(vkey_for(ledger.signer.name, ledger.signer.public_key) + "\n", encoding="utf-8")
