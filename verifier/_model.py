@@ -172,7 +172,8 @@ class VerificationReport:
         return tuple(dict.fromkeys(out))
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(self)
+        out: dict[str, Any] = _jsonable(self)  # a dataclass: always a dict
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VerificationReport:

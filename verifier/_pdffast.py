@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections.abc import Callable
 from typing import Any
 
 from asn1crypto import x509 as a_x509
@@ -72,7 +73,7 @@ _NAME_CACHE_MAX = 4096
 _NAME_MAX_BYTES = 4096
 _name_hashables: dict[bytes, str] = {}
 _name_eqs: dict[tuple[bytes, bytes], bool] = {}
-_WALK_PAGE_TREE = rw_common.PdfHandler._walk_page_tree
+_WALK_PAGE_TREE: Callable[..., Any] = rw_common.PdfHandler._walk_page_tree
 _DECODE_NAME = generic._decode_name
 #: Bytes pyHanko copies into a name unchanged: 0x21–0x7E except PDF delimiters and ``#`` (the escape).
 _NAME_BYTES = bytes(c for c in range(0x21, 0x7F) if c not in PDF_DELIMITERS + b"#")
@@ -246,8 +247,8 @@ def install() -> None:
     generic._decode_name = decode_name
     # asn1crypto 1.5.1: RFC 4518 preparation of every attribute of every freshly parsed name it compares.
     # No upstream issue filed; test_patches.test_upstream_name_comparison_prepares_every_fresh_name.
-    a_x509.Name.__eq__ = _name_eq  # type: ignore[method-assign,assignment]
-    a_x509.Name.hashable = property(_name_hashable)  # type: ignore[method-assign,assignment]
+    a_x509.Name.__eq__ = _name_eq
+    a_x509.Name.hashable = property(_name_hashable)
 
 
 def uninstall() -> None:
@@ -255,8 +256,8 @@ def uninstall() -> None:
     generic.read_hex_string_from_stream = _ORIGINAL
     generic.read_until_delimiter = _ORIGINAL_UNTIL_DELIMITER
     generic._decode_name = _DECODE_NAME
-    a_x509.Name.__eq__ = _NAME_EQ  # type: ignore[method-assign]
-    a_x509.Name.hashable = _NAME_HASHABLE  # type: ignore[method-assign]
+    a_x509.Name.__eq__ = _NAME_EQ
+    a_x509.Name.hashable = _NAME_HASHABLE
     _name_hashables.clear()
     _name_eqs.clear()
 
