@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection, Engine
 
+from core.db import is_sqlite
 from core.errors import Unavailable
 from core.settings import Settings
 
@@ -81,6 +82,15 @@ def decision_status_lookup(engine: Engine) -> Callable[[BindingFacts], StatusAns
     by_request = select(*cols).where(SigningRequestRow.request_id == bindparam("key"))
     by_number = select(*cols).where(SigningRequestRow.document_number == bindparam("key")).limit(1)
 
+    # One row by key (and, for a changed decision, its successor, written in the same transaction as the
+    # change): no common snapshot needed, so on PostgreSQL no BEGIN and no ROLLBACK round trips
+    # (core.db.reading's rule); about 0.6 ms of a ~1.2 ms lookup on a 2-core machine.
+    sqlite = is_sqlite(engine)
+
+    def connect() -> Connection:
+        conn = engine.connect()
+        return conn if sqlite else conn.execution_options(isolation_level="AUTOCOMMIT")
+
     def lookup(binding: BindingFacts) -> StatusAnswer | None:
         key = binding.idempotency_key or ""
         if key.startswith("api:"):
@@ -89,7 +99,7 @@ def decision_status_lookup(engine: Engine) -> Callable[[BindingFacts], StatusAns
             stmt, value = by_number, binding.document_number
         else:
             return None
-        with engine.connect() as conn:
+        with connect() as conn:
             row = conn.execute(stmt, {"key": value}).first()
             if row is None:
                 return None
