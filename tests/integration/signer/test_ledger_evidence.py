@@ -79,8 +79,7 @@ def aged(
 
 def _verify(pdf: bytes, record: dict[str, Any] | None, ledger: Any, pki: Any, at: datetime, **ev: Any) -> Any:
     """Out of the county at ``at``: the county's roots and CRLs of that day, its log key, the record."""
-    from verifier import Evidence, VerifyLimits, verify_document
-    from verifier import EvidenceRecord
+    from verifier import Evidence, EvidenceRecord, VerifyLimits, verify_document
 
     archive = EvidenceRecord.parse(json.dumps(record).encode()) if record is not None else None
     evidence = Evidence(
