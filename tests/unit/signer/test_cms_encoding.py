@@ -19,6 +19,7 @@ from pyhanko.sign.signers.pdf_signer import PdfCMSSignedAttributes
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from signer._seal import KeystoreSigner, SealingKey
+from tests.unit.verify.test_patches import _python_calls
 
 
 def _cert(
@@ -125,24 +126,6 @@ def test_pyhanko_still_builds_signed_attributes_through_the_overridden_providers
     monkeypatch.setattr(_seal._FrozenAttribute, "get_attribute", counting)
     asyncio.run(_ours(chain).signed_attrs(hashlib.sha256(b"x").digest(), "sha256", use_pades=True))
     assert "signing_certificate_v2" in seen, seen
-
-
-def _python_calls(fn) -> int:  # type: ignore[no-untyped-def]
-    import sys
-
-    calls = 0
-
-    def prof(frame, event, arg):  # type: ignore[no-untyped-def]
-        nonlocal calls
-        if event == "call":
-            calls += 1
-
-    sys.setprofile(prof)
-    try:
-        fn()
-    finally:
-        sys.setprofile(None)
-    return calls
 
 
 def test_asn1crypto_still_reencodes_a_built_value_on_every_dump(chain: tuple[bytes, bytes]) -> None:
