@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, Insert, Update, create_engine, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Insert, Update, create_engine, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -608,13 +608,8 @@ class Ledger:
 
     def chain_ends(self, conn: Connection | Session | None = None) -> list[CheckpointStamp]:
         """The newest link of each chain (no renewal follows it): what a renewal round looks at."""
-        later = stamps_t.alias("later")
         with self._reader(conn) as c:
-            rows = c.execute(
-                select(stamps_t)
-                .where(~select(later.c.id).where(later.c.prev_id == stamps_t.c.id).exists())
-                .order_by(stamps_t.c.tsa_not_after)
-            ).all()
+            rows = c.execute(select(stamps_t).where(_is_chain_end()).order_by(stamps_t.c.tsa_not_after)).all()
         return [CheckpointStamp.from_row(r) for r in rows]
 
     def add_stamp(
@@ -831,29 +826,25 @@ class StampFacts:
     chain_end_expiries: tuple[datetime, ...]
 
 
+def _is_chain_end() -> ColumnElement[bool]:
+    """A link no renewal follows: the newest of its chain."""
+    later = stamps_t.alias("later")
+    return ~select(later.c.id).where(later.c.prev_id == stamps_t.c.id).exists()
+
+
 def stamp_facts(engine: Engine, signed_before: datetime) -> StampFacts:
     """One read of the evidence chains' state (see :class:`StampFacts`); SQLAlchemy errors propagate."""
-    later = stamps_t.alias("later")
     with engine.connect() as c:
-        latest_stamp = c.execute(
-            select(func.max(stamps_t.c.gen_time)).where(stamps_t.c.kind == STAMP)
-        ).scalar()
-        stamped = c.execute(select(func.max(stamps_t.c.size)).where(stamps_t.c.kind == STAMP)).scalar()
+        latest_stamp, stamped = c.execute(
+            select(func.max(stamps_t.c.gen_time), func.max(stamps_t.c.size)).where(stamps_t.c.kind == STAMP)
+        ).one()
         old = c.execute(
             select(checkpoints_t.c.size, checkpoints_t.c.created_at)
             .where(checkpoints_t.c.created_at < signed_before)
             .order_by(checkpoints_t.c.size.desc())
             .limit(1)
         ).one_or_none()
-        ends = (
-            c.execute(
-                select(stamps_t.c.tsa_not_after).where(
-                    ~select(later.c.id).where(later.c.prev_id == stamps_t.c.id).exists()
-                )
-            )
-            .scalars()
-            .all()
-        )
+        ends = c.execute(select(stamps_t.c.tsa_not_after).where(_is_chain_end())).scalars().all()
     return StampFacts(
         latest_stamp=latest_stamp,
         stamped_size=int(stamped) if stamped is not None else None,
