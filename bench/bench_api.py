@@ -332,8 +332,9 @@ def _cpu_by_group(serve_sid: int) -> tuple[dict[str, float], dict[int, float]]:
     return groups, serve
 
 
-def _profile(serve_pid: int, directory: Path, seconds: float) -> list[subprocess.Popen[bytes]]:
-    """py-spy (the dev extra's, next to this interpreter) samples each serve worker while it holds the GIL."""
+def _profile(serve_pid: int, directory: Path, seconds: float, waits: bool = False) -> list[subprocess.Popen[bytes]]:
+    """py-spy (the dev extra's, next to this interpreter) samples each serve worker while it holds the GIL,
+    or with ``waits`` every thread, idle ones included (``--idle``): where a request waits rather than works."""
     spy = Path(sys.executable).with_name("py-spy")
     if not spy.exists():
         raise SystemExit(f"--profile needs py-spy at {spy} (the dev extra: bash scripts/setup.sh)")
@@ -346,7 +347,7 @@ def _profile(serve_pid: int, directory: Path, seconds: float) -> list[subprocess
                 "record",
                 "-p",
                 pid,
-                "--gil",
+                "--idle" if waits else "--gil",
                 "--nonblocking",
                 "-r",
                 "200",
@@ -381,6 +382,11 @@ def main() -> None:
         "--profile",
         type=Path,
         help="directory: py-spy GIL profiles (collapsed stacks) of each serve worker during saturation",
+    )
+    ap.add_argument(
+        "--profile-waits",
+        action="store_true",
+        help="with --profile: sample every thread, idle ones included, instead of the GIL holder",
     )
     args = ap.parse_args()
 
@@ -459,7 +465,7 @@ def main() -> None:
             t_sat = 0.0
             for i in range(args.rounds):
                 cpu_before, serve_before = _cpu_by_group(proc.pid)
-                spies = _profile(proc.pid, args.profile, args.seconds) if args.profile and i == 0 else []
+                spies = _profile(proc.pid, args.profile, args.seconds, args.profile_waits) if args.profile and i == 0 else []
                 t0 = time.perf_counter()
                 api_rate, lat = load.saturate(args.concurrency, args.seconds)
                 for spy in spies:
