@@ -9,9 +9,10 @@ would break signatures already in the document: a PDF that is already signed get
 
 from __future__ import annotations
 
-import re
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
+from io import BytesIO
 from operator import itemgetter
 from urllib.parse import urlencode
 
@@ -19,6 +20,7 @@ import qrcode
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
 from qrcode import util as qr_util
 
 from ._fonts import font_engine
@@ -36,26 +38,41 @@ def qr_box(page_box: tuple[float, float, float, float]) -> tuple[float, float, f
     return (x0, y0, x0 + QR_SIZE_PT, y0 + QR_SIZE_PT)
 
 
-# Mask choice, the same as qrcode's ``QRCode.best_mask_pattern`` but computed on strings and integers.
+# Mask choice, the same as qrcode's ``QRCode.best_mask_pattern`` but computed on integers.
 #
 # qrcode builds the whole matrix in Python for each of the 8 masks (``makeImpl(True, i)``) and scores each
 # with ``util.lost_point``, module by module: ~16 ms of CPU per document number, the largest single cost of a
 # sealing in the service (profile of 2026-12-06, docs/performance.md). Per version we keep the data modules'
-# order and each mask's bits over them; a candidate is then one XOR of two integers and one C-level gather
-# into row and column strings, scored with ``re``/``str.count``/``int.bit_count``. The score is qrcode's
-# exactly (the rules and their reading are qrcode's, tested against it mask by mask); the final matrix is
-# still made by qrcode itself with the chosen mask, so the printed code is the one qrcode would print.
-# one pattern per colour: a literal prefix lets re skip ahead (5x faster than one alternation)
-_RUN_LIGHT, _RUN_DARK = re.compile(r"00000+"), re.compile(r"11111+")
-_FINDER_LIKE = ("10111010000", "00001011101")  # neither overlaps itself: str.count finds every one
+# place in the rows and in the columns and each mask's bits laid out the same way; the document's data is
+# gathered into a row integer and a column integer once, a candidate is one XOR with the mask's, and each of
+# qrcode's four rules is a few shifts, ANDs and ``int.bit_count`` over all rows at once (a second version of
+# this, on strings with ``re``, still cost ~2 ms per document). The score is qrcode's exactly (tested
+# against ``lost_point`` mask by mask); the final matrix is still made by qrcode itself with the chosen mask,
+# so the printed code is the one qrcode would print.
+_FINDER_LIKE = ("10111010000", "00001011101")  # level 3's two patterns, leftmost module first
 _layout_lock = threading.Lock()
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """A QR version's matrix as the mask test lays it out (format and version bits light), for scoring masks
+    on integers: the rows (and, apart, the columns) as one integer of ``n`` slots of ``n + 1`` bits, row 0 in
+    the highest slot, each slot's lowest bit a light separator. A rule then runs on every row at once."""
+
+    n: int
+    count: int  # data modules
+    by_row: tuple[int, ...]  # gather indices into ``data bits + "01"``: each row's n modules, then a "0"
+    by_col: tuple[int, ...]
+    row_masks: tuple[int, ...]  # each mask's bits over the data modules, laid out as rows (as columns)
+    col_masks: tuple[int, ...]
+    full: int  # every bit of the n slots
+    modules: int  # every module bit (the separators clear)
+    blocks: int  # level 2: bit p of a row that has a row below and a module at p + 1
+    windows: int  # level 3: the lowest bit of each 11-module window inside a row
+
+
 @lru_cache(maxsize=41)
-def _version_layout(version: int) -> tuple[int, int, tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """For a QR version, as qrcode lays it out in a mask test (format and version bits light):
-    (size, number of data modules, each mask's bits over the data modules as an int (first module = highest
-    bit), row-major gather indices, column-major gather indices) into ``data bits + "01"``."""
+def _version_layout(version: int) -> _Layout:
     with _layout_lock:
         qr = qrcode.QRCode(version=version, border=0, error_correction=qrcode.constants.ERROR_CORRECT_M)
         n = qr.modules_count = version * 4 + 17
@@ -84,10 +101,6 @@ def _version_layout(version: int) -> tuple[int, int, tuple[int, ...], tuple[int,
                 inc = -inc
                 break
     count = len(positions)
-    masks = []
-    for m in range(8):
-        func = qr_util.mask_func(m)
-        masks.append(int("".join("1" if func(r, c) else "0" for r, c in positions), 2))
     index = {rc: k for k, rc in enumerate(positions)}
 
     def at(r: int, c: int) -> int:
@@ -96,47 +109,86 @@ def _version_layout(version: int) -> tuple[int, int, tuple[int, ...], tuple[int,
             return k
         return count + 1 if grid[r][c] else count
 
-    by_row = tuple(at(r, c) for r in range(n) for c in range(n))
-    by_col = tuple(at(r, c) for c in range(n) for r in range(n))
-    return n, count, tuple(masks), by_row, by_col
+    by_row = tuple(i for r in range(n) for i in (*(at(r, c) for c in range(n)), count))
+    by_col = tuple(i for c in range(n) for i in (*(at(r, c) for r in range(n)), count))
+    row_masks, col_masks = [], []
+    for m in range(8):
+        func = qr_util.mask_func(m)
+        src = "".join("1" if func(r, c) else "0" for r, c in positions) + "00"
+        row_masks.append(int("".join(src[i] for i in by_row), 2))
+        col_masks.append(int("".join(src[i] for i in by_col), 2))
+    w = n + 1
+    slots = range(n)
+    return _Layout(
+        n=n,
+        count=count,
+        by_row=by_row,
+        by_col=by_col,
+        row_masks=tuple(row_masks),
+        col_masks=tuple(col_masks),
+        full=(1 << (n * w)) - 1,
+        modules=sum(((1 << n) - 1) << (s * w + 1) for s in slots),
+        blocks=sum(((1 << (n - 1)) - 1) << (s * w + 1) for s in slots if s > 0),
+        windows=sum(((1 << (n - 10)) - 1) << (s * w + 1) for s in slots),
+    )
 
 
-def _penalty(rows: list[str], cols: list[str], n: int) -> int:
-    """qrcode's ``util.lost_point`` of the matrix whose rows and columns are these '0'/'1' strings."""
-    lines = ",".join(rows) + "," + ",".join(cols)
-    runs = _RUN_LIGHT.findall(lines) + _RUN_DARK.findall(lines)  # level 1: runs of 5 or more, len - 2 each
-    points = sum(map(len, runs)) - 2 * len(runs)
-    ints = [int(r, 2) for r in rows]
-    inner = (1 << (n - 1)) - 1
-    for a, b in zip(ints, ints[1:], strict=False):  # level 2: 2x2 blocks of one colour
-        same = ~(a ^ b)
-        points += 3 * (same & (same >> 1) & ~(a ^ (a >> 1)) & inner).bit_count()
-    points += 40 * sum(lines.count(p) for p in _FINDER_LIKE)  # level 3
-    dark = sum(r.count("1") for r in rows)  # level 4: departure from half dark
-    percent = float(dark) / (n**2)
+_FINDER_BITS = tuple(int(p, 2) for p in _FINDER_LIKE)  # bit k = the pattern's module 10 - k
+
+
+def _runs_and_finders(x: int, lay: _Layout) -> int:
+    """Levels 1 and 3 of qrcode's ``lost_point`` over every row (or column) in ``x`` at once."""
+    points = 0
+    for y in (x, x ^ lay.modules):  # dark runs, then light runs (separators stay clear in both)
+        five = y & (y >> 1) & (y >> 2) & (y >> 3) & (y >> 4)  # bit p: modules p..p+4 of one colour
+        # a run of L >= 5 sets L - 4 bits here and scores L - 2: its bits plus 2 for where it starts
+        points += five.bit_count() + 2 * (five & ~(five << 1)).bit_count()
+    dark = [x >> k for k in range(11)]
+    light = [(x ^ lay.full) >> k for k in range(11)]
+    for pattern in _FINDER_BITS:
+        hit = lay.windows
+        for k in range(11):
+            hit &= dark[k] if pattern >> k & 1 else light[k]
+        points += 40 * hit.bit_count()
+    return points
+
+
+def _penalty(rows: int, cols: int, lay: _Layout) -> int:
+    """qrcode's ``util.lost_point`` of the matrix whose rows and columns are these (:class:`_Layout`)."""
+    points = _runs_and_finders(rows, lay) + _runs_and_finders(cols, lay)
+    same = (rows ^ (rows << (lay.n + 1))) ^ lay.full  # bit p: this row's module p = the next row's
+    points += 3 * (same & (same >> 1) & ~(rows ^ (rows >> 1)) & lay.blocks).bit_count()  # level 2: 2x2
+    percent = float(rows.bit_count()) / (lay.n**2)  # level 4: departure from half dark
     return points + int(abs(percent * 100 - 50) / 5) * 10
+
+
+def _rows(rows: int, lay: _Layout) -> list[str]:
+    """The '0'/'1' strings of the rows in ``rows``, top first."""
+    w = lay.n + 1
+    flat = format(rows, f"0{lay.n * w}b")
+    return [flat[i : i + lay.n] for i in range(0, lay.n * w, w)]
 
 
 def _best_mask(version: int, data: list[int]) -> tuple[int, list[str]]:
     """The mask qrcode's ``best_mask_pattern`` picks for ``data`` (encoded) at ``version``, and the rows
-    of the matrix with that mask as the mask test lays it out (format and version bits light)."""
-    n, count, masks, by_row, by_col = _version_layout(version)
+    of the matrix with that mask as the mask test lays it out (format and version bits light).
+
+    A mask flips data modules only, so each candidate's rows are the unmasked rows XOR that mask's rows:
+    the data is gathered into rows and columns once, not once per mask."""
+    lay = _version_layout(version)
     bits = int.from_bytes(bytes(data), "big")
     have = len(data) * 8
     # modules past the data are light; data past the modules is not placed (qrcode's map_data)
-    bits = bits << (count - have) if have <= count else bits >> (have - count)
-    best, best_points, best_rows = 0, 0, []
-    gather_rows, gather_cols = itemgetter(*by_row), itemgetter(*by_col)
-    for m, mask in enumerate(masks):
-        src = format(bits ^ mask, f"0{count}b") + "01"
-        flat = "".join(gather_rows(src))
-        flat_cols = "".join(gather_cols(src))
-        rows = [flat[i : i + n] for i in range(0, n * n, n)]
-        cols = [flat_cols[i : i + n] for i in range(0, n * n, n)]
-        points = _penalty(rows, cols, n)
+    bits = bits << (lay.count - have) if have <= lay.count else bits >> (have - lay.count)
+    src = format(bits, f"0{lay.count}b") + "01"
+    rows = int("".join(itemgetter(*lay.by_row)(src)), 2)
+    cols = int("".join(itemgetter(*lay.by_col)(src)), 2)
+    best, best_points = 0, 0
+    for m in range(8):
+        points = _penalty(rows ^ lay.row_masks[m], cols ^ lay.col_masks[m], lay)
         if m == 0 or best_points > points:
-            best, best_points, best_rows = m, points, rows
-    return best, best_rows
+            best, best_points = m, points
+    return best, _rows(rows ^ lay.row_masks[best], lay)
 
 
 class _Bits:
@@ -155,8 +207,9 @@ class _Bits:
 
 
 @lru_cache(maxsize=64)
-def _generator_logs(ec_count: int) -> tuple[int, ...]:
-    """The Reed-Solomon generator of degree ``ec_count`` (qrcode's), as logs, leading term dropped."""
+def _generator_products(ec_count: int) -> tuple[int, ...]:
+    """For each byte value f, f times qrcode's Reed-Solomon generator of degree ``ec_count`` (leading term
+    dropped), its ``ec_count`` coefficients as one big-endian integer."""
     from qrcode import LUT, base
 
     if ec_count in LUT.rsPoly_LUT:
@@ -166,22 +219,25 @@ def _generator_logs(ec_count: int) -> tuple[int, ...]:
         for i in range(ec_count):
             poly = poly * base.Polynomial([1, base.gexp(i)], 0)
         coefficients = list(poly)
-    return tuple(base.LOG_TABLE[c] for c in coefficients[1:])
+    logs = [base.LOG_TABLE[c] for c in coefficients[1:]]
+    products = [0]
+    for factor in range(1, 256):
+        lf = base.LOG_TABLE[factor]
+        products.append(int.from_bytes(bytes(base.EXP_TABLE[(g + lf) % 255] for g in logs), "big"))
+    return tuple(products)
 
 
 def _ec_bytes(block: list[int], ec_count: int) -> list[int]:
-    """The remainder of block(x)·x^ec_count by the generator: qrcode's ``Polynomial`` mod's bytes."""
-    from qrcode.base import EXP_TABLE, LOG_TABLE
-
-    gen = _generator_logs(ec_count)
-    rem = [0] * ec_count
+    """The remainder of block(x)·x^ec_count by the generator: qrcode's ``Polynomial`` mod's bytes. The
+    remainder is one integer, one byte per coefficient: each step is a shift and one XOR with a product
+    looked up in a table, rather than ``ec_count`` multiplications in Python."""
+    products = _generator_products(ec_count)
+    top = 8 * (ec_count - 1)
+    keep = (1 << top) - 1
+    rem = 0
     for byte in block:
-        factor = byte ^ rem[0]
-        rem = rem[1:] + [0]
-        if factor:
-            lf = LOG_TABLE[factor]
-            rem = [r ^ EXP_TABLE[(g + lf) % 255] for r, g in zip(rem, gen, strict=True)]
-    return rem
+        rem = ((rem & keep) << 8) ^ products[(rem >> top) ^ byte]
+    return list(rem.to_bytes(ec_count, "big"))
 
 
 def _best_fit(error_correction: int, data_list: list[qr_util.QRData], start: int = 1) -> int:
@@ -266,6 +322,46 @@ def _module_rects(n: int, x0: float, y1: float, module: float) -> tuple[bytes, .
     )
 
 
+_LABEL = "扫码验证 / verify at"
+_LABEL_SIZE, _LABEL_LEADING, _LABEL_DESCENT = 7, 10, 3  # points: font size, line spacing, room below
+
+
+@lru_cache(maxsize=16)
+def _label_pdf(host: str) -> bytes:
+    """The label beside the code ("扫码验证 / verify at" over ``host``) drawn once on a page of its own with
+    the subset of the CJK font it needs. The host is the deployment's and never changes, so each sealing
+    imports this page as a form XObject: making the glyph accumulator (parsing the font) and shaping the
+    two lines per document were ~5 % of a serve worker's CPU (profile of 2026-12-06)."""
+    from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
+
+    w = PdfFileWriter()
+    engine = font_engine(w, _LABEL + host)
+    engine.font_size = _LABEL_SIZE  # type: ignore[assignment]
+    lines = [engine.shape(_LABEL), engine.shape(host)]
+    width = max(line.x_advance for line in lines) * _LABEL_SIZE + 2  # x_advance is in ems
+    y1 = _LABEL_DESCENT + _LABEL_LEADING
+    ops = b"\n".join(
+        b"BT 0 0 0 rg /YzQrF %d Tf 1 0 0 1 0 %.2f Tm %s ET" % (_LABEL_SIZE, y, line.graphics_ops)
+        for y, line in ((y1, lines[0]), (_LABEL_DESCENT, lines[1]))
+    )
+    resources = generic.DictionaryObject(
+        {pdf_name("/Font"): generic.DictionaryObject({pdf_name("/YzQrF"): engine.as_resource()})}
+    )
+    contents = w.add_object(generic.StreamObject(stream_data=ops))
+    height = y1 + _LABEL_SIZE + 2
+    w.insert_page(PageObject(contents=contents, media_box=(0, 0, width, height), resources=resources))
+    out = BytesIO()
+    w.write(out)
+    return out.getvalue()
+
+
+@lru_cache(maxsize=16)
+def _label_reader(host: str) -> tuple[PdfFileReader, threading.Lock]:
+    """The label's page, parsed once; the lock keeps two threads from moving the reader at once (as the
+    seal drawing's, signer/_stamp.py)."""
+    return PdfFileReader(BytesIO(_label_pdf(host))), threading.Lock()
+
+
 def draw_verification_qr(
     writer: IncrementalPdfFileWriter, page: int, box: tuple[float, ...], url: str
 ) -> None:
@@ -275,17 +371,13 @@ def draw_verification_qr(
     ops = [b"q 0 0 0 rg"]
     ops.extend(rects[i] for i, dark in enumerate(d for row in matrix for d in row) if dark)
     ops.append(b"f Q")
-    label = "扫码验证 / verify at"
-    host = url.split("?", 1)[0]
-    engine = font_engine(writer, label + host)
-    engine.font_size = 7  # type: ignore[assignment]
-    line1 = engine.shape(label).graphics_ops
-    line2 = engine.shape(host).graphics_ops
-    x = box[2] + 6
-    ops.append(b"BT 0 0 0 rg /YzQrF 7 Tf 1 0 0 1 %.2f %.2f Tm %s ET" % (x, box[1] + 30, line1))
-    ops.append(b"BT 0 0 0 rg /YzQrF 7 Tf 1 0 0 1 %.2f %.2f Tm %s ET" % (x, box[1] + 20, line2))
+    reader, lock = _label_reader(url.split("?", 1)[0])
+    with lock:
+        label = writer.import_page_as_xobject(reader, page_ix=0)
+    # the second line's baseline 20 pt above the code's bottom edge, the first one 10 pt above it
+    ops.append(b"q 1 0 0 1 %.2f %.2f cm /YzQrL Do Q" % (box[2] + 6, box[1] + 20 - _LABEL_DESCENT))
     resources = generic.DictionaryObject(
-        {pdf_name("/Font"): generic.DictionaryObject({pdf_name("/YzQrF"): engine.as_resource()})}
+        {pdf_name("/XObject"): generic.DictionaryObject({pdf_name("/YzQrL"): label})}
     )
     # isolate the page's existing graphics state from ours, as pyHanko's stamps do
     writer.add_stream_to_page(page, writer.add_object(generic.StreamObject(stream_data=b"q\n")), prepend=True)

@@ -351,6 +351,21 @@ def test_verification_qr_is_drawn_and_sealed(
         ["pdftoppm", "-r", "70", "-png", "-singlefile", str(f), str(out / "acceptance_qr")], check=True
     )
     assert len(read_binding(done.pdf)[0]["source_sha256"]) == 64
+    # the label is drawn whole, not clipped by the box it is cached in: at 72 dpi (1 px = 1 pt) the host
+    # line ("http://127.0.0.1:8000/verify", ~100 pt at 7 pt) has ink 60 pt and more right of its start
+    from PIL import Image
+
+    from signer._qr import qr_box
+
+    subprocess.run(
+        ["pdftoppm", "-r", "72", "-gray", "-png", "-singlefile", str(f), str(out / "qr72")], check=True
+    )
+    page = Image.open(out / "qr72.png").convert("L")
+    x0, y0, x1, _ = qr_box((0.0, 0.0, float(page.width), float(page.height)))
+    band = page.crop(
+        (int(x1 + 6 + 60), int(page.height - y0 - 28), int(x1 + 6 + 140), int(page.height - y0 - 18))
+    )
+    assert band.getextrema()[0] < 128
     # an already-signed PDF gets no QR code (it would change a page under the earlier signature)
     with pytest.raises(BadInput) as err:
         sealer.apply_seal(

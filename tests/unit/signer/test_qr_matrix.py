@@ -9,7 +9,7 @@ import pytest
 import qrcode
 from qrcode import util as qr_util
 
-from signer._qr import _best_fit, _create_data, _penalty, _version_layout, qr_matrix, verification_url
+from signer._qr import _best_fit, _create_data, _penalty, _rows, _version_layout, qr_matrix, verification_url
 
 
 def _reference(url: str) -> qrcode.QRCode:
@@ -45,17 +45,20 @@ def test_every_masks_score_is_qrcodes(url: str) -> None:
     """Not only the winner: each mask's penalty equals qrcode's lost_point of its test matrix, so a tie or a
     near miss cannot hide a difference in one of the four rules."""
     ref = _reference(url)
-    n, count, masks, by_row, by_col = _version_layout(ref.version)
+    lay = _version_layout(ref.version)
     data = list(ref.data_cache)
-    bits = int.from_bytes(bytes(data), "big") << (count - len(data) * 8)
+    bits = int.from_bytes(bytes(data), "big") << (lay.count - len(data) * 8)
+    src = format(bits, f"0{lay.count}b") + "01"
+    unmasked_rows = int("".join(src[i] for i in lay.by_row), 2)
     scores = []
     for m in range(8):
         ref.makeImpl(True, m)
-        src = format(bits ^ masks[m], f"0{count}b") + "01"
-        rows = ["".join(src[i] for i in by_row[r * n : (r + 1) * n]) for r in range(n)]
-        cols = ["".join(src[i] for i in by_col[c * n : (c + 1) * n]) for c in range(n)]
-        assert rows == ["".join("1" if x else "0" for x in row) for row in ref.modules]
-        scores.append(_penalty(rows, cols, n))
+        reference_rows = ["".join("1" if x else "0" for x in row) for row in ref.modules]
+        assert _rows(unmasked_rows ^ lay.row_masks[m], lay) == reference_rows
+        # the reference matrix's own rows and columns, as the layout's integers (separators light)
+        rows = int("".join(row + "0" for row in reference_rows), 2)
+        cols = int("".join("".join(row[c] for row in reference_rows) + "0" for c in range(lay.n)), 2)
+        scores.append(_penalty(rows, cols, lay))
         assert scores[-1] == qr_util.lost_point(ref.modules)
     assert len(set(scores)) > 1  # the masks differ in score: the test compares something
 
