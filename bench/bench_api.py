@@ -332,9 +332,11 @@ def _cpu_by_group(serve_sid: int) -> tuple[dict[str, float], dict[int, float]]:
     return groups, serve
 
 
-def _profile(serve_pid: int, directory: Path, seconds: float, waits: bool = False) -> list[subprocess.Popen[bytes]]:
+def _profile(
+    serve_pid: int, directory: Path, seconds: float, waits: bool = False
+) -> list[subprocess.Popen[bytes]]:
     """py-spy (the dev extra's, next to this interpreter) samples each serve worker while it holds the GIL,
-    or with ``waits`` every thread, idle ones included (``--idle``): where a request waits rather than works."""
+    or with ``waits`` every thread, idle ones included (``--idle``): where a request waits, not works."""
     spy = Path(sys.executable).with_name("py-spy")
     if not spy.exists():
         raise SystemExit(f"--profile needs py-spy at {spy} (the dev extra: bash scripts/setup.sh)")
@@ -465,7 +467,11 @@ def main() -> None:
             t_sat = 0.0
             for i in range(args.rounds):
                 cpu_before, serve_before = _cpu_by_group(proc.pid)
-                spies = _profile(proc.pid, args.profile, args.seconds, args.profile_waits) if args.profile and i == 0 else []
+                spies = (
+                    _profile(proc.pid, args.profile, args.seconds, args.profile_waits)
+                    if args.profile and i == 0
+                    else []
+                )
                 t0 = time.perf_counter()
                 api_rate, lat = load.saturate(args.concurrency, args.seconds)
                 for spy in spies:

@@ -319,20 +319,32 @@ def _geometry(page: pdfium.PdfPage) -> tuple[tuple[float, ...], tuple[float, ...
     )
 
 
-def _render(page: pdfium.PdfPage, width: int, height: int, flags: int, deadline: float) -> bytes | None:
-    """The page as packed BGR bytes (stride ``width * 3``), or None when the deadline passed first.
+def _render(
+    page: pdfium.PdfPage,
+    width: int,
+    height: int,
+    flags: int,
+    deadline: float,
+    region: tuple[int, int, int, int] | None = None,
+) -> bytes | None:
+    """The page rendered at ``width`` x ``height`` as packed BGR bytes (stride ``width * 3``), or None when
+    the deadline passed first. With ``region`` (x0, y0, x1, y1 in those device pixels, rows from the top)
+    only that part is rendered and returned (stride ``(x1 - x0) * 3``): PDFium clips to the bitmap, so a
+    small region costs a fraction of the page.
 
     Progressive rendering with a pause callback, so a page with millions of drawing operations is
     interrupted at the deadline instead of running on (parsing at page load and the form layer's drawing
     are not interruptible; the sandbox's wall timeout bounds those).
     """
-    bitmap = pdfium.PdfBitmap.new_native(width, height, pdfium_c.FPDFBitmap_BGR)
+    x0, y0, x1, y1 = region if region is not None else (0, 0, width, height)
+    bw, bh = x1 - x0, y1 - y0
+    bitmap = pdfium.PdfBitmap.new_native(bw, bh, pdfium_c.FPDFBitmap_BGR)
     try:
-        bitmap.fill_rect((255, 255, 255, 255), 0, 0, width, height)
+        bitmap.fill_rect((255, 255, 255, 255), 0, 0, bw, bh)
         pause = pdfium_c.IFSDK_PAUSE(version=1)
         pause.NeedToPauseNow = type(pause.NeedToPauseNow)(lambda _self: time.monotonic() > deadline)
         status = pdfium_c.FPDF_RenderPageBitmap_Start(
-            bitmap, page, 0, 0, width, height, 0, flags, ctypes.byref(pause)
+            bitmap, page, -x0, -y0, width, height, 0, flags, ctypes.byref(pause)
         )
         while status == pdfium_c.FPDF_RENDER_TOBECONTINUED and time.monotonic() <= deadline:
             status = pdfium_c.FPDF_RenderPage_Continue(page, ctypes.byref(pause))
@@ -340,10 +352,10 @@ def _render(page: pdfium.PdfPage, width: int, height: int, flags: int, deadline:
         if status == pdfium_c.FPDF_RENDER_TOBECONTINUED:
             return None
         if page.formenv:
-            pdfium_c.FPDF_FFLDraw(page.formenv, bitmap, page, 0, 0, width, height, 0, flags)
+            pdfium_c.FPDF_FFLDraw(page.formenv, bitmap, page, -x0, -y0, width, height, 0, flags)
         if time.monotonic() > deadline:
             return None
-        return _packed(bitmap, width, height)
+        return _packed(bitmap, bw, bh)
     finally:
         bitmap.close()
 
