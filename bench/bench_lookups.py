@@ -246,8 +246,7 @@ def _county_bundle(i: int, out: Path) -> tuple[Path, str]:
 
     from ledger import vkey_for
     from tests.unit.verify._factory import CountyCA
-    from verifier import TrustList
-    from verifier._trust import BUNDLE_SIGNATURE_ALG, bundle_signed_bytes, root_fingerprint
+    from verifier import BUNDLE_SIGNATURE_ALG, TrustList, bundle_signed_bytes, key_id_of, root_fingerprint
 
     ca = CountyCA(county=f"县{i:02d}")
     log = _LogKey(f"county{i}.example/ledger")
@@ -271,8 +270,6 @@ def _county_bundle(i: int, out: Path) -> tuple[Path, str]:
     }
     path = out / f"county{i}.json"
     path.write_text(json.dumps(bundle, ensure_ascii=False), encoding="utf-8")
-    from verifier._trust import key_id_of
-
     return path, key_id_of(ca.issuing.der)
 
 

@@ -8,7 +8,7 @@ where the stamp and the verification QR code go, and the pages rendered with PDF
 QR area (lower left of the stamp page) is blank, so it never covers the document's own text; the same
 bytes always give the same answer, so a retried sealing agrees with the first attempt.
 
-PDFium is driven under the signer's one PDFium lock (``verifier._visual``), with a page limit and a
+PDFium is driven under the signer's one PDFium lock (``verifier.PDFIUM_LOCK``), with a page limit and a
 wall deadline per page (progressive rendering).
 """
 
@@ -129,11 +129,11 @@ def render_pages(
     import pypdfium2 as pdfium
     from PIL import Image
 
-    from verifier._visual import _PDFIUM_LOCK, _render
+    from verifier import PDFIUM_LOCK, render_page
 
     flags = 0x01  # FPDF_ANNOT
     out: list[PagePicture] = []
-    with _PDFIUM_LOCK:
+    with PDFIUM_LOCK:
         try:
             doc = pdfium.PdfDocument(pdf)
         except pdfium.PdfiumError:
@@ -150,7 +150,7 @@ def render_pages(
                     w, h = max(1, round(w_pt * dpi / 72)), max(1, round(h_pt * dpi / 72))
                     if w * h > 4_000_000:
                         continue
-                    raw = _render(page, w, h, flags, time.monotonic() + PAGE_DEADLINE_S)
+                    raw = render_page(page, w, h, flags, time.monotonic() + PAGE_DEADLINE_S)
                 finally:
                     page.close()
                 if raw is None:
@@ -168,9 +168,9 @@ def _blank(pdf: bytes, page_index: int, box: Box, page_box: Box) -> bool:
     """Nothing drawn inside ``box`` (PDF points) on the page, with a 4 pt margin, at 72 dpi."""
     import pypdfium2 as pdfium
 
-    from verifier._visual import _PDFIUM_LOCK, _render
+    from verifier import PDFIUM_LOCK, render_page
 
-    with _PDFIUM_LOCK:
+    with PDFIUM_LOCK:
         try:
             doc = pdfium.PdfDocument(pdf)
         except pdfium.PdfiumError:
@@ -182,7 +182,7 @@ def _blank(pdf: bytes, page_index: int, box: Box, page_box: Box) -> bool:
                 w, h = max(1, round(w_pt)), max(1, round(h_pt))
                 if w * h > 4_000_000:
                     return False
-                raw = _render(page, w, h, 0x01, time.monotonic() + PAGE_DEADLINE_S)
+                raw = render_page(page, w, h, 0x01, time.monotonic() + PAGE_DEADLINE_S)
             finally:
                 page.close()
         except (pdfium.PdfiumError, IndexError):

@@ -149,7 +149,7 @@ def unreadable_report(
 IN_SANDBOX = False
 
 
-class _QpdfJob:
+class QpdfJob:
     """``qpdf --check`` running beside the Python checks (it is a separate process: the latency overlaps).
 
     Output goes to a file, not a pipe, so a chatty qpdf can never block on a full pipe buffer. ``result``
@@ -229,7 +229,7 @@ class _QpdfJob:
         self.out.close()
 
 
-def _collect_qpdf(job: _QpdfJob | None, doc_reasons: list[Reason], checks: list[str]) -> None:
+def _collect_qpdf(job: QpdfJob | None, doc_reasons: list[Reason], checks: list[str]) -> None:
     if job is None:
         return
     problem = job.result()
@@ -293,7 +293,7 @@ def _document_content(reader: Any, doc_reasons: list[Reason], checks: list[str])
     from verifier import _pdfgraph
 
     try:
-        found = _pdfgraph.scan(reader, history=False)
+        found = _pdfgraph.scan_graph(reader, history=False)
     except _pdfgraph.GraphBudgetExceeded as exc:
         doc_reasons.append(reason("VERIFY_BUDGET_EXCEEDED", detail=str(exc)))
         return
@@ -772,7 +772,7 @@ def run_checks(
         if over is not None:
             return unreadable_report(len(data), now, "VERIFY_BUDGET_EXCEEDED", over, sha)
     # 2. structure: qpdf runs beside everything below; its verdict is collected before the report is made
-    job = _QpdfJob(data, limits.qpdf_timeout_s) if limits.qpdf else None
+    job = QpdfJob(data, limits.qpdf_timeout_s) if limits.qpdf else None
     try:
         return _run_checks(data, sha, trust, now, limits, job)
     finally:
@@ -781,7 +781,7 @@ def run_checks(
 
 
 def _run_checks(
-    data: bytes, sha: str, trust: TrustList, now: datetime, limits: VerifyLimits, job: _QpdfJob | None
+    data: bytes, sha: str, trust: TrustList, now: datetime, limits: VerifyLimits, job: QpdfJob | None
 ) -> VerificationReport:
     checks = ["preflight"]
     doc_reasons: list[Reason] = []
@@ -1179,7 +1179,7 @@ def preload() -> None:
     import verifier._visual  # noqa: F401 - PDFium: ~77 ms to load
 
     try:
-        import keystore._pki  # noqa: F401 - seal facts parser
+        import keystore  # noqa: F401 - seal facts parser (keystore.SealInfo)
     except ImportError:
         pass
     from verifier import _endesive
@@ -1191,4 +1191,4 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-__all__ = ["preload", "run_checks", "strict_diff_policy", "unreadable_report", "with_reasons"]
+__all__ = ["QpdfJob", "preload", "run_checks", "strict_diff_policy", "unreadable_report", "with_reasons"]

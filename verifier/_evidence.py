@@ -374,7 +374,7 @@ def _check_ledger(
             return [reason("LEDGER_ENTRY_MISSING", detail=finding.detail)]
         if finding.answer is LedgerAnswer.PENDING and finding.entry is not None:
             facts["ledger_index"] = finding.index
-            mismatch = _entry_mismatch(finding.entry, binding, revision_sha256)
+            mismatch = entry_mismatch(finding.entry, binding, revision_sha256)
             if mismatch:
                 return [reason("LEDGER_ENTRY_MISMATCH", detail=mismatch)]
             return [
@@ -439,7 +439,7 @@ def _check_receipt(
         reasons.append(reason("LEDGER_PROOF_INVALID", detail=str(exc)))
     if not ok and not reasons:
         reasons.append(reason("LEDGER_PROOF_INVALID", detail="root mismatch"))
-    mismatch = _entry_mismatch(receipt.entry, binding, revision_sha256) if ok else None
+    mismatch = entry_mismatch(receipt.entry, binding, revision_sha256) if ok else None
     if mismatch:
         reasons.append(reason("LEDGER_ENTRY_MISMATCH", detail=mismatch))
     facts["ledger_verified"] = ok and not mismatch
@@ -460,7 +460,7 @@ def entry_payload(entry: bytes) -> dict[str, object] | None:
     return None
 
 
-def _entry_mismatch(
+def entry_mismatch(
     entry: bytes, binding: BindingFacts | None, revision_sha256: tuple[str, ...] = ()
 ) -> str | None:
     """The entry must be about this document: its logged digest is the digest of one of the document's
