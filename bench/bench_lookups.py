@@ -134,6 +134,7 @@ def _status_db(url: str, rows: int) -> Any:
 def _bench_status_in_county(kind: str, url: str, rows: int, seconds: float, rounds: int) -> dict[str, Any]:
     from api._status_list import decision_status_lookup
     from api._storage import SigningRequestRow
+    from ledger import DecisionStatus
     from verifier import BindingFacts
 
     engine = _status_db(url, rows)
@@ -142,7 +143,7 @@ def _bench_status_in_county(kind: str, url: str, rows: int, seconds: float, roun
         valid = BindingFacts(document_number=_number(rows // 2 + 1))
         changed = BindingFacts(document_number=_number(rows // 2 - rows // 2 % 100))
         answer = lookup(changed)
-        assert answer is not None and answer.status.value == "changed" and answer.successor, answer
+        assert answer is not None and answer.status is DecisionStatus.CHANGED and answer.successor, answer
         table = SigningRequestRow.__table__.name
         mark = "?" if kind == "sqlite" else "%s"
         sql = f"SELECT request_id, decision_status FROM {table} WHERE document_number = {mark} LIMIT 1"  # noqa: S608

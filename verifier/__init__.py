@@ -42,10 +42,11 @@ from verifier._model import (
 )
 from verifier._status import (
     STATUS_LIST_HEADER,
-    DecisionState,
+    STATUS_WIRE,
     StatusAnswer,
     StatusList,
     StatusListError,
+    read_decision_status,
     status_list_body,
 )
 from verifier._trust import (
@@ -95,8 +96,8 @@ __all__ = [
     "verify_record",
     # verification
     "STATUS_LIST_HEADER",
+    "STATUS_WIRE",
     "BindingFacts",
-    "DecisionState",
     "DocumentFacts",
     "Evidence",
     "entry_mismatch",
@@ -115,6 +116,7 @@ __all__ = [
     "TrustList",
     "VerificationReport",
     "VerifyLimits",
+    "read_decision_status",
     "status_list_body",
     "verify_document",
     # the checks the sealer shares (signer): pre-parse budget, PDF walk, qpdf --check, PDFium

@@ -20,9 +20,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from ledger import FINAL_DECISION_STATUSES, DecisionStatus
 from verifier._model import BindingFacts, Reason, SealFacts
 from verifier._reasons import reason
-from verifier._status import FINAL_STATES, DecisionState, StatusAnswer, StatusListError
+from verifier._status import STATUS_WIRE, StatusAnswer, StatusListError, read_decision_status
 
 
 @dataclass(frozen=True)
@@ -284,18 +285,18 @@ def _check_status(
         answer = raw
     else:
         try:
-            answer = StatusAnswer(DecisionState(str(raw).lower()))
+            answer = StatusAnswer(read_decision_status(raw))
         except ValueError:
             return [reason("STATUS_UNKNOWN", detail=f"unknown status {str(raw)[:40]!r}")]
-    facts["status"] = answer.status.value
+    facts["status"] = STATUS_WIRE[answer.status]
     if answer.successor:
         facts["successor_document_number"] = answer.successor
     # 2
-    if answer.status in FINAL_STATES:
+    if answer.status is not None and answer.status in FINAL_DECISION_STATUSES:
         return [reason(f"DECISION_{answer.status.name}", detail=_status_source(answer))]
     out: list[Reason] = []
     # 3
-    if answer.status is DecisionState.CHANGED:
+    if answer.status is DecisionStatus.CHANGED:
         out.append(
             reason(
                 "DECISION_CHANGED",
