@@ -683,27 +683,27 @@ def _check_signature(
         w.add("CHAIN_INVALID", detail="issuer certificate not found")
         return
     verdict = check_revocation(cert_der, issuer, crls, at, time_proven=time_proven)
-    if verdict.status == "revoked_before":
-        w.add("CERT_REVOKED", detail=f"revoked {verdict.revoked_at}")
-    elif verdict.status == "revoked_no_poe":
-        w.add("CERT_REVOKED_NO_POE", detail=f"revoked {verdict.revoked_at}")
-    elif verdict.status == "revoked_after":
-        w.add("CERT_REVOKED_AFTER_SIGNING", detail=f"revoked {verdict.revoked_at}")
-    elif verdict.status == "held_before":
-        w.add("CERT_ON_HOLD", detail=f"on hold since {verdict.revoked_at}")
-    elif verdict.status == "held_no_poe":
-        w.add("CERT_ON_HOLD_NO_POE", detail=f"on hold since {verdict.revoked_at}")
-    elif verdict.status == "held_after":
-        w.add("CERT_ON_HOLD_AFTER_SIGNING", detail=f"on hold since {verdict.revoked_at}")
-    elif verdict.status == "unknown":
-        w.add("REVOCATION_UNKNOWN", detail=verdict.detail)
-    if not status.trusted and verdict.status not in (
-        "revoked_before",
-        "revoked_no_poe",
-        "held_before",
-        "held_no_poe",
-    ):
+    outcome = _REVOCATION_REASONS.get(verdict.status)  # "good": nothing to say
+    if outcome is not None:
+        code, since = outcome
+        w.add(code, detail=verdict.detail if since is None else f"{since} {verdict.revoked_at}")
+    if not status.trusted and verdict.status not in _UNTRUSTED_FOR_REVOCATION:
         w.add("SIGNER_UNTRUSTED", detail=str(status.trust_problem_indic))
+
+
+#: A revocation outcome (``RevocationVerdict.status``) -> its reason code and how its detail names the
+#: revocation time (``None``: the verdict's own detail). "good" has none.
+_REVOCATION_REASONS: dict[str, tuple[str, str | None]] = {
+    "revoked_before": ("CERT_REVOKED", "revoked"),
+    "revoked_no_poe": ("CERT_REVOKED_NO_POE", "revoked"),
+    "revoked_after": ("CERT_REVOKED_AFTER_SIGNING", "revoked"),
+    "held_before": ("CERT_ON_HOLD", "on hold since"),
+    "held_no_poe": ("CERT_ON_HOLD_NO_POE", "on hold since"),
+    "held_after": ("CERT_ON_HOLD_AFTER_SIGNING", "on hold since"),
+    "unknown": ("REVOCATION_UNKNOWN", None),
+}
+#: Outcomes that are themselves why pyHanko does not trust the signer: no SIGNER_UNTRUSTED besides.
+_UNTRUSTED_FOR_REVOCATION = frozenset({"revoked_before", "revoked_no_poe", "held_before", "held_no_poe"})
 
 
 def _out_of_validity(w: _SigWork, indic: str, at: datetime, time_proven: bool) -> None:
