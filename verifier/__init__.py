@@ -1,8 +1,9 @@
 """verifier: is this sealed PDF what a county sealed, unchanged, by a seal it trusted then? (issue 7)
 
 A package of its own (issue 24): an out-of-county verifier is a different product with a different threat
-model from the sealer. It may import ``core``, ``keystore``'s models, ``ledger``'s proofs, pyHanko and
-the PDF/crypto libraries; never ``signer`` or ``api`` (an import-linter contract in pyproject.toml).
+model from the sealer. It may import ``core``, ``keystore``'s models, ``ledger``'s proofs and decision
+statuses, pyHanko and the PDF/crypto libraries; never ``signer`` or ``api`` (an import-linter contract in
+pyproject.toml).
 ``signer`` may import it (the sealing gate reuses its PDF walk and budget; the post-seal self-check runs
 it). The library patches both use are installed by :func:`verifier.patches.install`.
 
