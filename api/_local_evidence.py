@@ -82,7 +82,7 @@ def find_ledger_entry(engine: Engine, query: LedgerQuery, *, origin: str) -> Led
     4. Covered by the latest signed checkpoint: FOUND, with its inclusion proof; newer: PENDING.
     """
     from ledger import Ledger
-    from verifier._evidence import _entry_mismatch
+    from verifier import entry_mismatch
 
     binding = query.binding
     try:
@@ -107,7 +107,7 @@ def find_ledger_entry(engine: Engine, query: LedgerQuery, *, origin: str) -> Led
                     f"{_described(binding)}, digest of any of {len(query.revision_sha256)} revision(s))"
                 )
             index, entry = next(
-                ((i, e) for i, e in entries if _entry_mismatch(e, binding, query.revision_sha256) is None),
+                ((i, e) for i, e in entries if entry_mismatch(e, binding, query.revision_sha256) is None),
                 entries[0],
             )
             # 4

@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 
 
 if TYPE_CHECKING:  # the verifier is imported when first used (it loads pyHanko)
-    from verifier import BindingFacts, DecisionState, StatusAnswer, StatusList
+    from ledger import DecisionStatus
+    from verifier import BindingFacts, StatusAnswer, StatusList
 
 log = logging.getLogger("yizhang.api")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -74,7 +75,8 @@ def decision_status_lookup(engine: Engine) -> Callable[[BindingFacts], StatusAns
     successor of a changed decision. ``None``: no such request here (not a document this service issued).
     One indexed query; a second one only for a changed decision."""
     from api._storage import SigningRequestRow
-    from verifier import DecisionState, StatusAnswer
+    from ledger import DecisionStatus
+    from verifier import StatusAnswer, read_decision_status
 
     # Built once, executed with a bound value: building a statement per lookup (and its cache key) cost
     # more than the query itself (bench/bench_lookups.py).
@@ -103,19 +105,11 @@ def decision_status_lookup(engine: Engine) -> Callable[[BindingFacts], StatusAns
             row = conn.execute(stmt, {"key": value}).first()
             if row is None:
                 return None
-            state = stored_state(row.decision_status)
-            successor = _successor(conn, row.request_id) if state is DecisionState.CHANGED else None
+            state = read_decision_status(row.decision_status)  # as stored (upper case); VALID: None
+            successor = _successor(conn, row.request_id) if state is DecisionStatus.CHANGED else None
         return StatusAnswer(state, successor)
 
     return lookup
-
-
-def stored_state(stored: object) -> DecisionState:
-    """The one conversion at this storage boundary: a request's stored ``decision_status`` (``VALID`` or a
-    ``ledger.DecisionStatus``, upper case) as the status list and the verifier spell it (lower case)."""
-    from verifier import DecisionState
-
-    return DecisionState(str(stored).lower())
 
 
 def _successor(conn: Connection, request_id: str) -> str | None:
@@ -139,9 +133,10 @@ def _successor_stmt() -> Select[str]:
     )
 
 
-def status_entries(conn: Connection) -> list[tuple[str, DecisionState, str | None]]:
+def status_entries(conn: Connection) -> list[tuple[str, DecisionStatus | None, str | None]]:
     """Every issued decision not in force as issued: (document number, status, successor)."""
     from api._storage import OutboxRow, SigningRequestRow
+    from verifier import read_decision_status
 
     rows = conn.execute(
         select(
@@ -161,7 +156,8 @@ def status_entries(conn: Connection) -> list[tuple[str, DecisionState, str | Non
             value = json.loads(payload).get("successor")
             successors[request_id] = str(value) if value else None  # the latest change wins
     return [
-        (str(r.document_number), stored_state(r.decision_status), successors.get(r.request_id)) for r in rows
+        (str(r.document_number), read_decision_status(r.decision_status), successors.get(r.request_id))
+        for r in rows
     ]
 
 
@@ -246,7 +242,7 @@ def _published(path: Path) -> StatusList | None:
 
 def _still_good(
     current: StatusList,
-    entries: list[tuple[str, DecisionState, str | None]],
+    entries: list[tuple[str, DecisionStatus | None, str | None]],
     now: datetime,
     settings: Settings,
 ) -> bool:

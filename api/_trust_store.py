@@ -14,7 +14,7 @@ The store. ``HOME/trust/<name>.json`` holds one county each: where it came from 
 root (SHA-256 of its DER; set on ``trust add``, like SSH's known_hosts, and never followed when it changes),
 when it was added and refreshed, and the bundle. ``yizhang verify``, ``POST /v1/verify`` and the public page
 trust those roots and judge those counties' documents with their bundles' evidence
-(:class:`verifier._counties.EvidenceRouter`).
+(:class:`verifier.EvidenceRouter`).
 """
 
 from __future__ import annotations

@@ -134,6 +134,7 @@ def _status_db(url: str, rows: int) -> Any:
 def _bench_status_in_county(kind: str, url: str, rows: int, seconds: float, rounds: int) -> dict[str, Any]:
     from api._status_list import decision_status_lookup
     from api._storage import SigningRequestRow
+    from ledger import DecisionStatus
     from verifier import BindingFacts
 
     engine = _status_db(url, rows)
@@ -142,7 +143,7 @@ def _bench_status_in_county(kind: str, url: str, rows: int, seconds: float, roun
         valid = BindingFacts(document_number=_number(rows // 2 + 1))
         changed = BindingFacts(document_number=_number(rows // 2 - rows // 2 % 100))
         answer = lookup(changed)
-        assert answer is not None and answer.status.value == "changed" and answer.successor, answer
+        assert answer is not None and answer.status is DecisionStatus.CHANGED and answer.successor, answer
         table = SigningRequestRow.__table__.name
         mark = "?" if kind == "sqlite" else "%s"
         sql = f"SELECT request_id, decision_status FROM {table} WHERE document_number = {mark} LIMIT 1"  # noqa: S608
@@ -227,7 +228,7 @@ def _bench_status_out_of_county(entries: int, seconds: float, rounds: int) -> di
     opened = StatusList.open(note, log.public_key, log.name)
     listed = BindingFacts(document_number=_number(20 * (entries // 2)))
     in_force = BindingFacts(document_number=_number(20 * (entries // 2) + 1))
-    assert opened.answer(listed) is not None and opened.answer(listed).status.value != "valid"  # type: ignore[union-attr]
+    assert opened.answer(listed) is not None and opened.answer(listed).status is not None  # type: ignore[union-attr]
     table = dict(opened.entries)
     return {
         "bare_dict_get": _per_call(lambda: table.get(in_force.document_number), seconds, rounds),
@@ -246,8 +247,7 @@ def _county_bundle(i: int, out: Path) -> tuple[Path, str]:
 
     from ledger import vkey_for
     from tests.unit.verify._factory import CountyCA
-    from verifier import TrustList
-    from verifier._trust import BUNDLE_SIGNATURE_ALG, bundle_signed_bytes, root_fingerprint
+    from verifier import BUNDLE_SIGNATURE_ALG, TrustList, bundle_signed_bytes, key_id_of, root_fingerprint
 
     ca = CountyCA(county=f"县{i:02d}")
     log = _LogKey(f"county{i}.example/ledger")
@@ -271,8 +271,6 @@ def _county_bundle(i: int, out: Path) -> tuple[Path, str]:
     }
     path = out / f"county{i}.json"
     path.write_text(json.dumps(bundle, ensure_ascii=False), encoding="utf-8")
-    from verifier._trust import key_id_of
-
     return path, key_id_of(ca.issuing.der)
 
 

@@ -73,7 +73,7 @@ def _ensure_budget_wired(trust: Any, bomb: bytes) -> bool:
     if "VERIFY_BUDGET_EXCEEDED" in r.codes:
         return True
     import verifier._core as core
-    from verifier._budget import check_budget
+    from verifier import check_budget
 
     original = core._run_checks
 

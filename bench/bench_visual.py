@@ -67,8 +67,7 @@ def _status() -> dict[str, int]:
 
 def _measure_fresh(sealed_path: str, whole_path: str, dpi: float, headroom_mib: int) -> None:
     """In a fresh interpreter (no earlier rendering has grown its heap): the check's own peak growth."""
-    import verifier._core  # noqa: F401 -- what a sandbox child has loaded
-    from verifier._visual import visible_changes
+    from verifier import visible_changes  # and what a sandbox child has loaded (import verifier: the checks)
 
     sealed, whole = Path(sealed_path).read_bytes(), Path(whole_path).read_bytes()
     before = _status()
@@ -134,7 +133,7 @@ def main() -> None:
         _measure_fresh(sealed_path, whole_path, float(dpi), int(headroom))
         return
 
-    from verifier._visual import visible_changes
+    from verifier import visible_changes
 
     sealed, ltv, overlay = _documents()
     results: dict[str, object] = {"pages": 1, "modes": ["view", "print"], "rounds": args.rounds, "runs": []}

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn, Self
 
 from asn1crypto import core as asn1
 from cryptography import x509
@@ -167,12 +167,38 @@ def _hash_name(algorithm: object) -> str:
     raise BadInput("HASH_ALGORITHM_INVALID", f"unsupported hash {algorithm!r}")
 
 
-class TokenEcPrivateKey(ec.EllipticCurvePrivateKey):
-    """A P-256 key in the token, shaped as ``cryptography`` expects; only ``sign`` and ``public_key`` work."""
+def _only_signs() -> KeystoreError:
+    return KeystoreError("KEY_OPERATION_REFUSED", "token keys only sign")
+
+
+class _TokenKey:
+    """What the token key adapters share: the token and the key's label, and the refusals. The key never
+    leaves the token (its numbers and bytes are refused) and a copy of it is the same key."""
 
     def __init__(self, keystore: Keystore, label: str) -> None:
         self._ks = keystore
         self._label = label
+
+    def private_numbers(self) -> NoReturn:
+        raise KeystoreError("KEY_NOT_EXTRACTABLE", "token keys never leave the token")
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,  # noqa: A002
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> NoReturn:
+        raise KeystoreError("KEY_NOT_EXTRACTABLE", "token keys never leave the token")
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
+        return self
+
+
+class TokenEcPrivateKey(_TokenKey, ec.EllipticCurvePrivateKey):
+    """A P-256 key in the token, shaped as ``cryptography`` expects; only ``sign`` and ``public_key`` work."""
 
     def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
@@ -195,32 +221,11 @@ class TokenEcPrivateKey(ec.EllipticCurvePrivateKey):
         return 256
 
     def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
-        raise KeystoreError("KEY_OPERATION_REFUSED", "token keys only sign")
-
-    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
-        raise KeystoreError("KEY_NOT_EXTRACTABLE", "token keys never leave the token")
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,  # noqa: A002
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        raise KeystoreError("KEY_NOT_EXTRACTABLE", "token keys never leave the token")
-
-    def __copy__(self) -> TokenEcPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> TokenEcPrivateKey:
-        return self
+        raise _only_signs()
 
 
-class TokenRsaPrivateKey(rsa.RSAPrivateKey):
+class TokenRsaPrivateKey(_TokenKey, rsa.RSAPrivateKey):
     """An RSA key in the token (PKCS#1 v1.5 signatures only)."""
-
-    def __init__(self, keystore: Keystore, label: str) -> None:
-        self._ks = keystore
-        self._label = label
 
     def sign(
         self,
@@ -242,24 +247,7 @@ class TokenRsaPrivateKey(rsa.RSAPrivateKey):
         return self.public_key().key_size
 
     def decrypt(self, ciphertext: bytes, padding: AsymmetricPadding) -> bytes:
-        raise KeystoreError("KEY_OPERATION_REFUSED", "token keys only sign")
-
-    def private_numbers(self) -> rsa.RSAPrivateNumbers:
-        raise KeystoreError("KEY_NOT_EXTRACTABLE", "token keys never leave the token")
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,  # noqa: A002
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        raise KeystoreError("KEY_NOT_EXTRACTABLE", "token keys never leave the token")
-
-    def __copy__(self) -> TokenRsaPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> TokenRsaPrivateKey:
-        return self
+        raise _only_signs()
 
 
 def token_private_key(

@@ -30,9 +30,17 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from core.errors import BadInput, Unavailable
-from verifier._budget import check_budget
-from verifier._model import VerifyLimits
-from verifier._pdfgraph import DEFAULT_MAX_NODES, GraphBudgetExceeded, scan
+from verifier import (
+    DEFAULT_MAX_NODES,
+    GraphBudgetExceeded,
+    Indication,
+    QpdfJob,
+    TrustList,
+    VerifyLimits,
+    check_budget,
+    scan_graph,
+    verify_document,
+)
 
 Box = tuple[float, float, float, float]
 
@@ -58,7 +66,7 @@ MALFORMED_ERRORS: tuple[type[BaseException], ...] = (
 
 
 _VERIFIER = VerifyLimits()
-#: The verifier's pre-parse budget (``verifier._budget``, ``VERIFY_BUDGET_EXCEEDED``) less room for what
+#: The verifier's pre-parse budget (``verifier.check_budget``, ``VERIFY_BUDGET_EXCEEDED``) less room for what
 #: sealing and years of archive-timestamp renewals add (a few revisions, hundreds of objects, a few MB of
 #: certificates, CRLs and timestamps): a document inside it stays inside the verifier's after sealing. Checked
 #: on the raw bytes before pyHanko reads anything, so a 200 000-object file or a 0.3 MB xref-stream bomb
@@ -158,7 +166,7 @@ def refuse_unsealable(
 ) -> None:
     """Refuse what a viewer could show otherwise than it is sealed (codes in the module docstring).
 
-    One pass over every object of every revision (``verifier._pdfgraph.scan``, ~1.6 ms CPU for a template
+    One pass over every object of every revision (``verifier.scan_graph``, ~1.6 ms CPU for a template
     permit), while ``qpdf --check`` runs in a child process: the same check, with the same tolerance,
     as the verifier's STRUCTURE_INVALID. A child process, not libqpdf in this process: the input is
     hostile and a crash or hang must cost a child, not the sealing worker. The child is a long-lived
@@ -167,9 +175,9 @@ def refuse_unsealable(
     """
     job = None
     if check_structure:
-        from verifier._core import _QpdfJob  # the verifier's own check: the same tolerance for warnings
-
-        job = _QpdfJob(unverified_pdf, qpdf_timeout_s)  # in a child process: runs while the graph is walked
+        # the verifier's own check: the same tolerance for warnings; in a child process, it runs while the
+        # graph is walked
+        job = QpdfJob(unverified_pdf, qpdf_timeout_s)
     try:
         _refuse_graph(opened, max_nodes)
         if job is not None:
@@ -189,7 +197,7 @@ def refuse_unsealable(
 
 def _refuse_graph(opened: OpenedPdf, max_nodes: int) -> None:
     try:
-        found = scan(opened.reader, max_nodes=max_nodes)
+        found = scan_graph(opened.reader, max_nodes=max_nodes)
     except GraphBudgetExceeded as exc:
         raise BadInput(
             "PDF_TOO_COMPLEX", f"the PDF has too many objects to be checked: {exc}", "PDF 对象过多，无法检查"
@@ -243,10 +251,6 @@ def refuse_failing_signatures(opened: OpenedPdf, unverified_pdf: bytes, now: dat
     """
     if not has_signatures(opened):
         return
-    from verifier._model import Indication
-    from verifier._trust import TrustList
-    from verifier._verify import verify_document
-
     report = verify_document(unverified_pdf, TrustList.empty(), now=now)
     if report.indication is Indication.TOTAL_FAILED:
         codes = sorted(set(report.codes))

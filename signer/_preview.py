@@ -8,7 +8,7 @@ where the stamp and the verification QR code go, and the pages rendered with PDF
 QR area (lower left of the stamp page) is blank, so it never covers the document's own text; the same
 bytes always give the same answer, so a retried sealing agrees with the first attempt.
 
-PDFium is driven under the signer's one PDFium lock (``verifier._visual``), with a page limit and a
+PDFium is driven under the signer's one PDFium lock (``verifier.PDFIUM_LOCK``), with a page limit and a
 wall deadline per page (progressive rendering).
 """
 
@@ -129,11 +129,11 @@ def render_pages(
     import pypdfium2 as pdfium
     from PIL import Image
 
-    from verifier._visual import _PDFIUM_LOCK, _render
+    from verifier import PDFIUM_LOCK, render_page
 
     flags = 0x01  # FPDF_ANNOT
     out: list[PagePicture] = []
-    with _PDFIUM_LOCK:
+    with PDFIUM_LOCK:
         try:
             doc = pdfium.PdfDocument(pdf)
         except pdfium.PdfiumError:
@@ -150,7 +150,7 @@ def render_pages(
                     w, h = max(1, round(w_pt * dpi / 72)), max(1, round(h_pt * dpi / 72))
                     if w * h > 4_000_000:
                         continue
-                    raw = _render(page, w, h, flags, time.monotonic() + PAGE_DEADLINE_S)
+                    raw = render_page(page, w, h, flags, time.monotonic() + PAGE_DEADLINE_S)
                 finally:
                     page.close()
                 if raw is None:
@@ -171,9 +171,9 @@ def _blank(pdf: bytes, page_index: int, box: Box, page_box: Box) -> bool:
         return False
     import pypdfium2 as pdfium
 
-    from verifier._visual import _PDFIUM_LOCK, _render
+    from verifier import PDFIUM_LOCK, render_page
 
-    with _PDFIUM_LOCK:
+    with PDFIUM_LOCK:
         try:
             doc = pdfium.PdfDocument(pdf)
         except pdfium.PdfiumError:
@@ -192,7 +192,7 @@ def _blank(pdf: bytes, page_index: int, box: Box, page_box: Box) -> bool:
                 if x1 <= x0 or y1 <= y0:
                     return False
                 # only the box and its margin: a whole page at 72 dpi cost ~3 ms of CPU per signing
-                raw = _render(page, w, h, 0x01, time.monotonic() + PAGE_DEADLINE_S, (x0, y0, x1, y1))
+                raw = render_page(page, w, h, 0x01, time.monotonic() + PAGE_DEADLINE_S, (x0, y0, x1, y1))
             finally:
                 page.close()
         except (pdfium.PdfiumError, IndexError):

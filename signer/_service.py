@@ -869,7 +869,7 @@ class Sealer:
         organs' series (citations such as 兴国县林业局〔2025〕12号) are fine. Checked before a number is
         drawn."""
         from policies import NumberFamily
-        from verifier._visual import conflicting_numbers, page_texts
+        from verifier import conflicting_numbers, page_texts
 
         heads = [
             _numbers.series_prefix(

@@ -149,7 +149,7 @@ def unreadable_report(
 IN_SANDBOX = False
 
 
-class _QpdfJob:
+class QpdfJob:
     """``qpdf --check`` running beside the Python checks (it is a separate process: the latency overlaps).
 
     Output goes to a file, not a pipe, so a chatty qpdf can never block on a full pipe buffer. ``result``
@@ -229,7 +229,7 @@ class _QpdfJob:
         self.out.close()
 
 
-def _collect_qpdf(job: _QpdfJob | None, doc_reasons: list[Reason], checks: list[str]) -> None:
+def _collect_qpdf(job: QpdfJob | None, doc_reasons: list[Reason], checks: list[str]) -> None:
     if job is None:
         return
     problem = job.result()
@@ -293,7 +293,7 @@ def _document_content(reader: Any, doc_reasons: list[Reason], checks: list[str])
     from verifier import _pdfgraph
 
     try:
-        found = _pdfgraph.scan(reader, history=False)
+        found = _pdfgraph.scan_graph(reader, history=False)
     except _pdfgraph.GraphBudgetExceeded as exc:
         doc_reasons.append(reason("VERIFY_BUDGET_EXCEEDED", detail=str(exc)))
         return
@@ -683,27 +683,27 @@ def _check_signature(
         w.add("CHAIN_INVALID", detail="issuer certificate not found")
         return
     verdict = check_revocation(cert_der, issuer, crls, at, time_proven=time_proven)
-    if verdict.status == "revoked_before":
-        w.add("CERT_REVOKED", detail=f"revoked {verdict.revoked_at}")
-    elif verdict.status == "revoked_no_poe":
-        w.add("CERT_REVOKED_NO_POE", detail=f"revoked {verdict.revoked_at}")
-    elif verdict.status == "revoked_after":
-        w.add("CERT_REVOKED_AFTER_SIGNING", detail=f"revoked {verdict.revoked_at}")
-    elif verdict.status == "held_before":
-        w.add("CERT_ON_HOLD", detail=f"on hold since {verdict.revoked_at}")
-    elif verdict.status == "held_no_poe":
-        w.add("CERT_ON_HOLD_NO_POE", detail=f"on hold since {verdict.revoked_at}")
-    elif verdict.status == "held_after":
-        w.add("CERT_ON_HOLD_AFTER_SIGNING", detail=f"on hold since {verdict.revoked_at}")
-    elif verdict.status == "unknown":
-        w.add("REVOCATION_UNKNOWN", detail=verdict.detail)
-    if not status.trusted and verdict.status not in (
-        "revoked_before",
-        "revoked_no_poe",
-        "held_before",
-        "held_no_poe",
-    ):
+    outcome = _REVOCATION_REASONS.get(verdict.status)  # "good": nothing to say
+    if outcome is not None:
+        code, since = outcome
+        w.add(code, detail=verdict.detail if since is None else f"{since} {verdict.revoked_at}")
+    if not status.trusted and verdict.status not in _UNTRUSTED_FOR_REVOCATION:
         w.add("SIGNER_UNTRUSTED", detail=str(status.trust_problem_indic))
+
+
+#: A revocation outcome (``RevocationVerdict.status``) -> its reason code and how its detail names the
+#: revocation time (``None``: the verdict's own detail). "good" has none.
+_REVOCATION_REASONS: dict[str, tuple[str, str | None]] = {
+    "revoked_before": ("CERT_REVOKED", "revoked"),
+    "revoked_no_poe": ("CERT_REVOKED_NO_POE", "revoked"),
+    "revoked_after": ("CERT_REVOKED_AFTER_SIGNING", "revoked"),
+    "held_before": ("CERT_ON_HOLD", "on hold since"),
+    "held_no_poe": ("CERT_ON_HOLD_NO_POE", "on hold since"),
+    "held_after": ("CERT_ON_HOLD_AFTER_SIGNING", "on hold since"),
+    "unknown": ("REVOCATION_UNKNOWN", None),
+}
+#: Outcomes that are themselves why pyHanko does not trust the signer: no SIGNER_UNTRUSTED besides.
+_UNTRUSTED_FOR_REVOCATION = frozenset({"revoked_before", "revoked_no_poe", "held_before", "held_no_poe"})
 
 
 def _out_of_validity(w: _SigWork, indic: str, at: datetime, time_proven: bool) -> None:
@@ -772,7 +772,7 @@ def run_checks(
         if over is not None:
             return unreadable_report(len(data), now, "VERIFY_BUDGET_EXCEEDED", over, sha)
     # 2. structure: qpdf runs beside everything below; its verdict is collected before the report is made
-    job = _QpdfJob(data, limits.qpdf_timeout_s) if limits.qpdf else None
+    job = QpdfJob(data, limits.qpdf_timeout_s) if limits.qpdf else None
     try:
         return _run_checks(data, sha, trust, now, limits, job)
     finally:
@@ -781,7 +781,7 @@ def run_checks(
 
 
 def _run_checks(
-    data: bytes, sha: str, trust: TrustList, now: datetime, limits: VerifyLimits, job: _QpdfJob | None
+    data: bytes, sha: str, trust: TrustList, now: datetime, limits: VerifyLimits, job: QpdfJob | None
 ) -> VerificationReport:
     checks = ["preflight"]
     doc_reasons: list[Reason] = []
@@ -1179,7 +1179,7 @@ def preload() -> None:
     import verifier._visual  # noqa: F401 - PDFium: ~77 ms to load
 
     try:
-        import keystore._pki  # noqa: F401 - seal facts parser
+        import keystore  # noqa: F401 - seal facts parser (keystore.SealInfo)
     except ImportError:
         pass
     from verifier import _endesive
@@ -1191,4 +1191,4 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-__all__ = ["preload", "run_checks", "strict_diff_policy", "unreadable_report", "with_reasons"]
+__all__ = ["QpdfJob", "preload", "run_checks", "strict_diff_policy", "unreadable_report", "with_reasons"]

@@ -20,9 +20,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from ledger import FINAL_DECISION_STATUSES, DecisionStatus
 from verifier._model import BindingFacts, Reason, SealFacts
 from verifier._reasons import reason
-from verifier._status import FINAL_STATES, DecisionState, StatusAnswer, StatusListError
+from verifier._status import STATUS_WIRE, StatusAnswer, StatusListError, read_decision_status
 
 
 @dataclass(frozen=True)
@@ -284,18 +285,18 @@ def _check_status(
         answer = raw
     else:
         try:
-            answer = StatusAnswer(DecisionState(str(raw).lower()))
+            answer = StatusAnswer(read_decision_status(raw))
         except ValueError:
             return [reason("STATUS_UNKNOWN", detail=f"unknown status {str(raw)[:40]!r}")]
-    facts["status"] = answer.status.value
+    facts["status"] = STATUS_WIRE[answer.status]
     if answer.successor:
         facts["successor_document_number"] = answer.successor
     # 2
-    if answer.status in FINAL_STATES:
+    if answer.status is not None and answer.status in FINAL_DECISION_STATUSES:
         return [reason(f"DECISION_{answer.status.name}", detail=_status_source(answer))]
     out: list[Reason] = []
     # 3
-    if answer.status is DecisionState.CHANGED:
+    if answer.status is DecisionStatus.CHANGED:
         out.append(
             reason(
                 "DECISION_CHANGED",
@@ -374,7 +375,7 @@ def _check_ledger(
             return [reason("LEDGER_ENTRY_MISSING", detail=finding.detail)]
         if finding.answer is LedgerAnswer.PENDING and finding.entry is not None:
             facts["ledger_index"] = finding.index
-            mismatch = _entry_mismatch(finding.entry, binding, revision_sha256)
+            mismatch = entry_mismatch(finding.entry, binding, revision_sha256)
             if mismatch:
                 return [reason("LEDGER_ENTRY_MISMATCH", detail=mismatch)]
             return [
@@ -439,7 +440,7 @@ def _check_receipt(
         reasons.append(reason("LEDGER_PROOF_INVALID", detail=str(exc)))
     if not ok and not reasons:
         reasons.append(reason("LEDGER_PROOF_INVALID", detail="root mismatch"))
-    mismatch = _entry_mismatch(receipt.entry, binding, revision_sha256) if ok else None
+    mismatch = entry_mismatch(receipt.entry, binding, revision_sha256) if ok else None
     if mismatch:
         reasons.append(reason("LEDGER_ENTRY_MISMATCH", detail=mismatch))
     facts["ledger_verified"] = ok and not mismatch
@@ -460,7 +461,7 @@ def entry_payload(entry: bytes) -> dict[str, object] | None:
     return None
 
 
-def _entry_mismatch(
+def entry_mismatch(
     entry: bytes, binding: BindingFacts | None, revision_sha256: tuple[str, ...] = ()
 ) -> str | None:
     """The entry must be about this document: its logged digest is the digest of one of the document's

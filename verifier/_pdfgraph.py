@@ -339,7 +339,9 @@ def _sneaky_field(v: Visit) -> str | None:
     return f"{label} ({_where(v)})"
 
 
-def scan(reader: PdfFileReader, *, max_nodes: int = DEFAULT_MAX_NODES, history: bool = True) -> GraphFindings:
+def scan_graph(
+    reader: PdfFileReader, *, max_nodes: int = DEFAULT_MAX_NODES, history: bool = True
+) -> GraphFindings:
     """All the findings in one pass over the object graph (see the module docstring).
 
     Only current versions count for optional content and signature fields (what a viewer shows now);
@@ -397,12 +399,12 @@ def optional_content_problem(reader: PdfFileReader, *, max_nodes: int = DEFAULT_
     """Optional content whose visibility differs between screen, print and export, by zoom, or by
     toggling (a group OFF, auto-state, alternate configurations, a non-View intent, a membership dict
     that hides content while every group is ON). Layers all ON with no usage: ``None``."""
-    return scan(reader, max_nodes=max_nodes).optional_content
+    return scan_graph(reader, max_nodes=max_nodes).optional_content
 
 
 def sneaky_fields(reader: PdfFileReader, *, max_nodes: int = DEFAULT_MAX_NODES) -> list[str]:
     """Unsigned signature fields with a visible widget (:func:`widget_visible`)."""
-    return list(scan(reader, max_nodes=max_nodes).sneaky_fields)
+    return list(scan_graph(reader, max_nodes=max_nodes).sneaky_fields)
 
 
 def needs_appearances(reader: PdfFileReader) -> bool:
@@ -426,7 +428,7 @@ __all__ = [
     "active_content",
     "needs_appearances",
     "optional_content_problem",
-    "scan",
+    "scan_graph",
     "sneaky_fields",
     "walk_objects",
     "widget_visible",

@@ -16,6 +16,11 @@ number that is not listed was in force (``valid``) at ``this_update``. A list is
 
 The verifier parses and checks it here, with its own small signed-note reader (the code of the thing it
 verifies is not trusted). Pure: no clock (``now`` is passed in), no I/O.
+
+A decision's status is the ledger's :class:`ledger.DecisionStatus` (the changes: 变更、撤回、撤销、注销,
+spelled as the ledger's entries and the signing requests store them), ``None`` when the decision is in force
+as issued. The status list and the verification reports (``facts.status``) spell it in lower case, with
+``valid``: that published spelling is :data:`STATUS_WIRE`, the one table between the two.
 """
 
 from __future__ import annotations
@@ -24,25 +29,35 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
+from types import MappingProxyType
 
+from ledger import DecisionStatus
 from verifier._model import BindingFacts
 
 STATUS_LIST_HEADER = "yizhang.status-list/v1"
 
+#: A decision's status as the status list and the reports spell it (published: never change a spelling).
+#: ``None``: in force as issued. After a final status (``ledger.FINAL_DECISION_STATUSES``) a decision has no
+#: effect left: a list that says so is believed however old it is.
+STATUS_WIRE: Mapping[DecisionStatus | None, str] = MappingProxyType(
+    {
+        None: "valid",
+        DecisionStatus.CHANGED: "changed",  # 变更: replaced by a successor document
+        DecisionStatus.WITHDRAWN: "withdrawn",  # 撤回
+        DecisionStatus.REVOKED: "revoked",  # 撤销
+        DecisionStatus.CANCELLED: "cancelled",  # 注销
+    }
+)
+_FROM_WIRE: Mapping[str, DecisionStatus | None] = {wire: status for status, wire in STATUS_WIRE.items()}
 
-class DecisionState(StrEnum):
-    """A decision's status as a status list and the verifier name it (lower case, as in reports)."""
 
-    VALID = "valid"
-    CHANGED = "changed"  # 变更: replaced by a successor document
-    WITHDRAWN = "withdrawn"  # 撤回
-    REVOKED = "revoked"  # 撤销
-    CANCELLED = "cancelled"  # 注销
-
-
-#: After these a decision has no effect left: a list that says so is believed however old it is.
-FINAL_STATES = frozenset({DecisionState.WITHDRAWN, DecisionState.REVOKED, DecisionState.CANCELLED})
+def read_decision_status(spelling: object) -> DecisionStatus | None:
+    """A status as Yizhang spells it anywhere, in any case: the wire's (``revoked``, ``valid``) or the
+    records' (``REVOKED``, ``VALID``). ``None``: in force. :class:`ValueError` for anything else."""
+    text = str(spelling).lower()
+    if text not in _FROM_WIRE:
+        raise ValueError(f"unknown decision status {str(spelling)[:40]!r}")
+    return _FROM_WIRE[text]
 
 
 class StatusListError(ValueError):
@@ -59,7 +74,7 @@ class StatusAnswer:
     """What a status source says about one document. ``this_update``/``next_update`` only for a signed list
     (the database, asked in the county, is current by definition); ``url``: where a fresh list is."""
 
-    status: DecisionState
+    status: DecisionStatus | None  # None: in force as issued
     successor: str | None = None
     this_update: datetime | None = None
     next_update: datetime | None = None
@@ -73,7 +88,7 @@ class StatusList:
     this_update: datetime
     next_update: datetime
     url: str | None
-    entries: Mapping[str, tuple[DecisionState, str | None]] = field(default_factory=dict)
+    entries: Mapping[str, tuple[DecisionStatus | None, str | None]] = field(default_factory=dict)
 
     @classmethod
     def open(cls, note: bytes | str, public_key: bytes, key_name: str | None) -> StatusList:
@@ -99,12 +114,14 @@ class StatusList:
         obj = json.loads(lines[1])
         if not isinstance(obj, dict) or not isinstance(obj.get("entries"), list):
             raise ValueError("the body must be an object with an entries list")
-        entries: dict[str, tuple[DecisionState, str | None]] = {}
+        entries: dict[str, tuple[DecisionStatus | None, str | None]] = {}
         for item in obj["entries"]:
             number, state, successor = item
             if not isinstance(number, str) or not (successor is None or isinstance(successor, str)):
                 raise ValueError("an entry is [number, status, successor or null]")
-            entries[number] = (DecisionState(state), successor)
+            if not isinstance(state, str) or state not in _FROM_WIRE:  # the wire's spelling only
+                raise ValueError(f"unknown decision status {str(state)[:40]!r}")
+            entries[number] = (_FROM_WIRE[state], successor)
         this_update = _aware(obj["this_update"])
         next_update = _aware(obj["next_update"])
         if next_update <= this_update:
@@ -116,7 +133,7 @@ class StatusList:
         """The list's answer for a document, by its bound document number; ``None`` without a number."""
         if not binding.document_number:
             return None
-        state, successor = self.entries.get(binding.document_number, (DecisionState.VALID, None))
+        state, successor = self.entries.get(binding.document_number, (None, None))
         return StatusAnswer(state, successor, self.this_update, self.next_update, self.url, self.county)
 
 
@@ -125,12 +142,14 @@ def status_list_body(
     this_update: datetime,
     next_update: datetime,
     url: str | None,
-    entries: Iterable[tuple[str, DecisionState | str, str | None]],
+    entries: Iterable[tuple[str, DecisionStatus | str | None, str | None]],
 ) -> str:
-    """The note text (unsigned) of a status list: the header line and one line of canonical JSON."""
+    """The note text (unsigned) of a status list: the header line and one line of canonical JSON. A status
+    is a :class:`ledger.DecisionStatus`, ``None`` (in force) or a spelling :func:`read_decision_status`
+    reads."""
     rows = sorted(
         (
-            [number, DecisionState(str(state).lower()).value, successor]
+            [number, STATUS_WIRE[None if state is None else read_decision_status(state)], successor]
             for number, state, successor in entries
         ),
         key=lambda r: str(r[0]),

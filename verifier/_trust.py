@@ -420,7 +420,7 @@ def _keystore_seal_info(cert: x509.Certificate) -> dict[str, str]:
     """The keystore's SealInfo extension (kind, number, county, township, township_code, department,
     seal_id), through the keystore's own strict DER parser; empty when absent or malformed."""
     try:
-        from keystore._pki import SealInfo
+        from keystore import SealInfo
     except ImportError:  # the keystore package is not installed beside this verifier
         return {}
     try:

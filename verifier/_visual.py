@@ -22,7 +22,7 @@ Plan of :func:`visible_changes`:
    ``window_px`` × ``window_px`` window holds ``min_pixels`` differing pixels (a changed character at
    100 dpi differs in dozens of pixels; one stray anti-aliased pixel does not count).
 
-PDFium keeps global state and is not thread-safe: every call into it holds ``_PDFIUM_LOCK``. Caveat for
+PDFium keeps global state and is not thread-safe: every call into it holds ``PDFIUM_LOCK``. Caveat for
 the caller: PDFium applies an optional-content group's ``/Usage`` even without a ``/AS`` entry in the
 configuration (Acrobat uses ``/AS``), so a group set up to differ between readers is not reliably caught
 here; optional content added or changed after the seal must be refused structurally
@@ -49,13 +49,13 @@ from PIL import Image, ImageChops, ImageFilter
 
 DEFAULT_DPI = 100.0
 
-_PDFIUM_LOCK = threading.Lock()
+PDFIUM_LOCK = threading.Lock()
 # A fork while another thread is inside PDFium would leave the child with the lock held and PDFium's
 # global state half-updated: fork only between PDFium calls.
 os.register_at_fork(
-    before=_PDFIUM_LOCK.acquire,
-    after_in_parent=_PDFIUM_LOCK.release,
-    after_in_child=_PDFIUM_LOCK.release,
+    before=PDFIUM_LOCK.acquire,
+    after_in_parent=PDFIUM_LOCK.release,
+    after_in_child=PDFIUM_LOCK.release,
 )
 
 
@@ -170,7 +170,7 @@ def visible_changes(
     if not 18.0 <= dpi <= 600.0:
         raise ValueError(f"dpi {dpi} outside 18..600")
     deadline = time.monotonic() + budget.time_s
-    with _PDFIUM_LOCK, ExitStack() as stack:
+    with PDFIUM_LOCK, ExitStack() as stack:
         docs = []
         for label, data in (("sealed revision", sealed_prefix), ("whole file", whole)):
             try:
@@ -273,8 +273,8 @@ def _compare_page(
                 VisibleDiff(DiffKind.BUDGET, page=number, detail=f"over {budget.max_total_pixels} px in all")
             )
         for mode in modes:
-            before = _render(old, width, height, _MODE_FLAGS[mode], deadline)
-            after = _render(new, width, height, _MODE_FLAGS[mode], deadline)
+            before = render_page(old, width, height, _MODE_FLAGS[mode], deadline)
+            after = render_page(new, width, height, _MODE_FLAGS[mode], deadline)
             if before is None or after is None:
                 raise _OverBudget(
                     VisibleDiff(DiffKind.BUDGET, page=number, mode=mode, detail="time budget spent rendering")
@@ -319,7 +319,7 @@ def _geometry(page: pdfium.PdfPage) -> tuple[tuple[float, ...], tuple[float, ...
     )
 
 
-def _render(
+def render_page(
     page: pdfium.PdfPage,
     width: int,
     height: int,
@@ -482,7 +482,7 @@ def page_text(pdf: bytes, page_index: int) -> str:
 
     Raises ``ValueError`` for an unreadable file or a page that does not exist.
     """
-    with _PDFIUM_LOCK, ExitStack() as stack:
+    with PDFIUM_LOCK, ExitStack() as stack:
         try:
             doc = pdfium.PdfDocument(pdf)
         except pdfium.PdfiumError as exc:
@@ -530,7 +530,7 @@ def document_numbers_in(text: str) -> list[str]:
 def page_texts(pdf: bytes, *, max_pages: int = 500) -> list[str]:
     """The text of each page (at most ``max_pages``), one PDFium document open for all of them."""
     out: list[str] = []
-    with _PDFIUM_LOCK, ExitStack() as stack:
+    with PDFIUM_LOCK, ExitStack() as stack:
         try:
             doc = pdfium.PdfDocument(pdf)
         except pdfium.PdfiumError as exc:
@@ -590,6 +590,7 @@ def same_document_number(found: str, bound: str) -> bool:
 
 __all__ = [
     "DEFAULT_DPI",
+    "PDFIUM_LOCK",
     "DiffKind",
     "PixelTolerance",
     "Rect",
@@ -601,6 +602,7 @@ __all__ = [
     "conflicting_numbers",
     "page_text",
     "page_texts",
+    "render_page",
     "same_document_number",
     "series_head",
     "visible_changes",

@@ -35,8 +35,7 @@ PEOPLE = ("clerk-li", "principal-wang", "办理低保审批")
 def test_receipt_holds_hashes_and_public_facts_only(ledger: Any, engine: Any, make_fields: Any) -> None:
     from core.db import transaction
     from ledger import verify_receipt
-    from verifier import BindingFacts
-    from verifier._evidence import _entry_mismatch
+    from verifier import BindingFacts, entry_mismatch
 
     with transaction(engine) as s:
         entry = ledger.append(s, make_fields(0, applicant_name="张三"), "seal:k-0")
@@ -55,7 +54,7 @@ def test_receipt_holds_hashes_and_public_facts_only(ledger: Any, engine: Any, ma
         document_kind=body["document_kind"],
         document_number=body["document_number"],
     )
-    assert _entry_mismatch(receipt.entry, binding, (body["document_sha256"],)) is None
+    assert entry_mismatch(receipt.entry, binding, (body["document_sha256"],)) is None
     # The service's own readers still see the people.
     assert {k: v for k, v in ledger.opened([entry])[0].items() if k in ("operator", "approver")} == {
         "operator": "clerk-li",

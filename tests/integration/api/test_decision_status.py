@@ -59,7 +59,8 @@ def test_every_verifier_sees_the_decision_status(county, tmp_path: Path) -> None
 
     # the status list was signed at once: served at /pki/status, checked with the published log key
     from api._local_evidence import parse_vkey
-    from verifier import DecisionState, StatusList
+    from ledger import DecisionStatus
+    from verifier import StatusList
 
     name, key = parse_vkey(c.get("/v1/public/log-key").text)
     served = c.get("/pki/status")
@@ -67,9 +68,9 @@ def test_every_verifier_sees_the_decision_status(county, tmp_path: Path) -> None
     listed = StatusList.open(served.text, key, name)
     assert listed.url is not None and listed.url.endswith("/pki/status")
     assert listed.next_update - listed.this_update == timedelta(seconds=settings.status_list_validity_s)
-    assert listed.entries[permits["REVOKED"]["document_number"]] == (DecisionState.REVOKED, None)
+    assert listed.entries[permits["REVOKED"]["document_number"]] == (DecisionStatus.REVOKED, None)
     assert listed.entries[permits["CHANGED"]["document_number"]] == (
-        DecisionState.CHANGED,
+        DecisionStatus.CHANGED,
         successor["document_number"],
     )
     assert permits["VALID"]["document_number"] not in listed.entries

@@ -98,6 +98,45 @@ def test_rsa3072_signature_verifies_with_cryptography(keystore: Keystore, rsa_ke
     pub.verify(sig, b"permit", padding.PKCS1v15(), hashes.SHA256())
 
 
+def test_cryptography_shaped_token_keys_sign_and_refuse_the_rest(
+    keystore: Keystore, p256_key: str, rsa_key: str
+) -> None:
+    """token_private_key: what the PKI signs certificates and CRLs with. Signatures verify; the key never
+    leaves the token and only signs; a copy is the same key."""
+    import copy
+
+    from cryptography.hazmat.primitives import serialization
+
+    from keystore import token_private_key
+
+    ec_key = token_private_key(keystore, p256_key, KeyAlgorithm.EC_P256)
+    rsa_key_ = token_private_key(keystore, rsa_key, KeyAlgorithm.RSA_3072)
+    assert isinstance(ec_key, ec.EllipticCurvePrivateKey) and isinstance(rsa_key_, rsa.RSAPrivateKey)
+    ec_sig = ec_key.sign(b"permit", ec.ECDSA(hashes.SHA256()))
+    ec_key.public_key().verify(ec_sig, b"permit", ec.ECDSA(hashes.SHA256()))
+    rsa_sig = rsa_key_.sign(b"permit", padding.PKCS1v15(), hashes.SHA256())
+    rsa_key_.public_key().verify(rsa_sig, b"permit", padding.PKCS1v15(), hashes.SHA256())
+    assert (ec_key.key_size, rsa_key_.key_size) == (256, 3072)
+    for key in (ec_key, rsa_key_):
+        assert copy.copy(key) is key and copy.deepcopy(key) is key
+        with pytest.raises(KeystoreError) as numbers:
+            key.private_numbers()
+        with pytest.raises(KeystoreError) as pem:
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        assert numbers.value.code == pem.value.code == "KEY_NOT_EXTRACTABLE"
+    with pytest.raises(KeystoreError) as exchange:
+        ec_key.exchange(ec.ECDH(), ec.generate_private_key(ec.SECP256R1()).public_key())
+    with pytest.raises(KeystoreError) as decrypt:
+        rsa_key_.decrypt(b"x", padding.PKCS1v15())
+    assert exchange.value.code == decrypt.value.code == "KEY_OPERATION_REFUSED"
+    with pytest.raises(BadInput):
+        ec_key.sign(b"permit", ec.ECDSA(hashes.SHA1()))
+    with pytest.raises(BadInput):
+        rsa_key_.sign(b"permit", padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
+
+
 def test_ed25519_signs_pure_messages(keystore: Keystore, ed_key: str) -> None:
     pub = keystore.public_key(ed_key)
     assert isinstance(pub, ed25519.Ed25519PublicKey)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from ledger import DecisionStatus
 from tests.integration.lifetime.conftest import AgedCounty
 from tests.integration.lifetime.test_lifetime import _codes
 
@@ -71,7 +72,7 @@ def test_the_bundle_of_t_is_stale_later_never_total_passed(aged_county: AgedCoun
 def test_a_decision_revoked_since_is_never_passed(aged_county: AgedCounty) -> None:
     aged = aged_county
     revoked = aged.permits["revoked"]["number"]
-    assert revoked not in _listed(aged, 0) and _listed(aged, 400)[revoked][0].value == "revoked"
+    assert revoked not in _listed(aged, 0) and _listed(aged, 400)[revoked][0] is DecisionStatus.REVOKED
     # with the bundle fetched before the revocation: it cannot know, but it is stale by then
     for label in ("out.revoked.bundle0@400", "out.revoked.bundle0@1500"):
         report = aged.report(label)

@@ -26,7 +26,7 @@ from verifier._pdfgraph import (
     active_content,
     needs_appearances,
     optional_content_problem,
-    scan,
+    scan_graph,
     sneaky_fields,
     walk_objects,
 )
@@ -163,7 +163,7 @@ def test_active_content_in_any_form(mutate: Any, expected: list[str]) -> None:
     assert found is not None
     for part in expected:
         assert part in found, found
-    assert scan(r).active_content == found
+    assert scan_graph(r).active_content == found
 
 
 def _harmless_links(w: PdfFileWriter, page: Any, ref: Any) -> None:
@@ -180,7 +180,7 @@ def _harmless_links(w: PdfFileWriter, page: Any, ref: Any) -> None:
 
 
 def test_uri_links_goto_and_destinations_are_harmless() -> None:
-    found = scan(_reader(_doc(_harmless_links)))
+    found = scan_graph(_reader(_doc(_harmless_links)))
     assert found.active_content is None and found.optional_content is None
     assert found.sneaky_fields == () and not found.needs_appearances
 
@@ -383,7 +383,7 @@ def test_unreadable_object_is_recorded_not_raised() -> None:
     stats = ObjectWalk()
     list(walk_objects(_reader(broken), stats=stats))
     assert [u[0].idnum for u in stats.unreadable] == [ref.idnum]
-    assert scan(_reader(broken)).unreadable
+    assert scan_graph(_reader(broken)).unreadable
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -411,7 +411,7 @@ def test_templates_are_clean_and_pass_the_gate(name: str) -> None:
     from signer._templates import render_template
 
     pdf = render_template(name, _template_data(name))
-    found = scan(_reader(pdf))
+    found = scan_graph(_reader(pdf))
     assert found.active_content is None and found.optional_content is None
     assert found.sneaky_fields == () and not found.needs_appearances and found.unreadable == ()
     refuse_unsealable(open_untrusted_pdf(pdf, max_bytes=10_000_000), pdf)  # raises on any refusal

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from verifier import _qpdf
-from verifier._core import _QpdfJob
+from verifier._core import QpdfJob
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus" / "foreign"
 
@@ -21,7 +21,7 @@ def _binary_answer(data: bytes) -> str | None:
     saved = _qpdf.available
     _qpdf.available = lambda: False  # type: ignore[assignment]
     try:
-        job = _QpdfJob(data, 10)
+        job = QpdfJob(data, 10)
         assert job.checker is None and job.proc is not None
         try:
             return job.result()
@@ -34,7 +34,7 @@ def _binary_answer(data: bytes) -> str | None:
 @pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.pdf"))[:12])
 def test_same_answer_as_the_binary(name: str) -> None:
     data = (CORPUS / name).read_bytes()
-    job = _QpdfJob(data, 10)
+    job = QpdfJob(data, 10)
     assert job.checker is not None  # the checker, not a process per document
     try:
         answer = job.result()
@@ -45,16 +45,16 @@ def test_same_answer_as_the_binary(name: str) -> None:
 
 def test_one_child_serves_many_documents_then_retires() -> None:
     data = sorted(CORPUS.glob("*.pdf"))[0].read_bytes()
-    first = _QpdfJob(data, 10)
+    first = QpdfJob(data, 10)
     pid = first.checker.proc.pid if first.checker else None
     first.result()
     first.close()
-    second = _QpdfJob(data, 10)
+    second = QpdfJob(data, 10)
     assert second.checker is not None and second.checker.proc.pid == pid
     second.checker.uses = _qpdf.CHECKER_USES  # worn out: retired after this answer
     second.result()
     second.close()
-    third = _QpdfJob(data, 10)
+    third = QpdfJob(data, 10)
     assert third.checker is not None and third.checker.proc.pid != pid
     third.result()
     third.close()
@@ -91,7 +91,7 @@ def test_a_crash_reads_as_the_binarys_signal_and_the_child_is_replaced(tmp_path:
 
 def test_an_unread_answer_does_not_go_back_to_the_idle_list() -> None:
     data = sorted(CORPUS.glob("*.pdf"))[0].read_bytes()
-    job = _QpdfJob(data, 10)
+    job = QpdfJob(data, 10)
     checker = job.checker
     assert checker is not None
     job.close()  # e.g. the graph walk refused the document first

@@ -10,19 +10,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger import KeyFileSigner
+from ledger import DecisionStatus, KeyFileSigner
 from ledger._note import sign_note
 from tests.unit.verify.conftest import FAST, NOW
 from verifier import (
     STATUS_LIST_HEADER,
+    STATUS_WIRE,
     BindingFacts,
-    DecisionState,
     Evidence,
     Indication,
     StatusList,
     StatusListError,
     SubIndication,
     TrustList,
+    read_decision_status,
     status_list_body,
     verify_document,
 )
@@ -32,10 +33,10 @@ ORIGIN = "seal.xingguo.example/ledger"
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 URL = "https://seal.xingguo.example/pki/status"
 ENTRIES = [
-    ("兴江审批〔2026〕3号", DecisionState.REVOKED, None),
-    ("兴江审批〔2026〕4号", DecisionState.WITHDRAWN, None),
-    ("兴江审批〔2026〕5号", DecisionState.CANCELLED, None),
-    ("兴江审批〔2026〕6号", DecisionState.CHANGED, "兴江审批〔2026〕9号"),
+    ("兴江审批〔2026〕3号", DecisionStatus.REVOKED, None),
+    ("兴江审批〔2026〕4号", DecisionStatus.WITHDRAWN, None),
+    ("兴江审批〔2026〕5号", DecisionStatus.CANCELLED, None),
+    ("兴江审批〔2026〕6号", DecisionStatus.CHANGED, "兴江审批〔2026〕9号"),
 ]
 
 
@@ -77,6 +78,35 @@ def test_round_trip_and_answers(signer: KeyFileSigner) -> None:
     # no document number bound: the list cannot speak for the document
     reasons, facts = check_evidence(ev, BindingFacts(), None, None, now)
     assert [r.code for r in reasons] == ["LEDGER_NOT_CHECKED"] and "status" not in facts
+
+
+def test_the_published_spelling_is_lower_case_and_the_records_spelling_reads_too(
+    signer: KeyFileSigner,
+) -> None:
+    """One enum (ledger.DecisionStatus, upper case as the ledger and the records store it; None: in force);
+    the status list and the reports keep their lower-case spelling (published: out-of-county verifiers
+    read it)."""
+    assert dict(STATUS_WIRE) == {
+        None: "valid",
+        DecisionStatus.CHANGED: "changed",
+        DecisionStatus.WITHDRAWN: "withdrawn",
+        DecisionStatus.REVOKED: "revoked",
+        DecisionStatus.CANCELLED: "cancelled",
+    }
+    note = _note(signer)
+    assert '["兴江审批〔2026〕3号","revoked",null]' in note
+    assert '["兴江审批〔2026〕6号","changed","兴江审批〔2026〕9号"]' in note
+    listed = StatusList.open(note, signer.public_key, signer.name)
+    assert listed.entries["兴江审批〔2026〕3号"] == (DecisionStatus.REVOKED, None)
+    for status, wire in STATUS_WIRE.items():
+        assert read_decision_status(wire) is status
+        assert read_decision_status(status.value if status else "VALID") is status  # the records' spelling
+    with pytest.raises(ValueError):
+        read_decision_status("bogus")
+    # the records' spelling is not the wire's: a list that says REVOKED is malformed
+    upper = note.split("\n")[1].replace('"revoked"', '"REVOKED"')
+    with pytest.raises(ValueError):
+        StatusList.parse_body(f"{STATUS_LIST_HEADER}\n{upper}\n")
 
 
 def test_stale_list_is_indeterminate_with_its_age_and_where_to_refresh(signer: KeyFileSigner) -> None:
