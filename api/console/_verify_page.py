@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
-from api._authz import public, services_of
+from api._authz import ServicesDep, public
 from api._errors import RateLimited
 from api._json import JsonObject
 from api.console._picture import seal_picture
@@ -116,10 +116,11 @@ def router_for(settings: Settings) -> APIRouter:
     router = APIRouter(tags=["console"], include_in_schema=False)
 
     @router.get("/verify", dependencies=[Depends(public(rate_limited=True))], response_class=HTMLResponse)
-    async def verify_page(request: Request, no: str | None = None, h: str | None = None) -> Response:
+    async def verify_page(
+        request: Request, services: ServicesDep, no: str | None = None, h: str | None = None
+    ) -> Response:
         if no is None and h is None:
             return page(request, "verify.html", None)
-        services = services_of(request)
         number = (no or "").strip()[:128]
         if not number or not h or not _SHA256.match(h):
             return page(
@@ -180,8 +181,7 @@ def router_for(settings: Settings) -> APIRouter:
         return page(request, "verify_result.html", None, source="qr", number=number, **context)
 
     @router.post("/verify", dependencies=[Depends(public(rate_limited=True))], response_class=HTMLResponse)
-    async def verify_upload(request: Request) -> Response:
-        services = services_of(request)
+    async def verify_upload(request: Request, services: ServicesDep) -> Response:
         limit = services.settings.max_pdf_bytes
         try:
             form = await request.form()
