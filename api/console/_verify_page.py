@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 from fastapi import APIRouter, Depends, Request
@@ -34,6 +34,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from api._services import Services
+    from verifier import DocumentFacts, VerificationReport
 
 
 VERDICTS = {
@@ -51,7 +52,7 @@ DOC_STATUS = {
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
-def _verify(services: Services, data: bytes, request: Any = None) -> Any:
+def _verify(services: Services, data: bytes, request: Request | None = None) -> VerificationReport:
     from api._verify_gate import PUBLIC_TIMEOUT_S, client_of, gate_of
     from api.routes._public import trust_and_evidence
     from verifier import VerifyLimits, verify_document
@@ -64,7 +65,7 @@ def _verify(services: Services, data: bytes, request: Any = None) -> Any:
         return verify_document(data, trust, now=datetime.now(UTC), limits=limits, evidence=evidence)
 
 
-def _reasons(report: Any) -> list[dict[str, str]]:
+def _reasons(report: VerificationReport) -> list[dict[str, str]]:
     seen: dict[str, dict[str, str]] = {}
     for r in list(report.reasons) + [r for sig in report.signatures for r in sig.reasons]:
         if r.code not in seen:
@@ -73,7 +74,7 @@ def _reasons(report: Any) -> list[dict[str, str]]:
     return sorted(seen.values(), key=lambda x: order.get(x["severity"], 3))
 
 
-def _doc_status(facts: Any, indication: str) -> str:
+def _doc_status(facts: DocumentFacts, indication: str) -> str:
     if facts.status:
         shown = DOC_STATUS.get(facts.status, facts.status)
         if facts.successor_document_number:  # 变更: where the holder's decision now lives
@@ -84,7 +85,7 @@ def _doc_status(facts: Any, indication: str) -> str:
     return "—"
 
 
-def _result_context(report: Any, data: bytes) -> JsonObject:
+def _result_context(report: VerificationReport, data: bytes) -> JsonObject:
     indication = report.indication.value
     label, css = VERDICTS.get(indication, ("未通过", "fail"))
     if report.unreadable:
