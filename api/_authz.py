@@ -245,12 +245,17 @@ def services_of(request: Request) -> Services:
     return services
 
 
+async def _services_dependency(request: Request) -> Services:
+    """:func:`services_of` as a dependency: ``async``, so FastAPI reads the attribute on the event loop
+    instead of taking a worker thread for it (a sync dependency runs in the threadpool)."""
+    return services_of(request)
+
+
 #: The composition root, injected: ``services: ServicesDep`` in a route's parameters.
-ServicesDep = Annotated[Services, Depends(services_of)]
+ServicesDep = Annotated[Services, Depends(_services_dependency)]
 
 
-def authenticate(request: Request) -> Principal:
-    services = services_of(request)
+def authenticate(request: Request, services: Services) -> Principal:
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, secret = header.partition(" ")
@@ -279,18 +284,20 @@ def inherited_townships(services: Services, account: Account) -> frozenset[str]:
     return frozenset(store.predecessors(account.org_code))
 
 
-def require(*permissions: Permission) -> Callable[[Request], Principal]:
+def require(*permissions: Permission) -> Callable[[Request, Services], Principal]:
     """The authorisation dependency: authenticated, role holds every permission, within the rate limit."""
     if not permissions:
         raise ValueError("require() needs at least one permission; use public() for open routes")
     needed = frozenset(permissions)
 
     def dependency(
-        request: Request, _bearer: HTTPAuthorizationCredentials | None = Depends(BEARER)
+        request: Request,
+        services: ServicesDep,
+        _bearer: HTTPAuthorizationCredentials | None = Depends(BEARER),
     ) -> Principal:
         # ``_bearer`` only declares the scheme in the OpenAPI document; ``authenticate`` reads the header
         # itself (and falls back to the console session).
-        principal = authenticate(request)
+        principal = authenticate(request, services)
         request.state.account_id = principal.account.account_id
         if principal.account.must_change_password and not password_change_allows(needed, request):
             raise password_change_required()

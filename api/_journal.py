@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from api._authz import ServicesDep
 from core.db import transaction
 from core.errors import NotFound
 
@@ -182,10 +183,10 @@ def forward_and_checkpoint(services: Services) -> Checkpoint | None:
     return ledger.checkpoint()
 
 
-def journal_after_change(request: Request) -> Iterator[None]:
+def journal_after_change(request: Request, services: ServicesDep) -> Iterator[None]:
     """Router dependency for the seal and policy routes: after a successful write, forward its event into
     the ledger before the response goes out (``Depends(..., scope="function")``). A failed request raises
     at the ``yield`` and forwards nothing (nothing changed)."""
     yield
     if request.method not in ("GET", "HEAD", "OPTIONS"):
-        forward_quietly(request.app.state.services)
+        forward_quietly(services)

@@ -14,13 +14,17 @@ import base64
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import SealServiceError
 from verifier import BindingFacts, Evidence, LedgerFinding, LedgerQuery, LedgerReceipt, SealFacts
+
+if TYPE_CHECKING:
+    from policies import PolicyStore
+    from verifier import EvidenceRecord
 
 
 def parse_vkey(vkey: str) -> tuple[str, bytes]:
@@ -43,13 +47,13 @@ def local_evidence(engine: Engine, vkey_file: Path) -> Evidence:
     def lookup(query: LedgerQuery) -> LedgerFinding | None:
         return find_ledger_entry(engine, query, origin=name)  # the log's key name is its origin
 
-    def archive(index: int) -> Any:
+    def archive(index: int) -> EvidenceRecord | None:
         return find_evidence_record(engine, index, origin=name)
 
     return Evidence(log_public_key=key, log_key_name=name, ledger_lookup=lookup, archive_lookup=archive)
 
 
-def find_evidence_record(engine: Engine, index: int, *, origin: str) -> Any:
+def find_evidence_record(engine: Engine, index: int, *, origin: str) -> EvidenceRecord | None:
     """The evidence record of entry ``index`` as the public route serves it (``signer._ledger_anchor``),
     read back by the verifier's own parser; None when no stamped checkpoint covers the entry yet."""
     import json
@@ -139,7 +143,7 @@ def _candidates(conn: Connection, query: LedgerQuery) -> list[int]:
     binding = query.binding
     out: list[int] = []
 
-    def add(values: Iterable[Any]) -> None:
+    def add(values: Iterable[int | None]) -> None:
         for v in values:
             if v is not None and int(v) not in out:
                 out.append(int(v))
@@ -176,7 +180,9 @@ def _described(binding: BindingFacts | None) -> str:
     return ", ".join(parts) or "a binding without index, key or number"
 
 
-def policy_delegation_lookup(store: Any) -> Callable[[SealFacts, BindingFacts, datetime], bool | None]:
+def policy_delegation_lookup(
+    store: PolicyStore,
+) -> Callable[[SealFacts, BindingFacts, datetime], bool | None]:
     """``Evidence.delegation_lookup`` over the policies area's versioned store: was ``binding.matter`` at
     ``binding.stage`` delegated to this seal at the signing time (the policy revision in force then)?
 

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from api._json import JsonObject
 from api.cli._common import HomeOpt, JsonOpt, cli_errors, emit, settings_for
 from keystore import LIFECYCLE, KeyAlgorithm, SealKind, SealStatus, open_registry
+
+if TYPE_CHECKING:
+    from keystore import Seal, SealEvent, SealRegistry
+
+_R = TypeVar("_R")
 
 ActorOpt = Annotated[str, typer.Option("--actor", help="who performs it (county approval bureau staff)")]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="事由")]
 ApproverOpt = Annotated[str | None, typer.Option("--approved-by", help="who approved (consent record)")]
 
 
-def _seal_view(seal: Any) -> dict[str, Any]:
+def _seal_view(seal: Seal) -> JsonObject:
     return {
         "seal_id": seal.seal_id,
         "name": seal.name,
@@ -34,7 +41,7 @@ def _seal_view(seal: Any) -> dict[str, Any]:
     }
 
 
-def _event_view(event: Any) -> dict[str, Any]:
+def _event_view(event: SealEvent) -> JsonObject:
     return {
         "seal_id": event.seal_id,
         "event": event.event,
@@ -49,7 +56,7 @@ def _event_view(event: Any) -> dict[str, Any]:
 
 
 def _check_issue(
-    home: Any,
+    home: Path | None,
     kind: SealKind,
     name: str,
     township: str,
@@ -78,7 +85,12 @@ def _check_issue(
         engine.dispose()
 
 
-def _run(home: Any, as_json: bool, action: Callable[[Any], Any], view: Callable[[Any], Any]) -> None:
+def _run(
+    home: Path | None,
+    as_json: bool,
+    action: Callable[[SealRegistry], _R],
+    view: Callable[[_R], object],
+) -> None:
     with cli_errors(as_json):
         with open_registry(settings_for(home)) as registry:
             result = action(registry)
@@ -127,7 +139,13 @@ def _lifecycle_command(seal: typer.Typer, name: str) -> None:
 
 
 def _run_step(
-    name: str, seal_id: str, actor: str, reason: str | None, approved_by: str | None, home: Any, as_json: bool
+    name: str,
+    seal_id: str,
+    actor: str,
+    reason: str | None,
+    approved_by: str | None,
+    home: Path | None,
+    as_json: bool,
 ) -> None:
     _run(
         home,
@@ -168,7 +186,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Make a seal (刻制): key in the token, certificate from the county's issuing CA; status ISSUED."""
 
-        def action(r: Any) -> Any:
+        def action(r: SealRegistry) -> Seal:
             # the policy register first: a registered township, its own name, the kind's naming pattern
             _check_issue(home, kind, name, township, township_code, department_code, number)
             event = r.issue_seal(
@@ -213,7 +231,8 @@ def register(app: typer.Typer) -> None:
             lambda r: r.change(
                 seal_id,
                 actor=actor,
-                approved_by=approved_by,
+                # the option is optional here; the registry refuses a change without it (FIELD_REQUIRED)
+                approved_by=approved_by or "",
                 requested_by=requested_by,
                 reason=reason,
                 new_name=new_name,
@@ -244,7 +263,7 @@ def register(app: typer.Typer) -> None:
     def show(seal_id: str, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
         """One seal with its lifecycle history."""
 
-        def action(r: Any) -> Any:
+        def action(r: SealRegistry) -> JsonObject:
             return {
                 **_seal_view(r.get(seal_id)),
                 "events": [_event_view(e) for e in r.lifecycle_events(seal_id)],

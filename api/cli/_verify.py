@@ -10,7 +10,7 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -27,14 +27,25 @@ from api.cli._common import (
 from core.errors import BadInput
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from core.settings import Settings
-    from verifier import EvidenceRouter
+    from verifier import (
+        BindingFacts,
+        Evidence,
+        EvidenceRecord,
+        EvidenceRouter,
+        LedgerReceipt,
+        StatusAnswer,
+        TrustList,
+        VerificationReport,
+    )
 
 
 BUNDLE_FORMAT = "yizhang-verify-bundle/1"
 
 
-def _human(report: Any) -> str:
+def _human(report: VerificationReport) -> str:
     lines = [
         f"verdict 结论: {report.indication.value}"
         + (f" ({report.sub_indication.value})" if report.sub_indication else "")
@@ -204,7 +215,9 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"bundle not signed ({unsigned}): `trust add` will refuse it", err=True)
 
 
-def _with_receipt(evidence: Any, receipt: Any, archive: Any = None) -> Any:
+def _with_receipt(
+    evidence: Evidence | EvidenceRouter, receipt: LedgerReceipt, archive: EvidenceRecord | None = None
+) -> Evidence | EvidenceRouter:
     """``--receipt``: beside the evidence at hand, or beside the evidence of every county a router holds;
     an evidence record (``archive``) goes with its receipt."""
     from verifier import EvidenceRouter
@@ -220,7 +233,7 @@ def _with_receipt(evidence: Any, receipt: Any, archive: Any = None) -> Any:
     return replace(evidence, receipt=receipt, archive=archive)
 
 
-def _home_evidence(settings: Settings) -> Any:
+def _home_evidence(settings: Settings) -> Evidence:
     """Ledger evidence, delegation and decision status from this deployment's database and published log
     key, when there is one."""
     from verifier import Evidence
@@ -318,7 +331,7 @@ def _latest_checkpoint(settings: Settings) -> tuple[str | None, datetime | None]
     return checkpoint.note, at
 
 
-def _bundle_router(bundle: JsonObject, trust: Any, path: Path) -> Any:
+def _bundle_router(bundle: JsonObject, trust: TrustList, path: Path) -> EvidenceRouter:
     """``--bundle FILE``: the bundle's county judged the way the trust store judges one (the evidence of the
     county whose CA issued the seal, and ``TRUST_BUNDLE_STALE`` once the bundle is past its own
     ``next_update``: its CRLs and status list may miss a revocation made since). A seal its CAs did not
@@ -348,7 +361,7 @@ def _bundle_router(bundle: JsonObject, trust: Any, path: Path) -> Any:
     )
 
 
-def _bundle_evidence(bundle: JsonObject) -> Any:
+def _bundle_evidence(bundle: JsonObject) -> Evidence:
     """The log key from a bundle's C2SP vkey (name+hash+base64(0x01 || key)), its latest checkpoint and its
     decision status list."""
     import base64
@@ -381,7 +394,9 @@ def _bundle_evidence(bundle: JsonObject) -> Any:
     )
 
 
-def _bundle_status(note: Any, key: bytes, name: str) -> Any:
+def _bundle_status(
+    note: object, key: bytes, name: str
+) -> Callable[[BindingFacts], StatusAnswer | None] | None:
     """The decision status lookup of a bundle: its status list, checked once against the bundle's log key
     (a list that fails is STATUS_LIST_INVALID for every document, never silently ignored); ``None`` for a
     bundle made before status lists (nothing said about status)."""
@@ -394,7 +409,7 @@ def _bundle_status(note: Any, key: bytes, name: str) -> Any:
     except StatusListError as exc:
         error = exc
 
-        def refuse(_binding: Any) -> Any:
+        def refuse(_binding: BindingFacts) -> NoReturn:
             raise error
 
         return refuse
@@ -404,7 +419,7 @@ def _bundle_status(note: Any, key: bytes, name: str) -> Any:
 _WHAT_ZH = {"checkpoint time": "检查点时间", "next update": "下次更新时间", "creation time": "生成时间"}
 
 
-def _bundle_time(value: Any, what: str = "checkpoint time") -> datetime | None:
+def _bundle_time(value: object, what: str = "checkpoint time") -> datetime | None:
     """A time the bundle states: when its checkpoint was signed (``checkpoint_at``; older bundles:
     ``created_at``, a bound from above: the checkpoint was signed before the bundle was made), when it was
     made, until when it is good (``next_update``)."""

@@ -15,18 +15,17 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from fastapi import Request
 from sqlalchemy import select
 
 from api._authz import Permission, Principal
 from api._json import JsonObject
-from api._signing import SigningRequestView, Status
+from api._signing import SigningRequestView, SigningWorkflow, Status
 from api._storage import DocumentRow, SigningRequestRow
-from api.console._gate import services_of
 from core.db import transaction
 from core.errors import SealServiceError
 
 if TYPE_CHECKING:
+    from api._services import Services
     from keystore import Seal
     from policies import Agreement
     from signer import SealPreview
@@ -53,16 +52,16 @@ def agreement_state(agreement: Agreement, now: datetime | None = None) -> str:
     return "有效"
 
 
-def _row(request: Request, request_id: str) -> SigningRequestRow | None:
-    with transaction(services_of(request).sessions) as s:
+def _row(services: Services, request_id: str) -> SigningRequestRow | None:
+    with transaction(services.sessions) as s:
         row = s.get(SigningRequestRow, request_id)
         if row is not None:
             s.expunge(row)
         return row
 
 
-def _source_pdf(request: Request, request_id: str) -> bytes | None:
-    with transaction(services_of(request).sessions) as s:
+def _source_pdf(services: Services, request_id: str) -> bytes | None:
+    with transaction(services.sessions) as s:
         doc = s.get(DocumentRow, (request_id, "source"))
         return bytes(doc.data) if doc is not None else None
 
@@ -132,9 +131,8 @@ def _pages(preview: SealPreview) -> list[JsonObject]:
 
 
 def _seal_and_agreement(
-    request: Request, view: SigningRequestView
+    services: Services, view: SigningRequestView
 ) -> tuple[Seal | None, Agreement | None, str]:
-    services = services_of(request)
     seal = agreement = None
     try:
         seal = services.need_seal_registry().get(view.seal_id)
@@ -154,9 +152,9 @@ def _seal_and_agreement(
     return seal, agreement, agreement_state(agreement) if agreement is not None else ""
 
 
-def _earlier(request: Request, who: Principal, view: SigningRequestView) -> list[SigningRequestView]:
+def _earlier(workflow: SigningWorkflow, who: Principal, view: SigningRequestView) -> list[SigningRequestView]:
     """Earlier requests of the same township on the same matter, newest first (decided ones first)."""
-    with transaction(services_of(request).sessions) as s:
+    with transaction(workflow.services.sessions) as s:
         ids = s.scalars(
             select(SigningRequestRow.request_id)
             .where(
@@ -167,43 +165,38 @@ def _earlier(request: Request, who: Principal, view: SigningRequestView) -> list
             .order_by(SigningRequestRow.created_at.desc())
             .limit(EARLIER_LIMIT)
         ).all()
-    from api.console._pages import _workflow
-
     out = []
     for request_id in ids:
         try:
-            out.append(_workflow(request).get(who, request_id))
+            out.append(workflow.get(who, request_id))
         except SealServiceError:
             continue  # outside the caller's scope
     return out
 
 
-def approval_context(request: Request, who: Principal, view: SigningRequestView) -> JsonObject:
+def approval_context(workflow: SigningWorkflow, who: Principal, view: SigningRequestView) -> JsonObject:
     """The request page's document section: fields, seal, agreement, earlier requests and, while the
     request is not sealed yet, the preview of the document as it will be sealed."""
-    from api._signing import SigningWorkflow
-
-    row = _row(request, view.request_id)
-    seal, agreement, agreement_status = _seal_and_agreement(request, view)
+    services = workflow.services
+    row = _row(services, view.request_id)
+    seal, agreement, agreement_status = _seal_and_agreement(services, view)
     context: dict[str, object] = {
         "fields": template_fields(row),
         "applicant": row.applicant if row is not None else None,
         "seal": seal,
         "agreement": agreement,
         "agreement_status": agreement_status,
-        "earlier": _earlier(request, who, view),
+        "earlier": _earlier(workflow, who, view),
         "preview_pages": [],
         "preview_problem": None,
         "preview_qr": False,
         "can_decide": view.status == Status.PENDING_APPROVAL and who.may(Permission.SIGNING_APPROVE),
     }
-    services = services_of(request)
     if view.status not in PREVIEWED or row is None or services.signer is None:
         return context
     from signer import preview_seal
 
-    source = _source_pdf(request, view.request_id) if row.source == "upload" else None
-    workflow = SigningWorkflow(services, request.app.state.metrics)
+    source = _source_pdf(services, view.request_id) if row.source == "upload" else None
     try:
         preview = preview_seal(
             services.signer,

@@ -19,8 +19,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from api._attest import attest_document, attestable_seals, operator_of, stored_document
-from api._authz import Permission
-from api.console._gate import Gate, console_gate, services_of
+from api._authz import Permission, ServicesDep
+from api.console._gate import Gate, console_gate
 from api.console._render import page, refuse
 from core.db import transaction
 from core.errors import SealServiceError
@@ -46,12 +46,16 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/attest", response_class=HTMLResponse)
     def attest_form(
-        request: Request, gate: AttestGate, no: str | None = None, error: str | None = None
+        request: Request,
+        services: ServicesDep,
+        gate: AttestGate,
+        no: str | None = None,
+        error: str | None = None,
     ) -> Response:
         if gate.refusal is not None:
             return gate.refusal
         try:
-            seals = attestable_seals(services_of(request), gate.who.org_code)
+            seals = attestable_seals(services, gate.who.org_code)
         except SealServiceError as exc:
             return refuse(request, 503, exc.message_zh, exc.code)
         return page(
@@ -65,11 +69,10 @@ def router_for(settings: Settings) -> APIRouter:
         )
 
     @router.post("/attest", response_class=HTMLResponse)
-    async def attest_submit(request: Request, gate: AttestGate) -> Response:
+    async def attest_submit(request: Request, services: ServicesDep, gate: AttestGate) -> Response:
         if gate.refusal is not None:
             return gate.refusal
         who = gate.who
-        services = services_of(request)
         form = await request.form()
 
         def text(name: str) -> str:
@@ -109,14 +112,13 @@ def router_for(settings: Settings) -> APIRouter:
         return page(request, "attest_done.html", gate, a=done)
 
     @router.get("/attest/{key}.pdf")
-    def attested_pdf(key: str, request: Request, gate: AttestGate) -> Response:
+    def attested_pdf(key: str, request: Request, services: ServicesDep, gate: AttestGate) -> Response:
         if gate.refusal is not None:
             return gate.refusal
         if not _KEY.match(key):
             return refuse(request, 404, "没有这份认证文书。", "ATTESTATION_NOT_FOUND")
         from signer import stored_copy
 
-        services = services_of(request)
         with transaction(services.sessions) as s:
             found = stored_copy(s, key)
         if found is None:

@@ -24,16 +24,17 @@ from api._authz import (
     UNSAFE_METHODS,
     Permission,
     Principal,
+    ServicesDep,
     _check_rate,
     inherited_townships,
 )
-from api._authz import services_of as services_of
 from api._cookies import SESSION_COOKIE, clear_session_cookie
 from core.db import transaction
 from core.errors import SealServiceError
 
 if TYPE_CHECKING:
     from api._accounts import ConsoleSession
+    from api._services import Services
 
 LOGIN_PATH = "/ui/login"
 PASSWORD_PATH = "/ui/account/password"  # noqa: S105 - a path
@@ -54,13 +55,12 @@ class Gate:
 
 def console_gate(
     *permissions: Permission, refuse: Callable[[Request, int, str, str], Response]
-) -> Callable[[Request], Awaitable[Gate]]:
+) -> Callable[[Request, Services], Awaitable[Gate]]:
     if not permissions:
         raise ValueError("console_gate() needs at least one permission")
     needed = frozenset(permissions)
 
-    async def dependency(request: Request) -> Gate:
-        services = services_of(request)
+    async def dependency(request: Request, services: ServicesDep) -> Gate:
         cookie = request.cookies.get(SESSION_COOKIE)
         if not cookie:
             return Gate(None, refusal=RedirectResponse(LOGIN_PATH, status_code=303))
@@ -81,9 +81,7 @@ def console_gate(
             if not csrf_matches(console.csrf_token, presented if isinstance(presented, str) else None):
                 message = "表单校验失败（CSRF），请刷新页面后重试。"
                 return Gate(None, refusal=refuse(request, 403, message, "CSRF_FAILED"))
-        principal = Principal(
-            console.account, "session", inherited_townships(services_of(request), console.account)
-        )
+        principal = Principal(console.account, "session", inherited_townships(services, console.account))
         request.state.account_id = console.account.account_id
         if console.account.must_change_password and needed != {Permission.SELF}:
             # as api._authz.require: a reset password opens nothing until the person changes it. A page is

@@ -21,9 +21,9 @@ import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api._authz import Permission
+from api._authz import Permission, ServicesDep
 from api._json import JsonObject, JsonValue
-from api.console._gate import Gate, console_gate, services_of
+from api.console._gate import Gate, console_gate
 from api.console._render import (
     DECISION_NAMES,
     kind_zh,
@@ -38,6 +38,7 @@ from core.errors import SealServiceError
 from core.settings import Settings
 
 if TYPE_CHECKING:
+    from api._services import Services
     from ledger import LedgerEntry, Receipt
 
 LedgerGate = Annotated[Gate, Depends(console_gate(Permission.LEDGER_READ, refuse=refuse))]
@@ -143,11 +144,11 @@ def _short(text: str) -> str:
 class _Reader:
     """What the rows need, looked up once per page: names of people, organisations, seals, matters."""
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, services: Services) -> None:
         self.people = people(request)
         self.orgs = org_names(request)
         self.matters = matter_titles(request)
-        registry = services_of(request).seal_registry
+        registry = services.seal_registry
         self.seals = {s.seal_id: s for s in registry.list()} if registry is not None else {}
 
     def person(self, who: str) -> tuple[str, str]:
@@ -219,7 +220,7 @@ class _Reader:
         }
 
 
-def _request_ids(request: Request, indices: list[int]) -> dict[int, str]:
+def _request_ids(services: Services, indices: list[int]) -> dict[int, str]:
     """Ledger index → signing request, for the entries that sealed a request (the entry names none)."""
     if not indices:
         return {}
@@ -228,7 +229,7 @@ def _request_ids(request: Request, indices: list[int]) -> dict[int, str]:
     from api._storage import SigningRequestRow
     from core.db import reading
 
-    with reading(services_of(request).sessions) as s:
+    with reading(services.sessions) as s:
         rows = s.execute(
             select(SigningRequestRow.ledger_index, SigningRequestRow.request_id).where(
                 SigningRequestRow.ledger_index.in_(indices)
@@ -243,6 +244,7 @@ def router_for(settings: Settings) -> APIRouter:
     @router.get("/auditor", response_class=HTMLResponse)
     def auditor(
         request: Request,
+        services: ServicesDep,
         gate: LedgerGate,
         township: str | None = None,
         seal: str | None = None,
@@ -256,9 +258,8 @@ def router_for(settings: Settings) -> APIRouter:
         from ledger import EntryKind
         from policies import CHINA_TZ, OrgKind
 
-        services = services_of(request)
         ledger = services.need_ledger()
-        reader = _Reader(request)
+        reader = _Reader(request, services)
         township, seal = (township or "").strip()[:64], (seal or "").strip()[:64]
         month, kind = (month or "").strip()[:16], (kind or "").strip()[:40]
         store = services.need_policy_store()
@@ -288,7 +289,7 @@ def router_for(settings: Settings) -> APIRouter:
             limit=PAGE_SIZE,
         )
         bodies = ledger.opened(entries)
-        sealed = _request_ids(request, [e.index for e in entries if e.kind is EntryKind.SEAL_SIGNED])
+        sealed = _request_ids(services, [e.index for e in entries if e.kind is EntryKind.SEAL_SIGNED])
         rows = [reader.row(e, b, sealed.get(e.index)) for e, b in zip(entries, bodies, strict=True)]
         filters = {"township": township, "seal": seal, "month": month, "kind": kind}
         more = ""
@@ -309,43 +310,47 @@ def router_for(settings: Settings) -> APIRouter:
             filtered=any(filters.values()) or before is not None,
         )
 
-    def _receipt(request: Request, index: int) -> Receipt:
-        return services_of(request).need_ledger().receipt(index)
+    def _receipt(services: Services, index: int) -> Receipt:
+        return services.need_ledger().receipt(index)
 
     @router.get("/ledger/{index}", response_class=HTMLResponse)
-    async def proof_page(index: int, request: Request, gate: LedgerGate) -> Response:
+    async def proof_page(index: int, request: Request, services: ServicesDep, gate: LedgerGate) -> Response:
         """The receipt of one entry for people: what it records and how it is proven."""
         if gate.refusal is not None:
             return gate.refusal
-        return await _proof(request, gate, index, f"/ui/ledger/{index}/receipt.txt")
+        return await _proof(request, services, gate, index, f"/ui/ledger/{index}/receipt.txt")
 
     @router.get("/requests/{request_id}/receipt", response_class=HTMLResponse)
-    async def request_proof_page(request_id: str, request: Request, gate: ReaderGate) -> Response:
+    async def request_proof_page(
+        request_id: str, request: Request, services: ServicesDep, gate: ReaderGate
+    ) -> Response:
         """The same page for the people of the request's organisation (who may not read the whole ledger)."""
         if gate.refusal is not None:
             return gate.refusal
         from api._signing import SigningWorkflow
 
         try:
-            view = SigningWorkflow(services_of(request)).get(gate.who, request_id[:64])
+            view = SigningWorkflow(services).get(gate.who, request_id[:64])
         except SealServiceError as exc:
             return refuse(request, 404 if exc.family == "not_found" else 403, exc.message_zh, exc.code)
         if view.ledger_index is None:
             return refuse(request, 409, "尚无台账记录", "NOT_SEALED")
-        return await _proof(request, gate, view.ledger_index, f"/ui/requests/{view.request_id}/receipt.txt")
+        return await _proof(
+            request, services, gate, view.ledger_index, f"/ui/requests/{view.request_id}/receipt.txt"
+        )
 
-    async def _proof(request: Request, gate: Gate, index: int, machine: str) -> Response:
+    async def _proof(request: Request, services: Services, gate: Gate, index: int, machine: str) -> Response:
         try:
-            receipt = await anyio.to_thread.run_sync(_receipt, request, index)
+            receipt = await anyio.to_thread.run_sync(_receipt, services, index)
         except SealServiceError as exc:
             return refuse(request, 404 if exc.family == "not_found" else 409, exc.message_zh, exc.code)
-        ledger = services_of(request).need_ledger()
+        ledger = services.need_ledger()
         entry = ledger.get(index)
         body = ledger.opened([entry])[0]
         from ledger import EntryKind
 
-        sealed = _request_ids(request, [index]) if entry.kind is EntryKind.SEAL_SIGNED else {}
-        row = _Reader(request).row(entry, body, sealed.get(index))
+        sealed = _request_ids(services, [index]) if entry.kind is EntryKind.SEAL_SIGNED else {}
+        row = _Reader(request, services).row(entry, body, sealed.get(index))
         cp = receipt.checkpoint
         return page(
             request,
@@ -362,12 +367,12 @@ def router_for(settings: Settings) -> APIRouter:
         )
 
     @router.get("/ledger/{index}/receipt.txt")
-    async def proof_file(index: int, request: Request, gate: LedgerGate) -> Response:
+    async def proof_file(index: int, request: Request, services: ServicesDep, gate: LedgerGate) -> Response:
         """The machine file: a C2SP tlog-proof that ``yizhang ledger verify-proof`` checks offline."""
         if gate.refusal is not None:
             return gate.refusal
         try:
-            receipt = await anyio.to_thread.run_sync(_receipt, request, index)
+            receipt = await anyio.to_thread.run_sync(_receipt, services, index)
         except SealServiceError as exc:
             return refuse(request, 404 if exc.family == "not_found" else 409, exc.message_zh, exc.code)
         return Response(

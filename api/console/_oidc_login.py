@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from api._accounts import AccountChange, account_for_oidc, open_session, record_account_change
-from api._authz import public
+from api._authz import ServicesDep, public
 from api._cookies import set_cookie, set_session_cookie
 from api._errors import error_body, status_for
 from api._oidc import (
@@ -29,7 +29,6 @@ from api._oidc import (
     VerifiedIdentity,
     describe,
 )
-from api.console._gate import services_of
 from api.console._pages import LANDING
 from api.console._render import page
 from core.db import transaction
@@ -38,6 +37,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from api._accounts import Account
+    from api._services import Services
 
 log = logging.getLogger("yizhang.api.oidc")
 
@@ -70,11 +70,10 @@ def _failure(request: Request, exc: SealServiceError) -> Response:
     return response
 
 
-def account_for(request: Request, identity: VerifiedIdentity) -> tuple[Account, str]:
+def account_for(services: Services, identity: VerifiedIdentity) -> tuple[Account, str]:
     """The enabled local account the identity opens (bound by issuer and subject, see
     :func:`api._accounts.account_for_oidc`), and a new console session cookie for it."""
     issuer = str(identity.claims["iss"])  # verified equal to the configured issuer
-    services = services_of(request)
     with transaction(services.sessions) as s:
         try:
             account, bound = account_for_oidc(s, issuer, identity.subject, identity.username.lower())
@@ -128,7 +127,7 @@ def router_for(settings: Settings) -> APIRouter:
         return response
 
     @router.get("/login/oidc/callback", dependencies=[Depends(public(rate_limited=True))])
-    async def oidc_callback(request: Request) -> Response:
+    async def oidc_callback(request: Request, services: ServicesDep) -> Response:
         """The provider's answer: verify it, map it to a local account, open a console session."""
         if client is None:
             return _failure(request, OIDC_DISABLED)
@@ -137,7 +136,7 @@ def router_for(settings: Settings) -> APIRouter:
 
         def run() -> tuple[Account, str]:
             identity = client.finish_login(cookie=cookie, params=params)
-            return account_for(request, identity)
+            return account_for(services, identity)
 
         try:
             account, session_cookie = await anyio.to_thread.run_sync(run)

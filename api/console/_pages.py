@@ -25,12 +25,12 @@ from api._accounts import (
     close_session,
     open_session,
 )
-from api._authz import Permission, Principal, public
+from api._authz import Permission, Principal, ServicesDep, public
 from api._cookies import SESSION_COOKIE, clear_session_cookie, set_session_cookie
 from api._json import JsonObject, JsonValue
 from api._login_guard import client_address, guarded
 from api._signing import SigningWorkflow, Status, Submission
-from api.console._gate import LOGIN_PATH, PASSWORD_PATH, Gate, console_gate, services_of
+from api.console._gate import LOGIN_PATH, PASSWORD_PATH, Gate, console_gate
 from api.console._render import ROLE_NAMES, STATUS_NAMES, org_names, page, refuse
 from core.db import transaction
 from core.errors import PolicyDenied, SealServiceError
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable
 
     from api._accounts import Account
+    from api._services import Services
     from api._signing import DecisionEvent, SigningRequestView
     from keystore import Seal
     from policies import Agreement
@@ -98,7 +99,7 @@ def _next_month(month: str) -> str:
     return f"{year + (mon == 12):04d}-{mon % 12 + 1:02d}"
 
 
-def _gate(*permissions: Permission) -> Callable[[Request], Awaitable[Gate]]:
+def _gate(*permissions: Permission) -> Callable[[Request, Services], Awaitable[Gate]]:
     return console_gate(*permissions, refuse=refuse)
 
 
@@ -114,8 +115,12 @@ ACTION_NAMES = {"CHANGED": "变更", "WITHDRAWN": "撤回", "REVOKED": "撤销",
 EVENT_NAMES = {"ISSUED": "用印签发", **ACTION_NAMES}
 
 
-def _workflow(request: Request) -> SigningWorkflow:
-    return SigningWorkflow(services_of(request), request.app.state.metrics)
+async def _workflow(request: Request, services: ServicesDep) -> SigningWorkflow:
+    return SigningWorkflow(services, request.app.state.metrics)
+
+
+#: The signing workflow over the app's services, injected: ``workflow: Workflow``.
+Workflow = Annotated[SigningWorkflow, Depends(_workflow)]
 
 
 def _back(path: str, message: str = "", error: bool = False) -> RedirectResponse:
@@ -193,16 +198,16 @@ def _template_form(tpl: Template) -> JsonObject:
     }
 
 
-def _can_see(request: Request, who: Principal, request_id: str) -> bool:
+def _can_see(workflow: SigningWorkflow, who: Principal, request_id: str) -> bool:
     try:
-        _workflow(request).get(who, request_id)
+        workflow.get(who, request_id)
     except SealServiceError:
         return False
     return True
 
 
 def _resubmission_values(
-    request: Request, who: Principal, request_id: str
+    workflow: SigningWorkflow, who: Principal, request_id: str
 ) -> tuple[dict[str, str], str | None]:
     """The clerk's form values of a rejected or refused request, to edit and submit again (issue 23)."""
     import json
@@ -211,7 +216,6 @@ def _resubmission_values(
     from api._storage import SigningRequestRow
     from core.errors import Conflict
 
-    workflow = _workflow(request)
     view = workflow.get(who, request_id)
     if view.status not in (Status.REJECTED, Status.DENIED):
         raise Conflict(
@@ -222,7 +226,7 @@ def _resubmission_values(
     newer = workflow.resubmission_of(who, view.request_id)
     if newer is not None:
         raise Conflict("RESUBMIT_ALREADY", "already resubmitted", "该申请已修改后重新提交过")
-    with transaction(services_of(request).sessions) as s:
+    with transaction(workflow.services.sessions) as s:
         row = s.get(SigningRequestRow, view.request_id)
         template, data, applicant = (
             (row.template, row.template_data, row.applicant) if row else (None, None, None)
@@ -245,8 +249,8 @@ def _resubmission_values(
     return values, template
 
 
-def _visible_seals(request: Request, who: Principal, *, active_only: bool) -> list[Seal]:
-    registry = services_of(request).need_seal_registry()
+def _visible_seals(services: Services, who: Principal, *, active_only: bool) -> list[Seal]:
+    registry = services.need_seal_registry()
     seals = registry.list() if who.county_wide else registry.list(township_code=who.org_code)
     out = [
         s
@@ -259,9 +263,9 @@ def _visible_seals(request: Request, who: Principal, *, active_only: bool) -> li
     return out
 
 
-def _matters_for(request: Request, who: Principal) -> list[tuple[str, str]]:
+def _matters_for(services: Services, who: Principal) -> list[tuple[str, str]]:
     """Matters the caller's township may handle (its powers and its No. 2 agreements), for the picker."""
-    store = services_of(request).policy_store
+    store = services.policy_store
     if store is None or who.county_wide:
         return []
     found: dict[str, str] = {}
@@ -307,11 +311,12 @@ def router_for(settings: Settings) -> APIRouter:
     @router.post("/login", dependencies=[Depends(public(rate_limited=True))])
     def login(
         request: Request,
+        services: ServicesDep,
         username: Annotated[str, Form(max_length=64)],
         password: Annotated[str, Form(max_length=1024)],
     ) -> Response:
         name = username.strip().lower()
-        sessions = services_of(request).sessions
+        sessions = services.sessions
 
         def attempt() -> tuple[Account, str]:
             with transaction(sessions) as s:
@@ -329,12 +334,12 @@ def router_for(settings: Settings) -> APIRouter:
         return response
 
     @router.post("/logout")
-    def logout(request: Request, gate: AnyUser) -> Response:
+    def logout(request: Request, services: ServicesDep, gate: AnyUser) -> Response:
         if gate.refusal is not None:
             return gate.refusal
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
-            with transaction(services_of(request).sessions) as s:
+            with transaction(services.sessions) as s:
                 close_session(s, cookie)
         response = RedirectResponse(LOGIN_PATH, status_code=303)
         clear_session_cookie(response)
@@ -353,6 +358,7 @@ def router_for(settings: Settings) -> APIRouter:
     @router.get("/clerk", response_class=HTMLResponse)
     def clerk(
         request: Request,
+        workflow: Workflow,
         gate: ClerkGate,
         template: str | None = None,
         resubmit: str | None = None,
@@ -364,15 +370,16 @@ def router_for(settings: Settings) -> APIRouter:
         if resubmit:
             # a rejected or refused request, edited: the form filled with what it held, linked to it
             try:
-                values, template = _resubmission_values(request, gate.who, resubmit[:64])
+                values, template = _resubmission_values(workflow, gate.who, resubmit[:64])
             except SealServiceError as exc:
                 status = {"not_found": 404, "permission_denied": 403}.get(exc.family, 409)
                 return refuse(request, status, exc.message_zh, exc.code)
-            return _clerk_page(request, gate, template, values=values, **_flash(msg, error))
-        return _clerk_page(request, gate, template, **_flash(msg, error))
+            return _clerk_page(request, workflow, gate, template, values=values, **_flash(msg, error))
+        return _clerk_page(request, workflow, gate, template, **_flash(msg, error))
 
     def _clerk_page(
         request: Request,
+        workflow: SigningWorkflow,
         gate: Gate,
         template: str | None,
         *,
@@ -390,24 +397,25 @@ def router_for(settings: Settings) -> APIRouter:
             gate,
             status_code=status_code,
             values=values or {},
-            seals=_visible_seals(request, who, active_only=True),
-            matters=_matters_for(request, who),
+            seals=_visible_seals(workflow.services, who, active_only=True),
+            matters=_matters_for(workflow.services, who),
             stages=STAGES,
             kinds=KINDS,
             templates=templates,
             chosen=chosen,
             chosen_form=_template_form(chosen) if chosen is not None else None,
             nonce=secrets.token_hex(12),
-            requests=_workflow(request).list(who, limit=50),
+            requests=workflow.list(who, limit=50),
             **flash,
         )
 
     @router.post("/clerk/submit")
-    async def submit(request: Request, gate: ClerkGate) -> Response:
+    async def submit(
+        request: Request, services: ServicesDep, workflow: Workflow, gate: ClerkGate
+    ) -> Response:
         if gate.refusal is not None:
             return gate.refusal
         who = gate.who
-        services = services_of(request)
         form = await request.form()
 
         def text(name: str) -> str:
@@ -453,7 +461,7 @@ def router_for(settings: Settings) -> APIRouter:
         )
 
         def run() -> tuple[SigningRequestView, bool]:
-            return _workflow(request).submit(who, sub, pdf)
+            return workflow.submit(who, sub, pdf)
 
         def again(message: str, status_code: int) -> Response:
             # the form again with what was typed (a PDF must be chosen again: browsers never refill a file)
@@ -461,14 +469,21 @@ def router_for(settings: Settings) -> APIRouter:
             typed.pop("csrf_token", None)
             typed.pop("nonce", None)  # a fresh one: an edited request is a new request
             return _clerk_page(
-                request, gate, template, values=typed, status_code=status_code, message=message, is_error=True
+                request,
+                workflow,
+                gate,
+                template,
+                values=typed,
+                status_code=status_code,
+                message=message,
+                is_error=True,
             )
 
         try:
             view, _created = await anyio.to_thread.run_sync(run)
         except PolicyDenied as exc:
             request_id = exc.details.get("request_id")
-            if request_id and _can_see(request, who, str(request_id)):
+            if request_id and _can_see(workflow, who, str(request_id)):
                 return _back(f"/ui/requests/{request_id}", "策略审查未通过，见下方原因", error=True)
             reasons = "；".join(
                 str(r.get("message_zh") or r.get("code", "")) for r in exc.details.get("reasons", [])
@@ -486,11 +501,15 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/requests/{request_id}", response_class=HTMLResponse)
     def request_page(
-        request_id: str, request: Request, gate: ReaderGate, msg: str | None = None, error: str | None = None
+        request_id: str,
+        request: Request,
+        workflow: Workflow,
+        gate: ReaderGate,
+        msg: str | None = None,
+        error: str | None = None,
     ) -> Response:
         if gate.refusal is not None:
             return gate.refusal
-        workflow = _workflow(request)
         try:
             view = workflow.get(gate.who, request_id[:64])
             history = workflow.decision_history(gate.who, view.request_id) if view.document_number else ()
@@ -503,7 +522,7 @@ def router_for(settings: Settings) -> APIRouter:
             "request.html",
             gate,
             r=view,
-            **approval_context(request, gate.who, view),
+            **approval_context(workflow, gate.who, view),
             # what the caller may do is the workflow's answer (the same check the API's change runs)
             actions=workflow.lifecycle_actions(gate.who, view),
             can_attest=gate.who.may(P.ATTEST) and view.status == Status.SEALED,
@@ -536,13 +555,14 @@ def router_for(settings: Settings) -> APIRouter:
         return _back(f"/ui/requests/{request_id}", f"{exc.message_zh}（{exc.code}）", error=True)
 
     @router.post("/requests/{request_id}/status/confirm", response_class=HTMLResponse)
-    async def lifecycle_confirm(request_id: str, request: Request, gate: LifecycleGate) -> Response:
+    async def lifecycle_confirm(
+        request_id: str, request: Request, workflow: Workflow, gate: LifecycleGate
+    ) -> Response:
         """Step 1: every check of the change, nothing written; the page asks to confirm."""
         if gate.refusal is not None:
             return gate.refusal
         request_id = request_id[:64]
         status, reason = await _lifecycle_form(request)
-        workflow = _workflow(request)
 
         def check() -> SigningRequestView:
             return workflow.check_decision_status(gate.who, request_id, status, reason)
@@ -562,13 +582,14 @@ def router_for(settings: Settings) -> APIRouter:
         )
 
     @router.post("/requests/{request_id}/status")
-    async def lifecycle_change(request_id: str, request: Request, gate: LifecycleGate) -> Response:
+    async def lifecycle_change(
+        request_id: str, request: Request, workflow: Workflow, gate: LifecycleGate
+    ) -> Response:
         """Step 2: the change itself (a ledger entry), then back to the request with the result."""
         if gate.refusal is not None:
             return gate.refusal
         request_id = request_id[:64]
         status, reason = await _lifecycle_form(request)
-        workflow = _workflow(request)
 
         def change() -> tuple[SigningRequestView, DecisionEvent]:
             return workflow.record_decision_status(gate.who, request_id, status, reason)
@@ -583,12 +604,12 @@ def router_for(settings: Settings) -> APIRouter:
         return _back(f"/ui/requests/{request_id}", f"{done}，台账序号 {event.ledger_index}")
 
     @router.get("/requests/{request_id}/sealed.pdf")
-    def download(request_id: str, request: Request, gate: ReaderGate) -> Response:
+    def download(request_id: str, request: Request, workflow: Workflow, gate: ReaderGate) -> Response:
         if gate.refusal is not None:
             return gate.refusal
         try:
-            view = _workflow(request).get(gate.who, request_id[:64])
-            pdf = _workflow(request).document(gate.who, request_id[:64])
+            view = workflow.get(gate.who, request_id[:64])
+            pdf = workflow.document(gate.who, request_id[:64])
         except SealServiceError as exc:
             return refuse(request, 409 if exc.code == "NOT_SEALED" else 403, exc.message_zh, exc.code)
         name = quote(f"{view.document_number or view.request_id}.pdf")
@@ -599,11 +620,11 @@ def router_for(settings: Settings) -> APIRouter:
         )
 
     @router.get("/requests/{request_id}/receipt.txt")
-    def receipt(request_id: str, request: Request, gate: ReaderGate) -> Response:
+    def receipt(request_id: str, request: Request, workflow: Workflow, gate: ReaderGate) -> Response:
         if gate.refusal is not None:
             return gate.refusal
         try:
-            text = _workflow(request).receipt(gate.who, request_id[:64])
+            text = workflow.receipt(gate.who, request_id[:64])
         except SealServiceError as exc:
             return refuse(request, 409 if exc.code == "NOT_SEALED" else 403, exc.message_zh, exc.code)
         return Response(
@@ -615,11 +636,14 @@ def router_for(settings: Settings) -> APIRouter:
     # -- principal: approval queue --------------------------------------------------------------------
     @router.get("/principal", response_class=HTMLResponse)
     def principal_page(
-        request: Request, gate: ApproverGate, msg: str | None = None, error: str | None = None
+        request: Request,
+        workflow: Workflow,
+        gate: ApproverGate,
+        msg: str | None = None,
+        error: str | None = None,
     ) -> Response:
         if gate.refusal is not None:
             return gate.refusal
-        workflow = _workflow(request)
         return page(
             request,
             "principal.html",
@@ -629,11 +653,12 @@ def router_for(settings: Settings) -> APIRouter:
             **_flash(msg, error),
         )
 
-    async def _decide(request: Request, gate: Gate, request_id: str, approve: bool) -> Response:
+    async def _decide(
+        request: Request, workflow: SigningWorkflow, gate: Gate, request_id: str, approve: bool
+    ) -> Response:
         form = await request.form()
         comment = form.get("comment")
         note = comment.strip()[:1000] if isinstance(comment, str) else ""
-        workflow = _workflow(request)
 
         def run() -> SigningRequestView:
             if approve:
@@ -653,24 +678,25 @@ def router_for(settings: Settings) -> APIRouter:
         return _back("/ui/principal", f"已批准：{STATUS_NAMES.get(view.status, view.status)}")
 
     @router.post("/requests/{request_id}/approve")
-    async def approve(request_id: str, request: Request, gate: ApproverGate) -> Response:
+    async def approve(request_id: str, request: Request, workflow: Workflow, gate: ApproverGate) -> Response:
         if gate.refusal is not None:
             return gate.refusal
-        return await _decide(request, gate, request_id, True)
+        return await _decide(request, workflow, gate, request_id, True)
 
     @router.post("/requests/{request_id}/reject")
-    async def reject(request_id: str, request: Request, gate: ApproverGate) -> Response:
+    async def reject(request_id: str, request: Request, workflow: Workflow, gate: ApproverGate) -> Response:
         if gate.refusal is not None:
             return gate.refusal
-        return await _decide(request, gate, request_id, False)
+        return await _decide(request, workflow, gate, request_id, False)
 
     # -- department: agreements, monthly report ------------------------------------------------------
     @router.get("/department", response_class=HTMLResponse)
-    def department(request: Request, gate: ReportsGate) -> Response:
+    def department(
+        request: Request, services: ServicesDep, workflow: Workflow, gate: ReportsGate
+    ) -> Response:
         if gate.refusal is not None:
             return gate.refusal
         who = gate.who
-        services = services_of(request)
         store = services.need_policy_store()
         agreements: list[Agreement] = []
         for org in store.organisations(kind=OrgKind.TOWNSHIP):
@@ -698,13 +724,17 @@ def router_for(settings: Settings) -> APIRouter:
             stage_order=STAGES,
             month=month,
             report_query=report_query,
-            requests=_workflow(request).list(who, limit=30) if who.may(P.SIGNING_READ) else [],
+            requests=workflow.list(who, limit=30) if who.may(P.SIGNING_READ) else [],
         )
 
     # -- monthly report: month picker, tables, charts; the PDF and CSV from the API ---------------------
     @router.get("/reports", response_class=HTMLResponse)
     def reports(
-        request: Request, gate: ReportsGate, month: str | None = None, township: str | None = None
+        request: Request,
+        services: ServicesDep,
+        gate: ReportsGate,
+        month: str | None = None,
+        township: str | None = None,
     ) -> Response:
         if gate.refusal is not None:
             return gate.refusal
@@ -720,14 +750,14 @@ def router_for(settings: Settings) -> APIRouter:
         dept = who.org_code if who.role is Role.DEPARTMENT_OFFICER else None
         town = who.org_code if who.role is Role.TOWNSHIP_PRINCIPAL else None
         if who.county_wide:
-            store = services_of(request).need_policy_store()
+            store = services.need_policy_store()
             towns = sorted(
                 ((o.code, o.name) for o in store.organisations(kind=OrgKind.TOWNSHIP)), key=lambda t: t[0]
             )
             town = (township or "").strip()[:64] or None
             if town is not None and town not in dict(towns):
                 return refuse(request, 400, "没有这个乡镇", "TOWNSHIP_UNKNOWN")
-        report = build_monthly_report(services_of(request), month, township_code=town, department_code=dept)
+        report = build_monthly_report(services, month, township_code=town, department_code=dept)
         before, after = previous_months(month, 2)[0], _next_month(month)
         town_query = f"&township={quote(town)}" if who.county_wide and town else ""
         api_query = f"month={month}"
@@ -752,12 +782,12 @@ def router_for(settings: Settings) -> APIRouter:
 
     # -- seals (bureau: every seal; others: their organisation's) -----------------------------------
     @router.get("/seals", response_class=HTMLResponse)
-    def seals(request: Request, gate: SealsGate) -> Response:
+    def seals(request: Request, services: ServicesDep, gate: SealsGate) -> Response:
         if gate.refusal is not None:
             return gate.refusal
-        visible = _visible_seals(request, gate.who, active_only=False)
+        visible = _visible_seals(services, gate.who, active_only=False)
         ids = {s.seal_id for s in visible}
-        registry = services_of(request).need_seal_registry()
+        registry = services.need_seal_registry()
         events = [e for e in registry.lifecycle_events() if e.seal_id in ids][-30:]
         names = {s.seal_id: s.name for s in visible}
         return page(request, "seals.html", gate, seals=visible, events=events[::-1], seal_names=names)
@@ -777,7 +807,7 @@ def router_for(settings: Settings) -> APIRouter:
         return page(request, "password.html", gate, message=message, is_error=bool(message))
 
     @router.post("/account/password")
-    async def change_password(request: Request, gate: AnyUser) -> Response:
+    async def change_password(request: Request, services: ServicesDep, gate: AnyUser) -> Response:
         """As ``POST /v1/me/password``: the current password, then the new one (twice here). Every session
         of the account ends with the change, this one too: the person logs in again."""
         if gate.refusal is not None:
@@ -795,7 +825,6 @@ def router_for(settings: Settings) -> APIRouter:
             return _back(PASSWORD_PATH, "PASSWORD_MISMATCH", error=True)
         if new == current:
             return _back(PASSWORD_PATH, "PASSWORD_UNCHANGED", error=True)
-        services = services_of(request)
         who = gate.who
 
         def run() -> None:

@@ -16,14 +16,14 @@ from __future__ import annotations
 import base64
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
-from api._authz import public, services_of
+from api._authz import ServicesDep, public
 from api._errors import RateLimited
 from api._json import JsonObject
 from api.console._picture import seal_picture
@@ -34,6 +34,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from api._services import Services
+    from verifier import DocumentFacts, VerificationReport
 
 
 VERDICTS = {
@@ -51,7 +52,7 @@ DOC_STATUS = {
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
-def _verify(services: Services, data: bytes, request: Any = None) -> Any:
+def _verify(services: Services, data: bytes, request: Request | None = None) -> VerificationReport:
     from api._verify_gate import PUBLIC_TIMEOUT_S, client_of, gate_of
     from api.routes._public import trust_and_evidence
     from verifier import VerifyLimits, verify_document
@@ -64,7 +65,7 @@ def _verify(services: Services, data: bytes, request: Any = None) -> Any:
         return verify_document(data, trust, now=datetime.now(UTC), limits=limits, evidence=evidence)
 
 
-def _reasons(report: Any) -> list[dict[str, str]]:
+def _reasons(report: VerificationReport) -> list[dict[str, str]]:
     seen: dict[str, dict[str, str]] = {}
     for r in list(report.reasons) + [r for sig in report.signatures for r in sig.reasons]:
         if r.code not in seen:
@@ -73,7 +74,7 @@ def _reasons(report: Any) -> list[dict[str, str]]:
     return sorted(seen.values(), key=lambda x: order.get(x["severity"], 3))
 
 
-def _doc_status(facts: Any, indication: str) -> str:
+def _doc_status(facts: DocumentFacts, indication: str) -> str:
     if facts.status:
         shown = DOC_STATUS.get(facts.status, facts.status)
         if facts.successor_document_number:  # 变更: where the holder's decision now lives
@@ -84,7 +85,7 @@ def _doc_status(facts: Any, indication: str) -> str:
     return "—"
 
 
-def _result_context(report: Any, data: bytes) -> JsonObject:
+def _result_context(report: VerificationReport, data: bytes) -> JsonObject:
     indication = report.indication.value
     label, css = VERDICTS.get(indication, ("未通过", "fail"))
     if report.unreadable:
@@ -116,10 +117,11 @@ def router_for(settings: Settings) -> APIRouter:
     router = APIRouter(tags=["console"], include_in_schema=False)
 
     @router.get("/verify", dependencies=[Depends(public(rate_limited=True))], response_class=HTMLResponse)
-    async def verify_page(request: Request, no: str | None = None, h: str | None = None) -> Response:
+    async def verify_page(
+        request: Request, services: ServicesDep, no: str | None = None, h: str | None = None
+    ) -> Response:
         if no is None and h is None:
             return page(request, "verify.html", None)
-        services = services_of(request)
         number = (no or "").strip()[:128]
         if not number or not h or not _SHA256.match(h):
             return page(
@@ -180,8 +182,7 @@ def router_for(settings: Settings) -> APIRouter:
         return page(request, "verify_result.html", None, source="qr", number=number, **context)
 
     @router.post("/verify", dependencies=[Depends(public(rate_limited=True))], response_class=HTMLResponse)
-    async def verify_upload(request: Request) -> Response:
-        services = services_of(request)
+    async def verify_upload(request: Request, services: ServicesDep) -> Response:
         limit = services.settings.max_pdf_bytes
         try:
             form = await request.form()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
 from api._accounts import (
     AccountChange,
@@ -29,7 +29,7 @@ from api._accounts import (
     set_password,
 )
 from api._accounts import get_token as get_token_row
-from api._authz import Permission, Principal, require, services_of
+from api._authz import Permission, Principal, ServicesDep, require
 from api._json import JsonValue
 from api._schemas import AccountIn, AccountOut, AccountPatch, IssuedTokenOut, TokenIn, TokenOut
 from core.db import transaction
@@ -56,21 +56,20 @@ def router_for(settings: Settings) -> APIRouter:
     @router.get("")
     def accounts(
         principal: Reader,
-        request: Request,
+        services: ServicesDep,
         org_code: Annotated[str | None, Query(max_length=64)] = None,
         role: Role | None = None,
     ) -> list[AccountOut]:
-        with transaction(services_of(request).sessions) as s:
+        with transaction(services.sessions) as s:
             found = list_accounts(s, org_code=org_code, role=role)
         return [AccountOut.of(a) for a in found if principal.in_scope(org_code=a.org_code)]
 
     @router.post("", status_code=201)
-    def new_account(body: AccountIn, principal: Admin, request: Request) -> AccountOut:
+    def new_account(body: AccountIn, principal: Admin, services: ServicesDep) -> AccountOut:
         """An account bound to a registered organisation of the right kind (and, for window staff, to that
         township's service centre, which the policy checks at every use of the seal). A password given here
         is an initial one: the person must change it at the first login. ``same_person_as`` binds the
         account to the person of an existing account (the approval rule compares people)."""
-        services = services_of(request)
         _check_organisation(services, body.role, body.org_code, body.service_centre)
         ledger = services.need_ledger()
         with transaction(services.sessions) as s:
@@ -103,17 +102,18 @@ def router_for(settings: Settings) -> APIRouter:
         return AccountOut.of(account)
 
     @router.get("/{account_id}")
-    def account(account_id: str, principal: Reader, request: Request) -> AccountOut:
-        with transaction(services_of(request).sessions) as s:
+    def account(account_id: str, principal: Reader, services: ServicesDep) -> AccountOut:
+        with transaction(services.sessions) as s:
             found = get_account(s, account_id)
         principal.ensure_scope(org_code=found.org_code)
         return AccountOut.of(found)
 
     @router.patch("/{account_id}")
-    def patch_account(account_id: str, body: AccountPatch, principal: Admin, request: Request) -> AccountOut:
+    def patch_account(
+        account_id: str, body: AccountPatch, principal: Admin, services: ServicesDep
+    ) -> AccountOut:
         """Change role/organisation, link to a person, disable or re-enable, reset the password; each one a
         ledger entry. A reset or a disabling ends every session and token of the account for good."""
-        services = services_of(request)
         moving = (
             body.role is not None or body.org_code is not None or "service_centre" in body.model_fields_set
         )
@@ -176,14 +176,14 @@ def router_for(settings: Settings) -> APIRouter:
         return AccountOut.of(found)
 
     @router.get("/{account_id}/tokens")
-    def account_tokens(account_id: str, principal: Admin, request: Request) -> list[TokenOut]:
-        with transaction(services_of(request).sessions) as s:
+    def account_tokens(account_id: str, principal: Admin, services: ServicesDep) -> list[TokenOut]:
+        with transaction(services.sessions) as s:
             get_account(s, account_id)
             return [TokenOut.of(t) for t in list_tokens(s, account_id)]
 
     @router.post("/{account_id}/tokens", status_code=201)
     def account_new_token(
-        account_id: str, body: TokenIn, principal: Admin, request: Request
+        account_id: str, body: TokenIn, principal: Admin, services: ServicesDep
     ) -> IssuedTokenOut:
         """A token for the administrator's own account only (as ``POST /v1/me/tokens``): a token for another
         account would be that person's credential in the administrator's hands (issue 21). An administrator
@@ -195,7 +195,6 @@ def router_for(settings: Settings) -> APIRouter:
                 "tokens are made by the account's own person (POST /v1/me/tokens), never by an administrator",
                 "访问令牌只能由账号本人申领，管理员不得代为申领",
             )
-        services = services_of(request)
         ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             issued = issue_token(s, account_id, name=body.name, ttl=timedelta(days=body.ttl_days))
@@ -211,8 +210,9 @@ def router_for(settings: Settings) -> APIRouter:
         return IssuedTokenOut(**TokenOut.of(issued.token).model_dump(), token=issued.secret)
 
     @router.delete("/{account_id}/tokens/{token_id}")
-    def account_revoke_token(account_id: str, token_id: str, principal: Admin, request: Request) -> TokenOut:
-        services = services_of(request)
+    def account_revoke_token(
+        account_id: str, token_id: str, principal: Admin, services: ServicesDep
+    ) -> TokenOut:
         ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             token = get_token_row(s, token_id)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from api._attest import attest_document, operator_of, stored_document, to_summary
-from api._authz import Permission, Principal, require, services_of
+from api._authz import Permission, Principal, ServicesDep, require
 from core.errors import BadInput
 from core.settings import Settings
 
@@ -34,6 +34,7 @@ def router_for(settings: Settings) -> APIRouter:
     )
     def attest(
         request: Request,
+        services: ServicesDep,
         principal: Attester,
         seal_id: Annotated[str, Form(min_length=1, max_length=64)],
         reason: Annotated[str, Form(max_length=500)] = "",
@@ -52,7 +53,6 @@ def router_for(settings: Settings) -> APIRouter:
         (``ATTEST_DEPARTMENT_NOT_RESPONSIBLE``, 403). The answer: JSON with the attested PDF
         (``pdf_base64``), its unchanged document number and the ledger index of the attestation; with
         ``Accept: application/pdf`` the PDF itself, the rest in ``X-Yizhang-*`` headers."""
-        services = services_of(request)
         pdf = _document(services, file, document_number)
         done = attest_document(
             services,

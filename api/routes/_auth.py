@@ -25,7 +25,7 @@ from api._accounts import (
     set_password,
 )
 from api._accounts import get_token as get_token_row
-from api._authz import Permission, Principal, public, require, services_of
+from api._authz import Permission, Principal, ServicesDep, public, require
 from api._cookies import SESSION_COOKIE, clear_session_cookie, set_session_cookie
 from api._json import JsonValue
 from api._login_guard import client_address, guarded
@@ -48,9 +48,8 @@ def router_for(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["auth"])
 
     @router.post("/auth/login", dependencies=[Depends(public(rate_limited=True))])
-    def login(body: LoginIn, request: Request, response: Response) -> SessionOut:
+    def login(body: LoginIn, request: Request, services: ServicesDep, response: Response) -> SessionOut:
         """Username and password → a console session cookie (HttpOnly, SameSite=Strict) and its CSRF token."""
-        services = services_of(request)
 
         def attempt() -> tuple[Account, str, str, ConsoleSession]:
             with transaction(services.sessions) as s:
@@ -67,10 +66,10 @@ def router_for(settings: Settings) -> APIRouter:
         return SessionOut(account=AccountOut.of(account), csrf_token=csrf, expires_at=console.expires_at)
 
     @router.post("/auth/logout", status_code=204, dependencies=[Depends(public())])
-    def logout(request: Request, response: Response) -> None:
+    def logout(request: Request, services: ServicesDep, response: Response) -> None:
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
-            with transaction(services_of(request).sessions) as s:
+            with transaction(services.sessions) as s:
                 close_session(s, cookie)
         clear_session_cookie(response)
 
@@ -79,10 +78,9 @@ def router_for(settings: Settings) -> APIRouter:
         return AccountOut.of(principal.account)
 
     @router.post("/me/password", status_code=204)
-    def change_password(body: PasswordIn, principal: Me, request: Request) -> None:
+    def change_password(body: PasswordIn, principal: Me, request: Request, services: ServicesDep) -> None:
         """The person's own change (also the one a reset asks for): every session and token of the account
         ends, so the caller logs in again with the new password and makes new tokens."""
-        services = services_of(request)
         ledger = services.need_ledger()
 
         def attempt() -> None:
@@ -95,13 +93,12 @@ def router_for(settings: Settings) -> APIRouter:
         guarded(services.sessions, principal.account.username, client_address(request), attempt)
 
     @router.get("/me/tokens")
-    def my_tokens(principal: Me, request: Request) -> list[TokenOut]:
-        with transaction(services_of(request).sessions) as s:
+    def my_tokens(principal: Me, services: ServicesDep) -> list[TokenOut]:
+        with transaction(services.sessions) as s:
             return [TokenOut.of(t) for t in list_tokens(s, principal.account.account_id)]
 
     @router.post("/me/tokens", status_code=201)
-    def new_token(body: TokenIn, principal: Me, request: Request) -> IssuedTokenOut:
-        services = services_of(request)
+    def new_token(body: TokenIn, principal: Me, services: ServicesDep) -> IssuedTokenOut:
         ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             issued = issue_token(
@@ -111,8 +108,7 @@ def router_for(settings: Settings) -> APIRouter:
         return IssuedTokenOut(**TokenOut.of(issued.token).model_dump(), token=issued.secret)
 
     @router.delete("/me/tokens/{token_id}")
-    def revoke_my_token(token_id: str, principal: Me, request: Request) -> TokenOut:
-        services = services_of(request)
+    def revoke_my_token(token_id: str, principal: Me, services: ServicesDep) -> TokenOut:
         ledger = services.need_ledger()
         with transaction(services.sessions) as s:
             token = get_token_row(s, token_id)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 
-from api._authz import Permission, Principal, require, services_of
+from api._authz import Permission, Principal, ServicesDep, require
 from api._json import JsonObject, JsonValue
 from api._views import MONTH, jsonable, month_bounds
 from core.errors import BadInput
@@ -26,15 +26,15 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/audit")
     def audit(
-        principal: Reader, request: Request, from_index: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0
+        principal: Reader, services: ServicesDep, from_index: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0
     ) -> JsonObject:
         """Recompute chain and tree from the stored entries and check every checkpoint (read-only)."""
-        report = services_of(request).need_ledger().audit(from_index)
+        report = services.need_ledger().audit(from_index)
         return dict(report.to_dict())
 
     @router.post("/checkpoint")
-    def checkpoint(principal: Checkpointer, request: Request) -> JsonObject:
-        ledger = services_of(request).need_ledger()
+    def checkpoint(principal: Checkpointer, services: ServicesDep) -> JsonObject:
+        ledger = services.need_ledger()
         if ledger.signer is None:
             from core.errors import Unavailable
 
@@ -44,28 +44,28 @@ def router_for(settings: Settings) -> APIRouter:
         from api._journal import forward
 
         # A checkpoint covers every seal lifecycle and policy change so far (api/_journal.py).
-        forward(services_of(request))
+        forward(services)
         cp = ledger.checkpoint()
         return {"origin": cp.origin, "size": cp.size, "root": cp.root.hex(), "note": cp.note}
 
     @router.get("/size")
-    def size(principal: Reader, request: Request) -> dict[str, int]:
-        return {"size": int(services_of(request).need_ledger().size())}
+    def size(principal: Reader, services: ServicesDep) -> dict[str, int]:
+        return {"size": int(services.need_ledger().size())}
 
     @router.get("/entries/{index}")
     def entry(
-        index: Annotated[int, Path(ge=0, le=MAX_INDEX)], principal: Reader, request: Request
+        index: Annotated[int, Path(ge=0, le=MAX_INDEX)], principal: Reader, services: ServicesDep
     ) -> JsonObject:
         if index < 0:
             raise BadInput("INDEX_INVALID", "index must be >= 0", "序号须为非负数")
-        found = services_of(request).need_ledger().get(index)
+        found = services.need_ledger().get(index)
         out = jsonable(found)
         return out if isinstance(out, dict) else {"entry": out}
 
     @router.get("/usage")
     def usage(
         principal: Reports,
-        request: Request,
+        services: ServicesDep,
         seal_id: Annotated[str, Query(min_length=1, max_length=64)],
         month: Annotated[str, Query(pattern=MONTH)],
     ) -> list[JsonValue]:
@@ -74,7 +74,7 @@ def router_for(settings: Settings) -> APIRouter:
 
         month_bounds(month, UTC)  # refuses years a datetime cannot hold, before the ledger parses it
         # a county department reads the lines of the matters it entrusts or supervises (000 四（三）)
-        rows = usage_in_scope(services_of(request), principal, seal_id, month)
+        rows = usage_in_scope(services, principal, seal_id, month)
         return list(jsonable(rows))
 
     return router

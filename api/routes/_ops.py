@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
-from api._authz import public, services_of
+from api._authz import ServicesDep, public
 from api._json import JsonObject
 from api._services import Services, token_configured
 from core.settings import Settings
@@ -91,13 +91,12 @@ def router_for(settings: Settings) -> APIRouter:
         return {"status": "ok"}
 
     @router.get("/readyz", dependencies=[Depends(public())])
-    async def readyz(request: Request) -> JSONResponse:
+    async def readyz(services: ServicesDep) -> JSONResponse:
         """Ready to serve: the database answers, and the token too when one is configured (2 s bound).
 
         ``checks.token`` is the keystore's code while the token is not usable: the code it failed to open
         with at start (``TOKEN_NOT_FOUND``, ``TOKEN_PIN_INCORRECT`` ...; the token loop keeps trying), or
         ``TOKEN_UNAVAILABLE`` while a token that failed under the running service is being re-opened."""
-        services = services_of(request)
         timeout = min(READY_TIMEOUT_S, services.settings.token_timeout_s)
         checks = {"database": await _check(_db_ok, services, timeout)}
         if token_configured(services.settings):
@@ -120,7 +119,7 @@ def router_for(settings: Settings) -> APIRouter:
     metrics_token = _metrics_token(settings)
 
     @router.get("/metrics", dependencies=[Depends(public())], include_in_schema=False)
-    async def metrics(request: Request) -> Response:
+    async def metrics(request: Request, services: ServicesDep) -> Response:
         """Prometheus text format, for the scraper holding the token of ``YIZHANG_METRICS_TOKEN_SOURCE``
         (``Authorization: Bearer``); without the setting nobody gets it (404, as if there were no such
         page: issue 21 finding 14; the counters name routes, refusal codes and the token's health)."""
@@ -130,7 +129,7 @@ def router_for(settings: Settings) -> APIRouter:
 
         from api._ltv import metrics_text
 
-        ltv = await asyncio.to_thread(metrics_text, services_of(request))
+        ltv = await asyncio.to_thread(metrics_text, services)
         return Response(request.app.state.metrics.render() + ltv, media_type=CONTENT_TYPE_LATEST)
 
     return router

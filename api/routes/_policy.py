@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api._authz import Permission, Principal, require, services_of
+from api._authz import Permission, Principal, ServicesDep, require
 from api._journal import journal_after_change
 from api._json import JsonObject, JsonValue
 from api._limits import Code
@@ -24,6 +24,7 @@ from core.settings import Settings
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from api._services import Services
     from keystore import SealRegistry
     from policies import Agreement, PolicyStore
     from policies import Stage as PolicyStage
@@ -128,14 +129,14 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/organisations")
     def organisations(
-        principal: Reader, request: Request, county_code: str | None = None
+        principal: Reader, services: ServicesDep, county_code: str | None = None
     ) -> list[JsonObject]:
-        store = services_of(request).need_policy_store()
+        store = services.need_policy_store()
         return [jsonable(o) for o in store.organisations(county_code)]
 
     @router.post("/organisations", status_code=201)
-    def register(body: OrganisationIn, principal: Admin, request: Request) -> JsonObject:
-        store = services_of(request).need_policy_store()
+    def register(body: OrganisationIn, principal: Admin, services: ServicesDep) -> JsonObject:
+        store = services.need_policy_store()
         actor = _actor(principal)
         if body.kind == "county":
             org = store.register_county(
@@ -169,6 +170,7 @@ def router_for(settings: Settings) -> APIRouter:
         county_code: str,
         principal: Admin,
         request: Request,
+        services: ServicesDep,
         fmt: Annotated[Literal["shanxi", "xingguo", "county"] | None, Query()] = None,
         encoding: Annotated[str | None, Query(max_length=20)] = None,
         replace: bool = True,
@@ -183,7 +185,7 @@ def router_for(settings: Settings) -> APIRouter:
             )
         if len(data) > MAX_CATALOG_BYTES:
             raise BadInput("CATALOG_TOO_LARGE", "catalog file too large", "事项目录文件过大")
-        store = services_of(request).need_policy_store()
+        store = services.need_policy_store()
         result = await anyio.to_thread.run_sync(
             lambda: store.import_catalog(
                 county_code, data, actor=_actor(principal), fmt=fmt, encoding=encoding, replace=replace
@@ -192,40 +194,39 @@ def router_for(settings: Settings) -> APIRouter:
         return dict(jsonable(result))
 
     @router.get("/catalogs/{county_code}/matters")
-    def matters(county_code: str, principal: Reader, request: Request) -> list[JsonValue]:
-        return list(jsonable(services_of(request).need_policy_store().matters(county_code)))
+    def matters(county_code: str, principal: Reader, services: ServicesDep) -> list[JsonValue]:
+        return list(jsonable(services.need_policy_store().matters(county_code)))
 
     @router.get("/townships/{township_code}/powers")
-    def powers(township_code: str, principal: Reader, request: Request) -> list[JsonValue]:
+    def powers(township_code: str, principal: Reader, services: ServicesDep) -> list[JsonValue]:
         principal.ensure_scope(township_code=township_code)
-        return list(jsonable(services_of(request).need_policy_store().powers(township_code)))
+        return list(jsonable(services.need_policy_store().powers(township_code)))
 
     # -- township lifecycle (issue 22, leak 7) -------------------------------------------------------------
 
     @router.get("/townships/{township_code}")
-    def township(township_code: str, principal: Reader, request: Request) -> JsonObject:
+    def township(township_code: str, principal: Reader, services: ServicesDep) -> JsonObject:
         principal.ensure_scope(township_code=township_code)
-        return dict(jsonable(services_of(request).need_policy_store().township_record(township_code)))
+        return dict(jsonable(services.need_policy_store().township_record(township_code)))
 
     def _lifecycle(
-        request: Request,
+        services: Services,
         principal: Principal,
         township_code: str,
         act: Callable[[PolicyStore, SealRegistry, str], object],
     ) -> JsonObject:
         principal.ensure_scope(township_code=township_code)
-        services = services_of(request)
         store, registry = services.need_policy_store(), services.need_seal_registry()
         return dict(jsonable(act(store, registry, _actor(principal))))
 
     @router.post("/townships/{township_code}/rename")
     def rename_township(
-        township_code: str, body: TownshipRenameIn, principal: TownshipAdmin, request: Request
+        township_code: str, body: TownshipRenameIn, principal: TownshipAdmin, services: ServicesDep
     ) -> JsonObject:
         from api._townships import rename_township as rename
 
         return _lifecycle(
-            request,
+            services,
             principal,
             township_code,
             lambda st, reg, actor: rename(st, reg, township_code, body.name, actor=actor, basis=body.basis),
@@ -233,13 +234,13 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.post("/townships/{township_code}/merge")
     def merge_township(
-        township_code: str, body: TownshipMergeIn, principal: TownshipAdmin, request: Request
+        township_code: str, body: TownshipMergeIn, principal: TownshipAdmin, services: ServicesDep
     ) -> JsonObject:
         from api._townships import merge_township as merge
 
         principal.ensure_scope(township_code=body.into)
         return _lifecycle(
-            request,
+            services,
             principal,
             township_code,
             lambda st, reg, actor: merge(st, reg, township_code, body.into, actor=actor, basis=body.basis),
@@ -247,20 +248,20 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.post("/townships/{township_code}/retire")
     def retire_township(
-        township_code: str, body: TownshipRetireIn, principal: TownshipAdmin, request: Request
+        township_code: str, body: TownshipRetireIn, principal: TownshipAdmin, services: ServicesDep
     ) -> JsonObject:
         from api._townships import retire_township as retire
 
         return _lifecycle(
-            request,
+            services,
             principal,
             township_code,
             lambda st, reg, actor: retire(st, reg, township_code, actor=actor, basis=body.basis),
         )
 
     @router.post("/townships/{township_code}/powers/grant")
-    def grant(township_code: str, body: PowersIn, principal: Admin, request: Request) -> list[JsonValue]:
-        store = services_of(request).need_policy_store()
+    def grant(township_code: str, body: PowersIn, principal: Admin, services: ServicesDep) -> list[JsonValue]:
+        store = services.need_policy_store()
         granted = store.grant_powers(
             township_code, body.matter_codes, actor=_actor(principal), stages=_stages(body.stages)
         )
@@ -268,18 +269,20 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.post("/townships/{township_code}/powers/revoke")
     def revoke(
-        township_code: str, body: RevokePowersIn, principal: Admin, request: Request
+        township_code: str, body: RevokePowersIn, principal: Admin, services: ServicesDep
     ) -> dict[str, int]:
-        store = services_of(request).need_policy_store()
+        store = services.need_policy_store()
         return {
             "revision": int(store.revoke_powers(township_code, body.matter_codes, actor=_actor(principal)))
         }
 
     @router.get("/agreements")
     def agreements(
-        principal: Reader, request: Request, township_code: Annotated[str, Query(min_length=1, max_length=64)]
+        principal: Reader,
+        services: ServicesDep,
+        township_code: Annotated[str, Query(min_length=1, max_length=64)],
     ) -> list[JsonValue]:
-        found = services_of(request).need_policy_store().agreements(township_code)
+        found = services.need_policy_store().agreements(township_code)
         return [
             jsonable(a)
             for a in found
@@ -287,16 +290,16 @@ def router_for(settings: Settings) -> APIRouter:
         ]
 
     @router.get("/agreements/{agreement_id}")
-    def agreement(agreement_id: str, principal: Reader, request: Request) -> JsonObject:
-        found = services_of(request).need_policy_store().agreement(agreement_id)
+    def agreement(agreement_id: str, principal: Reader, services: ServicesDep) -> JsonObject:
+        found = services.need_policy_store().agreement(agreement_id)
         _agreement_scope(principal, found)
         return dict(jsonable(found))
 
     @router.post("/agreements", status_code=201)
-    def create_agreement(body: AgreementIn, principal: AgreementAdmin, request: Request) -> JsonObject:
+    def create_agreement(body: AgreementIn, principal: AgreementAdmin, services: ServicesDep) -> JsonObject:
         """A department entrusts its No. 2 seal to a township (委托协议); only its own department's."""
         principal.ensure_scope(department_code=body.department_code)
-        store = services_of(request).need_policy_store()
+        store = services.need_policy_store()
         made = store.create_agreement(
             department_code=body.department_code,
             township_code=body.township_code,
@@ -311,8 +314,10 @@ def router_for(settings: Settings) -> APIRouter:
         return dict(jsonable(made))
 
     @router.post("/agreements/{agreement_id}/amend")
-    def amend(agreement_id: str, body: AmendIn, principal: AgreementAdmin, request: Request) -> JsonObject:
-        store = services_of(request).need_policy_store()
+    def amend(
+        agreement_id: str, body: AmendIn, principal: AgreementAdmin, services: ServicesDep
+    ) -> JsonObject:
+        store = services.need_policy_store()
         current = store.agreement(agreement_id)
         principal.ensure_scope(department_code=current.department_code)
         amended = store.amend_agreement(
@@ -327,26 +332,30 @@ def router_for(settings: Settings) -> APIRouter:
         return dict(jsonable(amended))
 
     def _status_change(
-        action: str, agreement_id: str, body: ReasonIn, principal: Principal, request: Request
+        action: str, agreement_id: str, body: ReasonIn, principal: Principal, services: Services
     ) -> JsonValue:
-        store = services_of(request).need_policy_store()
+        store = services.need_policy_store()
         current = store.agreement(agreement_id)
         principal.ensure_scope(department_code=current.department_code)
         fn = getattr(store, f"{action}_agreement")
         return jsonable(fn(agreement_id, actor=_actor(principal), reason=body.reason))
 
     @router.post("/agreements/{agreement_id}/suspend")
-    def suspend(agreement_id: str, body: ReasonIn, principal: AgreementAdmin, request: Request) -> JsonObject:
-        return dict(_status_change("suspend", agreement_id, body, principal, request))
+    def suspend(
+        agreement_id: str, body: ReasonIn, principal: AgreementAdmin, services: ServicesDep
+    ) -> JsonObject:
+        return dict(_status_change("suspend", agreement_id, body, principal, services))
 
     @router.post("/agreements/{agreement_id}/resume")
-    def resume(agreement_id: str, body: ReasonIn, principal: AgreementAdmin, request: Request) -> JsonObject:
-        return dict(_status_change("resume", agreement_id, body, principal, request))
+    def resume(
+        agreement_id: str, body: ReasonIn, principal: AgreementAdmin, services: ServicesDep
+    ) -> JsonObject:
+        return dict(_status_change("resume", agreement_id, body, principal, services))
 
     @router.post("/agreements/{agreement_id}/revoke")
     def revoke_agreement(
-        agreement_id: str, body: ReasonIn, principal: AgreementAdmin, request: Request
+        agreement_id: str, body: ReasonIn, principal: AgreementAdmin, services: ServicesDep
     ) -> JsonObject:
-        return dict(_status_change("revoke", agreement_id, body, principal, request))
+        return dict(_status_change("revoke", agreement_id, body, principal, services))
 
     return router

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from api._authz import Permission, public, require, services_of
+from api._authz import Permission, ServicesDep, public, require
 from api._json import JsonObject
 from core.errors import BadInput, NotFound, PermissionDenied, SealServiceError, Unavailable
 from core.settings import Settings
@@ -55,12 +55,11 @@ def router_for(settings: Settings) -> APIRouter:
 
     # -- county PKI: the paths the certificates' CRL distribution points name ----------------------------
     @router.get("/pki/crl/{issuer}.crl", dependencies=PUBLIC, response_class=Response)
-    def crl(issuer: str, request: Request) -> Response:
+    def crl(issuer: str, services: ServicesDep) -> Response:
         """The current CRL of ``issuing`` or ``root`` (DER). One due for republishing (older than the
         schedule allows, or its nextUpdate near) is published first, when the token is at hand."""
         if issuer not in {"issuing", "root"}:
             raise NotFound("CA_UNKNOWN", "no such CA", "无此证书颁发机构")
-        services = services_of(request)
         if services.county_pki is not None:
             try:
                 services.county_pki.ensure_current_crls()
@@ -70,50 +69,50 @@ def router_for(settings: Settings) -> APIRouter:
         return Response(data, media_type=CRL_TYPE, headers={"Cache-Control": "public, max-age=300"})
 
     @router.get("/pki/{name}.crt", dependencies=PUBLIC, response_class=Response)
-    def ca_cert(name: str, request: Request) -> Response:
+    def ca_cert(name: str, services: ServicesDep) -> Response:
         """The county root (trust anchor) or issuing CA certificate (DER)."""
         if name not in {"issuing", "root"}:
             raise NotFound("CA_UNKNOWN", "no such CA", "无此证书颁发机构")
-        data = _published(services_of(request).settings, f"{name}.crt", "证书")
+        data = _published(services.settings, f"{name}.crt", "证书")
         return Response(data, media_type=CERT_TYPE, headers={"Cache-Control": "public, max-age=3600"})
 
     @router.get("/pki/status", dependencies=PUBLIC, response_class=Response)
-    def status_list(request: Request) -> Response:
+    def status_list(services: ServicesDep) -> Response:
         """The county's decision status list (C2SP signed note by the log key; docs/verification.md,
         "Decision status"). One older than the republishing interval is signed again first, when the log
         key is at hand."""
         from api._status_list import current_for_serving
 
-        data = current_for_serving(services_of(request))
+        data = current_for_serving(services)
         return Response(
             data, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "public, max-age=300"}
         )
 
     @router.get("/pki/trust-bundle.json", dependencies=PUBLIC, response_class=Response)
-    def trust_bundle(request: Request) -> Response:
+    def trust_bundle(services: ServicesDep) -> Response:
         """This county's trust bundle (roots, CRLs, log key, checkpoint, status list, nextUpdate), signed by
         the county root: what ``yizhang trust add URL`` and ``trust refresh`` fetch. Signed again when older
         than an hour or its CRLs or status list changed."""
         from api._trust_store import current_for_serving as bundle_for_serving
 
-        data = bundle_for_serving(services_of(request))
+        data = bundle_for_serving(services)
         return Response(data, media_type="application/json", headers={"Cache-Control": "public, max-age=300"})
 
     # -- the ledger: key, checkpoints, proofs -------------------------------------------------------------
     @router.get("/v1/public/log-key", dependencies=PUBLIC, response_class=Response)
-    def log_key(request: Request) -> Response:
+    def log_key(services: ServicesDep) -> Response:
         """The log's verifier key (signed-note vkey line)."""
         from ledger import vkey_path
 
-        path = vkey_path(services_of(request).settings)
+        path = vkey_path(services.settings)
         if not path.is_file():
             raise NotFound("LOG_KEY_NOT_PUBLISHED", "the log key is not published", "日志公钥尚未发布")
         return Response(path.read_text(encoding="utf-8"), media_type="text/plain; charset=utf-8")
 
     @router.get("/v1/public/checkpoint", dependencies=PUBLIC, response_class=Response)
-    def checkpoint(request: Request) -> Response:
+    def checkpoint(services: ServicesDep) -> Response:
         """The latest signed checkpoint (C2SP tlog-checkpoint signed note)."""
-        ledger = services_of(request).need_ledger()
+        ledger = services.need_ledger()
         cp = ledger.latest_checkpoint()
         if cp is None:
             raise NotFound("NO_CHECKPOINT", "no checkpoint yet", "尚无检查点")
@@ -122,7 +121,7 @@ def router_for(settings: Settings) -> APIRouter:
     @router.get("/v1/public/proofs/{index}", dependencies=PUBLIC, response_class=Response)
     def proof(
         index: Annotated[int, Path(ge=0, le=MAX_INDEX)],
-        request: Request,
+        services: ServicesDep,
         evidence: Annotated[bool, Query(description="the evidence record (JSON) instead")] = False,
     ) -> Response:
         """Receipt for entry ``index`` (C2SP tlog-proof: the entry, its inclusion proof, the checkpoint).
@@ -136,7 +135,7 @@ def router_for(settings: Settings) -> APIRouter:
         so the receipt shows hashes and public facts only. An entry logged before that holds them in clear
         and is refused here (``LEDGER_ENTRY_NOT_PUBLIC``): its bytes cannot change without breaking the
         chain; the issuing centre still hands its receipt out with the document."""
-        ledger = services_of(request).need_ledger()
+        ledger = services.need_ledger()
         if index < 0:
             raise BadInput("INDEX_INVALID", "index must be >= 0", "序号须为非负数")
         if ledger.get(index).names_people:
@@ -153,12 +152,12 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/v1/public/consistency", dependencies=PUBLIC)
     def consistency(
-        request: Request,
+        services: ServicesDep,
         first: Annotated[int, Query(ge=0, le=MAX_INDEX)],
         second: Annotated[int, Query(ge=0, le=MAX_INDEX)],
     ) -> JsonObject:
         """RFC 9162 consistency proof between two tree sizes (hashes base64)."""
-        ledger = services_of(request).need_ledger()
+        ledger = services.need_ledger()
         if first > second:
             raise BadInput("SIZE_ORDER_INVALID", "first must not exceed second", "first 不得大于 second")
         hashes = ledger.consistency_proof(first, second)
@@ -174,7 +173,7 @@ def router_for(settings: Settings) -> APIRouter:
             "requestBody": {"content": {"application/timestamp-query": {"schema": {"type": "string"}}}}
         },
     )
-    async def tsa(request: Request) -> Response:
+    async def tsa(request: Request, services: ServicesDep) -> Response:
         """The county's time-stamping authority, for an account that seals (a township clerk's bearer
         token): DER TimeStampReq in, DER TimeStampResp out (RFC 3161 over HTTP, §3.4); ``openssl ts -query``
         / ``-verify`` work against it. Anonymous: 401 ``UNAUTHENTICATED``; another role: 403
@@ -192,7 +191,6 @@ def router_for(settings: Settings) -> APIRouter:
             raise BadInput(
                 "TSA_REQUEST_INVALID", "empty or oversized time-stamp request", "时间戳请求为空或过大"
             )
-        services = services_of(request)
         county_tsa = await anyio.to_thread.run_sync(lambda: services.county_tsa())
         reply = await anyio.to_thread.run_sync(lambda: county_tsa.respond(body))
         return Response(reply, media_type="application/timestamp-reply")
@@ -200,13 +198,14 @@ def router_for(settings: Settings) -> APIRouter:
     # -- verification ------------------------------------------------------------------------------------
     @router.post("/v1/verify", dependencies=PUBLIC_LIMITED)
     def verify(
-        request: Request, file: Annotated[UploadFile, File(description="the PDF to verify")]
+        request: Request,
+        services: ServicesDep,
+        file: Annotated[UploadFile, File(description="the PDF to verify")],
     ) -> JSONResponse:
         """Verify a sealed PDF (strict): the report as JSON. Unreadable input is a report, not an error."""
         from api._verify_gate import PUBLIC_TIMEOUT_S, client_of, gate_of
         from verifier import VerifyLimits, verify_document
 
-        services = services_of(request)
         limits = VerifyLimits(max_bytes=services.settings.max_pdf_bytes, timeout_s=PUBLIC_TIMEOUT_S)
         data = file.file.read(limits.max_bytes + 1)
         if len(data) > limits.max_bytes:

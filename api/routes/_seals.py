@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api._authz import Permission, Principal, require, services_of
+from api._authz import Permission, Principal, ServicesDep, require
 from api._journal import journal_after_change
 from api._json import JsonObject
 from api._limits import Code, check_cert_name
@@ -21,6 +21,7 @@ from api._views import event_view, seal_view
 from core.settings import Settings
 
 if TYPE_CHECKING:
+    from api._services import Services
     from keystore import Seal, SealRegistry
 
 
@@ -87,8 +88,8 @@ def router_for(settings: Settings) -> APIRouter:
     )
 
     @router.get("")
-    def seals(principal: Reader, request: Request, township_code: str | None = None) -> list[JsonObject]:
-        registry = services_of(request).need_seal_registry()
+    def seals(principal: Reader, services: ServicesDep, township_code: str | None = None) -> list[JsonObject]:
+        registry = services.need_seal_registry()
         found = registry.list(township_code=township_code)
         return [
             seal_view(s)
@@ -97,24 +98,24 @@ def router_for(settings: Settings) -> APIRouter:
         ]
 
     @router.get("/{seal_id}")
-    def seal(seal_id: str, principal: Reader, request: Request) -> JsonObject:
-        registry = services_of(request).need_seal_registry()
+    def seal(seal_id: str, principal: Reader, services: ServicesDep) -> JsonObject:
+        registry = services.need_seal_registry()
         return seal_view(_scoped_seal(registry, seal_id, principal))
 
     @router.get("/{seal_id}/certificate", response_class=Response)
-    def certificate(seal_id: str, principal: Reader, request: Request) -> Response:
-        registry = services_of(request).need_seal_registry()
+    def certificate(seal_id: str, principal: Reader, services: ServicesDep) -> Response:
+        registry = services.need_seal_registry()
         found = _scoped_seal(registry, seal_id, principal)
         return Response(found.cert_der, media_type="application/pkix-cert")
 
     @router.get("/{seal_id}/events")
-    def events(seal_id: str, principal: Reader, request: Request) -> list[JsonObject]:
-        registry = services_of(request).need_seal_registry()
+    def events(seal_id: str, principal: Reader, services: ServicesDep) -> list[JsonObject]:
+        registry = services.need_seal_registry()
         _scoped_seal(registry, seal_id, principal)
         return [event_view(e) for e in registry.lifecycle_events(seal_id)]
 
     @router.post("", status_code=201)
-    def issue(body: SealIssueIn, principal: Admin, request: Request) -> JsonObject:
+    def issue(body: SealIssueIn, principal: Admin, services: ServicesDep) -> JsonObject:
         """Make a seal (刻制): key generated in the token, certificate from the county's issuing CA."""
         from keystore import KeyAlgorithm, SealKind
 
@@ -129,7 +130,7 @@ def router_for(settings: Settings) -> APIRouter:
 
         check_township_code(body.township_code)
         # the policy register: a registered township, under its own name and the kind's naming pattern
-        services_of(request).need_policy_store().check_seal_issue(
+        services.need_policy_store().check_seal_issue(
             kind=SealKindFact(SealKind(body.kind).name),
             name=body.name,
             township_code=body.township_code,
@@ -137,7 +138,7 @@ def router_for(settings: Settings) -> APIRouter:
             department_code=body.department_code,
             number=body.number,
         )
-        registry = services_of(request).need_seal_registry()
+        registry = services.need_seal_registry()
         event = registry.issue_seal(
             name=body.name,
             kind=SealKind(body.kind),
@@ -157,11 +158,11 @@ def router_for(settings: Settings) -> APIRouter:
         return {"event": event_view(event), "seal": seal_view(registry.get(event.seal_id))}
 
     def _transition(
-        action: str, seal_id: str, body: TransitionIn, principal: Principal, request: Request
+        action: str, seal_id: str, body: TransitionIn, principal: Principal, services: Services
     ) -> JsonObject:
         from keystore import LIFECYCLE
 
-        registry = services_of(request).need_seal_registry()
+        registry = services.need_seal_registry()
         _scoped_seal(registry, seal_id, principal)
         step = LIFECYCLE[action]
         event = registry.step(
@@ -177,40 +178,40 @@ def router_for(settings: Settings) -> APIRouter:
         return {"event": event_view(event), "seal": seal_view(registry.get(seal_id))}
 
     @router.post("/{seal_id}/activate")
-    def activate(seal_id: str, body: TransitionIn, principal: Admin, request: Request) -> JsonObject:
-        return _transition("activate", seal_id, body, principal, request)
+    def activate(seal_id: str, body: TransitionIn, principal: Admin, services: ServicesDep) -> JsonObject:
+        return _transition("activate", seal_id, body, principal, services)
 
     @router.post("/{seal_id}/suspend")
-    def suspend(seal_id: str, body: TransitionIn, principal: Custody, request: Request) -> JsonObject:
-        return _transition("suspend", seal_id, body, principal, request)
+    def suspend(seal_id: str, body: TransitionIn, principal: Custody, services: ServicesDep) -> JsonObject:
+        return _transition("suspend", seal_id, body, principal, services)
 
     @router.post("/{seal_id}/resume")
-    def resume(seal_id: str, body: TransitionIn, principal: Custody, request: Request) -> JsonObject:
-        return _transition("resume", seal_id, body, principal, request)
+    def resume(seal_id: str, body: TransitionIn, principal: Custody, services: ServicesDep) -> JsonObject:
+        return _transition("resume", seal_id, body, principal, services)
 
     @router.post("/{seal_id}/cancel")
-    def cancel(seal_id: str, body: TransitionIn, principal: Admin, request: Request) -> JsonObject:
-        return _transition("cancel", seal_id, body, principal, request)
+    def cancel(seal_id: str, body: TransitionIn, principal: Admin, services: ServicesDep) -> JsonObject:
+        return _transition("cancel", seal_id, body, principal, services)
 
     @router.post("/{seal_id}/retire")
-    def retire(seal_id: str, body: TransitionIn, principal: Admin, request: Request) -> JsonObject:
-        return _transition("retire", seal_id, body, principal, request)
+    def retire(seal_id: str, body: TransitionIn, principal: Admin, services: ServicesDep) -> JsonObject:
+        return _transition("retire", seal_id, body, principal, services)
 
     @router.post("/crl/publish")
-    def publish_crl(principal: Admin, request: Request) -> JsonObject:
+    def publish_crl(principal: Admin, services: ServicesDep) -> JsonObject:
         """Make fresh CRLs (signed in the token) and publish them at /pki/crl/*.crl."""
-        pki = services_of(request).need_county_pki()
+        pki = services.need_county_pki()
         published = pki.publish_crl()
         return {"issuing_crl_number": published.issuing_crl_number}
 
     @router.post("/{seal_id}/change")
-    def change(seal_id: str, body: ChangeIn, principal: Admin, request: Request) -> JsonObject:
+    def change(seal_id: str, body: ChangeIn, principal: Admin, services: ServicesDep) -> JsonObject:
         """Re-key or rename (变更): a new certificate; the old one is revoked as superseded."""
         from keystore import KeyAlgorithm
 
         if body.new_name:
             check_cert_name(body.new_name, "new_name")
-        registry = services_of(request).need_seal_registry()
+        registry = services.need_seal_registry()
         _scoped_seal(registry, seal_id, principal)
         event = registry.change(
             seal_id,

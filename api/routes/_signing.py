@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, or_, select
 
-from api._authz import Permission, Principal, ServicesDep, require, services_of
+from api._authz import Permission, Principal, ServicesDep, require
 from api._csv import write_rows
 from api._json import JsonObject
 from api._limits import Code
@@ -88,8 +88,8 @@ def _view(v: SigningRequestView) -> JsonObject:
     return dict(jsonable(asdict(v)))
 
 
-def _workflow(request: Request) -> SigningWorkflow:
-    return SigningWorkflow(services_of(request), request.app.state.metrics)
+async def _workflow(request: Request, services: ServicesDep) -> SigningWorkflow:
+    return SigningWorkflow(services, request.app.state.metrics)
 
 
 #: The signing workflow over the app's services, injected: ``workflow: Workflow``.
@@ -273,6 +273,7 @@ def router_for(settings: Settings) -> APIRouter:
     )
     def monthly_report(
         request: Request,
+        services: ServicesDep,
         principal: Reports,
         month: Annotated[str, Query(pattern=MONTH)],
         department_code: Annotated[str | None, Query(max_length=64)] = None,
@@ -286,7 +287,7 @@ def router_for(settings: Settings) -> APIRouter:
 
         # the county's month (Asia/Shanghai) as the 台账 reads it: 01-01 03:00 Beijing is January's
         report = build_monthly_report(
-            services_of(request), month, township_code=township_code, department_code=department_code
+            services, month, township_code=township_code, department_code=department_code
         )
         accept = request.headers.get("accept", "")
         if format == "pdf" or (format is None and "application/pdf" in accept and "text/csv" not in accept):
@@ -305,7 +306,7 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/reports/anomalies")
     def anomalies(
-        request: Request,
+        services: ServicesDep,
         principal: Reports,
         month: Annotated[str, Query(pattern=MONTH)],
         township_code: Annotated[str | None, Query(max_length=64)] = None,
@@ -341,7 +342,7 @@ def router_for(settings: Settings) -> APIRouter:
         mine = township_code or (None if principal.county_wide else principal.org_code)
         off_hours: list[JsonObject] = []
         per_day: dict[tuple[str, str], int] = {}
-        with transaction(services_of(request).sessions) as s:
+        with transaction(services.sessions) as s:
             for r in s.scalars(stmt):
                 at = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC)
                 local = at.astimezone(beijing)
@@ -391,7 +392,7 @@ def router_for(settings: Settings) -> APIRouter:
 
     @router.get("/reports/usage", response_class=Response)
     def usage_report(
-        request: Request,
+        services: ServicesDep,
         principal: Reports,
         seal_id: Annotated[str, Query(min_length=1, max_length=64)],
         month: Annotated[str, Query(pattern=MONTH)],
@@ -402,7 +403,6 @@ def router_for(settings: Settings) -> APIRouter:
         from api._reports import USAGE_HEADER, usage_rows
         from api._usage_scope import usage_in_scope
 
-        services = services_of(request)
         rows = usage_rows(services, usage_in_scope(services, principal, seal_id, month))
         return Response(
             "\ufeff" + write_rows(USAGE_HEADER, rows),

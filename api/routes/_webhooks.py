@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from api._authz import Permission, Principal, require, services_of
+from api._authz import Permission, Principal, ServicesDep, require
 from api._json import JsonObject
 from api._webhooks import create_webhook, disable_webhook, get_webhook, list_webhooks, webhook_view
 from core.settings import Settings
@@ -29,12 +29,12 @@ def router_for(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/v1/webhooks", tags=["supervision"])
 
     @router.post("", status_code=201)
-    def register(body: WebhookIn, principal: SupervisionAdmin, request: Request) -> JsonObject:
+    def register(body: WebhookIn, principal: SupervisionAdmin, services: ServicesDep) -> JsonObject:
         """Register a receiver; the answer holds the HMAC secret, shown this once."""
         code = body.supervising_code if principal.county_wide else principal.org_code
         principal.ensure_scope(department_code=code, org_code=code)
         hook, secret = create_webhook(
-            services_of(request),
+            services,
             url=body.url,
             supervising_code=code,
             created_by=principal.account.username,
@@ -43,13 +43,12 @@ def router_for(settings: Settings) -> APIRouter:
         return {**webhook_view(hook), "secret": secret}
 
     @router.get("")
-    def webhooks(principal: Supervisor, request: Request) -> list[JsonObject]:
+    def webhooks(principal: Supervisor, services: ServicesDep) -> list[JsonObject]:
         code = None if principal.county_wide else principal.org_code
-        return [webhook_view(w) for w in list_webhooks(services_of(request), code)]
+        return [webhook_view(w) for w in list_webhooks(services, code)]
 
     @router.delete("/{webhook_id}")
-    def remove(webhook_id: str, principal: SupervisionAdmin, request: Request) -> JsonObject:
-        services = services_of(request)
+    def remove(webhook_id: str, principal: SupervisionAdmin, services: ServicesDep) -> JsonObject:
         hook = get_webhook(services, webhook_id)
         principal.ensure_scope(department_code=hook.supervising_code, org_code=hook.supervising_code)
         return webhook_view(disable_webhook(services, webhook_id))
