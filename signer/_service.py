@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Engine, Insert, Table, Update, insert, select
+from sqlalchemy import Engine, Insert, Table, Update, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.db import database_unavailable, reading, transaction
@@ -635,22 +635,32 @@ class Sealer:
                 ledger_index=entries[0].index,
                 pdf=sealed,
             )
-            stored = insert(_sealed_t).values(
-                idempotency_key=request.idempotency_key,
-                seal_id=seal.seal_id,
-                document_number=drawn.number,
-                sha256=digest,
-                request_sha256=req_hash,
-                level=level.value,
-                ledger_index=entries[0].index,
-                sealed=sealed,
-                created_at=now,
+            stored = (
+                update(_sealed_t)
+                .where(_sealed_t.c.idempotency_key == request.idempotency_key)
+                .values(ledger_index=entries[0].index)
             )
             return [stored, *(on_settled(document) if on_settled is not None else ())]
 
         try:
             with transaction(self.engine) as session:
                 if _numbers.settle_number(session, drawn):
+                    # The stored bytes go in before the ledger's head row is locked, their index after:
+                    # every signing in the county queues on that lock, and writing ~40 kB (TOAST, indexes,
+                    # WAL) inside it was most of its holder's time. Nothing is visible before the commit.
+                    session.execute(
+                        insert(_sealed_t).values(
+                            idempotency_key=request.idempotency_key,
+                            seal_id=seal.seal_id,
+                            document_number=drawn.number,
+                            sha256=digest,
+                            request_sha256=req_hash,
+                            level=level.value,
+                            ledger_index=None,
+                            sealed=sealed,
+                            created_at=now,
+                        )
+                    )
                     self._log_signed(
                         session,
                         request,
@@ -663,6 +673,11 @@ class Sealer:
                         now,
                         then=written_with_the_entry,
                     )
+                    if document is None:  # the ledger had the entry already: write nothing (rolled back)
+                        raise Conflict(
+                            "LEDGER_IDEMPOTENCY_CONFLICT",
+                            f"{request.idempotency_key!r} is logged while its number was still open",
+                        )
         except Exception as exc:
             if database_unavailable(exc):
                 # Nothing of this transaction was written: the number stays reserved for this request,
