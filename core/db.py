@@ -9,16 +9,17 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement, Executable
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -190,6 +191,54 @@ def reading(engine_or_factory: Engine | sessionmaker[Session]) -> Iterator[Sessi
         Session(bind=conn, expire_on_commit=False) as session,
     ):
         yield session
+
+
+def fetch_in_one_round_trip(
+    session: Session, statements: Sequence[tuple[Executable, Mapping[str, object]]]
+) -> list[list[tuple[Any, ...]]] | None:
+    """Run ``statements`` (each with its named bind values) in ``session``'s transaction in one round
+    trip and return each one's rows (PostgreSQL, psycopg's pipeline mode); None where that is not possible
+    (SQLite, another driver): the caller then runs them one by one.
+
+    The server still runs them in order, each with a snapshot taken when it starts: a statement that
+    follows one waiting on a row lock sees what was committed while it waited. For a transaction that holds
+    a hot lock: the statements after the one that takes it cost no further round trip, and no wait for
+    this thread to be scheduled again (behind the GIL) while everyone queued on the lock waits too. Each
+    statement is compiled once per dialect (its bind parameters named, :func:`sqlalchemy.bindparam`).
+    An error is raised as SQLAlchemy's, as in :func:`execute_and_commit`.
+    """
+    connection = session.connection()
+    raw = connection.connection.dbapi_connection
+    pipeline = getattr(raw, "pipeline", None)
+    if connection.dialect.name != "postgresql" or raw is None or pipeline is None:
+        return None
+    import psycopg
+
+    sql = [_compiled(statement, connection.dialect) for statement, _ in statements]
+    try:
+        with pipeline():
+            cursors = []
+            for text_, (_, values) in zip(sql, statements, strict=True):
+                cursor = raw.cursor()
+                cursor.execute(text_, dict(values))
+                cursors.append(cursor)
+        return [[tuple(row) for row in cursor.fetchall()] for cursor in cursors]
+    except psycopg.Error as exc:
+        raise sa_exc.DBAPIError.instance(
+            sql[0], None, exc, psycopg.Error, connection_invalidated=raw.closed
+        ) from exc
+
+
+# statement (kept, so that its id is not reused) and its SQL, per statement object and dialect
+_COMPILED: dict[tuple[int, str], tuple[Executable, str]] = {}
+
+
+def _compiled(statement: Executable, dialect: Any) -> str:
+    key = (id(statement), dialect.name)
+    found = _COMPILED.get(key)
+    if found is None:
+        found = _COMPILED[key] = (statement, str(cast(ClauseElement, statement).compile(dialect=dialect)))
+    return found[1]
 
 
 def execute_and_commit(session: Session, statement: Executable) -> bool:

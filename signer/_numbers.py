@@ -26,17 +26,18 @@ reused and never silently skipped; an auditor sees every number's fate.
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, literal_column, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.db import execute_and_commit
+from core.db import execute_and_commit, fetch_in_one_round_trip
 from core.errors import BadInput, Conflict
 
 from ._storage import DocumentNumberRow, NumberCounterRow
@@ -180,6 +181,30 @@ class AlreadySettled(Exception):  # noqa: N818 -- a signal, not an error
     """A signing with this idempotency key has already used its number: its stored document is the answer."""
 
 
+# The counter row, locked (created on the year's first number) and read: the UPDATE changes nothing.
+_LOCK_COUNTER = (
+    pg_insert(NumberCounterRow)
+    .values(sequence=bindparam("sequence"), year=bindparam("year"), last_seq=literal_column("0"))
+    .on_conflict_do_update(index_elements=["sequence", "year"], set_={"last_seq": NumberCounterRow.last_seq})
+    .returning(NumberCounterRow.last_seq)
+)
+# This idempotency key's open or used numbers
+_MINE = (
+    select(
+        DocumentNumberRow.sequence,
+        DocumentNumberRow.year,
+        DocumentNumberRow.seq,
+        DocumentNumberRow.number,
+        DocumentNumberRow.status,
+    )
+    .where(
+        DocumentNumberRow.idempotency_key == bindparam("key"),
+        or_(DocumentNumberRow.status == bindparam("reserved"), DocumentNumberRow.status == bindparam("used")),
+    )
+    .order_by(DocumentNumberRow.seq)
+)
+
+
 def reserve_number(
     session: Session,
     *,
@@ -202,46 +227,45 @@ def reserve_number(
     ``fields`` (a :class:`Series`' fields) name the issuer and family; without them the township's approval
     series.
 
-    PostgreSQL, three statements: lock the counter row (creating it on the year's first number) and read it;
-    look up this key's numbers under the lock (a new statement, so a twin's reservation committed while this
-    one waited is seen); bump the counter and record the number in one statement. A number another sequence
+    PostgreSQL, three statements in two round trips: lock the counter row (creating it on the year's first
+    number) and read it, then look up this key's numbers under the lock (a new statement, so a twin's
+    reservation committed while this one waited is seen), both sent at once
+    (:func:`core.db.fetch_in_one_round_trip`); then bump the counter and record the number in one statement,
+    with the COMMIT when ``commit``. A number another sequence
     already printed (two sequences sharing one format) is refused by the unique index, not by a lookup.
     """
     check_format(fmt)
     pg = session.get_bind().dialect.name == "postgresql"
-    if pg:
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        last: int | None = session.execute(
-            pg_insert(NumberCounterRow)
-            .values(sequence=sequence, year=year, last_seq=0)
-            .on_conflict_do_update(
-                index_elements=["sequence", "year"], set_={"last_seq": NumberCounterRow.last_seq}
-            )
-            .returning(NumberCounterRow.last_seq)
-        ).scalar_one()
-    else:  # SQLite: BEGIN IMMEDIATE holds the database lock, nobody else writes meanwhile
-        last = session.execute(
-            select(NumberCounterRow.last_seq).where(
-                NumberCounterRow.sequence == sequence, NumberCounterRow.year == year
-            )
-        ).scalar_one_or_none()
-    # Under the counter lock: a retry (or a concurrent twin) of this request takes over its reservation, or
-    # learns that the twin has finished.
-    mine = session.execute(
-        select(
-            DocumentNumberRow.sequence,
-            DocumentNumberRow.year,
-            DocumentNumberRow.seq,
-            DocumentNumberRow.number,
-            DocumentNumberRow.status,
+    mine: Sequence[Any]
+    pipelined = (
+        fetch_in_one_round_trip(
+            session,
+            [
+                (_LOCK_COUNTER, {"sequence": sequence, "year": year}),
+                (_MINE, {"key": idempotency_key, "reserved": RESERVED, "used": USED}),
+            ],
         )
-        .where(
-            DocumentNumberRow.idempotency_key == idempotency_key,
-            DocumentNumberRow.status.in_((RESERVED, USED)),
-        )
-        .order_by(DocumentNumberRow.seq)
-    ).all()
+        if pg
+        else None
+    )
+    if pipelined is not None:
+        # PostgreSQL: lock the counter row (creating it on the year's first number) and read it, then look
+        # up this key's numbers under the lock, in one round trip: the second statement starts once the
+        # first holds the lock, with its own snapshot, so a twin's reservation committed meanwhile is seen.
+        last: int | None = pipelined[0][0][0]
+        mine = pipelined[1]
+    else:
+        if pg:
+            last = session.execute(_LOCK_COUNTER, {"sequence": sequence, "year": year}).scalar_one()
+        else:  # SQLite: BEGIN IMMEDIATE holds the database lock, nobody else writes meanwhile
+            last = session.execute(
+                select(NumberCounterRow.last_seq).where(
+                    NumberCounterRow.sequence == sequence, NumberCounterRow.year == year
+                )
+            ).scalar_one_or_none()
+        # Under the counter lock: a retry (or a concurrent twin) of this request takes over its
+        # reservation, or learns that the twin has finished.
+        mine = session.execute(_MINE, {"key": idempotency_key, "reserved": RESERVED, "used": USED}).all()
     if any(r[4] == USED for r in mine):
         raise AlreadySettled(idempotency_key)
     for r in mine:

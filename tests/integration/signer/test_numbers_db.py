@@ -268,3 +268,47 @@ def test_a_reservation_that_commits_itself_is_committed_on_return(pg_engine: Any
         pass
     with transaction(pg_engine) as s:
         assert [(n, st) for n, _, st in numbers(s, "360732-11", 2026)] == [(1, "RESERVED"), (2, "RESERVED")]
+
+
+@pytest.mark.parametrize("commit", [False, True], ids=["caller-commits", "commits-itself"])
+def test_a_twin_waiting_on_the_counter_lock_takes_over_the_reservation_committed_meanwhile(
+    pg_engine: Any, commit: bool
+) -> None:
+    """The lookup of the key's numbers runs after the counter lock is taken, in the same round trip
+    (core.db.fetch_in_one_round_trip): a twin that waited on the lock sees the first one's reservation,
+    committed while it waited, and takes it over rather than drawing a second number."""
+    import time
+
+    from sqlalchemy import text
+
+    from core.db import transaction
+    from signer._numbers import numbers
+
+    got: dict[str, Any] = {}
+    with transaction(pg_engine) as first:
+        drawn = _reserve(first, "k-twin")  # holds the counter row's lock until this block commits
+        twin = threading.Thread(
+            target=lambda: got.update(drawn=_run(pg_engine, lambda s: _reserve(s, "k-twin", commit=commit)))
+        )
+        twin.start()
+        deadline = time.monotonic() + 10
+        with pg_engine.connect() as probe:  # the twin is queued on the lock before the first commits
+            while time.monotonic() < deadline:
+                waiting = probe.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                ).scalar_one()
+                if waiting:
+                    break
+                time.sleep(0.01)
+        assert waiting, "the twin never waited on the counter lock"
+    twin.join(10)
+    assert got["drawn"] == drawn
+    with transaction(pg_engine) as s:
+        assert numbers(s, "360732-11", 2026) == [(1, drawn.number, "RESERVED")]
+
+
+def _run(engine: Any, work: Any) -> Any:
+    from core.db import transaction
+
+    with transaction(engine) as s:
+        return work(s)
