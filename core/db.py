@@ -207,25 +207,41 @@ def fetch_in_one_round_trip(
     statement is compiled once per dialect (its bind parameters named, :func:`sqlalchemy.bindparam`).
     An error is raised as SQLAlchemy's, as in :func:`execute_and_commit`.
     """
-    connection = session.connection()
-    raw = connection.connection.dbapi_connection
-    pipeline = getattr(raw, "pipeline", None)
-    if connection.dialect.name != "postgresql" or raw is None or pipeline is None:
+    found = _pipelining(session)
+    if found is None:
         return None
-    import psycopg
-
+    connection, raw = found
     sql = [_compiled(statement, connection.dialect) for statement, _ in statements]
-    try:
-        with pipeline():
+    with _as_sqlalchemy_error(raw, sql[0]):
+        with raw.pipeline():
             cursors = []
             for text_, (_, values) in zip(sql, statements, strict=True):
                 cursor = raw.cursor()
                 cursor.execute(text_, dict(values))
                 cursors.append(cursor)
         return [[tuple(row) for row in cursor.fetchall()] for cursor in cursors]
+
+
+def _pipelining(session: Session) -> tuple[Connection, Any] | None:
+    """``session``'s connection and its psycopg connection, when it can pipeline (PostgreSQL, psycopg)."""
+    connection = session.connection()
+    raw = connection.connection.dbapi_connection
+    if connection.dialect.name != "postgresql" or raw is None or getattr(raw, "pipeline", None) is None:
+        return None
+    return connection, raw
+
+
+@contextmanager
+def _as_sqlalchemy_error(raw: Any, statement: object) -> Iterator[None]:
+    """psycopg's errors out of a pipeline raised as SQLAlchemy's (``IntegrityError``, ...), as
+    ``session.execute`` raises them. ``statement`` is made text only then (compiling it costs)."""
+    import psycopg
+
+    try:
+        yield
     except psycopg.Error as exc:
         raise sa_exc.DBAPIError.instance(
-            sql[0], None, exc, psycopg.Error, connection_invalidated=raw.closed
+            str(statement), None, exc, psycopg.Error, connection_invalidated=raw.closed
         ) from exc
 
 
@@ -255,22 +271,14 @@ def execute_and_commit(session: Session, statement: Executable) -> bool:
     Returns False, having only executed the statement, where that is not possible (SQLite, another
     driver): the caller's commit then ends the transaction.
     """
-    connection = session.connection()
-    raw = connection.connection.dbapi_connection
-    pipeline = getattr(raw, "pipeline", None)
-    if connection.dialect.name != "postgresql" or raw is None or pipeline is None:
+    found = _pipelining(session)
+    if found is None:
         session.execute(statement)
         return False
-    import psycopg
-
-    try:
-        with pipeline():
-            session.execute(statement)
-            raw.commit()
-    except psycopg.Error as exc:
-        raise sa_exc.DBAPIError.instance(
-            str(statement), None, exc, psycopg.Error, connection_invalidated=raw.closed
-        ) from exc
+    _, raw = found
+    with _as_sqlalchemy_error(raw, statement), raw.pipeline():
+        session.execute(statement)
+        raw.commit()
     return True
 
 
