@@ -20,10 +20,10 @@ import qrcode
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.reader import PdfFileReader
 from qrcode import util as qr_util
 
 from ._fonts import font_engine
+from ._stamp import CachedPage
 
 QR_SIZE_PT = 56.0
 
@@ -356,10 +356,9 @@ def _label_pdf(host: str) -> bytes:
 
 
 @lru_cache(maxsize=16)
-def _label_reader(host: str) -> tuple[PdfFileReader, threading.Lock]:
-    """The label's page, parsed once; the lock keeps two threads from moving the reader at once (as the
-    seal drawing's, signer/_stamp.py)."""
-    return PdfFileReader(BytesIO(_label_pdf(host))), threading.Lock()
+def _label(host: str) -> CachedPage:
+    """The label's page (:func:`_label_pdf`), parsed once."""
+    return CachedPage(_label_pdf(host))
 
 
 def draw_verification_qr(
@@ -371,9 +370,7 @@ def draw_verification_qr(
     ops = [b"q 0 0 0 rg"]
     ops.extend(rects[i] for i, dark in enumerate(d for row in matrix for d in row) if dark)
     ops.append(b"f Q")
-    reader, lock = _label_reader(url.split("?", 1)[0])
-    with lock:
-        label = writer.import_page_as_xobject(reader, page_ix=0)
+    label = _label(url.split("?", 1)[0]).import_into(writer)
     # the second line's baseline 20 pt above the code's bottom edge, the first one 10 pt above it
     ops.append(b"q 1 0 0 1 %.2f %.2f cm /YzQrL Do Q" % (box[2] + 6, box[1] + 20 - _LABEL_DESCENT))
     resources = generic.DictionaryObject(

@@ -20,7 +20,6 @@ import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from io import BytesIO
-from typing import Any
 
 from pyhanko.pdf_utils import content, generic, layout
 from pyhanko.pdf_utils.generic import pdf_name
@@ -142,14 +141,28 @@ def seal_drawing_pdf(style: SealStampStyle, diameter: float) -> bytes:
     return out.getvalue()
 
 
-@lru_cache(maxsize=128)
-def _seal_drawing_reader(style: SealStampStyle, diameter: float) -> tuple[Any, threading.Lock]:
-    """The cached drawing, parsed once. Importing copies its objects into the signing writer and leaves the
-    reader as it was, so one reader serves every signing; parsing it again each time cost about a
-    millisecond. The lock keeps two threads from moving the reader's stream position at once."""
-    from pyhanko.pdf_utils.reader import PdfFileReader
+class CachedPage:
+    """A one-page drawing, parsed once, imported into any signing's writer as a form XObject.
 
-    return PdfFileReader(BytesIO(seal_drawing_pdf(style, diameter))), threading.Lock()
+    Importing copies its objects into the writer and leaves the reader as it was, so one reader serves
+    every signing; parsing it again each time cost about a millisecond. The lock keeps two threads from
+    moving the reader's stream position at once."""
+
+    def __init__(self, pdf: bytes) -> None:
+        from pyhanko.pdf_utils.reader import PdfFileReader
+
+        self.reader = PdfFileReader(BytesIO(pdf))
+        self._lock = threading.Lock()
+
+    def import_into(self, writer: BasePdfFileWriter) -> generic.IndirectObject:
+        with self._lock:
+            return writer.import_page_as_xobject(self.reader, page_ix=0)
+
+
+@lru_cache(maxsize=128)
+def _seal_drawing(style: SealStampStyle, diameter: float) -> CachedPage:
+    """The cached drawing of a seal at a size (:func:`seal_drawing_pdf`), parsed once."""
+    return CachedPage(seal_drawing_pdf(style, diameter))
 
 
 class CachedSealStamp(BaseStamp):
@@ -165,10 +178,8 @@ class CachedSealStamp(BaseStamp):
     def _render_inner_content(self) -> list[bytes]:
         w, h = self.box.width, self.box.height
         diameter = round(min(w, h), 2)
-        reader, lock = _seal_drawing_reader(self.style, diameter)
         assert self.writer is not None
-        with lock:
-            xobj = self.writer.import_page_as_xobject(reader, page_ix=0)
+        xobj = _seal_drawing(self.style, diameter).import_into(self.writer)
         self.set_resource(category=content.ResourceType.XOBJECT, name=pdf_name("/Seal"), value=xobj)
         return [b"q 1 0 0 1 %.3f %.3f cm /Seal Do Q" % ((w - diameter) / 2, (h - diameter) / 2)]
 

@@ -11,7 +11,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 
 from signer import SealFace, SealStampStyle
-from signer._stamp import _seal_drawing_reader, seal_drawing_pdf
+from signer._stamp import _seal_drawing, seal_drawing_pdf
 
 
 def _base() -> bytes:
@@ -37,6 +37,6 @@ def test_shared_reader_imports_like_a_fresh_parse() -> None:
     style = SealStampStyle(face=SealFace.from_name("兴国县兴江乡人民政府行政审批服务专用章", None))
     base = _base()
     fresh = _import(base, PdfFileReader(BytesIO(seal_drawing_pdf(style, 119.0))))
-    reader, _lock = _seal_drawing_reader(style, 119.0)
+    reader = _seal_drawing(style, 119.0).reader
     assert [_import(base, reader) for _ in range(3)] == [fresh] * 3
-    assert _seal_drawing_reader(style, 119.0)[0] is reader
+    assert _seal_drawing(style, 119.0).reader is reader
