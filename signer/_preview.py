@@ -164,9 +164,27 @@ def render_pages(
     return out
 
 
-def _blank(pdf: bytes, page_index: int, box: Box, page_box: Box) -> bool:
+_PAD_PX = 32  # rendered around the pixels looked at: PDFium's clipping at the bitmap's edge stays out of them
+
+
+def _margin_pixels(box: Box, page_box: Box, w: int, h: int) -> tuple[int, int, int, int] | None:
+    """``box`` (PDF points) and its 4 pt margin as device pixels (x0, y0, x1, y1; rows from the top) of the
+    page rendered at 72 dpi as ``w`` x ``h``; None when nothing of it is on the page."""
+    x0 = max(0, int(box[0] - page_box[0] - 4))
+    x1 = min(w, int(box[2] - page_box[0] + 4) + 1)
+    y0 = max(0, int(page_box[3] - box[3] - 4))
+    y1 = min(h, int(page_box[3] - box[1] + 4) + 1)
+    return None if x1 <= x0 or y1 <= y0 else (x0, y0, x1, y1)
+
+
+def _blank(pdf: bytes, page_index: int, box: Box, page_box: Box, pad: int = _PAD_PX) -> bool:
     """Nothing drawn inside ``box`` (PDF points) on the page, with a 4 pt margin, at 72 dpi; False when the
-    box is not wholly on the page (the code would be printed cut)."""
+    box is not wholly on the page (the code would be printed cut).
+
+    Only the box, its margin and ``pad`` pixels around them are rendered (a whole page at 72 dpi cost ~3 ms
+    of CPU per signing). The pad keeps PDFium's clipping at the bitmap's edge out of the pixels looked at:
+    over 200,451 code boxes of the test PDFs (``bench/check_qr_blank.py --step 6``) every answer equals the
+    whole-page render's with 32 px; with 8 px, 4 boxes with ink read as blank, with none 4."""
     if box[0] < page_box[0] or box[1] < page_box[1] or box[2] > page_box[2] or box[3] > page_box[3]:
         return False
     import pypdfium2 as pdfium
@@ -185,17 +203,11 @@ def _blank(pdf: bytes, page_index: int, box: Box, page_box: Box) -> bool:
                 w, h = max(1, round(w_pt)), max(1, round(h_pt))
                 if w * h > 4_000_000:
                     return False
-                x0 = max(0, int(box[0] - page_box[0] - 4))
-                x1 = min(w, int(box[2] - page_box[0] + 4) + 1)
-                y0 = max(0, int(page_box[3] - box[3] - 4))  # device rows count from the top
-                y1 = min(h, int(page_box[3] - box[1] + 4) + 1)
-                if x1 <= x0 or y1 <= y0:
+                looked_at = _margin_pixels(box, page_box, w, h)
+                if looked_at is None:
                     return False
-                # Only the box, its margin and 8 px around them are rendered (a whole page at 72 dpi cost
-                # ~3 ms of CPU per signing); the 8 px keep PDFium's clipping at the bitmap's edge out of
-                # the pixels looked at: over 242,146 boxes of the test PDFs, no box the whole-page render
-                # shows ink in reads as blank (without them, 11 did).
-                rx0, ry0, rx1, ry1 = max(0, x0 - 8), max(0, y0 - 8), min(w, x1 + 8), min(h, y1 + 8)
+                x0, y0, x1, y1 = looked_at
+                rx0, ry0, rx1, ry1 = max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)
                 region = render_page(
                     page, w, h, 0x01, time.monotonic() + PAGE_DEADLINE_S, (rx0, ry0, rx1, ry1)
                 )
