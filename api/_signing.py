@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, TypeAlias, cast
 
-from sqlalchemy import Insert, Row, Table, Update, insert, select, update
+from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,7 +35,7 @@ from api._limits import check_text, walk_text
 from api._refusals import check_refusal_budget, is_foreign_refusal, of_organisation
 from api._services import Services
 from api._storage import DocumentRow, OutboxRow, SigningRequestRow
-from core.db import reading, transaction
+from core.db import BoundStatement, reading, transaction
 from core.errors import BadInput, Conflict, NotFound, PermissionDenied, PolicyDenied, SealServiceError
 from core.scope import read_scope
 from ledger import FINAL_DECISION_STATUSES, DecisionStatus
@@ -52,6 +52,36 @@ if TYPE_CHECKING:  # the signer is imported when first used (it loads pyHanko)
 _requests_t = cast(Table, SigningRequestRow.__table__)
 _documents_t = cast(Table, DocumentRow.__table__)
 _outbox_t = cast(Table, OutboxRow.__table__)
+# Written in the signer's settle, with the ledger entry: built once (bind parameters), SQLAlchemy computes a
+# statement's cache key once per object.
+_MARK_SEALED = (
+    update(_requests_t)
+    .where(_requests_t.c.request_id == bindparam("rq_id"))
+    .values(
+        {
+            c: bindparam(c)
+            for c in (
+                "status",
+                "document_number",
+                "ledger_index",
+                "sealed_sha256",
+                "error_code",
+                "updated_at",
+            )
+        }
+    )
+)
+# inline: no RETURNING of the generated event_id (nothing is read back in the settle's pipeline).
+_OUTBOX_INSERT = (
+    insert(_outbox_t)
+    .inline()
+    .values(
+        {
+            c: bindparam(c)
+            for c in ("event", "request_id", "supervising_code", "township_code", "payload", "created_at")
+        }
+    )
+)
 
 
 #: A request row's column values: an ORM row, a ``RETURNING`` result, or a namespace of the columns.
@@ -636,7 +666,7 @@ class SigningWorkflow:
         supervisor = self._supervisor_of(request.matter_code, row.township_code, row.department_code)
         marked: list[SigningRequestView] = []
 
-        def on_settled(sealed: SealedDocument) -> list[Insert | Update]:
+        def on_settled(sealed: SealedDocument) -> list[BoundStatement]:
             # Written by the signer's settle, in the ledger's statement: the request is SEALED with its
             # number, ledger entry and stored document, or none of them is written. Only the signing that
             # settles the number calls this, once: the request cannot be SEALED already.
@@ -645,8 +675,8 @@ class SigningWorkflow:
             after = SimpleNamespace(**{**_current(row), **values})
             marked.append(SigningRequestView.from_row(after))
             return [
-                update(_requests_t).where(_requests_t.c.request_id == request_id).values(**values),
-                _outbox_insert(after, "DECISION_ISSUED", now, supervisor),
+                (_MARK_SEALED, {"rq_id": request_id, **values}),
+                *_outbox_events(after, "DECISION_ISSUED", now, supervisor),
             ]
 
         try:
@@ -1006,9 +1036,9 @@ def _current(row: SigningRequestRow) -> JsonObject:
     return out
 
 
-def _outbox_insert(
+def _outbox_events(
     row: RequestColumns, event: str, now: datetime, route: SupervisionRoute, extra: JsonObject | None = None
-) -> Insert:
+) -> list[BoundStatement]:
     """The outbox events for the supervision feed, one per organisation the route names: no personal data,
     only what a supervisor needs.
 
@@ -1032,20 +1062,20 @@ def _outbox_insert(
         },
         ensure_ascii=False,
     )
-    rows = [
-        {
-            "event": event,
-            "request_id": row.request_id,
-            "supervising_code": code,
-            "township_code": row.township_code,
-            "payload": payload,
-            "created_at": now,
-        }
+    return [
+        (
+            _OUTBOX_INSERT,
+            {
+                "event": event,
+                "request_id": row.request_id,
+                "supervising_code": code,
+                "township_code": row.township_code,
+                "payload": payload,
+                "created_at": now,
+            },
+        )
         for code in (route.codes or (None,))
     ]
-    # One row as a single-row VALUES: SQLAlchemy caches its compiled form (a multi-VALUES list has no cache
-    # key, and this insert rides in the ledger's settle statement, which was then compiled per signing).
-    return insert(_outbox_t).values(rows[0] if len(rows) == 1 else rows)
 
 
 def _publish(
@@ -1056,8 +1086,9 @@ def _publish(
     supervisor: SupervisionRoute,
     extra: JsonObject | None = None,
 ) -> None:
-    """Queue an outbox event (see :func:`_outbox_insert`) in ``s``'s transaction."""
-    s.execute(_outbox_insert(row, event, now, supervisor, extra))
+    """Queue the outbox events (see :func:`_outbox_events`) in ``s``'s transaction."""
+    for statement, values in _outbox_events(row, event, now, supervisor, extra):
+        s.execute(statement, dict(values))
 
 
 def feed(services: Services, principal: Principal, cursor: int, limit: int) -> tuple[list[JsonObject], int]:

@@ -257,29 +257,48 @@ def _compiled(statement: Executable, dialect: Any) -> str:
     return found[1]
 
 
-def execute_and_commit(session: Session, statement: Executable) -> bool:
-    """Run the last write of ``session``'s transaction and its COMMIT in one round trip (PostgreSQL).
+#: A statement built once (its bind parameters named: :func:`sqlalchemy.bindparam`) and the values of one
+#: execution. Built once, its cache key is computed once (SQLAlchemy memoizes it on the object), where a
+#: statement built per call with ``.values(...)`` pays for building and for walking its whole tree each time.
+BoundStatement = tuple[Executable, Mapping[str, object]]
+
+
+def execute_and_commit(session: Session, *statements: Executable | BoundStatement) -> bool:
+    """Run the last writes of ``session``'s transaction and its COMMIT in one round trip (PostgreSQL).
 
     For a transaction that holds a hot row lock until it ends: sent apart, the COMMIT waits for this
     thread to be scheduled again (behind the GIL, among CPU-bound signings) while everyone queued on the
-    lock waits too. psycopg's pipeline mode sends both and reads both answers at once, so the lock is
-    released as soon as the server has committed. Nothing may be written in the session after it (the
-    transaction is over; the session's own commit then finds nothing to do). An error of either is raised
-    as SQLAlchemy's (``IntegrityError``, ``OperationalError``, ...) and the transaction is rolled back by
-    the caller as usual.
+    lock waits too. psycopg's pipeline mode sends them all and reads every answer at once, so the lock is
+    released as soon as the server has committed. Each of ``statements`` is a statement or a
+    :data:`BoundStatement`, and reads nothing back: no RETURNING (an INSERT into a table whose key the
+    database generates is ``.inline()``, or SQLAlchemy asks for the key). Nothing may be written in the
+    session after it (the transaction is over; the session's own commit then finds nothing to do). An
+    error of any is raised as SQLAlchemy's
+    (``IntegrityError``, ``OperationalError``, ...): the server has then aborted the transaction, nothing
+    of it is committed, and the caller rolls back as usual.
 
-    Returns False, having only executed the statement, where that is not possible (SQLite, another
+    Returns False, having only executed the statements, where that is not possible (SQLite, another
     driver): the caller's commit then ends the transaction.
     """
     found = _pipelining(session)
     if found is None:
-        session.execute(statement)
+        for statement in statements:
+            _execute(session, statement)
         return False
     _, raw = found
-    with _as_sqlalchemy_error(raw, statement), raw.pipeline():
-        session.execute(statement)
+    first = statements[0]
+    with _as_sqlalchemy_error(raw, first[0] if isinstance(first, tuple) else first), raw.pipeline():
+        for statement in statements:
+            _execute(session, statement)
         raw.commit()
     return True
+
+
+def _execute(session: Session, statement: Executable | BoundStatement) -> None:
+    if isinstance(statement, tuple):
+        session.execute(statement[0], dict(statement[1]))
+    else:
+        session.execute(statement)
 
 
 def migrate(url_or_engine: str | Engine, revision: str = "heads") -> None:

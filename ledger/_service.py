@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Insert, Update, create_engine, func, select, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    Update,
+    bindparam,
+    create_engine,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
-from core.db import execute_and_commit
+from core.db import BoundStatement, execute_and_commit
 from core.errors import BadInput, Conflict, LedgerIntegrityError, NotFound, VerificationError
 from ledger import _entry, _merkle
 from ledger._audit import AuditProblem, AuditReport, ChainChecker, check_checkpoint_chain
@@ -37,6 +52,56 @@ _PAGE = (
 _PAGE_PG, _PAGE_SQLITE = _PAGE.format("%s"), _PAGE.format("?")
 SALT_BYTES = 16
 _ONE_STATEMENT_ROWS = 100  # entries per append written in one statement on PostgreSQL (bind parameters)
+
+_HEAD = select(head_t.c.size, head_t.c.last_hash, head_t.c.range_blob).where(head_t.c.id == 1)
+_HEAD_FOR_UPDATE = _HEAD.with_for_update()
+#: The head row moved by an append: bind parameters ``h_*`` (``h_was``: the size read under the lock).
+_MOVE_HEAD = (
+    update(head_t)
+    .where(head_t.c.id == 1, head_t.c.size == bindparam("h_was"))
+    .values(
+        size=bindparam("h_size"),
+        last_hash=bindparam("h_last_hash"),
+        range_blob=bindparam("h_range_blob"),
+        updated_at=bindparam("h_updated_at"),
+    )
+)
+_ENTRY_COLUMNS = (
+    "idx",
+    "kind",
+    "seal_id",
+    "at",
+    "encoded",
+    "entry_hash",
+    "prev_hash",
+    "idempotency_key",
+    "created_at",
+)
+_NODE_COLUMNS = ("id", "hash")
+_PERSONAL_COLUMNS = ("entry_idx", "field", "salt", "value")
+
+
+@functools.lru_cache(maxsize=256)
+def _append_statement(entries: int, nodes: int, personal: int, returning: bool) -> Update:
+    """PostgreSQL: an append in one statement, the row inserts as data-modifying CTEs of the head's
+    UPDATE; row ``i`` of a table has bind parameters ``e{i}_<column>`` (entries), ``n{i}_`` (nodes),
+    ``p{i}_`` (personal data). One object per shape, so SQLAlchemy computes its cache key once."""
+
+    def insert_cte(table: Table, prefix: str, columns: tuple[str, ...], i: int) -> CTE:
+        values: dict[str, BindParameter[Any]] = {c: bindparam(f"{prefix}{i}_{c}") for c in columns}
+        return table.insert().values(values).cte(f"{prefix}{i}")
+
+    statement = _MOVE_HEAD.add_cte(
+        *(insert_cte(entries_t, "e", _ENTRY_COLUMNS, i) for i in range(entries)),
+        *(insert_cte(nodes_t, "n", _NODE_COLUMNS, i) for i in range(nodes)),
+        *(insert_cte(personal_t, "p", _PERSONAL_COLUMNS, i) for i in range(personal)),
+    )
+    return statement.returning(head_t.c.id) if returning else statement
+
+
+def _numbered(prefix: str, rows: list[dict[str, object]]) -> dict[str, object]:
+    """Rows' values under :func:`_append_statement`'s bind parameter names."""
+    return {f"{prefix}{i}_{column}": value for i, row in enumerate(rows) for column, value in row.items()}
 
 
 @dataclass(frozen=True)
@@ -143,7 +208,7 @@ class Ledger:
         idempotency_key: str,
         *,
         fresh: bool = False,
-        then: Callable[[list[LedgerEntry]], Sequence[Insert | Update]] | None = None,
+        then: Callable[[list[LedgerEntry]], Sequence[BoundStatement]] | None = None,
         last: bool = False,
     ) -> LedgerEntry:
         """Log one event inside the caller's transaction; a retried ``idempotency_key`` returns the first."""
@@ -157,7 +222,7 @@ class Ledger:
         items: Sequence[tuple[EntryFields, str]],
         *,
         fresh: bool = False,
-        then: Callable[[list[LedgerEntry]], Sequence[Insert | Update]] | None = None,
+        then: Callable[[list[LedgerEntry]], Sequence[BoundStatement]] | None = None,
         last: bool = False,
     ) -> list[LedgerEntry]:
         """Log a batch in one critical section (one lock of the head row), inside the caller's transaction.
@@ -176,11 +241,13 @@ class Ledger:
         (the signer settling a number it alone moved from RESERVED to USED): the unique index on the key
         still refuses a duplicate (``IntegrityError``), and the caller's transaction fails.
         ``then(entries)`` gives the caller's own writes that need the entries' indexes (INSERT/UPDATE
-        statements, nothing to read back): on PostgreSQL they join the same statement, elsewhere they run
-        right after it. It is called once new entries are made, not when every key was already logged.
-        ``last=True`` says this append is the caller's last write: on PostgreSQL its statement and the
-        COMMIT go in one round trip (:func:`core.db.execute_and_commit`), so the head lock is released by
-        the server, not after this thread is scheduled again; the caller's own commit then has nothing to do.
+        statements built once, with their values: :data:`core.db.BoundStatement`; nothing to read back);
+        they run right after the append, in the same round trip with ``last`` on PostgreSQL. It is called
+        once new entries are made, not when every key was already logged.
+        ``last=True`` says this append is the caller's last write: on PostgreSQL its statement, the
+        caller's writes and the COMMIT go in one round trip (:func:`core.db.execute_and_commit`), so the
+        head lock is released by the server, not after this thread is scheduled again; the caller's own
+        commit then has nothing to do.
         """
         if not items:
             return []
@@ -200,10 +267,7 @@ class Ledger:
                 raise BadInput("LEDGER_ENTRY_INVALID", str(exc), "台账条目无效") from exc
             prepared.append((kind, personal, fields, body, key))
 
-        head_q = select(head_t.c.size, head_t.c.last_hash, head_t.c.range_blob).where(head_t.c.id == 1)
-        if self._pg:
-            head_q = head_q.with_for_update()
-        head = session.execute(head_q).one()
+        head = session.execute(_HEAD_FOR_UPDATE if self._pg else _HEAD).one()
         size, prev, cr = (
             head.size,
             head.last_hash,
@@ -271,40 +335,41 @@ class Ledger:
             size, prev = size + 1, h
 
         if entry_rows:
-            move = (
-                update(head_t)
-                .where(head_t.c.id == 1, head_t.c.size == head.size)
-                .values(size=size, last_hash=prev, range_blob=cr.to_bytes(), updated_at=now)
-            )
+            head_values = {
+                "h_was": head.size,
+                "h_size": size,
+                "h_last_hash": prev,
+                "h_range_blob": cr.to_bytes(),
+                "h_updated_at": now,
+            }
             also = list(then(out)) if then is not None else []
             if self._pg and len(entry_rows) <= _ONE_STATEMENT_ROWS:
-                # One round trip: the inserts (and the caller's writes) run as data-modifying CTEs of
-                # the UPDATE; PostgreSQL runs each exactly once, referenced or not. One single-row INSERT
-                # per row, not one multi-VALUES INSERT per table: SQLAlchemy cannot cache a multi-VALUES
-                # statement's compiled form, and compiling this one anew was ~8 % of a serve worker's CPU
-                # under load. Single-row inserts take bind parameters: the statement compiles once per
-                # shape (rows per table) and is found in the engine's cache after that.
-                ctes = [
-                    *(entries_t.insert().values(r).cte(f"e{i}") for i, r in enumerate(entry_rows)),
-                    *(nodes_t.insert().values(r).cte(f"n{i}") for i, r in enumerate(node_rows)),
-                    *(personal_t.insert().values(r).cte(f"p{i}") for i, r in enumerate(personal_rows)),
-                ]
-                ctes += [stmt.cte(f"w{i}") for i, stmt in enumerate(also)]
-                statement = move.add_cte(*ctes)
+                # One round trip: the inserts run as data-modifying CTEs of the head's UPDATE (PostgreSQL
+                # runs each exactly once, referenced or not), the caller's writes and the COMMIT pipelined
+                # with it. The statement is built once per shape (rows per table) with bind parameters:
+                # built per signing, building it and walking it for its cache key cost ~1 ms of CPU under
+                # the lock (and a multi-VALUES form could not be cached at all: ~8 % of a worker's CPU).
+                statement = _append_statement(len(entry_rows), len(node_rows), len(personal_rows), not last)
+                params = {
+                    **head_values,
+                    **_numbered("e", entry_rows),
+                    **_numbered("n", node_rows),
+                    **_numbered("p", personal_rows),
+                }
                 if last:
                     # Nothing read back: under the lock the head cannot have moved (the UPDATE's WHERE
                     # is a guard for the other path), and an error of the statement fails the COMMIT.
-                    execute_and_commit(session, statement)
+                    execute_and_commit(session, (statement, params), *also)
                     return out
-                moved = len(session.execute(statement.returning(head_t.c.id)).all())
+                moved = len(session.execute(statement, params).all())
             else:
                 session.execute(entries_t.insert(), entry_rows)
                 session.execute(nodes_t.insert(), node_rows)
                 if personal_rows:
                     session.execute(personal_t.insert(), personal_rows)
-                moved = getattr(session.execute(move), "rowcount", 1)
-                for stmt in also:
-                    session.execute(stmt)
+                moved = getattr(session.execute(_MOVE_HEAD, head_values), "rowcount", 1)
+            for write, values in also:
+                session.execute(write, dict(values))
             if moved != 1:  # cannot happen under the lock; refuse rather than fork
                 raise LedgerIntegrityError("LEDGER_HEAD_MOVED", "the ledger head moved during an append")
         return out

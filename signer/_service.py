@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Engine, Insert, Table, Update, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from core.db import database_unavailable, reading, transaction
+from core.db import BoundStatement, database_unavailable, reading, transaction
 from core.errors import BadInput, Conflict, PolicyDenied, SealServiceError, Unavailable
 from core.settings import Settings
 
@@ -73,6 +73,28 @@ if TYPE_CHECKING:
 
 CRL_REUSE_S = 300
 _sealed_t = cast(Table, SealedDocumentRow.__table__)  # a Core INSERT when settling: no ORM bulk layer
+# Built once (bind parameters by column name): SQLAlchemy computes a statement's cache key once per object.
+_STORE_SEALED = insert(_sealed_t).values(
+    {
+        c: bindparam(c)
+        for c in (
+            "idempotency_key",
+            "seal_id",
+            "document_number",
+            "sha256",
+            "request_sha256",
+            "level",
+            "ledger_index",
+            "sealed",
+            "created_at",
+        )
+    }
+)
+_INDEX_STORED = (
+    update(_sealed_t)
+    .where(_sealed_t.c.idempotency_key == bindparam("key"))
+    .values(ledger_index=bindparam("index"))
+)
 
 
 def _utcnow() -> datetime:
@@ -385,7 +407,7 @@ class Sealer:
         self,
         request: SealRequest,
         *,
-        on_settled: Callable[[SealedDocument], Sequence[Insert | Update]] | None = None,
+        on_settled: Callable[[SealedDocument], Sequence[BoundStatement]] | None = None,
     ) -> SealedDocument:
         """The former name of :meth:`seal` (without a pre-check), kept for its callers."""
         return self.seal(request, on_settled=on_settled)
@@ -395,7 +417,7 @@ class Sealer:
         request: SealRequest,
         *,
         checked: Precheck | None = None,
-        on_settled: Callable[[SealedDocument], Sequence[Insert | Update]] | None = None,
+        on_settled: Callable[[SealedDocument], Sequence[BoundStatement]] | None = None,
     ) -> SealedDocument:
         """The door's second half: decide, number, stamp, sign and log one document (see the module
         docstring).
@@ -614,7 +636,7 @@ class Sealer:
         sealed: bytes,
         req_hash: str,
         now: datetime,
-        on_settled: Callable[[SealedDocument], Sequence[Insert | Update]] | None,
+        on_settled: Callable[[SealedDocument], Sequence[BoundStatement]] | None,
     ) -> SealedDocument:
         """``RESERVED → USED``, ``SEAL_SIGNED`` and the stored bytes (and the caller's ``on_settled``
         writes) in one transaction. The sealed bytes leave only after its commit."""
@@ -622,7 +644,7 @@ class Sealer:
         digest = hashlib.sha256(sealed).hexdigest()
         document: SealedDocument | None = None
 
-        def written_with_the_entry(entries: list[LedgerEntry]) -> list[Insert | Update]:
+        def written_with_the_entry(entries: list[LedgerEntry]) -> list[BoundStatement]:
             # Built once the entry's index is known, written in the ledger's own statement (PostgreSQL):
             # after the head row is locked nothing else waits on a round trip.
             nonlocal document
@@ -635,11 +657,7 @@ class Sealer:
                 ledger_index=entries[0].index,
                 pdf=sealed,
             )
-            stored = (
-                update(_sealed_t)
-                .where(_sealed_t.c.idempotency_key == request.idempotency_key)
-                .values(ledger_index=entries[0].index)
-            )
+            stored = (_INDEX_STORED, {"key": request.idempotency_key, "index": entries[0].index})
             return [stored, *(on_settled(document) if on_settled is not None else ())]
 
         try:
@@ -649,17 +667,18 @@ class Sealer:
                     # every signing in the county queues on that lock, and writing ~40 kB (TOAST, indexes,
                     # WAL) inside it was most of its holder's time. Nothing is visible before the commit.
                     session.execute(
-                        insert(_sealed_t).values(
-                            idempotency_key=request.idempotency_key,
-                            seal_id=seal.seal_id,
-                            document_number=drawn.number,
-                            sha256=digest,
-                            request_sha256=req_hash,
-                            level=level.value,
-                            ledger_index=None,
-                            sealed=sealed,
-                            created_at=now,
-                        )
+                        _STORE_SEALED,
+                        {
+                            "idempotency_key": request.idempotency_key,
+                            "seal_id": seal.seal_id,
+                            "document_number": drawn.number,
+                            "sha256": digest,
+                            "request_sha256": req_hash,
+                            "level": level.value,
+                            "ledger_index": None,
+                            "sealed": sealed,
+                            "created_at": now,
+                        },
                     )
                     self._log_signed(
                         session,
@@ -929,7 +948,7 @@ class Sealer:
         level: SignatureLevel,
         now: datetime,
         *,
-        then: Callable[[list[LedgerEntry]], Sequence[Insert | Update]],
+        then: Callable[[list[LedgerEntry]], Sequence[BoundStatement]],
     ) -> LedgerEntry:
         from ledger import EntryFields, EntryKind
 
@@ -1060,7 +1079,7 @@ def apply_seal(
     sealer: Sealer,
     request: SealRequest,
     *,
-    on_settled: Callable[[SealedDocument], Sequence[Insert | Update]] | None = None,
+    on_settled: Callable[[SealedDocument], Sequence[BoundStatement]] | None = None,
 ) -> SealedDocument:
     """Module-level form of :meth:`Sealer.apply_seal`."""
     return sealer.apply_seal(request, on_settled=on_settled)

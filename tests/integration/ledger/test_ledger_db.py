@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError
 
 from core.db import transaction
@@ -412,9 +412,10 @@ def test_usage_view(filled_ledger: Ledger) -> None:
 
 
 def test_one_statement_appends_are_found_in_the_statement_cache(pg_url: str, make_fields) -> None:  # type: ignore[no-untyped-def]
-    """PostgreSQL's append (entry, nodes, head and the caller's writes in one statement) must be cacheable:
-    a multi-VALUES INSERT is not, and compiling it anew for every signing cost ~8 % of a worker's CPU."""
-    from sqlalchemy import event, insert
+    """PostgreSQL's append (entry, nodes and head in one statement, the caller's writes pipelined with it)
+    must be cacheable: a multi-VALUES INSERT is not, and compiling it anew for every signing cost ~8 % of a
+    worker's CPU. The caller's writes are statements built once, with their values apart."""
+    from sqlalchemy import bindparam, event, insert
 
     from core.db import make_engine, migrate
     from ledger._service import checkpoints_t  # any table: the caller's write joins the statement
@@ -429,23 +430,29 @@ def test_one_statement_appends_are_found_in_the_statement_cache(pg_url: str, mak
         if statement.lstrip().startswith("WITH"):
             seen.append(context.cache_hit)
 
+    checkpoint = insert(checkpoints_t).values(
+        {c: bindparam(c) for c in ("size", "root", "origin", "key_name", "note", "created_at")}
+    )
+
     def also(entries: list[Any]) -> list[Any]:
-        return [
-            insert(checkpoints_t).values(
-                size=entries[0].index + 1,
-                root=b"r" * 32,
-                origin="o",
-                key_name="k",
-                note=f"n{entries[0].index}",
-                created_at=entries[0].at,
-            )
-        ]
+        values = {
+            "size": entries[0].index + 1,
+            "root": b"r" * 32,
+            "origin": "o",
+            "key_name": "k",
+            "note": f"n{entries[0].index}",
+            "created_at": entries[0].at,
+        }
+        return [(checkpoint, values)]
 
     try:
         for i in range(24):
             with transaction(eng) as s:
                 lg.append(s, make_fields(i), f"k-{i}", fresh=True, then=also, last=i % 2 == 0)
         assert lg.size() == 24
+        with transaction(eng) as s:  # the caller's writes were made, each with its entry
+            notes = s.execute(select(checkpoints_t.c.note).order_by(checkpoints_t.c.size)).scalars().all()
+        assert notes == [f"n{i}" for i in range(24)]
         dialect = eng.dialect
         assert len(seen) == 24
         assert dialect.NO_CACHE_KEY not in seen

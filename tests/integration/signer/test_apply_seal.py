@@ -524,8 +524,8 @@ def test_a_signing_outliving_its_reservation_releases_nothing(
 def test_on_settled_commits_with_the_settle_or_not_at_all(
     sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any, ledger: Any, engine: Any
 ) -> None:
-    """The caller's writes go with the settle (PostgreSQL: in the ledger's statement): both or neither."""
-    from sqlalchemy import Column, MetaData, String, Table, insert, select
+    """The caller's writes go with the settle (PostgreSQL: in the ledger's round trip): both or neither."""
+    from sqlalchemy import Column, MetaData, String, Table, bindparam, insert, select
     from sqlalchemy.exc import IntegrityError
 
     from core.db import transaction
@@ -540,10 +540,11 @@ def test_on_settled_commits_with_the_settle_or_not_at_all(
     )
     caller.create(engine)
     seen: list[tuple[str, int]] = []
+    write = insert(caller).values(key=bindparam("key"), number=bindparam("number"))
 
     def record(doc: Any) -> list[Any]:
         seen.append((doc.document_number, doc.ledger_index))
-        return [insert(caller).values(key=doc.idempotency_key, number=doc.document_number)]
+        return [(write, {"key": doc.idempotency_key, "number": doc.document_number})]
 
     done = sealer.apply_seal(
         _request(xingjiang_seal, xingjiang_clerk, idempotency_key="kept"), on_settled=record
@@ -556,7 +557,7 @@ def test_on_settled_commits_with_the_settle_or_not_at_all(
 
     # The caller's write fails in the database (its key exists): nothing of the settle stays.
     def clash(doc: Any) -> list[Any]:
-        return [insert(caller).values(key="kept", number=doc.document_number)]
+        return [(write, {"key": "kept", "number": doc.document_number})]
 
     with pytest.raises(IntegrityError):
         sealer.apply_seal(
