@@ -6,11 +6,15 @@ page, the mode and the region of anything a person would see, and nothing else.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from io import BytesIO
 from typing import Any
 
 import pypdfium2 as pdfium
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -480,6 +484,83 @@ def test_page_text_bad_input() -> None:
 )
 def test_document_numbers_in(text: str, numbers: list[str]) -> None:
     assert document_numbers_in(text) == numbers
+
+
+# The finder as one regular expression (the prefix in front), as it was before 2026-12-06: slow (the prefix
+# retried at every position), and the reference for what the walk back from each match must find.
+_ONE_EXPRESSION = re.compile(
+    r"((?:[\u3400-\u4dbf\u4e00-\u9fff]\s*){0,24})"
+    r"[〔【\[(〖]\s*((?:19|20)\d{2})\s*[〕】\])〗]\s*(\d{1,6})\s*号"
+)
+
+
+def _by_one_expression(text: str) -> list[str]:
+    flat = unicodedata.normalize("NFKC", text)
+    space = re.compile(r"\s+")
+    return [
+        f"{space.sub('', m.group(1))}〔{m.group(2)}〕{int(m.group(3))}号"
+        for m in _ONE_EXPRESSION.finditer(flat)
+    ]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "兴",
+                "江",
+                "审批",
+                "号",
+                "〔",
+                "〕",
+                "【",
+                "】",
+                "[",
+                "]",
+                "(",
+                ")",
+                "﹝",
+                "﹞",
+                "［",
+                "］",
+                "〖",
+                "〗",
+            ]
+            + [
+                "2026",
+                "2025",
+                "1999",
+                "2100",
+                "3",
+                "12",
+                "０３",
+                "7",
+                " ",
+                "\n",
+                "\u3000",
+                "x",
+                "、",
+                "第",
+                "㐀",
+            ]
+        ),
+        max_size=40,
+    ).map("".join)
+)
+def test_document_numbers_in_finds_what_the_one_expression_found(text: str) -> None:
+    assert document_numbers_in(text) == _by_one_expression(text)
+
+
+def test_a_prefix_is_at_most_24_characters_and_starts_after_the_previous_number() -> None:
+    long = "甲" * 30 + "〔2026〕1号" + "乙" * 3 + "〔2026〕2号"
+    assert (
+        document_numbers_in(long)
+        == _by_one_expression(long)
+        == ["甲" * 24 + "〔2026〕1号", "乙乙乙〔2026〕2号"]
+    )
+    glued = "兴江审批〔2026〕1号〔2026〕2号"
+    assert document_numbers_in(glued) == _by_one_expression(glued) == ["兴江审批〔2026〕1号", "〔2026〕2号"]
 
 
 def test_same_document_number() -> None:
