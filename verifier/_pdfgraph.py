@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from pyhanko.pdf_utils import generic
@@ -96,11 +97,45 @@ class ObjectWalk:
     unreadable: list[tuple[generic.Reference, int, str]] = field(default_factory=list)
 
 
-def _where(v: Visit) -> str:
-    base = "the trailer" if v.ref is None else f"object {v.ref.idnum} {v.ref.generation}"
-    if v.key is None:
+#: A key path inside an object, kept as a chain: ``None`` for the object itself, else ``(parent, part)`` with
+#: ``part`` a dictionary key (a name) or an array index (an ``int``). The text (``/Annots[0]/A``) is made
+#: only for a visit handed out or a finding reported (:func:`_key_path`), not for every node met.
+_Path = tuple[Any, Any] | None
+
+#: Whether values of a type are walked into: 1 a dictionary (a stream too), 2 an array, 0 neither. Filled
+#: per exact type as met, by ``issubclass`` (what ``isinstance`` answers for pyHanko's objects): one
+#: dictionary lookup per node instead of an ``isinstance`` against two classes.
+_KIND: dict[type, int] = {}
+
+
+def _kind(t: type) -> int:
+    k = _KIND.get(t)
+    if k is None:
+        k = 1 if issubclass(t, generic.DictionaryObject) else 2 if issubclass(t, generic.ArrayObject) else 0
+        _KIND[t] = k
+    return k
+
+
+def _key_path(path: _Path) -> str | None:
+    parts = []
+    while path is not None:
+        path, part = path
+        parts.append(part)
+    key = None
+    for part in reversed(parts):
+        if type(part) is int:  # an array index (a dictionary key is a name)
+            key = f"{key}[{part}]" if key else f"[{part}]"
+        else:
+            key = f"{key}{part}" if key else part
+    return key
+
+
+def _where(ref: generic.Reference | None, path: _Path) -> str:
+    base = "the trailer" if ref is None else f"object {ref.idnum} {ref.generation}"
+    key = _key_path(path)
+    if key is None:
         return base
-    return f"{base} (direct, under {v.key})"
+    return f"{base} (direct, under {key})"
 
 
 def walk_objects(
@@ -116,61 +151,118 @@ def walk_objects(
     ``stats`` (optional) receives the counts and the unreadable objects. ``history=False`` skips the
     versions a later revision replaced (they are read uncached: about 60 % of a sealed permit's walk).
     """
+    # The walk's own generator, returned as it is: objects are read at the same depth of the Python
+    # stack as ever (a 100 000-deep array fails to parse with a RecursionError whose text depends on it).
+    return _walk(reader, max_nodes, stats, history, True)
+
+
+def _dicts(
+    reader: PdfFileReader, max_nodes: int, stats: ObjectWalk | None, history: bool
+) -> Iterator[tuple[generic.Reference | None, _Path, int, bool, generic.DictionaryObject]]:
+    """The walk with no :class:`Visit` made: ``(ref, path, revision, current, dictionary)``."""
+    return _walk(reader, max_nodes, stats, history, False)
+
+
+_FIRST = itemgetter(0)
+
+
+def _walk(
+    reader: PdfFileReader, max_nodes: int, stats: ObjectWalk | None, history: bool, visits: bool
+) -> Iterator[Any]:
     st = stats if stats is not None else ObjectWalk()
     xrefs = reader.xrefs
     total = xrefs.total_revisions
-    per_rev: list[tuple[int, list[generic.Reference]]] = []
+    per_rev: list[tuple[int, list[tuple[tuple[int, int], generic.Reference]]]] = []
     count = 0
     for rev in range(total - 1, -1, -1):  # newest first: the first time a ref is met is its current version
-        refs = sorted(xrefs.explicit_refs_in_revision(rev), key=lambda r: (r.idnum, r.generation))
+        refs = sorted(
+            [((r.idnum, r.generation), r) for r in xrefs.explicit_refs_in_revision(rev)], key=_FIRST
+        )
         count += len(refs)
         if count > max_nodes:
             raise GraphBudgetExceeded(f"more than {max_nodes} objects")
         per_rev.append((rev, refs))
-    seen: set[generic.Reference] = set()
+    seen: set[tuple[int, int]] = set()  # (idnum, generation): how a Reference hashes, only faster
     for rev, refs in per_rev:
-        for ref in refs:
-            current = ref not in seen
+        for key, ref in refs:
+            current = key not in seen
             if not current and not history:
                 continue
-            seen.add(ref)
+            seen.add(key)
             try:
                 obj = reader.get_object(ref) if current else reader.get_object(ref, revision=rev)
             except Exception as exc:  # noqa: BLE001 - hostile input: record and go on
                 st.unreadable.append((ref, rev, f"{type(exc).__name__}: {exc}"[:200]))
                 continue
             st.objects += 1
-            yield from _walk_one(obj, ref, rev, current, max_nodes, st)
+            yield from _walk_one(obj, ref, rev, current, max_nodes, st, visits)
     for rev in range(total):
         try:
             trailer = reader.trailer.flatten(rev)
         except Exception:  # noqa: BLE001, S112 - a revision without a readable trailer: structure checks
             continue
-        yield from _walk_one(trailer, None, rev, rev == total - 1, max_nodes, st)
+        yield from _walk_one(trailer, None, rev, rev == total - 1, max_nodes, st, visits)
 
 
 def _walk_one(
-    root: Any, ref: generic.Reference | None, rev: int, current: bool, max_nodes: int, st: ObjectWalk
-) -> Iterator[Visit]:
-    stack: list[tuple[Any, str | None]] = [(root, None)]
+    root: Any,
+    ref: generic.Reference | None,
+    rev: int,
+    current: bool,
+    max_nodes: int,
+    st: ObjectWalk,
+    visits: bool,
+) -> Iterator[Any]:
+    """One object, depth first with an explicit stack. Every dictionary entry and array item is a node,
+    counted when its container is taken apart; the budget is checked as each container is taken off the
+    stack, as it always was (the same files exceed it at the same point)."""
+    kinds = _KIND
+    nodes = st.nodes
+    stack: list[tuple[Any, _Path]] = [(root, None)]
+    pop = stack.pop
+    push = stack.append
     while stack:
-        obj, key = stack.pop()
-        st.nodes += 1
-        if st.nodes > max_nodes:
+        obj, path = pop()
+        nodes += 1
+        if nodes > max_nodes:
+            st.nodes = nodes
             raise GraphBudgetExceeded(f"more than {max_nodes} nodes in the object graph")
-        if isinstance(obj, generic.DictionaryObject):  # StreamObject is one too
-            yield Visit(ref, key, rev, current, obj)
-            for k, v in obj.items():  # items() of pyHanko's dict gives raw values: references stay references
-                if isinstance(v, generic.DictionaryObject | generic.ArrayObject):
-                    stack.append((v, f"{key}{k}" if key else k))
-                else:
-                    st.nodes += 1
-        elif isinstance(obj, generic.ArrayObject):
+        t = type(obj)
+        kind = kinds.get(t)
+        if kind is None:
+            kind = _kind(t)
+        if kind == 1:
+            st.nodes = nodes
+            yield Visit(ref, _key_path(path), rev, current, obj) if visits else (ref, path, rev, current, obj)
+            before = len(stack)
+            for k, v in obj.items():  # raw values: references stay references
+                t = type(v)
+                kind = kinds.get(t)
+                if kind is None:
+                    kind = _kind(t)
+                if kind:
+                    push((v, (path, k)))
+            nodes += len(obj) - (len(stack) - before)  # the others are leaves: a node each
+        elif kind == 2:
+            for t in set(map(type, obj)):  # most arrays hold only numbers, names or references
+                kind = kinds.get(t)
+                if kind is None:
+                    kind = _kind(t)
+                if kind:
+                    break
+            else:
+                nodes += len(obj)
+                continue
+            before = len(stack)
             for i, v in enumerate(obj):
-                if isinstance(v, generic.DictionaryObject | generic.ArrayObject):
-                    stack.append((v, f"{key}[{i}]" if key else f"[{i}]"))
-                else:
-                    st.nodes += 1
+                t = type(v)
+                kind = kinds.get(t)
+                if kind is None:
+                    kind = _kind(t)
+                if kind:
+                    push((v, (path, i)))
+            nodes += len(obj) - (len(stack) - before)
+    st.nodes = nodes
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -204,58 +296,62 @@ def _deref(v: Any) -> Any:
         return None
 
 
-def _active_in(v: Visit) -> str | None:
-    d = v.obj
+#: The keys :func:`_active_kind` looks at before it can find anything (``/Type`` only qualifies the others):
+#: a dictionary with none of them is passed by one set test.
+_ACTIVE_KEYS = frozenset({*RISKY_KEYS, "/S", "/Subtype", "/OpenAction", "/Collection"})
+
+
+def _active_kind(d: generic.DictionaryObject) -> str | None:
+    """Scripts, risky actions, media annotations, XFA or a portfolio in one dictionary: what it is, without
+    the place (the caller adds `` in {where}``, only for a finding)."""
     for key in RISKY_KEYS:
         if key in d:
-            return f"{key} in {_where(v)}"
+            return key
     if _name(_raw(d, "/Type")) == "/StructElem":  # /S is the structure type there, not an action
         return None
     kind = _name(_raw(d, "/S"))
     if kind in RISKY_ACTIONS:
-        return f"{kind} action in {_where(v)}"
+        return f"{kind} action"
     if kind == "/URI":
         uri = _deref(_raw(d, "/URI"))
         text = bytes(uri.original_bytes) if isinstance(uri, generic.TextStringObject) else b""
         if isinstance(uri, generic.ByteStringObject):
             text = bytes(uri)
         if text.strip().lower().startswith(b"javascript:"):
-            return f"javascript: URI in {_where(v)}"
+            return "javascript: URI"
     subtype = _name(_raw(d, "/Subtype"))
     if subtype in RISKY_ANNOTATIONS and ("/Rect" in d or _name(_raw(d, "/Type")) == "/Annot"):
-        return f"{subtype} annotation in {_where(v)}"
+        return f"{subtype} annotation"
     if "/OpenAction" in d:
         action = _deref(_raw(d, "/OpenAction"))
         # An array is a destination (show this page); a dictionary is an action run when the file opens.
         if isinstance(action, generic.DictionaryObject) and _name(_raw(action, "/S")) != "/GoTo":
-            return f"/OpenAction {_name(_raw(action, '/S'))} in {_where(v)}"
+            return f"/OpenAction {_name(_raw(action, '/S'))}"
     if "/Collection" in d and _name(_raw(d, "/Type")) == "/Catalog":
         # A portfolio: the viewer shows the collection's attachments, not this document's pages.
-        return f"/Collection (portfolio) in {_where(v)}"
+        return "/Collection (portfolio)"
     return None
 
 
-def _ocmd_problem(v: Visit) -> str | None:
+def _ocmd_problem(d: generic.DictionaryObject, ref: generic.Reference | None, path: _Path) -> str | None:
     """A membership dictionary that hides content while every layer is ON shows it once one is OFF."""
-    d = v.obj
     policy = _name(_raw(d, "/P"))
     if policy in ("/AllOff", "/AnyOff"):
-        return f"optional-content membership /P {policy} in {_where(v)}"
+        return f"optional-content membership /P {policy} in {_where(ref, path)}"
     if "/VE" in d:
-        return f"optional-content visibility expression /VE in {_where(v)}"
+        return f"optional-content visibility expression /VE in {_where(ref, path)}"
     return None
 
 
-def _ocg_problem(v: Visit) -> str | None:
-    d = v.obj
+def _ocg_problem(d: generic.DictionaryObject, ref: generic.Reference | None, path: _Path) -> str | None:
     usage = _deref(_raw(d, "/Usage"))
     if isinstance(usage, generic.DictionaryObject):
         for key in ("/Print", "/View", "/Export", "/Zoom"):
             if key in usage:
-                return f"optional-content group with /Usage {key} in {_where(v)}"
+                return f"optional-content group with /Usage {key} in {_where(ref, path)}"
     intent = _deref(_raw(d, "/Intent"))
     if not _intent_is_view(intent):
-        return f"optional-content group with /Intent {intent} in {_where(v)}"
+        return f"optional-content group with /Intent {intent} in {_where(ref, path)}"
     return None
 
 
@@ -324,10 +420,9 @@ def widget_visible(w: Any) -> bool:
     return abs(x1 - x0) * abs(y1 - y0) > 1e-6
 
 
-def _sneaky_field(v: Visit) -> str | None:
+def _sneaky_field(d: generic.DictionaryObject, ref: generic.Reference | None, path: _Path) -> str | None:
     """An unsigned signature field with a visible widget (itself or a kid): it can be filled after sealing
     with an appearance of the filler's choosing (Mainka et al., "Sneaky Signature Attack", S&P 2021)."""
-    d = v.obj
     if _name(_raw(d, "/FT")) != "/Sig" or _deref(_raw(d, "/V")) is not None:
         return None
     kids = _deref(_raw(d, "/Kids"))
@@ -336,7 +431,7 @@ def _sneaky_field(v: Visit) -> str | None:
         return None
     title = _deref(_raw(d, "/T"))
     label = str(title) if isinstance(title, generic.TextStringObject | generic.ByteStringObject) else "?"
-    return f"{label} ({_where(v)})"
+    return f"{label} ({_where(ref, path)})"
 
 
 def scan_graph(
@@ -351,18 +446,22 @@ def scan_graph(
     active: str | None = None
     oc: str | None = None
     sneaky: list[str] = []
-    for v in walk_objects(reader, max_nodes=max_nodes, stats=stats, history=history):
-        if active is None:
-            active = _active_in(v)
-        if not v.current or v.ref is None:
+    active_keys = _ACTIVE_KEYS
+    for ref, path, _rev, current, d in _dicts(reader, max_nodes, stats, history):
+        if active is None and not active_keys.isdisjoint(d):
+            found = _active_kind(d)
+            if found is not None:
+                active = f"{found} in {_where(ref, path)}"
+        if not current or ref is None:
             continue
-        kind = _name(_raw(v.obj, "/Type"))
-        if oc is None and kind == "/OCG":
-            oc = _ocg_problem(v)
-        elif oc is None and kind == "/OCMD":
-            oc = _ocmd_problem(v)
-        if "/FT" in v.obj:
-            problem = _sneaky_field(v)
+        if oc is None:
+            kind = _name(_raw(d, "/Type"))
+            if kind == "/OCG":
+                oc = _ocg_problem(d, ref, path)
+            elif kind == "/OCMD":
+                oc = _ocmd_problem(d, ref, path)
+        if "/FT" in d:
+            problem = _sneaky_field(d, ref, path)
             if problem is not None:
                 sneaky.append(problem)
     root = reader.root
@@ -388,10 +487,11 @@ def active_content(
 
     Not reported: ``/EmbeddedFiles``. An attachment is data the seal covers; it is shown only through a
     GoToE action or a ``/Collection`` portfolio, and both are reported."""
-    for v in walk_objects(reader, max_nodes=max_nodes, history=history):
-        found = _active_in(v)
-        if found is not None:
-            return found
+    for ref, path, _rev, _current, d in _dicts(reader, max_nodes, None, history):
+        if not _ACTIVE_KEYS.isdisjoint(d):
+            found = _active_kind(d)
+            if found is not None:
+                return f"{found} in {_where(ref, path)}"
     return None
 
 
