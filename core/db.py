@@ -272,7 +272,9 @@ def _compiled(statement: Executable, dialect: Any) -> str:
     return found[1]
 
 
-def execute_and_commit(session: Session, statement: Executable) -> bool:
+def execute_and_commit(
+    session: Session, statement: Executable, params: Mapping[str, object] | None = None
+) -> bool:
     """Run the last write of ``session``'s transaction and its COMMIT in one round trip (PostgreSQL).
 
     For a transaction that holds a hot row lock until it ends: sent apart, the COMMIT waits for this
@@ -283,16 +285,19 @@ def execute_and_commit(session: Session, statement: Executable) -> bool:
     as SQLAlchemy's (``IntegrityError``, ``OperationalError``, ...) and the transaction is rolled back by
     the caller as usual.
 
+    ``params``: the statement's named bind values (a statement built once with
+    :func:`sqlalchemy.bindparam`).
+
     Returns False, having only executed the statement, where that is not possible (SQLite, another
     driver): the caller's commit then ends the transaction.
     """
     found = _pipelining(session)
     if found is None:
-        session.execute(statement)
+        session.execute(statement, params)
         return False
     _, raw = found
     with _as_sqlalchemy_error(raw, statement), raw.pipeline():
-        session.execute(statement)
+        session.execute(statement, params)
         raw.commit()
     return True
 
