@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, TypeAlias, cast
 
-from sqlalchemy import Insert, Row, Table, Update, insert, select, update
+from sqlalchemy import Connection, Insert, Row, Table, Update, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -435,27 +435,19 @@ class SigningWorkflow:
         operator: str,
         codes: set[str],
     ) -> None:
-        # Plain INSERTs, not the ORM's unit of work (its flush bookkeeping cost more CPU than the round trip
-        # on this path); ``row`` stays a detached value the caller reads from. The unique idempotency key
-        # is checked by the first statement, before anything else is written.
-        with transaction(self.services.sessions) as s:
-            s.execute(insert(_requests_t), [_columns(row)])
-            if pdf is not None:
-                s.execute(
-                    insert(_documents_t),
-                    [
-                        {
-                            "request_id": row.request_id,
-                            "role": "source",
-                            "sha256": _sha256(pdf),
-                            "data": pdf,
-                            "created_at": now,
-                        }
-                    ],
-                )
-            if status == Status.DENIED:
-                # Refusals are evidence too: logged with the request, in the same transaction.
+        # Plain INSERTs on a Connection, not the ORM's unit of work or even a Session (their bookkeeping
+        # cost more CPU than the round trips on this path); ``row`` stays a detached value the caller reads
+        # from. The unique idempotency key is checked by the first statement, before anything else is
+        # written.
+        if status == Status.DENIED:
+            # Refusals are evidence too: logged with the request, in the same transaction (the ledger
+            # writes through a Session).
+            with transaction(self.services.sessions) as s:
+                _insert_request(s.connection(), row, pdf, now)
                 self._log_refusal(s, row, operator, sorted(codes), f"refused:{row.request_id}")
+            return
+        with self.services.engine.begin() as conn:
+            _insert_request(conn, row, pdf, now)
 
     # -- approval ---------------------------------------------------------------------------------------
     def _load(self, s: Session, principal: Principal, request_id: str) -> SigningRequestRow:
@@ -975,6 +967,28 @@ class SupervisionRoute:
 
 #: Only without a policy store (no catalog, no township registry): one event, for county-wide readers.
 _UNROUTED = SupervisionRoute((), "UNROUTED")
+
+
+# A new request and its uploaded document, built once: a Core INSERT without VALUES takes its columns from
+# the bind values' names, and is compiled once per set of names (a request leaves its unset columns out).
+_INSERT_REQUEST = insert(_requests_t)
+_INSERT_DOCUMENT = insert(_documents_t)
+
+
+def _insert_request(conn: Connection, row: SigningRequestRow, pdf: bytes | None, now: datetime) -> None:
+    """A new request's row, and its uploaded PDF as its source document, in ``conn``'s transaction."""
+    conn.execute(_INSERT_REQUEST, _columns(row))
+    if pdf is not None:
+        conn.execute(
+            _INSERT_DOCUMENT,
+            {
+                "request_id": row.request_id,
+                "role": "source",
+                "sha256": _sha256(pdf),
+                "data": pdf,
+                "created_at": now,
+            },
+        )
 
 
 def _columns(row: SigningRequestRow) -> JsonObject:
