@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from api._errors import Unauthenticated
 from api._json import JsonObject
 from api._storage import AccountRow, SessionRow, TokenRow
-from core.db import reading_connection
+from core.db import execute_alone, reading_connection
 from core.errors import BadInput, Conflict, NotFound, PermissionDenied, Unavailable
 from policies import Role
 
@@ -621,8 +621,8 @@ def authenticate_token(engine: Engine, secret: str, *, now: datetime | None = No
     """The account behind a bearer token; ``401`` for unknown, expired or revoked, ``403`` if disabled.
 
     Read afresh on every call (a revocation, an expiry or a disabled account takes effect at once), on a
-    :func:`core.db.reading_connection`: one row by key, no snapshot needed. ``last_used_at`` is written in
-    a transaction of its own, at most once per :data:`LAST_USED_GRANULARITY`.
+    :func:`core.db.reading_connection`: one row by key, no snapshot needed. ``last_used_at`` is written by
+    a statement of its own (:func:`core.db.execute_alone`), at most once per :data:`LAST_USED_GRANULARITY`.
     """
     now = now or utcnow()
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
@@ -638,8 +638,7 @@ def authenticate_token(engine: Engine, secret: str, *, now: datetime | None = No
     if aware(found.expires_at) <= now:
         raise Unauthenticated("TOKEN_EXPIRED", "this API token has expired", "访问令牌已过期")
     if found.last_used_at is None or aware(found.last_used_at) + LAST_USED_GRANULARITY <= now:
-        with engine.begin() as conn:
-            conn.execute(_TOKEN_USED, {"token": found.token_id, "used_at": now})
+        execute_alone(engine, _TOKEN_USED, {"token": found.token_id, "used_at": now})
     return Account.from_row(found)
 
 

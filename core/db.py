@@ -204,8 +204,28 @@ def reading_connection(engine: Engine) -> Iterator[Connection]:
         with engine.begin() as conn:
             yield conn
         return
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with _autocommit(engine) as conn:
         yield conn
+
+
+def execute_alone(engine: Engine, statement: Executable, params: Mapping[str, object] | None = None) -> None:
+    """Run one write that is a unit of work by itself (a single statement, data-modifying CTEs included).
+
+    On PostgreSQL in autocommit: a statement is atomic on its own, and the BEGIN and COMMIT round trips a
+    transaction adds are spared. On SQLite between ``BEGIN IMMEDIATE`` and COMMIT, as :func:`transaction`.
+    An error is raised as SQLAlchemy's (``IntegrityError``, ...), and nothing of the statement is written.
+    """
+    if is_sqlite(engine):
+        with engine.begin() as conn:
+            conn.execute(statement, params)
+        return
+    with _autocommit(engine) as conn:
+        conn.execute(statement, params)
+
+
+def _autocommit(engine: Engine) -> Connection:
+    """A pooled connection of ``engine`` in autocommit (each statement its own transaction)."""
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 def fetch_in_one_round_trip(
