@@ -23,16 +23,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select, update
+from sqlalchemy import Engine, Row, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from api._errors import Unauthenticated
 from api._json import JsonObject
 from api._storage import AccountRow, SessionRow, TokenRow
+from core.db import execute_alone, reading_connection
 from core.errors import BadInput, Conflict, NotFound, PermissionDenied, Unavailable
 from policies import Role
 
@@ -144,7 +145,8 @@ class Account:
     must_change_password: bool = False
 
     @classmethod
-    def from_row(cls, row: AccountRow) -> Account:
+    def from_row(cls, row: AccountRow | Row[*tuple[Any, ...]]) -> Account:
+        """From an ORM row, or a Core row with the account's columns by name."""
         return cls(
             account_id=row.account_id,
             username=row.username,
@@ -576,28 +578,68 @@ def revoke_token(session: Session, token_id: str, *, now: datetime | None = None
     return ApiToken.from_row(row)
 
 
-def authenticate_token(session: Session, secret: str, *, now: datetime | None = None) -> Account:
-    """The account behind a bearer token; ``401`` for unknown, expired or revoked, ``403`` if disabled."""
+_tokens_t = cast(Table, TokenRow.__table__)
+_accounts_t = cast(Table, AccountRow.__table__)
+#: A token by its hash, with its account: read on every API call, so built once (its cache key memoized) and
+#: read as Core rows on an autocommit connection (no BEGIN/COMMIT, no ORM identity map). The account columns
+#: keep their names, so :meth:`Account.from_row` reads the row as it reads an ``AccountRow``.
+_TOKEN_BY_HASH = (
+    select(
+        _tokens_t.c.token_id,
+        _tokens_t.c.expires_at,
+        _tokens_t.c.revoked_at,
+        _tokens_t.c.last_used_at,
+        *(
+            _accounts_t.c[name]
+            for name in (
+                "account_id",
+                "username",
+                "display_name",
+                "role",
+                "org_code",
+                "service_centre",
+                "disabled",
+                "password_hash",
+                "created_at",
+                "created_by",
+                "person_id",
+                "must_change_password",
+            )
+        ),
+    )
+    .join_from(_tokens_t, _accounts_t, _accounts_t.c.account_id == _tokens_t.c.account_id)
+    .where(_tokens_t.c.token_sha256 == bindparam("token_sha256"))
+)
+_TOKEN_USED = (
+    update(_tokens_t)
+    .where(_tokens_t.c.token_id == bindparam("token"))
+    .values(last_used_at=bindparam("used_at"))
+)
+
+
+def authenticate_token(engine: Engine, secret: str, *, now: datetime | None = None) -> Account:
+    """The account behind a bearer token; ``401`` for unknown, expired or revoked, ``403`` if disabled.
+
+    Read afresh on every call (a revocation, an expiry or a disabled account takes effect at once), on a
+    :func:`core.db.reading_connection`: one row by key, no snapshot needed. ``last_used_at`` is written by
+    a statement of its own (:func:`core.db.execute_alone`), at most once per :data:`LAST_USED_GRANULARITY`.
+    """
     now = now or utcnow()
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         raise Unauthenticated("TOKEN_INVALID", "unknown API token", "无效的访问令牌")
-    found = session.execute(  # the token and its account in one round trip
-        select(TokenRow, AccountRow)
-        .join(AccountRow, AccountRow.account_id == TokenRow.account_id)
-        .where(TokenRow.token_sha256 == sha256_hex(secret))
-    ).first()
+    with reading_connection(engine) as conn:  # the token and its account in one round trip
+        found = conn.execute(_TOKEN_BY_HASH, {"token_sha256": sha256_hex(secret)}).first()
     if found is None:
         raise Unauthenticated("TOKEN_INVALID", "unknown API token", "无效的访问令牌")
-    row, account = found
-    if account.disabled:  # said first: disabling also revoked the token, but this is what the holder needs
+    if found.disabled:  # said first: disabling also revoked the token, but this is what the holder needs
         raise PermissionDenied("ACCOUNT_DISABLED", "this account is disabled", "该账号已停用")
-    if row.revoked_at is not None:
+    if found.revoked_at is not None:
         raise Unauthenticated("TOKEN_REVOKED", "this API token was revoked", "访问令牌已吊销")
-    if aware(row.expires_at) <= now:
+    if aware(found.expires_at) <= now:
         raise Unauthenticated("TOKEN_EXPIRED", "this API token has expired", "访问令牌已过期")
-    if row.last_used_at is None or aware(row.last_used_at) + LAST_USED_GRANULARITY <= now:
-        row.last_used_at = now
-    return Account.from_row(account)
+    if found.last_used_at is None or aware(found.last_used_at) + LAST_USED_GRANULARITY <= now:
+        execute_alone(engine, _TOKEN_USED, {"token": found.token_id, "used_at": now})
+    return Account.from_row(found)
 
 
 # --- console sessions ---------------------------------------------------------------------------------------

@@ -261,8 +261,7 @@ def authenticate(request: Request, services: Services) -> Principal:
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise Unauthenticated("TOKEN_INVALID", "use Authorization: Bearer <token>", "请使用 Bearer 令牌")
-        with transaction(services.sessions) as s:
-            account = authenticate_token(s, secret.strip())
+        account = authenticate_token(services.engine, secret.strip())
         return Principal(account, "token", inherited_townships(services, account))
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:

@@ -15,6 +15,7 @@ Order of work, so nothing nests a transaction (SQLite writers serialise at BEGIN
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, TypeAlias, cast
 
-from sqlalchemy import Row, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Insert, Row, Table, bindparam, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,7 +36,7 @@ from api._limits import check_text, walk_text
 from api._refusals import check_refusal_budget, is_foreign_refusal, of_organisation
 from api._services import Services
 from api._storage import DocumentRow, OutboxRow, SigningRequestRow
-from core.db import BoundStatement, reading, transaction
+from core.db import BoundStatement, execute_alone, is_sqlite, reading, transaction
 from core.errors import BadInput, Conflict, NotFound, PermissionDenied, PolicyDenied, SealServiceError
 from core.scope import read_scope
 from ledger import FINAL_DECISION_STATUSES, DecisionStatus
@@ -465,27 +466,28 @@ class SigningWorkflow:
         operator: str,
         codes: set[str],
     ) -> None:
-        # Plain INSERTs, not the ORM's unit of work (its flush bookkeeping cost more CPU than the round trip
-        # on this path); ``row`` stays a detached value the caller reads from. The unique idempotency key
-        # is checked by the first statement, before anything else is written.
-        with transaction(self.services.sessions) as s:
-            s.execute(insert(_requests_t), [_columns(row)])
-            if pdf is not None:
-                s.execute(
-                    insert(_documents_t),
-                    [
-                        {
-                            "request_id": row.request_id,
-                            "role": "source",
-                            "sha256": _sha256(pdf),
-                            "data": pdf,
-                            "created_at": now,
-                        }
-                    ],
-                )
-            if status == Status.DENIED:
-                # Refusals are evidence too: logged with the request, in the same transaction.
+        # Plain INSERTs on a Connection, not the ORM's unit of work or even a Session (their bookkeeping
+        # cost more CPU than the round trips on this path); ``row`` stays a detached value the caller reads
+        # from. The unique idempotency key is checked by the first statement, before anything else is
+        # written.
+        if status == Status.DENIED:
+            # Refusals are evidence too: logged with the request, in the same transaction (the ledger
+            # writes through a Session).
+            with transaction(self.services.sessions) as s:
+                _insert_request(s.connection(), row, pdf, now)
                 self._log_refusal(s, row, operator, sorted(codes), f"refused:{row.request_id}")
+            return
+        engine = self.services.engine
+        if is_sqlite(engine):
+            with engine.begin() as conn:
+                _insert_request(conn, row, pdf, now)
+            return
+        # PostgreSQL: one statement (the document as a data-modifying CTE of the request's INSERT), atomic by
+        # itself, in autocommit: no BEGIN and COMMIT round trips.
+        values = {f"r_{name}": value for name, value in _columns(row).items()}
+        if pdf is not None:
+            values.update(d_sha256=_sha256(pdf), d_data=pdf, d_created_at=now)
+        execute_alone(engine, _request_insert(tuple(values), pdf is not None), values)
 
     # -- approval ---------------------------------------------------------------------------------------
     def _load(self, s: Session, principal: Principal, request_id: str) -> SigningRequestRow:
@@ -1005,6 +1007,48 @@ class SupervisionRoute:
 
 #: Only without a policy store (no catalog, no township registry): one event, for county-wide readers.
 _UNROUTED = SupervisionRoute((), "UNROUTED")
+
+
+# A new request and its uploaded document, built once: a Core INSERT without VALUES takes its columns from
+# the bind values' names, and is compiled once per set of names (a request leaves its unset columns out).
+_INSERT_REQUEST = insert(_requests_t)
+_INSERT_DOCUMENT = insert(_documents_t)
+
+
+@functools.lru_cache(maxsize=64)
+def _request_insert(names: tuple[str, ...], with_document: bool) -> Insert:
+    """PostgreSQL's one-statement form of :func:`_insert_request`, built once per shape: ``names`` are its
+    bind values' (``r_<column>`` for each column the request sets), ``with_document`` adds the source
+    document (``d_sha256``, ``d_data``, ``d_created_at``) as a data-modifying CTE."""
+    statement = insert(_requests_t).values(
+        {name.removeprefix("r_"): bindparam(name) for name in names if name.startswith("r_")}
+    )
+    if with_document:
+        document = insert(_documents_t).values(
+            request_id=bindparam("r_request_id"),
+            role=literal("source"),
+            sha256=bindparam("d_sha256"),
+            data=bindparam("d_data"),
+            created_at=bindparam("d_created_at"),
+        )
+        statement = statement.add_cte(document.cte("source_document"))
+    return statement
+
+
+def _insert_request(conn: Connection, row: SigningRequestRow, pdf: bytes | None, now: datetime) -> None:
+    """A new request's row, and its uploaded PDF as its source document, in ``conn``'s transaction."""
+    conn.execute(_INSERT_REQUEST, _columns(row))
+    if pdf is not None:
+        conn.execute(
+            _INSERT_DOCUMENT,
+            {
+                "request_id": row.request_id,
+                "role": "source",
+                "sha256": _sha256(pdf),
+                "data": pdf,
+                "created_at": now,
+            },
+        )
 
 
 def _columns(row: SigningRequestRow) -> JsonObject:

@@ -35,8 +35,9 @@ class Base(DeclarativeBase):
 
 
 def is_sqlite(url_or_engine: str | Engine) -> bool:
-    url = str(url_or_engine.url) if isinstance(url_or_engine, Engine) else url_or_engine
-    return url.startswith("sqlite")
+    if isinstance(url_or_engine, Engine):  # asked on hot paths: the dialect's name, not the URL made text
+        return url_or_engine.dialect.name == "sqlite"
+    return url_or_engine.startswith("sqlite")
 
 
 def _owner_only(path: Path) -> None:
@@ -186,15 +187,55 @@ def reading(engine_or_factory: Engine | sessionmaker[Session]) -> Iterator[Sessi
         with transaction(engine_or_factory) as session:
             yield session
         return
-    with (
-        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
-        Session(bind=conn, expire_on_commit=False) as session,
-    ):
+    with reading_connection(engine) as conn, Session(bind=conn, expire_on_commit=False) as session:
         yield session
 
 
+@contextmanager
+def reading_connection(engine: Engine) -> Iterator[Connection]:
+    """:func:`reading` for Core statements: a Connection, not an ORM Session, on the same terms.
+
+    For the hottest reads (a statement built once with :func:`sqlalchemy.bindparam`, its rows read as
+    they are): the Session's identity map and unit of work cost more CPU than the round trip. On PostgreSQL
+    each statement autocommits; on SQLite the connection holds one transaction (``BEGIN IMMEDIATE``, as
+    :func:`transaction`), committed at the end.
+    """
+    if is_sqlite(engine):
+        with engine.begin() as conn:
+            yield conn
+        return
+    with _autocommit(engine) as conn:
+        yield conn
+
+
+#: A statement built once (its bind parameters named: :func:`sqlalchemy.bindparam`) and the values of one
+#: execution. Built once, its cache key is computed once (SQLAlchemy memoizes it on the object), where a
+#: statement built per call with ``.values(...)`` pays for building and for walking its whole tree each time.
+BoundStatement = tuple[Executable, Mapping[str, object]]
+
+
+def execute_alone(engine: Engine, statement: Executable, params: Mapping[str, object] | None = None) -> None:
+    """Run one write that is a unit of work by itself (a single statement, data-modifying CTEs included).
+
+    On PostgreSQL in autocommit: a statement is atomic on its own, and the BEGIN and COMMIT round trips a
+    transaction adds are spared. On SQLite between ``BEGIN IMMEDIATE`` and COMMIT, as :func:`transaction`.
+    An error is raised as SQLAlchemy's (``IntegrityError``, ...), and nothing of the statement is written.
+    """
+    if is_sqlite(engine):
+        with engine.begin() as conn:
+            conn.execute(statement, params)
+        return
+    with _autocommit(engine) as conn:
+        conn.execute(statement, params)
+
+
+def _autocommit(engine: Engine) -> Connection:
+    """A pooled connection of ``engine`` in autocommit (each statement its own transaction)."""
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
 def fetch_in_one_round_trip(
-    session: Session, statements: Sequence[tuple[Executable, Mapping[str, object]]]
+    session: Session, statements: Sequence[BoundStatement]
 ) -> list[list[tuple[Any, ...]]] | None:
     """Run ``statements`` (each with its named bind values) in ``session``'s transaction in one round
     trip and return each one's rows (PostgreSQL, psycopg's pipeline mode); None where that is not possible
@@ -255,12 +296,6 @@ def _compiled(statement: Executable, dialect: Any) -> str:
     if found is None:
         found = _COMPILED[key] = (statement, str(cast(ClauseElement, statement).compile(dialect=dialect)))
     return found[1]
-
-
-#: A statement built once (its bind parameters named: :func:`sqlalchemy.bindparam`) and the values of one
-#: execution. Built once, its cache key is computed once (SQLAlchemy memoizes it on the object), where a
-#: statement built per call with ``.values(...)`` pays for building and for walking its whole tree each time.
-BoundStatement = tuple[Executable, Mapping[str, object]]
 
 
 def execute_and_commit(session: Session, *statements: Executable | BoundStatement) -> bool:

@@ -30,9 +30,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import bindparam, insert, literal_column, or_, select, update
+from sqlalchemy import Table, bindparam, insert, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -203,6 +203,46 @@ _MINE = (
     )
     .order_by(DocumentNumberRow.seq)
 )
+# The statements of a draw and a flip, built once (their cache keys memoized) with named bind values that
+# are no column's name (an INSERT or UPDATE would take a value named after a column as that column's).
+_numbers_t = cast(Table, DocumentNumberRow.__table__)
+_counters_t = cast(Table, NumberCounterRow.__table__)
+# SQLite: the counter row, read under the database lock BEGIN IMMEDIATE took (None on the year's first)
+_COUNTER = select(_counters_t.c.last_seq).where(
+    _counters_t.c.sequence == bindparam("n_sequence"), _counters_t.c.year == bindparam("n_year")
+)
+# The drawn number, RESERVED with the request's idempotency key
+_RECORD = insert(_numbers_t).values(
+    sequence=bindparam("n_sequence"),
+    year=bindparam("n_year"),
+    seq=bindparam("n_seq"),
+    number=bindparam("n_number"),
+    status=bindparam("n_status"),
+    idempotency_key=bindparam("n_key"),
+    created_at=bindparam("n_now"),
+)
+# The counter moved on to the drawn number; SQLite makes the row on the year's first number
+_BUMP = (
+    update(_counters_t)
+    .where(_counters_t.c.sequence == bindparam("n_sequence"), _counters_t.c.year == bindparam("n_year"))
+    .values(last_seq=bindparam("n_seq"))
+)
+_NEW_COUNTER = insert(_counters_t).values(
+    sequence=bindparam("n_sequence"), year=bindparam("n_year"), last_seq=bindparam("n_seq")
+)
+# PostgreSQL: both in one statement (the bump as a data-modifying CTE of the insert)
+_RECORD_AND_BUMP = _RECORD.add_cte(_BUMP.cte("bump"))
+# RESERVED -> USED or VOID, only while still RESERVED; a void says why
+_FLIP_WHERE = (
+    _numbers_t.c.sequence == bindparam("n_sequence"),
+    _numbers_t.c.year == bindparam("n_year"),
+    _numbers_t.c.seq == bindparam("n_seq"),
+    _numbers_t.c.status == bindparam("n_reserved"),
+)
+_FLIP = update(_numbers_t).where(*_FLIP_WHERE).values(status=bindparam("n_status"))
+_FLIP_WITH_REASON = (
+    update(_numbers_t).where(*_FLIP_WHERE).values(status=bindparam("n_status"), reason=bindparam("n_reason"))
+)
 
 
 def reserve_number(
@@ -258,11 +298,7 @@ def reserve_number(
         if pg:
             last = session.execute(_LOCK_COUNTER, {"sequence": sequence, "year": year}).scalar_one()
         else:  # SQLite: BEGIN IMMEDIATE holds the database lock, nobody else writes meanwhile
-            last = session.execute(
-                select(NumberCounterRow.last_seq).where(
-                    NumberCounterRow.sequence == sequence, NumberCounterRow.year == year
-                )
-            ).scalar_one_or_none()
+            last = session.execute(_COUNTER, {"n_sequence": sequence, "n_year": year}).scalar_one_or_none()
         # Under the counter lock: a retry (or a concurrent twin) of this request takes over its
         # reservation, or learns that the twin has finished.
         mine = session.execute(_MINE, {"key": idempotency_key, "reserved": RESERVED, "used": USED}).all()
@@ -273,33 +309,24 @@ def reserve_number(
             return DrawnNumber(sequence=sequence, year=year, seq=r[2], number=r[3])
     seq = (last or 0) + 1
     number = fmt.format(**_fields(township, county, fields), year=year, seq=seq)
-    record = insert(DocumentNumberRow).values(
-        sequence=sequence,
-        year=year,
-        seq=seq,
-        number=number,
-        status=RESERVED,
-        idempotency_key=idempotency_key,
-        created_at=now,
-    )
-    bump = (
-        update(NumberCounterRow)
-        .where(NumberCounterRow.sequence == sequence, NumberCounterRow.year == year)
-        .values(last_seq=seq)
-    )
+    values = {
+        "n_sequence": sequence,
+        "n_year": year,
+        "n_seq": seq,
+        "n_number": number,
+        "n_status": RESERVED,
+        "n_key": idempotency_key,
+        "n_now": now,
+    }
     try:
         if pg:
-            statement = record.add_cte(bump.cte("bump"))
             if commit:
-                execute_and_commit(session, statement)
+                execute_and_commit(session, (_RECORD_AND_BUMP, values))
             else:
-                session.execute(statement)
+                session.execute(_RECORD_AND_BUMP, values)
         else:
-            if last is None:
-                session.execute(insert(NumberCounterRow).values(sequence=sequence, year=year, last_seq=seq))
-            else:
-                session.execute(bump)
-            session.execute(record)
+            session.execute(_NEW_COUNTER if last is None else _BUMP, values)
+            session.execute(_RECORD, values)
     except IntegrityError as exc:
         detail = str(exc.orig)
         if "uq_sig_document_numbers_number" not in detail and "sig_document_numbers.number" not in detail:
@@ -313,20 +340,17 @@ def reserve_number(
 
 
 def _flip(session: Session, drawn: DrawnNumber, status: str, reason: str | None = None) -> bool:
-    values: dict[str, object] = {"status": status}
-    if reason is not None:
-        values["reason"] = reason[:2000]
-    result = session.execute(
-        update(DocumentNumberRow)
-        .where(
-            DocumentNumberRow.sequence == drawn.sequence,
-            DocumentNumberRow.year == drawn.year,
-            DocumentNumberRow.seq == drawn.seq,
-            DocumentNumberRow.status == RESERVED,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    values: dict[str, object] = {
+        "n_sequence": drawn.sequence,
+        "n_year": drawn.year,
+        "n_seq": drawn.seq,
+        "n_reserved": RESERVED,
+        "n_status": status,
+    }
+    if reason is None:
+        result = session.execute(_FLIP, values)
+    else:
+        result = session.execute(_FLIP_WITH_REASON, {**values, "n_reason": reason[:2000]})
     return bool(getattr(result, "rowcount", 0) == 1)
 
 

@@ -319,3 +319,40 @@ def test_logs_never_carry_tokens_or_passwords(api_client, county_accounts) -> No
     assert '"route": "/v1/me"' in text  # the access log did write
     for secret in (clerk.token, PASSWORD, new_secret, "correct horse"):
         assert secret not in text
+
+
+def test_token_check_reads_afresh_and_writes_last_used_at_once_a_minute(api_client, county_accounts) -> None:
+    import pytest
+
+    from api._accounts import authenticate_token, aware, get_account, revoke_token, utcnow
+    from api._errors import Unauthenticated
+    from api._storage import TokenRow
+    from core.db import transaction
+
+    services = api_client.app.state.services
+    clerk = county_accounts["xj.clerk"]
+    t0 = utcnow().replace(microsecond=0)
+    issued = _issue(api_client, clerk.account_id, ttl=timedelta(hours=1), now=t0)
+
+    def last_used():  # type: ignore[no-untyped-def]
+        with transaction(services.sessions) as s:
+            row = s.get(TokenRow, issued.token.token_id)
+            assert row is not None
+            return aware(row.last_used_at) if row.last_used_at else None
+
+    account = authenticate_token(services.engine, issued.secret, now=t0)
+    with transaction(services.sessions) as s:
+        assert account == get_account(s, clerk.account_id)  # the Core row reads as the ORM row does
+    assert last_used() == t0
+    authenticate_token(services.engine, issued.secret, now=t0 + timedelta(seconds=59))
+    assert last_used() == t0  # within the minute: a read, not a write
+    authenticate_token(services.engine, issued.secret, now=t0 + timedelta(seconds=60))
+    assert last_used() == t0 + timedelta(seconds=60)
+    with pytest.raises(Unauthenticated) as expired:
+        authenticate_token(services.engine, issued.secret, now=t0 + timedelta(hours=1))
+    assert expired.value.code == "TOKEN_EXPIRED"
+    with transaction(services.sessions) as s:
+        revoke_token(s, issued.token.token_id, now=t0 + timedelta(seconds=61))
+    with pytest.raises(Unauthenticated) as revoked:  # the next check sees it: nothing is cached
+        authenticate_token(services.engine, issued.secret, now=t0 + timedelta(seconds=62))
+    assert revoked.value.code == "TOKEN_REVOKED"

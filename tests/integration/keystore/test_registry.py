@@ -125,6 +125,21 @@ def test_unknown_seal(seal_registry: Any) -> None:
     assert err2.value.code == "SEAL_NOT_FOUND"
 
 
+def test_get_reads_the_seal_with_its_current_certificate(seal_registry: Any) -> None:
+    """``get`` (one Core row) answers as ``list`` (ORM rows) does, with the last change's certificate."""
+    first = issue_township_seal(seal_registry)
+    sid = first.seal_id
+    _activate(seal_registry, sid)
+    changed = seal_registry.change(sid, actor="a", approved_by="b", requested_by="c", reason="换钥", now=T1)
+    got = seal_registry.get(sid)
+    assert got == next(s for s in seal_registry.list() if s.seal_id == sid)
+    assert got.status is SealStatus.ACTIVE and got.key_label != first.key_label
+    assert got.cert_serial == changed.cert_serial != first.cert_serial
+    cert = x509.load_der_x509_certificate(got.cert_der)
+    assert cert.serial_number == got.cert_serial
+    assert (got.not_before, got.not_after) == (cert.not_valid_before_utc, cert.not_valid_after_utc)
+
+
 def test_duplicate_name_in_a_township_and_reuse_after_cancel(seal_registry: Any, keystore: Any) -> None:
     first = issue_township_seal(seal_registry)
     labels = set(keystore.key_labels("seal:360732100-"))

@@ -312,3 +312,38 @@ def _run(engine: Any, work: Any) -> Any:
 
     with transaction(engine) as s:
         return work(s)
+
+
+def test_draws_and_flips_are_compiled_once(pg_engine: Any) -> None:
+    """The statements of a draw, a settle and a void are built once (bind parameters): after the first of
+    each, every one is found in SQLAlchemy's statement cache; a void keeps its reason (cut at 2000)."""
+    from sqlalchemy import event, select
+
+    from core.db import transaction
+    from signer._numbers import numbers, settle_number, void_number
+    from signer._storage import DocumentNumberRow
+
+    seen: list[tuple[str, Any]] = []
+
+    @event.listens_for(pg_engine, "after_cursor_execute")
+    def record(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().startswith(("WITH", "UPDATE")):
+            seen.append((statement.split()[0], context.cache_hit))
+
+    drawn = []
+    for i in range(6):
+        with transaction(pg_engine) as s:
+            drawn.append(_reserve(s, f"k-{i}", commit=i % 2 == 0))
+        with transaction(pg_engine) as s:
+            assert (settle_number(s, drawn[-1]) if i % 3 else void_number(s, drawn[-1], "x" * 3000)) is True
+    event.remove(pg_engine, "after_cursor_execute", record)
+    dialect = pg_engine.dialect
+    assert len(seen) == 12 and dialect.NO_CACHE_KEY not in {hit for _, hit in seen}
+    # the first draw, settle and void compile; the rest are hits
+    assert [hit for _, hit in seen].count(dialect.CACHE_HIT) >= 9, seen
+    with transaction(pg_engine) as s:
+        assert [(n, st) for n, _, st in numbers(s, "360732-11", 2026)] == [
+            (i + 1, "VOID" if i % 3 == 0 else "USED") for i in range(6)
+        ]
+        reasons = s.scalars(select(DocumentNumberRow.reason).order_by(DocumentNumberRow.seq)).all()
+        assert reasons == ["x" * 2000, None, None, "x" * 2000, None, None]
