@@ -468,7 +468,8 @@ class Sealer:
     # -- the steps of a sealing --------------------------------------------------------------------------
     def _prepare(self, request: SealRequest, checked: Precheck | None, now: datetime) -> _Prepared:
         """Every check of the input before any number is drawn (bad input leaves no trace): the PDF is
-        parsed once and the stamp placed once, here; the seal is read (or taken from ``checked``)."""
+        parsed once, opened with PDFium once (:meth:`_read_pages`) and the stamp placed once, here; the seal
+        is read (or taken from ``checked``)."""
         if (request.unverified_pdf is None) == (request.template is None):
             raise BadInput(
                 "SEAL_INPUT_INVALID",
