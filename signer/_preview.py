@@ -33,6 +33,8 @@ from ._qr import qr_box
 from ._seal import Placement, resolve_placement
 
 if TYPE_CHECKING:
+    from pypdfium2 import PdfDocument
+
     from ._service import Sealer
 
 PREVIEW_DPI = 100.0
@@ -76,9 +78,10 @@ def qr_fits(unverified_pdf: bytes, *, max_bytes: int, placement: Placement | Non
     return qr_fits_opened(unverified_pdf, opened, page)
 
 
-def qr_fits_opened(unverified_pdf: bytes, opened: OpenedPdf, page: int) -> bool:
+def qr_fits_opened(unverified_pdf: bytes | PdfDocument, opened: OpenedPdf, page: int) -> bool:
     """:func:`qr_fits` on a PDF already opened, with the stamp's page already resolved (the signer's one
-    parse and one placement of a signing)."""
+    parse and one placement of a signing). ``unverified_pdf`` is its bytes, or the document the signing
+    opened with PDFium inside its ``verifier.pdfium_document`` block (see :func:`_blank`)."""
     try:
         if has_signatures(opened):
             return False
@@ -177,9 +180,13 @@ def _margin_pixels(box: Box, page_box: Box, w: int, h: int) -> tuple[int, int, i
     return None if x1 <= x0 or y1 <= y0 else (x0, y0, x1, y1)
 
 
-def _blank(pdf: bytes, page_index: int, box: Box, page_box: Box, pad: int = _PAD_PX) -> bool:
+def _blank(pdf: bytes | PdfDocument, page_index: int, box: Box, page_box: Box, pad: int = _PAD_PX) -> bool:
     """Nothing drawn inside ``box`` (PDF points) on the page, with a 4 pt margin, at 72 dpi; False when the
     box is not wholly on the page (the code would be printed cut).
+
+    ``pdf`` is the file (opened here, under ``verifier.PDFIUM_LOCK``; False when PDFium cannot open it) or
+    a document already open in the caller's ``verifier.pdfium_document`` block (the lock is held there, so
+    it is not taken here): the same pixels either way.
 
     Only the box, its margin and ``pad`` pixels around them are rendered (a whole page at 72 dpi cost ~3 ms
     of CPU per signing). The pad keeps PDFium's clipping at the bitmap's edge out of the pixels looked at:
@@ -189,38 +196,54 @@ def _blank(pdf: bytes, page_index: int, box: Box, page_box: Box, pad: int = _PAD
         return False
     import pypdfium2 as pdfium
 
-    from verifier import PDFIUM_LOCK, render_page
+    if not isinstance(pdf, pdfium.PdfDocument):
+        from contextlib import ExitStack
 
-    with PDFIUM_LOCK:
-        try:
-            doc = pdfium.PdfDocument(pdf)
-        except pdfium.PdfiumError:
-            return False
-        try:
-            page = doc[page_index]
+        from verifier import pdfium_document
+
+        with ExitStack() as held:
             try:
-                w_pt, h_pt = page.get_size()
-                w, h = max(1, round(w_pt)), max(1, round(h_pt))
-                if w * h > 4_000_000:
-                    return False
-                looked_at = _margin_pixels(box, page_box, w, h)
-                if looked_at is None:
-                    return False
-                x0, y0, x1, y1 = looked_at
-                rx0, ry0, rx1, ry1 = max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)
-                region = render_page(
-                    page, w, h, 0x01, time.monotonic() + PAGE_DEADLINE_S, (rx0, ry0, rx1, ry1)
-                )
-            finally:
-                page.close()
-        except (pdfium.PdfiumError, IndexError):
-            return False
-        finally:
-            doc.close()
-    if region is None:
+                doc = held.enter_context(pdfium_document(pdf))
+            except ValueError:
+                return False
+            rendered = _rendered(doc, page_index, box, page_box, pad)
+    else:
+        rendered = _rendered(pdf, page_index, box, page_box, pad)
+    if rendered is None:
         return False
+    region, (x0, y0, x1, y1), (rx0, ry0, rx1) = rendered
     row = (rx1 - rx0) * 3
     return all(
         min(region[(y - ry0) * row + (x0 - rx0) * 3 : (y - ry0) * row + (x1 - rx0) * 3], default=255) >= 235
         for y in range(y0, y1)
     )
+
+
+def _rendered(
+    doc: PdfDocument, page_index: int, box: Box, page_box: Box, pad: int
+) -> tuple[bytes, tuple[int, int, int, int], tuple[int, int, int]] | None:
+    """For :func:`_blank`, with the caller holding ``verifier.PDFIUM_LOCK``: the rendered region (packed
+    BGR), the pixels to look at (x0, y0, x1, y1) and the region's left, top and right edges; None when the
+    page cannot be loaded or rendered (in time), is too large, or the box's pixels are off it."""
+    import pypdfium2 as pdfium
+
+    from verifier import render_page
+
+    try:
+        page = doc[page_index]
+        try:
+            w_pt, h_pt = page.get_size()
+            w, h = max(1, round(w_pt)), max(1, round(h_pt))
+            if w * h > 4_000_000:
+                return None
+            looked_at = _margin_pixels(box, page_box, w, h)
+            if looked_at is None:
+                return None
+            x0, y0, x1, y1 = looked_at
+            rx0, ry0, rx1, ry1 = max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)
+            region = render_page(page, w, h, 0x01, time.monotonic() + PAGE_DEADLINE_S, (rx0, ry0, rx1, ry1))
+        finally:
+            page.close()
+    except (pdfium.PdfiumError, IndexError):
+        return None
+    return None if region is None else (region, looked_at, (rx0, ry0, rx1))

@@ -297,6 +297,10 @@ def _database_gone() -> Unavailable:
     )
 
 
+def _pages_unreadable(exc: ValueError) -> BadInput:
+    return BadInput("PDF_MALFORMED", f"the PDF's pages cannot be read: {exc}", "PDF 页面无法读取")
+
+
 def rendered_template(
     template: str, template_data: dict[str, Any] | None, seal: Seal, number: str, now: datetime
 ) -> bytes:
@@ -464,7 +468,8 @@ class Sealer:
     # -- the steps of a sealing --------------------------------------------------------------------------
     def _prepare(self, request: SealRequest, checked: Precheck | None, now: datetime) -> _Prepared:
         """Every check of the input before any number is drawn (bad input leaves no trace): the PDF is
-        parsed once and the stamp placed once, here; the seal is read (or taken from ``checked``)."""
+        parsed once, opened with PDFium once (:meth:`_read_pages`) and the stamp placed once, here; the seal
+        is read (or taken from ``checked``)."""
         if (request.unverified_pdf is None) == (request.template is None):
             raise BadInput(
                 "SEAL_INPUT_INVALID",
@@ -487,11 +492,8 @@ class Sealer:
             refuse_unsealable(opened, request.unverified_pdf)
             refuse_failing_signatures(opened, request.unverified_pdf, now)
             at = resolve_placement(opened, request.placement)
-            if request.verify_qr == "if_blank":
-                from ._preview import qr_fits_opened
-
-                verify_qr = qr_fits_opened(request.unverified_pdf, opened, at[0])
-            elif request.verify_qr and has_signatures(opened):
+            # "if_blank" never refuses: its answer is read with the pages' text, below (one PDFium open)
+            if request.verify_qr != "if_blank" and request.verify_qr and has_signatures(opened):
                 raise BadInput(
                     "QR_ON_SIGNED_PDF",
                     "a verification QR code would change a page under existing signatures",
@@ -504,7 +506,8 @@ class Sealer:
         # department) and its family (approval result, acceptance paper, opinion) (issue 22, leak 15).
         series = _numbers.series_for(seal, number_family(kind))
         if request.unverified_pdf is not None:
-            self._refuse_own_numbers(request.unverified_pdf, seal)
+            assert opened is not None and at is not None
+            verify_qr = self._read_pages(request, opened, at[0], seal)
         return _Prepared(stage, kind, level, seal, series, opened, at, verify_qr)
 
     def _decide(self, request: SealRequest, prepared: _Prepared, now: datetime) -> Decision:
@@ -896,14 +899,47 @@ class Sealer:
             replayed=True,
         )
 
-    def _refuse_own_numbers(self, unverified_pdf: bytes, seal: Seal) -> None:
-        """A PDF brought to be sealed may not already print a number of this issuer's series, of any
-        family (nor a bare 〔2026〕2号): the number is assigned here, after this check, and a page showing
-        another one would carry a seal bound to a number it does not show (issue 18). Numbers of other
-        organs' series (citations such as 兴国县林业局〔2025〕12号) are fine. Checked before a number is
-        drawn."""
+    def _read_pages(self, request: SealRequest, opened: OpenedPdf, page: int, seal: Seal) -> bool:
+        """The upload's pages as PDFium shows them, from one PDFium document for both checks that need it
+        (issue 24): no page may show a number of this issuer's series (:meth:`_refuse_own_numbers`), and
+        with ``verify_qr="if_blank"`` the code is printed only where ``page`` is blank
+        (``_preview.qr_fits_opened``). Returns whether the code is printed. Checked before a number is drawn.
+
+        What a client sees is what the two separate opens gave: the QR check never refuses (a file PDFium
+        cannot open has no blank area), so it runs here, after the seal is read, and a file PDFium cannot
+        open is ``PDF_MALFORMED`` (when the pages are read at all: a number format without 〔year〕 reads
+        none)."""
+        from contextlib import ExitStack
+
+        from verifier import page_texts, pdfium_document
+
+        from ._preview import qr_fits_opened
+
+        unverified_pdf = request.unverified_pdf
+        assert unverified_pdf is not None
+        heads = self._own_series_heads(seal)
+        qr_asked = request.verify_qr == "if_blank"
+        verify_qr = request.verify_qr is not False
+        if heads is None:  # no text to read: the QR check opens the file itself, if asked
+            return qr_fits_opened(unverified_pdf, opened, page) if qr_asked else verify_qr
+        with ExitStack() as held:  # PDFIUM_LOCK held, the document closed on leaving (also on an error)
+            try:
+                doc = held.enter_context(pdfium_document(unverified_pdf))
+            except ValueError as exc:
+                raise _pages_unreadable(exc) from exc
+            if qr_asked:
+                verify_qr = qr_fits_opened(doc, opened, page)
+            try:
+                texts = page_texts(doc)
+            except ValueError as exc:
+                raise _pages_unreadable(exc) from exc
+        self._refuse_own_numbers(texts, heads)
+        return verify_qr
+
+    def _own_series_heads(self, seal: Seal) -> list[str] | None:
+        """The series prefixes of this issuer's numbers, one per family; None for a number format without
+        〔year〕 (nothing to recognise on a page)."""
         from policies import NumberFamily
-        from verifier import conflicting_numbers, page_texts
 
         heads = [
             _numbers.series_prefix(
@@ -911,15 +947,16 @@ class Sealer:
             )
             for family in NumberFamily
         ]
-        if None in heads:
-            return  # a number format without 〔year〕: nothing to recognise on a page
-        try:
-            texts = page_texts(unverified_pdf)
-        except ValueError as exc:
-            raise BadInput(
-                "PDF_MALFORMED", f"the PDF's pages cannot be read: {exc}", "PDF 页面无法读取"
-            ) from exc
-        shown = [found for head in heads if head for found in conflicting_numbers(texts, head)]
+        return None if None in heads else [head for head in heads if head]
+
+    def _refuse_own_numbers(self, texts: list[str], heads: list[str]) -> None:
+        """A PDF brought to be sealed may not already print a number of this issuer's series (``heads``),
+        of any family (nor a bare 〔2026〕2号): the number is assigned here, after this check, and a page
+        showing another one would carry a seal bound to a number it does not show (issue 18). Numbers of
+        other organs' series (citations such as 兴国县林业局〔2025〕12号) are fine. ``texts``: its pages'."""
+        from verifier import conflicting_numbers
+
+        shown = [found for head in heads for found in conflicting_numbers(texts, head)]
         if shown:
             page, number = shown[0]
             raise BadInput(

@@ -65,7 +65,14 @@ from verifier._verify import verify_document
 
 if TYPE_CHECKING:
     from verifier._pdfgraph import DEFAULT_MAX_NODES, GraphBudgetExceeded, GraphFindings, scan_graph
-    from verifier._visual import PDFIUM_LOCK, conflicting_numbers, page_texts, render_page, visible_changes
+    from verifier._visual import (
+        PDFIUM_LOCK,
+        conflicting_numbers,
+        page_texts,
+        pdfium_document,
+        render_page,
+        visible_changes,
+    )
 
 #: Names whose modules load on first use (pyHanko, PDFium): name -> module.
 _LAZY = {
@@ -76,6 +83,7 @@ _LAZY = {
     "PDFIUM_LOCK": "verifier._visual",
     "conflicting_numbers": "verifier._visual",
     "page_texts": "verifier._visual",
+    "pdfium_document": "verifier._visual",
     "render_page": "verifier._visual",
     "visible_changes": "verifier._visual",
 }
@@ -129,6 +137,7 @@ __all__ = [
     "check_budget",
     "conflicting_numbers",
     "page_texts",
+    "pdfium_document",
     "render_page",
     "scan_graph",
     "visible_changes",

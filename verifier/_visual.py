@@ -477,17 +477,31 @@ def _to_page_rect(page: pdfium.PdfPage, width: int, height: int, box: tuple[int,
 # --- the text layer -------------------------------------------------------------------------------
 
 
+@contextmanager
+def pdfium_document(pdf: bytes) -> Iterator[pdfium.PdfDocument]:
+    """``pdf`` opened with PDFium, with ``PDFIUM_LOCK`` held until the block ends and the document closed
+    then (also on an error). Raises ``ValueError`` when PDFium cannot open it.
+
+    Inside the block, pass the document to the functions that take one (:func:`page_texts`,
+    ``signer``'s QR check); never call one that takes the lock itself (it is not reentrant: a deadlock).
+    """
+    with PDFIUM_LOCK:
+        try:
+            doc = pdfium.PdfDocument(pdf)
+        except pdfium.PdfiumError as exc:
+            raise ValueError(f"PDFium cannot open the file: {exc}") from exc
+        try:
+            yield doc
+        finally:
+            doc.close()
+
+
 def page_text(pdf: bytes, page_index: int) -> str:
     """The text PDFium extracts from page ``page_index`` (0-based), lines separated by ``\\r\\n``.
 
     Raises ``ValueError`` for an unreadable file or a page that does not exist.
     """
-    with PDFIUM_LOCK, ExitStack() as stack:
-        try:
-            doc = pdfium.PdfDocument(pdf)
-        except pdfium.PdfiumError as exc:
-            raise ValueError(f"PDFium cannot open the file: {exc}") from exc
-        stack.callback(doc.close)
+    with pdfium_document(pdf) as doc, ExitStack() as stack:
         if not 0 <= page_index < len(doc):
             raise ValueError(f"no page index {page_index} in a document of {len(doc)} pages")
         page = doc[page_index]
@@ -544,25 +558,25 @@ def document_numbers_in(text: str) -> list[str]:
     return out
 
 
-def page_texts(pdf: bytes, *, max_pages: int = 500) -> list[str]:
-    """The text of each page (at most ``max_pages``), one PDFium document open for all of them."""
+def page_texts(pdf: bytes | pdfium.PdfDocument, *, max_pages: int = 500) -> list[str]:
+    """The text of each page (at most ``max_pages``), one PDFium document open for all of them.
+
+    ``pdf`` is the file (opened here, under ``PDFIUM_LOCK``; ``ValueError`` when PDFium cannot open it) or a
+    document already open in the caller's :func:`pdfium_document` block (the lock is the caller's then)."""
+    if not isinstance(pdf, pdfium.PdfDocument):
+        with pdfium_document(pdf) as doc:
+            return page_texts(doc, max_pages=max_pages)
     out: list[str] = []
-    with PDFIUM_LOCK, ExitStack() as stack:
+    for i in range(min(len(pdf), max_pages)):
+        page = pdf[i]
         try:
-            doc = pdfium.PdfDocument(pdf)
-        except pdfium.PdfiumError as exc:
-            raise ValueError(f"PDFium cannot open the file: {exc}") from exc
-        stack.callback(doc.close)
-        for i in range(min(len(doc), max_pages)):
-            page = doc[i]
+            text = page.get_textpage()
             try:
-                text = page.get_textpage()
-                try:
-                    out.append(str(text.get_text_range()))
-                finally:
-                    text.close()
+                out.append(str(text.get_text_range()))
             finally:
-                page.close()
+                text.close()
+        finally:
+            page.close()
     return out
 
 
@@ -619,6 +633,7 @@ __all__ = [
     "conflicting_numbers",
     "page_text",
     "page_texts",
+    "pdfium_document",
     "render_page",
     "same_document_number",
     "series_head",

@@ -382,6 +382,57 @@ def test_verification_qr_is_drawn_and_sealed(
     assert err.value.code == "QR_ON_SIGNED_PDF"
 
 
+def _one_page(ops: bytes) -> bytes:
+    """An unsigned A4 page drawn by the content ``ops``."""
+    from io import BytesIO
+
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
+
+    w = PdfFileWriter()
+    contents = w.add_object(generic.StreamObject(stream_data=ops))
+    w.insert_page(
+        PageObject(contents=contents, media_box=(0, 0, 595, 842), resources=generic.DictionaryObject())
+    )
+    out = BytesIO()
+    w.write(out)
+    return out.getvalue()
+
+
+@pytest.mark.timeout(300)  # PDFIUM_LOCK taken again while the signing holds it would hang here
+def test_verification_qr_if_blank_on_an_upload(
+    sealer: Any, xingjiang_seal: Any, xingjiang_clerk: Any, engine: Any
+) -> None:
+    """``verify_qr="if_blank"`` on an upload: the code is printed where its place is blank and left out
+    where the page has ink there; a page showing a number of the series is still refused. Both read the
+    upload from one PDFium document per signing (issue 24)."""
+    from core.db import transaction
+    from core.errors import BadInput
+    from signer._numbers import numbers
+    from signer._qr import qr_box
+    from signer._templates import render_template
+    from tests._fixtures.signer import PERMIT_DATA
+    from verifier import page_texts
+
+    x0, y0, x1, y1 = qr_box((0.0, 0.0, 595.0, 842.0))
+    ink = b"0 g %.2f %.2f 2 2 re f" % ((x0 + x1) / 2, (y0 + y1) / 2)  # in the middle of the code's place
+
+    def seal(key: str, pdf: bytes) -> Any:
+        upload = dict(template=None, template_data=None, unverified_pdf=pdf, verify_qr="if_blank")
+        return sealer.apply_seal(_request(xingjiang_seal, xingjiang_clerk, idempotency_key=key, **upload))
+
+    blank = seal("qr-blank", _one_page(b""))
+    assert "扫码验证" in page_texts(blank.pdf)[0]
+    inked = seal("qr-ink", _one_page(ink))
+    assert "扫码验证" not in page_texts(inked.pdf)[0]
+    assert inked.document_number is not None
+    with pytest.raises(BadInput) as err:
+        seal("qr-number", render_template("public_place_hygiene_permit", PERMIT_DATA))
+    assert err.value.code == "PDF_SHOWS_DOCUMENT_NUMBER", err.value
+    with transaction(engine) as s:  # the refused upload drew no number
+        assert [(n, st) for n, _, st in numbers(s, ACCEPTANCE_SERIES, 2026)] == [(1, "USED"), (2, "USED")]
+
+
 def _encrypted(pdf: bytes) -> bytes:
     import subprocess
     import tempfile

@@ -32,19 +32,19 @@ def _dot(x: float, y: float, grey: float = 0.0) -> bytes:
 X0, Y0, X1, Y1 = qr_box(A4)
 
 
-@pytest.mark.parametrize(
-    ("ops", "fits"),
-    [
-        (b"", True),
-        (_dot((X0 + X1) / 2, (Y0 + Y1) / 2), False),  # in the middle of the box
-        (_dot(X1 + 1.5, Y1 + 1.5), False),  # in the margin, upper right
-        (_dot(X0 - 3.5, Y0 - 3.5), False),  # in the margin, lower left
-        (_dot(X1 + 12, (Y0 + Y1) / 2), True),  # beside the box, beyond the margin
-        (_dot(X0, Y1 + 12), True),  # above it
-        (_dot((X0 + X1) / 2, (Y0 + Y1) / 2, grey=0.97), True),  # too faint to be seen under the code
-        (_dot(300, 700) + _dot(500, 60), True),  # the rest of the page is not its business
-    ],
-)
+CASES = [
+    (b"", True),
+    (_dot((X0 + X1) / 2, (Y0 + Y1) / 2), False),  # in the middle of the box
+    (_dot(X1 + 1.5, Y1 + 1.5), False),  # in the margin, upper right
+    (_dot(X0 - 3.5, Y0 - 3.5), False),  # in the margin, lower left
+    (_dot(X1 + 12, (Y0 + Y1) / 2), True),  # beside the box, beyond the margin
+    (_dot(X0, Y1 + 12), True),  # above it
+    (_dot((X0 + X1) / 2, (Y0 + Y1) / 2, grey=0.97), True),  # too faint to be seen under the code
+    (_dot(300, 700) + _dot(500, 60), True),  # the rest of the page is not its business
+]
+
+
+@pytest.mark.parametrize(("ops", "fits"), CASES)
 def test_qr_fits_only_where_nothing_is_drawn(ops: bytes, fits: bool) -> None:
     assert qr_fits(_page_with(ops), max_bytes=10_000_000) is fits
 
@@ -52,3 +52,20 @@ def test_qr_fits_only_where_nothing_is_drawn(ops: bytes, fits: bool) -> None:
 def test_a_box_off_the_page_does_not_fit() -> None:
     # a page narrower than the code's place (72 pt in, 56 pt wide): the code would print off the page
     assert qr_fits(_page_with(b"", (0.0, 0.0, 100.0, 842.0)), max_bytes=10_000_000) is False
+
+
+@pytest.mark.parametrize(("ops", "fits"), CASES)
+def test_the_signings_one_pdfium_document_gives_the_same_answer(ops: bytes, fits: bool) -> None:
+    # issue 24: the sealer opens an upload with PDFium once, for this check and the pages' text
+    from signer._pdfin import open_untrusted_pdf
+    from signer._preview import qr_fits_opened
+    from verifier import PDFIUM_LOCK, page_texts, pdfium_document
+
+    pdf = _page_with(ops)
+    opened = open_untrusted_pdf(pdf, max_bytes=10_000_000)
+    with pdfium_document(pdf) as doc:
+        assert qr_fits_opened(doc, opened, 0) is fits  # the lock is the block's: not taken again
+        assert page_texts(doc) == [""]  # the document is still open for the next reader
+        assert qr_fits_opened(doc, opened, 0) is fits
+    assert not PDFIUM_LOCK.locked()
+    assert qr_fits_opened(pdf, opened, 0) is fits

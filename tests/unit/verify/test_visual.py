@@ -28,6 +28,7 @@ from tests._fixtures.signer import (
     PESTICIDE_PERMIT_DATA,
 )
 from verifier._visual import (
+    PDFIUM_LOCK,
     DiffKind,
     Rect,
     RenderMode,
@@ -36,6 +37,8 @@ from verifier._visual import (
     document_numbers_in,
     normalise_document_number,
     page_text,
+    page_texts,
+    pdfium_document,
     same_document_number,
     visible_changes,
 )
@@ -464,6 +467,25 @@ def test_page_text_bad_input() -> None:
     pdf = render_template("acceptance_notice", TEMPLATE_DATA["acceptance_notice"])
     with pytest.raises(ValueError, match="no page index 3"):
         page_text(pdf, 3)
+
+
+def test_one_pdfium_document_serves_every_reader_and_is_closed() -> None:
+    # issue 24: the sealer opens an upload once and reads it in one pdfium_document block
+    pdf = render_template("acceptance_notice", TEMPLATE_DATA["acceptance_notice"])
+    with pdfium_document(pdf) as doc:
+        assert PDFIUM_LOCK.locked()  # held for the whole block (page_texts(doc) does not take it)
+        texts = page_texts(doc)
+        assert page_texts(doc, max_pages=0) == []
+    assert not PDFIUM_LOCK.locked()
+    assert texts == page_texts(pdf) == [page_text(pdf, 0)]
+    assert NUMBER not in texts[0] and ISSUER in texts[0].replace("\r\n", "")
+    with pytest.raises(ZeroDivisionError), pdfium_document(pdf) as doc:
+        1 / 0  # an error inside the block: the document is closed and the lock released
+    assert not PDFIUM_LOCK.locked()
+    assert doc.raw is None  # closed
+    with pytest.raises(ValueError, match="PDFium cannot open the file"), pdfium_document(b"%PDF-1.7 junk"):
+        pass
+    assert not PDFIUM_LOCK.locked()
 
 
 @pytest.mark.parametrize(
