@@ -200,11 +200,7 @@ def reading_connection(engine: Engine) -> Iterator[Connection]:
     each statement autocommits; on SQLite the connection holds one transaction (``BEGIN IMMEDIATE``, as
     :func:`transaction`), committed at the end.
     """
-    if is_sqlite(engine):
-        with engine.begin() as conn:
-            yield conn
-        return
-    with _autocommit(engine) as conn:
+    with _each_statement_committed(engine) as conn:
         yield conn
 
 
@@ -221,17 +217,20 @@ def execute_alone(engine: Engine, statement: Executable, params: Mapping[str, ob
     transaction adds are spared. On SQLite between ``BEGIN IMMEDIATE`` and COMMIT, as :func:`transaction`.
     An error is raised as SQLAlchemy's (``IntegrityError``, ...), and nothing of the statement is written.
     """
-    if is_sqlite(engine):
-        with engine.begin() as conn:
-            conn.execute(statement, params)
-        return
-    with _autocommit(engine) as conn:
+    with _each_statement_committed(engine) as conn:
         conn.execute(statement, params)
 
 
-def _autocommit(engine: Engine) -> Connection:
-    """A pooled connection of ``engine`` in autocommit (each statement its own transaction)."""
-    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+@contextmanager
+def _each_statement_committed(engine: Engine) -> Iterator[Connection]:
+    """A pooled connection of ``engine`` whose statements need no BEGIN/COMMIT round trips: autocommit on
+    PostgreSQL; on SQLite one transaction (``BEGIN IMMEDIATE``), committed at the end."""
+    if is_sqlite(engine):
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn
 
 
 def fetch_in_one_round_trip(
@@ -308,9 +307,8 @@ def execute_and_commit(session: Session, *statements: Executable | BoundStatemen
     :data:`BoundStatement`, and reads nothing back: no RETURNING (an INSERT into a table whose key the
     database generates is ``.inline()``, or SQLAlchemy asks for the key). Nothing may be written in the
     session after it (the transaction is over; the session's own commit then finds nothing to do). An
-    error of any is raised as SQLAlchemy's
-    (``IntegrityError``, ``OperationalError``, ...): the server has then aborted the transaction, nothing
-    of it is committed, and the caller rolls back as usual.
+    error of any is raised as SQLAlchemy's (``IntegrityError``, ``OperationalError``, ...): the server has
+    then aborted the transaction, nothing of it is committed, and the caller rolls back as usual.
 
     Returns False, having only executed the statements, where that is not possible (SQLite, another
     driver): the caller's commit then ends the transaction.

@@ -196,6 +196,12 @@ def _seal_from_row(
     )
 
 
+def _seal_not_found(seal_id: str) -> NotFound:
+    return NotFound(
+        "SEAL_NOT_FOUND", f"no seal {seal_id}", f"印章不存在：{seal_id}", details={"seal_id": seal_id}
+    )
+
+
 def _event_from_row(row: SealEventRow) -> SealEvent:
     return SealEvent(
         seal_id=row.seal_id,
@@ -232,12 +238,7 @@ class SealRegistry:
         with reading_connection(self._engine) as conn:  # one row by key: no snapshot needed
             row = conn.execute(_SEAL_BY_ID, {"seal_id": seal_id}).first()
         if row is None:
-            raise NotFound(
-                "SEAL_NOT_FOUND",
-                f"no seal {seal_id}",
-                f"印章不存在：{seal_id}",
-                details={"seal_id": seal_id},
-            )
+            raise _seal_not_found(seal_id)
         return _seal_from_row(row, row)
 
     def list(
@@ -553,12 +554,7 @@ class SealRegistry:
         with transaction(self._engine) as session:
             row = session.get(SealRow, seal_id, with_for_update=True)
             if row is None:
-                raise NotFound(
-                    "SEAL_NOT_FOUND",
-                    f"no seal {seal_id}",
-                    f"印章不存在：{seal_id}",
-                    details={"seal_id": seal_id},
-                )
+                raise _seal_not_found(seal_id)
             current = SealStatus(row.status)
             new = target or current
             if current not in allowed_from:
