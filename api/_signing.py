@@ -669,7 +669,7 @@ class SigningWorkflow:
         marked: list[SigningRequestView] = []
 
         def on_settled(sealed: SealedDocument) -> list[BoundStatement]:
-            # Written by the signer's settle, in the ledger's statement: the request is SEALED with its
+            # Written by the signer's settle, with the ledger's statement: the request is SEALED with its
             # number, ledger entry and stored document, or none of them is written. Only the signing that
             # settles the number calls this, once: the request cannot be SEALED already.
             now = _now()

@@ -431,9 +431,10 @@ class Sealer:
         made again. Without it (or for another request) the policy decides here.
 
         ``on_settled(document)`` gives the caller's own record of the outcome (the API marks its request
-        SEALED and queues the supervision event) as write statements: they run in the settle transaction,
-        in the same statement as the ledger entry on PostgreSQL, and commit with the number's USED, the
-        entry and the stored document or not at all. They must only write (nothing is returned to read).
+        SEALED and queues the supervision event) as write statements built once, with their values
+        (``core.db.BoundStatement``): they run in the settle transaction, pipelined with the ledger entry
+        and the COMMIT on PostgreSQL, and commit with the number's USED, the entry and the stored document
+        or not at all. They must only write (no RETURNING: nothing is read back).
         It is called at most once, only by the signing that settles the number, never for a replay of an
         earlier signing with this idempotency key.
         """
@@ -648,8 +649,8 @@ class Sealer:
         document: SealedDocument | None = None
 
         def written_with_the_entry(entries: list[LedgerEntry]) -> list[BoundStatement]:
-            # Built once the entry's index is known, written in the ledger's own statement (PostgreSQL):
-            # after the head row is locked nothing else waits on a round trip.
+            # Made once the entry's index is known, sent with the ledger's statement and the COMMIT in one
+            # round trip (PostgreSQL): after the head row is locked nothing else waits on a round trip.
             nonlocal document
             document = SealedDocument(
                 idempotency_key=request.idempotency_key,
